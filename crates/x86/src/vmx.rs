@@ -1,0 +1,635 @@
+//! VMX facts: VMCS field encodings (SDM Vol. 3C Appendix B), control bits
+//! (§25.6–§25.8), basic exit reasons (Appendix C) and exit-information formats
+//! (§25.9).
+
+/// VMCS field encodings (SDM Vol. 3C Appendix B).
+pub mod field {
+    // 16-bit guest-state fields.
+    /// Guest ES selector.
+    pub const GUEST_ES_SELECTOR: u32 = 0x0800;
+    /// Guest CS selector.
+    pub const GUEST_CS_SELECTOR: u32 = 0x0802;
+    /// Guest SS selector.
+    pub const GUEST_SS_SELECTOR: u32 = 0x0804;
+    /// Guest DS selector.
+    pub const GUEST_DS_SELECTOR: u32 = 0x0806;
+    /// Guest FS selector.
+    pub const GUEST_FS_SELECTOR: u32 = 0x0808;
+    /// Guest GS selector.
+    pub const GUEST_GS_SELECTOR: u32 = 0x080A;
+    /// Guest LDTR selector.
+    pub const GUEST_LDTR_SELECTOR: u32 = 0x080C;
+    /// Guest TR selector.
+    pub const GUEST_TR_SELECTOR: u32 = 0x080E;
+    // 16-bit host-state fields.
+    /// Host ES selector.
+    pub const HOST_ES_SELECTOR: u32 = 0x0C00;
+    /// Host CS selector.
+    pub const HOST_CS_SELECTOR: u32 = 0x0C02;
+    /// Host SS selector.
+    pub const HOST_SS_SELECTOR: u32 = 0x0C04;
+    /// Host DS selector.
+    pub const HOST_DS_SELECTOR: u32 = 0x0C06;
+    /// Host FS selector.
+    pub const HOST_FS_SELECTOR: u32 = 0x0C08;
+    /// Host GS selector.
+    pub const HOST_GS_SELECTOR: u32 = 0x0C0A;
+    /// Host TR selector.
+    pub const HOST_TR_SELECTOR: u32 = 0x0C0C;
+    // 64-bit control fields.
+    /// I/O bitmap A address.
+    pub const IO_BITMAP_A: u32 = 0x2000;
+    /// I/O bitmap B address.
+    pub const IO_BITMAP_B: u32 = 0x2002;
+    /// MSR bitmap address.
+    pub const MSR_BITMAP: u32 = 0x2004;
+    /// TSC offset.
+    pub const TSC_OFFSET: u32 = 0x2010;
+    /// EPT pointer.
+    pub const EPT_POINTER: u32 = 0x201A;
+    // 64-bit read-only data fields.
+    /// Guest-physical address (EPT violations and misconfigurations).
+    pub const GUEST_PHYSICAL_ADDRESS: u32 = 0x2400;
+    // 64-bit guest-state fields.
+    /// VMCS link pointer.
+    pub const VMCS_LINK_POINTER: u32 = 0x2800;
+    /// Guest IA32_DEBUGCTL.
+    pub const GUEST_IA32_DEBUGCTL: u32 = 0x2802;
+    /// Guest IA32_PAT.
+    pub const GUEST_IA32_PAT: u32 = 0x2804;
+    /// Guest IA32_EFER.
+    pub const GUEST_IA32_EFER: u32 = 0x2806;
+    /// Guest PDPTE0 (PAE paging with EPT).
+    pub const GUEST_PDPTE0: u32 = 0x280A;
+    // 64-bit host-state fields.
+    /// Host IA32_PAT.
+    pub const HOST_IA32_PAT: u32 = 0x2C00;
+    /// Host IA32_EFER.
+    pub const HOST_IA32_EFER: u32 = 0x2C02;
+    // 32-bit control fields.
+    /// Pin-based VM-execution controls.
+    pub const PIN_BASED_VM_EXEC_CONTROL: u32 = 0x4000;
+    /// Primary processor-based VM-execution controls.
+    pub const CPU_BASED_VM_EXEC_CONTROL: u32 = 0x4002;
+    /// Exception bitmap.
+    pub const EXCEPTION_BITMAP: u32 = 0x4004;
+    /// Page-fault error-code mask.
+    pub const PAGE_FAULT_ERROR_CODE_MASK: u32 = 0x4006;
+    /// Page-fault error-code match.
+    pub const PAGE_FAULT_ERROR_CODE_MATCH: u32 = 0x4008;
+    /// CR3-target count.
+    pub const CR3_TARGET_COUNT: u32 = 0x400A;
+    /// Primary VM-exit controls.
+    pub const VM_EXIT_CONTROLS: u32 = 0x400C;
+    /// VM-exit MSR-store count.
+    pub const VM_EXIT_MSR_STORE_COUNT: u32 = 0x400E;
+    /// VM-exit MSR-load count.
+    pub const VM_EXIT_MSR_LOAD_COUNT: u32 = 0x4010;
+    /// VM-entry controls.
+    pub const VM_ENTRY_CONTROLS: u32 = 0x4012;
+    /// VM-entry MSR-load count.
+    pub const VM_ENTRY_MSR_LOAD_COUNT: u32 = 0x4014;
+    /// VM-entry interruption-information field.
+    pub const VM_ENTRY_INTR_INFO: u32 = 0x4016;
+    /// VM-entry exception error code.
+    pub const VM_ENTRY_EXCEPTION_ERROR_CODE: u32 = 0x4018;
+    /// VM-entry instruction length.
+    pub const VM_ENTRY_INSTRUCTION_LEN: u32 = 0x401A;
+    /// TPR threshold.
+    pub const TPR_THRESHOLD: u32 = 0x401C;
+    /// Secondary processor-based VM-execution controls.
+    pub const SECONDARY_VM_EXEC_CONTROL: u32 = 0x401E;
+    /// PLE gap.
+    pub const PLE_GAP: u32 = 0x4020;
+    /// PLE window.
+    pub const PLE_WINDOW: u32 = 0x4022;
+    /// Notify window, in crystal-clock cycles.
+    pub const NOTIFY_WINDOW: u32 = 0x4024;
+    // 32-bit read-only data fields.
+    /// VM-instruction error.
+    pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
+    /// Exit reason.
+    pub const VM_EXIT_REASON: u32 = 0x4402;
+    /// VM-exit interruption information.
+    pub const VM_EXIT_INTR_INFO: u32 = 0x4404;
+    /// VM-exit interruption error code.
+    pub const VM_EXIT_INTR_ERROR_CODE: u32 = 0x4406;
+    /// IDT-vectoring information.
+    pub const IDT_VECTORING_INFO: u32 = 0x4408;
+    /// IDT-vectoring error code.
+    pub const IDT_VECTORING_ERROR_CODE: u32 = 0x440A;
+    /// VM-exit instruction length.
+    pub const VM_EXIT_INSTRUCTION_LEN: u32 = 0x440C;
+    /// VM-exit instruction information.
+    pub const VMX_INSTRUCTION_INFO: u32 = 0x440E;
+    // 32-bit guest-state fields.
+    /// Guest ES limit.
+    pub const GUEST_ES_LIMIT: u32 = 0x4800;
+    /// Guest CS limit.
+    pub const GUEST_CS_LIMIT: u32 = 0x4802;
+    /// Guest SS limit.
+    pub const GUEST_SS_LIMIT: u32 = 0x4804;
+    /// Guest DS limit.
+    pub const GUEST_DS_LIMIT: u32 = 0x4806;
+    /// Guest FS limit.
+    pub const GUEST_FS_LIMIT: u32 = 0x4808;
+    /// Guest GS limit.
+    pub const GUEST_GS_LIMIT: u32 = 0x480A;
+    /// Guest LDTR limit.
+    pub const GUEST_LDTR_LIMIT: u32 = 0x480C;
+    /// Guest TR limit.
+    pub const GUEST_TR_LIMIT: u32 = 0x480E;
+    /// Guest GDTR limit.
+    pub const GUEST_GDTR_LIMIT: u32 = 0x4810;
+    /// Guest IDTR limit.
+    pub const GUEST_IDTR_LIMIT: u32 = 0x4812;
+    /// Guest ES access rights.
+    pub const GUEST_ES_AR_BYTES: u32 = 0x4814;
+    /// Guest CS access rights.
+    pub const GUEST_CS_AR_BYTES: u32 = 0x4816;
+    /// Guest SS access rights.
+    pub const GUEST_SS_AR_BYTES: u32 = 0x4818;
+    /// Guest DS access rights.
+    pub const GUEST_DS_AR_BYTES: u32 = 0x481A;
+    /// Guest FS access rights.
+    pub const GUEST_FS_AR_BYTES: u32 = 0x481C;
+    /// Guest GS access rights.
+    pub const GUEST_GS_AR_BYTES: u32 = 0x481E;
+    /// Guest LDTR access rights.
+    pub const GUEST_LDTR_AR_BYTES: u32 = 0x4820;
+    /// Guest TR access rights.
+    pub const GUEST_TR_AR_BYTES: u32 = 0x4822;
+    /// Guest interruptibility state.
+    pub const GUEST_INTERRUPTIBILITY_INFO: u32 = 0x4824;
+    /// Guest activity state.
+    pub const GUEST_ACTIVITY_STATE: u32 = 0x4826;
+    /// Guest SMBASE.
+    pub const GUEST_SMBASE: u32 = 0x4828;
+    /// Guest IA32_SYSENTER_CS.
+    pub const GUEST_SYSENTER_CS: u32 = 0x482A;
+    /// VMX-preemption timer value.
+    pub const VMX_PREEMPTION_TIMER_VALUE: u32 = 0x482E;
+    // 32-bit host-state field.
+    /// Host IA32_SYSENTER_CS.
+    pub const HOST_IA32_SYSENTER_CS: u32 = 0x4C00;
+    // Natural-width control fields.
+    /// CR0 guest/host mask.
+    pub const CR0_GUEST_HOST_MASK: u32 = 0x6000;
+    /// CR4 guest/host mask.
+    pub const CR4_GUEST_HOST_MASK: u32 = 0x6002;
+    /// CR0 read shadow.
+    pub const CR0_READ_SHADOW: u32 = 0x6004;
+    /// CR4 read shadow.
+    pub const CR4_READ_SHADOW: u32 = 0x6006;
+    // Natural-width read-only data fields.
+    /// Exit qualification.
+    pub const EXIT_QUALIFICATION: u32 = 0x6400;
+    /// Guest-linear address.
+    pub const GUEST_LINEAR_ADDRESS: u32 = 0x640A;
+    // Natural-width guest-state fields.
+    /// Guest CR0.
+    pub const GUEST_CR0: u32 = 0x6800;
+    /// Guest CR3.
+    pub const GUEST_CR3: u32 = 0x6802;
+    /// Guest CR4.
+    pub const GUEST_CR4: u32 = 0x6804;
+    /// Guest ES base.
+    pub const GUEST_ES_BASE: u32 = 0x6806;
+    /// Guest CS base.
+    pub const GUEST_CS_BASE: u32 = 0x6808;
+    /// Guest SS base.
+    pub const GUEST_SS_BASE: u32 = 0x680A;
+    /// Guest DS base.
+    pub const GUEST_DS_BASE: u32 = 0x680C;
+    /// Guest FS base.
+    pub const GUEST_FS_BASE: u32 = 0x680E;
+    /// Guest GS base.
+    pub const GUEST_GS_BASE: u32 = 0x6810;
+    /// Guest LDTR base.
+    pub const GUEST_LDTR_BASE: u32 = 0x6812;
+    /// Guest TR base.
+    pub const GUEST_TR_BASE: u32 = 0x6814;
+    /// Guest GDTR base.
+    pub const GUEST_GDTR_BASE: u32 = 0x6816;
+    /// Guest IDTR base.
+    pub const GUEST_IDTR_BASE: u32 = 0x6818;
+    /// Guest DR7.
+    pub const GUEST_DR7: u32 = 0x681A;
+    /// Guest RSP.
+    pub const GUEST_RSP: u32 = 0x681C;
+    /// Guest RIP.
+    pub const GUEST_RIP: u32 = 0x681E;
+    /// Guest RFLAGS.
+    pub const GUEST_RFLAGS: u32 = 0x6820;
+    /// Guest pending debug exceptions.
+    pub const GUEST_PENDING_DBG_EXCEPTIONS: u32 = 0x6822;
+    /// Guest IA32_SYSENTER_ESP.
+    pub const GUEST_SYSENTER_ESP: u32 = 0x6824;
+    /// Guest IA32_SYSENTER_EIP.
+    pub const GUEST_SYSENTER_EIP: u32 = 0x6826;
+    // Natural-width host-state fields.
+    /// Host CR0.
+    pub const HOST_CR0: u32 = 0x6C00;
+    /// Host CR3.
+    pub const HOST_CR3: u32 = 0x6C02;
+    /// Host CR4.
+    pub const HOST_CR4: u32 = 0x6C04;
+    /// Host FS base.
+    pub const HOST_FS_BASE: u32 = 0x6C06;
+    /// Host GS base.
+    pub const HOST_GS_BASE: u32 = 0x6C08;
+    /// Host TR base.
+    pub const HOST_TR_BASE: u32 = 0x6C0A;
+    /// Host GDTR base.
+    pub const HOST_GDTR_BASE: u32 = 0x6C0C;
+    /// Host IDTR base.
+    pub const HOST_IDTR_BASE: u32 = 0x6C0E;
+    /// Host RSP.
+    pub const HOST_RSP: u32 = 0x6C14;
+    /// Host RIP.
+    pub const HOST_RIP: u32 = 0x6C16;
+
+    /// Width of a field, from bits 14:13 of its encoding (SDM Vol. 3C §25.11.2).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Width {
+        /// 16-bit field.
+        Word,
+        /// 64-bit field.
+        Quad,
+        /// 32-bit field.
+        Dword,
+        /// Natural-width field (64 bits on a 64-bit CPU).
+        Natural,
+    }
+
+    /// The width encoded in a field encoding.
+    pub const fn width(encoding: u32) -> Width {
+        match (encoding >> 13) & 3 {
+            0 => Width::Word,
+            1 => Width::Quad,
+            2 => Width::Dword,
+            _ => Width::Natural,
+        }
+    }
+
+    /// Whether the encoding names the high half of a 64-bit field (bit 0 set).
+    pub const fn is_high_access(encoding: u32) -> bool {
+        matches!(width(encoding), Width::Quad) && encoding & 1 == 1
+    }
+
+    /// Whether a field is read-only VM-exit information (type bits 11:10 = 1).
+    pub const fn is_read_only(encoding: u32) -> bool {
+        (encoding >> 10) & 3 == 1
+    }
+}
+
+/// Pin-based VM-execution controls (SDM Vol. 3C §25.6.1).
+pub mod pin {
+    /// External-interrupt exiting.
+    pub const EXT_INTR_EXITING: u32 = 1 << 0;
+    /// NMI exiting.
+    pub const NMI_EXITING: u32 = 1 << 3;
+    /// Virtual NMIs.
+    pub const VIRTUAL_NMIS: u32 = 1 << 5;
+    /// Activate VMX-preemption timer.
+    pub const PREEMPTION_TIMER: u32 = 1 << 6;
+}
+
+/// Primary processor-based VM-execution controls (SDM Vol. 3C §25.6.2).
+pub mod proc {
+    /// Interrupt-window exiting.
+    pub const INTR_WINDOW_EXITING: u32 = 1 << 2;
+    /// Use TSC offsetting.
+    pub const USE_TSC_OFFSETTING: u32 = 1 << 3;
+    /// HLT exiting.
+    pub const HLT_EXITING: u32 = 1 << 7;
+    /// INVLPG exiting.
+    pub const INVLPG_EXITING: u32 = 1 << 9;
+    /// MWAIT exiting.
+    pub const MWAIT_EXITING: u32 = 1 << 10;
+    /// RDPMC exiting.
+    pub const RDPMC_EXITING: u32 = 1 << 11;
+    /// RDTSC exiting.
+    pub const RDTSC_EXITING: u32 = 1 << 12;
+    /// CR3-load exiting.
+    pub const CR3_LOAD_EXITING: u32 = 1 << 15;
+    /// CR3-store exiting.
+    pub const CR3_STORE_EXITING: u32 = 1 << 16;
+    /// CR8-load exiting.
+    pub const CR8_LOAD_EXITING: u32 = 1 << 19;
+    /// CR8-store exiting.
+    pub const CR8_STORE_EXITING: u32 = 1 << 20;
+    /// Use TPR shadow.
+    pub const USE_TPR_SHADOW: u32 = 1 << 21;
+    /// NMI-window exiting.
+    pub const NMI_WINDOW_EXITING: u32 = 1 << 22;
+    /// MOV-DR exiting.
+    pub const MOV_DR_EXITING: u32 = 1 << 23;
+    /// Unconditional I/O exiting.
+    pub const UNCOND_IO_EXITING: u32 = 1 << 24;
+    /// Use I/O bitmaps.
+    pub const USE_IO_BITMAPS: u32 = 1 << 25;
+    /// Monitor trap flag.
+    pub const MONITOR_TRAP_FLAG: u32 = 1 << 27;
+    /// Use MSR bitmaps.
+    pub const USE_MSR_BITMAPS: u32 = 1 << 28;
+    /// MONITOR exiting.
+    pub const MONITOR_EXITING: u32 = 1 << 29;
+    /// PAUSE exiting.
+    pub const PAUSE_EXITING: u32 = 1 << 30;
+    /// Activate secondary controls.
+    pub const ACTIVATE_SECONDARY_CONTROLS: u32 = 1 << 31;
+}
+
+/// Secondary processor-based VM-execution controls (SDM Vol. 3C §25.6.2).
+pub mod proc2 {
+    /// Enable EPT.
+    pub const ENABLE_EPT: u32 = 1 << 1;
+    /// Descriptor-table exiting.
+    pub const DESC_TABLE_EXITING: u32 = 1 << 2;
+    /// Enable RDTSCP.
+    pub const ENABLE_RDTSCP: u32 = 1 << 3;
+    /// Enable VPID.
+    pub const ENABLE_VPID: u32 = 1 << 5;
+    /// WBINVD exiting.
+    pub const WBINVD_EXITING: u32 = 1 << 6;
+    /// Unrestricted guest.
+    pub const UNRESTRICTED_GUEST: u32 = 1 << 7;
+    /// Enable INVPCID.
+    pub const ENABLE_INVPCID: u32 = 1 << 12;
+    /// Bus-lock detection (VM exit 74).
+    pub const BUS_LOCK_DETECTION: u32 = 1 << 30;
+    /// Notify VM exiting ("instruction timeout" in newer SDM editions).
+    pub const NOTIFY_VM_EXITING: u32 = 1 << 31;
+}
+
+/// VM-exit controls (SDM Vol. 3C §25.7.1).
+pub mod exit_ctl {
+    /// Save debug controls.
+    pub const SAVE_DEBUG_CONTROLS: u32 = 1 << 2;
+    /// Host address-space size (64-bit host).
+    pub const HOST_ADDR_SPACE_SIZE: u32 = 1 << 9;
+    /// Acknowledge interrupt on exit.
+    pub const ACK_INTR_ON_EXIT: u32 = 1 << 15;
+    /// Save IA32_PAT.
+    pub const SAVE_IA32_PAT: u32 = 1 << 18;
+    /// Load IA32_PAT.
+    pub const LOAD_IA32_PAT: u32 = 1 << 19;
+    /// Save IA32_EFER.
+    pub const SAVE_IA32_EFER: u32 = 1 << 20;
+    /// Load IA32_EFER.
+    pub const LOAD_IA32_EFER: u32 = 1 << 21;
+    /// Save VMX-preemption timer value.
+    pub const SAVE_PREEMPTION_TIMER: u32 = 1 << 22;
+}
+
+/// VM-entry controls (SDM Vol. 3C §25.8.1).
+pub mod entry_ctl {
+    /// Load debug controls.
+    pub const LOAD_DEBUG_CONTROLS: u32 = 1 << 2;
+    /// IA-32e mode guest.
+    pub const IA32E_MODE_GUEST: u32 = 1 << 9;
+    /// Load IA32_PAT.
+    pub const LOAD_IA32_PAT: u32 = 1 << 14;
+    /// Load IA32_EFER.
+    pub const LOAD_IA32_EFER: u32 = 1 << 15;
+}
+
+/// Basic exit reasons (SDM Vol. 3C Appendix C).
+pub mod exit_reason {
+    /// Exception or non-maskable interrupt.
+    pub const EXCEPTION_NMI: u16 = 0;
+    /// External interrupt.
+    pub const EXTERNAL_INTERRUPT: u16 = 1;
+    /// Triple fault.
+    pub const TRIPLE_FAULT: u16 = 2;
+    /// INIT signal.
+    pub const INIT_SIGNAL: u16 = 3;
+    /// Interrupt window.
+    pub const INTERRUPT_WINDOW: u16 = 7;
+    /// NMI window.
+    pub const NMI_WINDOW: u16 = 8;
+    /// Task switch.
+    pub const TASK_SWITCH: u16 = 9;
+    /// CPUID.
+    pub const CPUID: u16 = 10;
+    /// HLT.
+    pub const HLT: u16 = 12;
+    /// INVD.
+    pub const INVD: u16 = 13;
+    /// INVLPG.
+    pub const INVLPG: u16 = 14;
+    /// RDPMC.
+    pub const RDPMC: u16 = 15;
+    /// RDTSC.
+    pub const RDTSC: u16 = 16;
+    /// VMCALL.
+    pub const VMCALL: u16 = 18;
+    /// VMCLEAR.
+    pub const VMCLEAR: u16 = 19;
+    /// VMLAUNCH.
+    pub const VMLAUNCH: u16 = 20;
+    /// VMPTRLD.
+    pub const VMPTRLD: u16 = 21;
+    /// VMPTRST.
+    pub const VMPTRST: u16 = 22;
+    /// VMREAD.
+    pub const VMREAD: u16 = 23;
+    /// VMRESUME.
+    pub const VMRESUME: u16 = 24;
+    /// VMWRITE.
+    pub const VMWRITE: u16 = 25;
+    /// VMXOFF.
+    pub const VMXOFF: u16 = 26;
+    /// VMXON.
+    pub const VMXON: u16 = 27;
+    /// Control-register access.
+    pub const CR_ACCESS: u16 = 28;
+    /// MOV DR.
+    pub const DR_ACCESS: u16 = 29;
+    /// I/O instruction.
+    pub const IO_INSTRUCTION: u16 = 30;
+    /// RDMSR.
+    pub const MSR_READ: u16 = 31;
+    /// WRMSR.
+    pub const MSR_WRITE: u16 = 32;
+    /// VM-entry failure due to invalid guest state.
+    pub const INVALID_GUEST_STATE: u16 = 33;
+    /// VM-entry failure due to MSR loading.
+    pub const MSR_LOAD_FAIL: u16 = 34;
+    /// MWAIT.
+    pub const MWAIT: u16 = 36;
+    /// Monitor trap flag.
+    pub const MONITOR_TRAP_FLAG: u16 = 37;
+    /// MONITOR.
+    pub const MONITOR: u16 = 39;
+    /// PAUSE.
+    pub const PAUSE: u16 = 40;
+    /// VM-entry failure due to machine-check event.
+    pub const MCE_DURING_VMENTRY: u16 = 41;
+    /// TPR below threshold.
+    pub const TPR_BELOW_THRESHOLD: u16 = 43;
+    /// APIC access.
+    pub const APIC_ACCESS: u16 = 44;
+    /// Access to GDTR or IDTR.
+    pub const GDTR_IDTR: u16 = 46;
+    /// Access to LDTR or TR.
+    pub const LDTR_TR: u16 = 47;
+    /// EPT violation.
+    pub const EPT_VIOLATION: u16 = 48;
+    /// EPT misconfiguration.
+    pub const EPT_MISCONFIG: u16 = 49;
+    /// INVEPT.
+    pub const INVEPT: u16 = 50;
+    /// RDTSCP.
+    pub const RDTSCP: u16 = 51;
+    /// VMX-preemption timer expired.
+    pub const PREEMPTION_TIMER: u16 = 52;
+    /// INVVPID.
+    pub const INVVPID: u16 = 53;
+    /// WBINVD.
+    pub const WBINVD: u16 = 54;
+    /// XSETBV.
+    pub const XSETBV: u16 = 55;
+    /// Bus lock.
+    pub const BUS_LOCK: u16 = 74;
+    /// Notify (instruction timeout).
+    pub const NOTIFY: u16 = 75;
+
+    /// Bit 31 of the exit-reason field: VM-entry failure.
+    pub const ENTRY_FAILURE: u32 = 1 << 31;
+
+    /// A short name for a basic exit reason, for logs and statistics.
+    pub fn name(reason: u16) -> &'static str {
+        match reason {
+            EXCEPTION_NMI => "exception-nmi",
+            EXTERNAL_INTERRUPT => "external-interrupt",
+            TRIPLE_FAULT => "triple-fault",
+            INIT_SIGNAL => "init-signal",
+            INTERRUPT_WINDOW => "interrupt-window",
+            NMI_WINDOW => "nmi-window",
+            TASK_SWITCH => "task-switch",
+            CPUID => "cpuid",
+            HLT => "hlt",
+            INVD => "invd",
+            INVLPG => "invlpg",
+            RDPMC => "rdpmc",
+            RDTSC => "rdtsc",
+            VMCALL => "vmcall",
+            VMCLEAR..=VMXON => "vmx-instruction",
+            CR_ACCESS => "cr-access",
+            DR_ACCESS => "dr-access",
+            IO_INSTRUCTION => "io-instruction",
+            MSR_READ => "msr-read",
+            MSR_WRITE => "msr-write",
+            INVALID_GUEST_STATE => "invalid-guest-state",
+            MSR_LOAD_FAIL => "msr-load-fail",
+            MWAIT => "mwait",
+            MONITOR_TRAP_FLAG => "monitor-trap-flag",
+            MONITOR => "monitor",
+            PAUSE => "pause",
+            EPT_VIOLATION => "ept-violation",
+            EPT_MISCONFIG => "ept-misconfig",
+            RDTSCP => "rdtscp",
+            PREEMPTION_TIMER => "preemption-timer",
+            WBINVD => "wbinvd",
+            XSETBV => "xsetbv",
+            BUS_LOCK => "bus-lock",
+            NOTIFY => "notify",
+            _ => "other",
+        }
+    }
+}
+
+/// Interruption-information format shared by the VM-entry interruption
+/// information, VM-exit interruption information and IDT-vectoring
+/// information fields (SDM Vol. 3C §25.8.3, §25.9.2, §25.9.3).
+pub mod intr_info {
+    /// Vector in bits 7:0.
+    pub const VECTOR_MASK: u32 = 0xFF;
+    /// Type shift (bits 10:8).
+    pub const TYPE_SHIFT: u32 = 8;
+    /// Type: external interrupt.
+    pub const TYPE_EXT_INTR: u32 = 0;
+    /// Type: NMI.
+    pub const TYPE_NMI: u32 = 2;
+    /// Type: hardware exception.
+    pub const TYPE_HW_EXCEPTION: u32 = 3;
+    /// Type: software interrupt (INT n).
+    pub const TYPE_SW_INTR: u32 = 4;
+    /// Type: privileged software exception (INT1).
+    pub const TYPE_PRIV_SW_EXCEPTION: u32 = 5;
+    /// Type: software exception (INT3, INTO).
+    pub const TYPE_SW_EXCEPTION: u32 = 6;
+    /// Error code valid.
+    pub const ERROR_CODE_VALID: u32 = 1 << 11;
+    /// NMI unblocking due to IRET (exit interruption information only).
+    pub const NMI_UNBLOCKING_IRET: u32 = 1 << 12;
+    /// Valid.
+    pub const VALID: u32 = 1 << 31;
+
+    /// Builds an interruption-information value.
+    pub const fn make(vector: u8, kind: u32, error_code: bool) -> u32 {
+        VALID | (kind << TYPE_SHIFT) | vector as u32 | if error_code { ERROR_CODE_VALID } else { 0 }
+    }
+}
+
+/// Guest interruptibility-state bits (SDM Vol. 3C §25.4.2, Table 25-3).
+pub mod interruptibility {
+    /// Blocking by STI.
+    pub const STI: u32 = 1 << 0;
+    /// Blocking by MOV SS.
+    pub const MOV_SS: u32 = 1 << 1;
+    /// Blocking by SMI.
+    pub const SMI: u32 = 1 << 2;
+    /// Blocking by NMI.
+    pub const NMI: u32 = 1 << 3;
+}
+
+/// Guest activity states (SDM Vol. 3C §25.4.2, Table 25-4).
+pub mod activity {
+    /// Active.
+    pub const ACTIVE: u32 = 0;
+    /// HLT.
+    pub const HLT: u32 = 1;
+    /// Shutdown.
+    pub const SHUTDOWN: u32 = 2;
+    /// Wait-for-SIPI.
+    pub const WAIT_SIPI: u32 = 3;
+}
+
+/// Exit-qualification formats.
+pub mod qualification {
+    /// Notify exit: VM context invalid (SDM Vol. 3C §28.2.1, exit qualification for notify VM exits).
+    pub const NOTIFY_CONTEXT_INVALID: u64 = 1 << 0;
+    /// Notify exit: NMI unblocking due to IRET.
+    pub const NOTIFY_NMI_UNBLOCKING_IRET: u64 = 1 << 12;
+    /// I/O exit: size of access minus one in bits 2:0.
+    pub const IO_SIZE_MASK: u64 = 7;
+    /// I/O exit: direction is IN.
+    pub const IO_IN: u64 = 1 << 3;
+    /// I/O exit: string instruction.
+    pub const IO_STRING: u64 = 1 << 4;
+    /// I/O exit: REP prefixed.
+    pub const IO_REP: u64 = 1 << 5;
+    /// I/O exit: operand encoding is immediate.
+    pub const IO_IMM: u64 = 1 << 6;
+    /// I/O exit: port number shift.
+    pub const IO_PORT_SHIFT: u32 = 16;
+}
+
+/// VM-instruction error numbers (SDM Vol. 3C §31.4).
+pub mod instruction_error {
+    /// VMLAUNCH with non-clear VMCS.
+    pub const VMLAUNCH_NONCLEAR: u32 = 4;
+    /// VMRESUME with non-launched VMCS.
+    pub const VMRESUME_NONLAUNCHED: u32 = 5;
+    /// VM entry with invalid control field(s).
+    pub const ENTRY_INVALID_CONTROL: u32 = 7;
+    /// VM entry with invalid host-state field(s).
+    pub const ENTRY_INVALID_HOST_STATE: u32 = 8;
+    /// VMREAD/VMWRITE from/to unsupported VMCS component.
+    pub const UNSUPPORTED_COMPONENT: u32 = 12;
+    /// VMWRITE to read-only VMCS component.
+    pub const WRITE_READ_ONLY: u32 = 13;
+}
