@@ -1,1 +1,67 @@
-//! placeholder
+//! Vigil's silicon: a software x86-64 processor with VMX non-root operation.
+//!
+//! The model is an Intel-style core: 32-bit protected mode and 64-bit long
+//! mode with 32-bit, PAE and 4-level paging, exception and interrupt delivery
+//! with the double-fault rules, and VMX non-root operation driven by a VMCS
+//! (entry checks, guest-state load, event injection, VM exits with exit
+//! qualification, instruction length, interruption and IDT-vectoring
+//! information, EPT). Decoded instructions are cached per physical page.
+//! Virtual time advances one cycle per instruction, so a run is
+//! deterministic for a given image.
+//!
+//! The crate knows nothing of policy: the L0 hypervisor (`hv`) programs it
+//! through VMREAD/VMWRITE/VMLAUNCH/VMRESUME and reads exits from the VMCS.
+
+mod cpu;
+mod cpuid;
+mod decode;
+mod event;
+mod exec;
+mod fault;
+pub mod memory;
+mod mmu;
+mod msr;
+mod run;
+mod segments;
+pub mod state;
+pub mod vmx;
+
+pub use cpu::{CpuModel, Kicker, SoftCpu};
+pub use memory::{OutOfRange, PhysMemory};
+pub use run::KICK_VECTOR;
+pub use vmx::caps::capability_msr;
+pub use vmx::entry::VmFail;
+pub use vmx::vmcs::{FieldError, LaunchState, Vmcs};
+
+impl SoftCpu {
+    /// VMREAD from the current VMCS.
+    pub fn vmread(&self, field: u32) -> Result<u64, FieldError> {
+        self.vmx.vmcs.read(field)
+    }
+
+    /// VMWRITE to the current VMCS.
+    pub fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), FieldError> {
+        self.vmx.vmcs.write(field, value)
+    }
+
+    /// The general-purpose registers (RAX … R15 in encoding order). Like real
+    /// hardware, VM entry and exit leave them to the hypervisor.
+    pub fn gprs(&self) -> [u64; 16] {
+        self.s.gpr
+    }
+
+    /// Sets the general-purpose registers.
+    pub fn set_gprs(&mut self, gprs: &[u64; 16]) {
+        self.s.gpr = *gprs;
+    }
+
+    /// CR2, which VM exits do not save in the VMCS.
+    pub fn cr2(&self) -> u64 {
+        self.s.cr2
+    }
+
+    /// VMCLEAR of the current VMCS: launch state becomes clear.
+    pub fn vmclear(&mut self) {
+        self.vmx.vmcs.launch_state = LaunchState::Clear;
+    }
+}

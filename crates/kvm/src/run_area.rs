@@ -1,0 +1,107 @@
+//! The few reads of the vCPU's shared `kvm_run` area that `kvm-ioctls` does
+//! not offer: the port-I/O descriptor (size and count, which its `VcpuExit`
+//! merges into one slice length), the internal-error suberror and the notify
+//! flags.
+//!
+//! Why the port-I/O data slice is rebuilt here instead of taken from
+//! `kvm_ioctls::VcpuExit`: that exit borrows the vCPU mutably for as long as
+//! it lives, and `run()` returns such a slice on some paths while it must
+//! query the vCPU again on others (registers for the RIP of a failed access,
+//! the I/O count to tell string I/O apart). Today's borrow checker rejects
+//! that shape (a borrow returned on one path stays live on all paths), so
+//! `run()` first summarises the exit into an owned value, drops the borrow,
+//! and then reads what it needs from `kvm_run` through this module.
+
+use kvm_bindings::{
+    kvm_run, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_IN, KVM_EXIT_NOTIFY,
+};
+use kvm_ioctls::VcpuFd;
+
+/// A copy of the `io` member of `kvm_run` for a `KVM_EXIT_IO` exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IoRequest {
+    /// `IN` (true) or `OUT` (false).
+    pub(crate) is_in: bool,
+    /// Access size in bytes.
+    pub(crate) size: u8,
+    /// The I/O port.
+    pub(crate) port: u16,
+    /// Number of accesses (greater than 1 only for `REP INS/OUTS`).
+    pub(crate) count: u32,
+    /// Offset of the data within the run area.
+    pub(crate) data_offset: u64,
+}
+
+/// The exit reason KVM left in the run area.
+pub(crate) fn exit_reason(vcpu: &mut VcpuFd) -> u32 {
+    vcpu.get_kvm_run().exit_reason
+}
+
+/// The port-I/O descriptor, if the last exit was `KVM_EXIT_IO`.
+pub(crate) fn io_request(vcpu: &mut VcpuFd) -> Option<IoRequest> {
+    let run = vcpu.get_kvm_run();
+    if run.exit_reason != KVM_EXIT_IO {
+        return None;
+    }
+    // SAFETY: reading a union member. The kernel filled `io` for
+    // KVM_EXIT_IO (checked above), and `io` is a plain struct of integers, so
+    // every bit pattern is a valid value anyway.
+    let io = unsafe { run.__bindgen_anon_1.io };
+    Some(IoRequest {
+        is_in: u32::from(io.direction) == KVM_EXIT_IO_IN,
+        size: io.size,
+        port: io.port,
+        count: io.count,
+        data_offset: io.data_offset,
+    })
+}
+
+/// The suberror of a `KVM_EXIT_INTERNAL_ERROR` exit.
+pub(crate) fn internal_suberror(vcpu: &mut VcpuFd) -> Option<u32> {
+    let run = vcpu.get_kvm_run();
+    if run.exit_reason != KVM_EXIT_INTERNAL_ERROR {
+        return None;
+    }
+    // SAFETY: reading a union member. The kernel filled `internal` for
+    // KVM_EXIT_INTERNAL_ERROR (checked above), and it is plain integers.
+    Some(unsafe { run.__bindgen_anon_1.internal.suberror })
+}
+
+/// The flags of a `KVM_EXIT_NOTIFY` exit (bit 0: VM context invalid).
+pub(crate) fn notify_flags(vcpu: &mut VcpuFd) -> Option<u32> {
+    let run = vcpu.get_kvm_run();
+    if run.exit_reason != KVM_EXIT_NOTIFY {
+        return None;
+    }
+    // SAFETY: reading a union member. The kernel filled `notify` for
+    // KVM_EXIT_NOTIFY (checked above), and it is a plain integer.
+    Some(unsafe { run.__bindgen_anon_1.notify.flags })
+}
+
+/// The data bytes of the port-I/O request `req`, inside the vCPU's run area
+/// of `run_size` bytes (`KVM_GET_VCPU_MMAP_SIZE`). `None` if the kernel's
+/// offset and length do not lie inside the area past the `kvm_run` header.
+pub(crate) fn io_data<'a>(
+    vcpu: &'a mut VcpuFd,
+    run_size: usize,
+    req: &IoRequest,
+) -> Option<&'a mut [u8]> {
+    let len = usize::from(req.size).checked_mul(usize::try_from(req.count).ok()?)?;
+    let offset = usize::try_from(req.data_offset).ok()?;
+    let end = offset.checked_add(len)?;
+    if offset < std::mem::size_of::<kvm_run>() || end > run_size {
+        return None;
+    }
+    let base = (vcpu.get_kvm_run() as *mut kvm_run).cast::<u8>();
+    // SAFETY: `kvm-ioctls` keeps the vCPU's whole run area (`run_size` bytes,
+    // as KVM_GET_VCPU_MMAP_SIZE reported, starting with `kvm_run`) mapped
+    // read/write at `base` for as long as `vcpu` lives, and it builds the
+    // same slice the same way for its own `VcpuExit::IoIn/IoOut`.
+    // `offset..end` lies inside that area and after the `kvm_run` header
+    // (checked above), in the page the kernel reserves for port-I/O data; any
+    // byte value is a valid `u8`. The slice borrows `vcpu` mutably for `'a`,
+    // so nothing else in this process touches the area while it lives, and
+    // the kernel only accesses the page inside KVM_RUN, which needs that
+    // same mutable borrow.
+    Some(unsafe { std::slice::from_raw_parts_mut(base.add(offset), len) })
+}

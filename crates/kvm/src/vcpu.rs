@@ -1,0 +1,178 @@
+//! [`KvmVcpu`]: one KVM vCPU and the mapping of its exits onto Vigil's.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use hv::accel::{AccelError, InternalError, Registers, Vcpu, VcpuExit, VcpuStats};
+use kvm_ioctls::VcpuFd;
+
+use crate::cpu_state;
+use crate::exit::{
+    exit_name, ExitKind, KVM_EXIT_NOTIFY, KVM_EXIT_X86_BUS_LOCK, VMX_EXIT_BUS_LOCK, VMX_EXIT_NOTIFY,
+};
+use crate::memory::GuestRam;
+use crate::run_area;
+
+/// Turns a `kvm-ioctls` error into [`AccelError::Host`] for `op`.
+pub(crate) fn host_error(op: &'static str) -> impl Fn(kvm_ioctls::Error) -> AccelError {
+    move |e| AccelError::Host {
+        op,
+        source: io::Error::from_raw_os_error(e.errno()),
+    }
+}
+
+/// One KVM vCPU. Create it with [`Vm::create_vcpu`](hv::accel::Vm::create_vcpu)
+/// on a [`KvmVm`](crate::KvmVm).
+pub struct KvmVcpu {
+    // Field order matters: the vCPU descriptor is closed before this vCPU's
+    // hold on guest RAM is released.
+    fd: VcpuFd,
+    _ram: Arc<GuestRam>,
+    run_size: usize,
+    id: u32,
+}
+
+impl fmt::Debug for KvmVcpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KvmVcpu")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KvmVcpu {
+    /// Wraps a configured vCPU descriptor.
+    pub(crate) fn new(fd: VcpuFd, ram: Arc<GuestRam>, run_size: usize, id: u32) -> Self {
+        Self {
+            fd,
+            _ram: ram,
+            run_size,
+            id,
+        }
+    }
+
+    /// The vCPU index given at creation.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The underlying `kvm-ioctls` vCPU handle.
+    pub fn fd(&self) -> &VcpuFd {
+        &self.fd
+    }
+
+    /// While `on`, [`Vcpu::run`] returns [`VcpuExit::Interrupted`] without
+    /// entering the guest (KVM's `immediate_exit`); it still completes a
+    /// pending `IN` first, so the guest state is consistent when it returns.
+    pub fn set_immediate_exit(&mut self, on: bool) {
+        self.fd.set_kvm_immediate_exit(u8::from(on));
+    }
+
+    /// The guest RIP now.
+    fn rip(&self) -> Result<u64, AccelError> {
+        Ok(self.fd.get_regs().map_err(host_error("KVM_GET_REGS"))?.rip)
+    }
+
+    /// Completes a `KVM_EXIT_IO` exit: single accesses become
+    /// [`VcpuExit::IoIn`]/[`VcpuExit::IoOut`] over KVM's own data bytes;
+    /// string I/O is refused.
+    fn io_exit(&mut self) -> Result<VcpuExit<'_>, AccelError> {
+        let Some(req) = run_area::io_request(&mut self.fd) else {
+            return Err(corrupt_run_area("KVM_EXIT_IO without an I/O descriptor"));
+        };
+        if req.count != 1 || !matches!(req.size, 1 | 2 | 4) {
+            return Ok(VcpuExit::InternalError(InternalError::Emulation {
+                what: "string I/O",
+                rip: self.rip()?,
+            }));
+        }
+        let port = req.port;
+        match run_area::io_data(&mut self.fd, self.run_size, &req) {
+            Some(data) if req.is_in => Ok(VcpuExit::IoIn { port, data }),
+            Some(data) => Ok(VcpuExit::IoOut { port, data }),
+            None => Err(corrupt_run_area(
+                "KVM_EXIT_IO data lies outside the vCPU run area",
+            )),
+        }
+    }
+
+    /// Maps an exit that has no counterpart in [`VcpuExit`] onto an
+    /// [`InternalError`].
+    fn other_exit(&mut self) -> Result<InternalError, AccelError> {
+        let reason = run_area::exit_reason(&mut self.fd);
+        let rip = self.rip()?;
+        Ok(match reason {
+            KVM_EXIT_NOTIFY => InternalError::UnhandledExit {
+                reason: VMX_EXIT_NOTIFY,
+                qualification: u64::from(run_area::notify_flags(&mut self.fd).unwrap_or(0)),
+                rip,
+            },
+            KVM_EXIT_X86_BUS_LOCK => InternalError::UnhandledExit {
+                reason: VMX_EXIT_BUS_LOCK,
+                qualification: 0,
+                rip,
+            },
+            other => InternalError::Emulation {
+                what: exit_name(other),
+                rip,
+            },
+        })
+    }
+}
+
+/// An inconsistency in what the kernel left in `kvm_run`.
+fn corrupt_run_area(what: &'static str) -> AccelError {
+    AccelError::Host {
+        op: "reading the KVM exit",
+        source: io::Error::new(io::ErrorKind::InvalidData, what),
+    }
+}
+
+impl Vcpu for KvmVcpu {
+    fn run(&mut self) -> Result<VcpuExit<'_>, AccelError> {
+        let kind = match self.fd.run() {
+            Ok(exit) => ExitKind::of(&exit),
+            Err(e) => {
+                let err = io::Error::from_raw_os_error(e.errno());
+                if err.kind() == io::ErrorKind::Interrupted {
+                    return Ok(VcpuExit::Interrupted);
+                }
+                return Err(AccelError::Host {
+                    op: "KVM_RUN",
+                    source: err,
+                });
+            }
+        };
+        let exit = match kind {
+            ExitKind::Io => return self.io_exit(),
+            ExitKind::Hlt => VcpuExit::Hlt,
+            ExitKind::Shutdown => VcpuExit::Shutdown,
+            ExitKind::Interrupted => VcpuExit::Interrupted,
+            ExitKind::FailEntry { hardware_reason } => VcpuExit::FailEntry { hardware_reason },
+            ExitKind::InternalError => VcpuExit::InternalError(InternalError::Host {
+                suberror: run_area::internal_suberror(&mut self.fd).unwrap_or(0),
+            }),
+            ExitKind::Mmio { gpa } | ExitKind::MemoryFault { gpa } => {
+                VcpuExit::InternalError(InternalError::UnmappedAccess {
+                    gpa,
+                    rip: self.rip()?,
+                })
+            }
+            ExitKind::Other => VcpuExit::InternalError(self.other_exit()?),
+        };
+        Ok(exit)
+    }
+
+    fn registers(&self) -> Result<Registers, AccelError> {
+        let regs = self.fd.get_regs().map_err(host_error("KVM_GET_REGS"))?;
+        let sregs = self.fd.get_sregs().map_err(host_error("KVM_GET_SREGS"))?;
+        Ok(cpu_state::registers_from_kvm(&regs, &sregs))
+    }
+
+    fn stats(&self) -> VcpuStats {
+        // KVM handles its own exits in the kernel and does not report them
+        // per reason to userspace.
+        VcpuStats::default()
+    }
+}

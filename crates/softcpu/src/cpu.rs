@@ -1,0 +1,505 @@
+//! The processor: state, memory access through segmentation and paging,
+//! the fetch–decode-cache–execute loop and virtual time.
+
+use crate::decode::DecodeCache;
+use crate::fault::{Ex, Exception, Stop};
+use crate::memory::PhysMemory;
+use crate::mmu::{Access, Tlb};
+use crate::state::{CpuState, Seg};
+use crate::vmx::VmxState;
+use iced_x86::{Instruction, Register};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Parameters of the modelled CPU part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuModel {
+    /// Core crystal clock in Hz (CPUID.15H:ECX).
+    pub crystal_hz: u32,
+    /// TSC / crystal ratio numerator (CPUID.15H:EBX).
+    pub tsc_ratio_numerator: u32,
+    /// TSC / crystal ratio denominator (CPUID.15H:EAX).
+    pub tsc_ratio_denominator: u32,
+}
+
+impl Default for CpuModel {
+    fn default() -> Self {
+        // A 25 MHz crystal and a 2.0 GHz TSC, as on many server parts.
+        CpuModel {
+            crystal_hz: 25_000_000,
+            tsc_ratio_numerator: 80,
+            tsc_ratio_denominator: 1,
+        }
+    }
+}
+
+/// A handle that raises an external interrupt at the CPU's next instruction
+/// boundary: the way the host kicks a vCPU out of the guest.
+#[derive(Debug, Clone)]
+pub struct Kicker(Arc<AtomicBool>);
+
+impl Kicker {
+    /// Raises the interrupt line.
+    pub fn kick(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Interrupt-shadow and blocking state (SDM Vol. 3A §6.8.3, Vol. 3C §25.4.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Blocking {
+    /// Blocking by STI for the next instruction.
+    pub sti: bool,
+    /// Blocking by MOV SS / POP SS for the next instruction.
+    pub mov_ss: bool,
+}
+
+/// The software CPU: one logical processor and the machine's physical memory.
+pub struct SoftCpu {
+    pub(crate) s: CpuState,
+    pub(crate) mem: PhysMemory,
+    pub(crate) tlb: Tlb,
+    pub(crate) code: DecodeCache,
+    pub(crate) vmx: VmxState,
+    /// Interrupt shadow in effect at the current instruction boundary.
+    pub(crate) shadow: Blocking,
+    /// Interrupt shadow the executing instruction creates for the next boundary.
+    pub(crate) next_blocking: Blocking,
+    /// NMIs blocked until the next IRET.
+    pub(crate) nmi_blocked: bool,
+    /// An event the VMCS asks VM entry to inject.
+    pub(crate) injection: Option<crate::event::Event>,
+    pub(crate) model: CpuModel,
+    /// Virtual time in core cycles since reset.
+    pub(crate) cycles: u64,
+    /// Instructions retired since reset.
+    pub(crate) retired: u64,
+    /// Address of the next instruction while one executes.
+    pub(crate) next_rip: u64,
+    /// In the HLT activity state.
+    pub(crate) halted: bool,
+    /// The event being delivered, for IDT-vectoring information on a VM exit.
+    pub(crate) vectoring: Option<crate::event::Event>,
+    pub(crate) ext_intr: Arc<AtomicBool>,
+}
+
+impl SoftCpu {
+    /// A CPU after reset with `memory_bytes` of zeroed physical memory.
+    pub fn new(memory_bytes: u64, model: CpuModel) -> Self {
+        let mem = PhysMemory::new(memory_bytes);
+        let size = mem.size();
+        SoftCpu {
+            s: CpuState {
+                rflags: x86::rflags::FIXED1,
+                cr0: x86::cr::CR0_ET,
+                ..CpuState::default()
+            },
+            mem,
+            tlb: Tlb::new(),
+            code: DecodeCache::new(size),
+            vmx: VmxState::new(),
+            shadow: Blocking::default(),
+            next_blocking: Blocking::default(),
+            nmi_blocked: false,
+            injection: None,
+            model,
+            cycles: 0,
+            retired: 0,
+            next_rip: 0,
+            halted: false,
+            vectoring: None,
+            ext_intr: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The machine's physical memory.
+    pub fn memory(&self) -> &PhysMemory {
+        &self.mem
+    }
+
+    /// The machine's physical memory, for writes (decode caches stay coherent).
+    pub fn memory_mut(&mut self) -> &mut PhysMemory {
+        &mut self.mem
+    }
+
+    /// The CPU model parameters.
+    pub fn model(&self) -> CpuModel {
+        self.model
+    }
+
+    /// A handle to kick this CPU from another thread.
+    pub fn kicker(&self) -> Kicker {
+        Kicker(self.ext_intr.clone())
+    }
+
+    /// Virtual time: core cycles since reset.
+    pub fn cycles(&self) -> u64 {
+        self.cycles
+    }
+
+    /// Instructions retired since reset.
+    pub fn instructions_retired(&self) -> u64 {
+        self.retired
+    }
+
+    /// Instructions decoded since reset (decode-cache misses).
+    pub fn instructions_decoded(&self) -> u64 {
+        self.code.decodes
+    }
+
+    /// The architectural state (read-only view, for diagnostics and tests).
+    pub fn state(&self) -> &CpuState {
+        &self.s
+    }
+
+    // ---- registers -------------------------------------------------------
+
+    /// Reads a general-purpose register of any width.
+    #[inline]
+    pub(crate) fn reg(&self, r: Register) -> u64 {
+        let full = r.full_register();
+        let i = full as usize - Register::RAX as usize;
+        let v = self.s.gpr[i & 15];
+        match r.size() {
+            8 => v,
+            4 => v & 0xFFFF_FFFF,
+            2 => v & 0xFFFF,
+            _ => {
+                if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
+                    (self.s.gpr[(r as usize - Register::AH as usize) & 3] >> 8) & 0xFF
+                } else {
+                    v & 0xFF
+                }
+            }
+        }
+    }
+
+    /// Writes a general-purpose register with the architectural width rules
+    /// (32-bit writes zero-extend, 8/16-bit writes merge).
+    #[inline]
+    pub(crate) fn set_reg(&mut self, r: Register, value: u64) {
+        if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
+            let i = (r as usize - Register::AH as usize) & 3;
+            self.s.gpr[i] = (self.s.gpr[i] & !0xFF00) | ((value & 0xFF) << 8);
+            return;
+        }
+        let full = r.full_register();
+        let i = (full as usize - Register::RAX as usize) & 15;
+        let old = self.s.gpr[i];
+        self.s.gpr[i] = match r.size() {
+            8 => value,
+            4 => value & 0xFFFF_FFFF,
+            2 => (old & !0xFFFF) | (value & 0xFFFF),
+            _ => (old & !0xFF) | (value & 0xFF),
+        };
+    }
+
+    /// Address-size mask for the current code size and an address-size override.
+    #[inline]
+    pub(crate) fn mask_addr(size: u32, value: u64) -> u64 {
+        match size {
+            8 => value,
+            4 => value & 0xFFFF_FFFF,
+            _ => value & 0xFFFF,
+        }
+    }
+
+    // ---- memory through segmentation -------------------------------------
+
+    /// Linear address of `offset` in segment `seg`.
+    #[inline]
+    pub(crate) fn linear(&self, seg: Seg, offset: u64) -> u64 {
+        if self.s.mode64() {
+            match seg {
+                Seg::Fs | Seg::Gs => self.s.seg[seg as usize].base.wrapping_add(offset),
+                _ => offset,
+            }
+        } else {
+            self.s.seg[seg as usize].base.wrapping_add(offset) & 0xFFFF_FFFF
+        }
+    }
+
+    fn check_canonical(&self, la: u64, seg: Seg) -> Ex<()> {
+        if self.s.mode64() {
+            let top = (la as i64) >> 47;
+            if top != 0 && top != -1 {
+                let vector = if seg == Seg::Ss {
+                    x86::exception::SS
+                } else {
+                    x86::exception::GP
+                };
+                return Err(Exception::with_code(vector, 0).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an access of `size` at `la` raises #AC when made at CPL 3
+    /// (SDM Vol. 3A §6.15, vector 17; callers pass `user` for CPL 3 accesses).
+    #[inline]
+    fn misaligned_ac(&self, la: u64, size: usize) -> bool {
+        size > 1
+            && la & (size as u64 - 1) != 0
+            && self.s.cr0 & x86::cr::CR0_AM != 0
+            && self.s.rflags & x86::rflags::AC != 0
+    }
+
+    /// Reads `size` bytes (1, 2, 4 or 8) at a linear address.
+    pub(crate) fn read_linear(&mut self, la: u64, size: usize, user: bool) -> Ex<u64> {
+        if self.misaligned_ac(la, size) && user {
+            return Err(Exception::with_code(x86::exception::AC, 0).into());
+        }
+        if (la & 0xFFF) as usize + size <= 4096 {
+            let hpa = self.translate_as(la, Access::Read, user)?;
+            return Ok(self.phys_read(hpa, size));
+        }
+        let mut bytes = [0u8; 8];
+        let first = 4096 - (la & 0xFFF) as usize;
+        let a = self.translate_as(la, Access::Read, user)?;
+        let b = self.translate_as(la.wrapping_add(first as u64), Access::Read, user)?;
+        for (i, byte) in bytes.iter_mut().enumerate().take(size) {
+            let hpa = if i < first {
+                a + i as u64
+            } else {
+                b + (i - first) as u64
+            };
+            *byte = self.phys_read(hpa, 1) as u8;
+        }
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Writes `size` bytes at a linear address; both pages are checked before any byte is written.
+    pub(crate) fn write_linear(&mut self, la: u64, size: usize, value: u64, user: bool) -> Ex<()> {
+        if self.misaligned_ac(la, size) && user {
+            return Err(Exception::with_code(x86::exception::AC, 0).into());
+        }
+        if (la & 0xFFF) as usize + size <= 4096 {
+            let hpa = self.translate_as(la, Access::Write, user)?;
+            self.phys_write(hpa, size, value);
+            return Ok(());
+        }
+        let first = 4096 - (la & 0xFFF) as usize;
+        let a = self.translate_as(la, Access::Write, user)?;
+        let b = self.translate_as(la.wrapping_add(first as u64), Access::Write, user)?;
+        let bytes = value.to_le_bytes();
+        for (i, &byte) in bytes.iter().enumerate().take(size) {
+            let hpa = if i < first {
+                a + i as u64
+            } else {
+                b + (i - first) as u64
+            };
+            self.phys_write(hpa, 1, u64::from(byte));
+        }
+        Ok(())
+    }
+
+    /// Physical read; outside memory reads as all ones (open bus).
+    #[inline]
+    pub(crate) fn phys_read(&self, hpa: u64, size: usize) -> u64 {
+        let r = match size {
+            1 => self.mem.read_le::<1>(hpa).map(|b| u64::from(b[0])),
+            2 => self
+                .mem
+                .read_le::<2>(hpa)
+                .map(|b| u64::from(u16::from_le_bytes(b))),
+            4 => self
+                .mem
+                .read_le::<4>(hpa)
+                .map(|b| u64::from(u32::from_le_bytes(b))),
+            _ => self.mem.read_le::<8>(hpa).map(u64::from_le_bytes),
+        };
+        r.unwrap_or(u64::MAX >> (64 - 8 * size as u32))
+    }
+
+    /// Physical write; outside memory is ignored (open bus).
+    #[inline]
+    pub(crate) fn phys_write(&mut self, hpa: u64, size: usize, value: u64) {
+        let _ = match size {
+            1 => self.mem.write_le::<1>(hpa, [value as u8]),
+            2 => self.mem.write_le::<2>(hpa, (value as u16).to_le_bytes()),
+            4 => self.mem.write_le::<4>(hpa, (value as u32).to_le_bytes()),
+            _ => self.mem.write_le::<8>(hpa, value.to_le_bytes()),
+        };
+    }
+
+    /// Reads from a segment at the current privilege.
+    #[inline]
+    pub(crate) fn read_mem(&mut self, seg: Seg, offset: u64, size: usize) -> Ex<u64> {
+        let la = self.linear(seg, offset);
+        self.check_canonical(la, seg)?;
+        let user = self.s.cpl() == 3;
+        self.read_linear(la, size, user)
+    }
+
+    /// Writes to a segment at the current privilege.
+    #[inline]
+    pub(crate) fn write_mem(&mut self, seg: Seg, offset: u64, size: usize, value: u64) -> Ex<()> {
+        let la = self.linear(seg, offset);
+        self.check_canonical(la, seg)?;
+        let user = self.s.cpl() == 3;
+        self.write_linear(la, size, value, user)
+    }
+
+    /// Pushes a value of `size` bytes on the stack.
+    pub(crate) fn push(&mut self, size: usize, value: u64) -> Ex<()> {
+        let ss = self.s.stack_size();
+        let rsp = self.s.gpr[4];
+        let new = Self::mask_addr(u32::from(ss), rsp.wrapping_sub(size as u64));
+        self.write_mem(Seg::Ss, new, size, value)?;
+        self.set_rsp(ss, new);
+        Ok(())
+    }
+
+    /// Pops a value of `size` bytes from the stack.
+    pub(crate) fn pop(&mut self, size: usize) -> Ex<u64> {
+        let ss = self.s.stack_size();
+        let rsp = Self::mask_addr(u32::from(ss), self.s.gpr[4]);
+        let v = self.read_mem(Seg::Ss, rsp, size)?;
+        self.set_rsp(ss, rsp.wrapping_add(size as u64));
+        Ok(v)
+    }
+
+    /// Writes RSP with the stack-size rule (a 16-bit stack keeps RSP's upper bits).
+    pub(crate) fn set_rsp(&mut self, stack_size: u8, value: u64) {
+        self.s.gpr[4] = match stack_size {
+            8 => value,
+            4 => value & 0xFFFF_FFFF,
+            _ => (self.s.gpr[4] & !0xFFFF) | (value & 0xFFFF),
+        };
+    }
+
+    // ---- fetch -----------------------------------------------------------
+
+    /// Fetches (from the decode cache when possible) the instruction at RIP.
+    pub(crate) fn fetch(&mut self) -> Ex<Instruction> {
+        if let Some(pages) = self.mem.take_dirty_code() {
+            for p in pages {
+                self.code.invalidate(p);
+            }
+        }
+        let bitness = self.s.bitness();
+        let rip = self.s.rip;
+        let la = self.linear(Seg::Cs, rip);
+        self.check_canonical(la, Seg::Cs)?;
+        let user = self.s.cpl() == 3;
+        let hpa = self.translate_as(la, Access::Fetch, user)?;
+        if let Some(i) = self.code.get(hpa, rip, bitness) {
+            return Ok(*i);
+        }
+        let in_page = 4096 - (hpa & 0xFFF) as usize;
+        let mut buf = [0u8; 15];
+        let n = in_page.min(15);
+        match self.mem.slice(hpa, n) {
+            Ok(s) => buf[..n].copy_from_slice(s),
+            Err(_) => buf[..n].fill(0xFF),
+        }
+        let mut avail = n;
+        if n < 15 {
+            // Near the end of the page: the instruction may continue on the
+            // next linear page. Try the bytes of this page first.
+            let (probe, cached) = self.code.decode(hpa, rip, bitness, &buf[..n], n);
+            if !probe.is_invalid() {
+                if cached {
+                    self.mem.mark_code(hpa >> 12);
+                }
+                return Ok(probe);
+            }
+            let next = la.wrapping_add(n as u64);
+            let hpa2 = self.translate_as(next, Access::Fetch, user)?;
+            for (k, b) in buf[n..].iter_mut().enumerate() {
+                *b = self.phys_read(hpa2 + k as u64, 1) as u8;
+            }
+            avail = 15;
+        }
+        let (instr, cached) = self.code.decode(hpa, rip, bitness, &buf[..avail], in_page);
+        if cached {
+            self.mem.mark_code(hpa >> 12);
+        }
+        if instr.is_invalid() {
+            return Err(Exception::ud().into());
+        }
+        Ok(instr)
+    }
+
+    /// Clears the decode cache and TLB (used when hv rewrites memory wholesale).
+    pub fn flush_caches(&mut self) {
+        self.code.clear();
+        self.tlb.flush();
+    }
+
+    /// Memory operand offset (effective address) of `instr`, masked to its address size.
+    #[inline]
+    pub(crate) fn effective_address(&self, instr: &Instruction) -> u64 {
+        let base = instr.memory_base();
+        let index = instr.memory_index();
+        let mut ea = instr.memory_displacement64();
+        let mut asize = 0;
+        if base != Register::None {
+            if base != Register::RIP && base != Register::EIP {
+                ea = ea.wrapping_add(self.reg(base));
+            }
+            asize = base.size();
+        }
+        if index != Register::None {
+            ea = ea.wrapping_add(
+                self.reg(index)
+                    .wrapping_mul(u64::from(instr.memory_index_scale())),
+            );
+            asize = index.size();
+        }
+        if asize == 0 {
+            asize = match instr.memory_displ_size() {
+                2 => 2,
+                4 if !self.s.mode64() => 4,
+                _ => 8,
+            };
+        }
+        Self::mask_addr(asize as u32, ea)
+    }
+
+    /// The segment of a memory operand.
+    #[inline]
+    pub(crate) fn mem_seg(instr: &Instruction) -> Seg {
+        seg_of(instr.memory_segment())
+    }
+}
+
+/// Maps an iced segment register to [`Seg`].
+pub(crate) fn seg_of(r: Register) -> Seg {
+    match r {
+        Register::ES => Seg::Es,
+        Register::CS => Seg::Cs,
+        Register::SS => Seg::Ss,
+        Register::FS => Seg::Fs,
+        Register::GS => Seg::Gs,
+        _ => Seg::Ds,
+    }
+}
+
+/// Advances virtual time.
+impl SoftCpu {
+    #[inline]
+    pub(crate) fn tick(&mut self, cycles: u64) {
+        self.cycles = self.cycles.wrapping_add(cycles);
+    }
+
+    /// The time-stamp counter the guest sees (before any TSC offset).
+    pub(crate) fn tsc(&self) -> u64 {
+        self.cycles
+    }
+
+    /// Whether the kick line is raised (and lowers it if `take`).
+    pub(crate) fn ext_intr_pending(&self) -> bool {
+        self.ext_intr.load(Ordering::Acquire)
+    }
+
+    /// Lowers the kick line.
+    pub(crate) fn ack_ext_intr(&self) {
+        self.ext_intr.store(false, Ordering::Release);
+    }
+
+    /// Reports an unexpected internal condition as #UD rather than panicking.
+    pub(crate) fn undefined<T>(&self) -> Ex<T> {
+        Err(Stop::Exception(Exception::ud()))
+    }
+}

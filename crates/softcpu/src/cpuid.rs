@@ -1,0 +1,52 @@
+//! The CPUID model of this processor (documented in `docs/softcpu.md`).
+//!
+//! The part is an Intel-compatible x86-64 core without x87/SSE execution (the
+//! guests are integer-only), with VMX, and leaf 0x15 giving the crystal clock
+//! that drives the notify window.
+
+use crate::cpu::SoftCpu;
+
+/// Vendor string "GenuineIntel" as EBX, EDX, ECX.
+const VENDOR: [u32; 3] = [0x756E_6547, 0x4965_6E69, 0x6C65_746E];
+
+/// CPUID.1:EDX features: FPU(0) TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11)
+/// PGE(13) CMOV(15) PAT(16) PSE(3) DE(2).
+const LEAF1_EDX: u32 = 1
+    | 1 << 2
+    | 1 << 3
+    | 1 << 4
+    | 1 << 5
+    | 1 << 6
+    | 1 << 8
+    | 1 << 9
+    | 1 << 11
+    | 1 << 13
+    | 1 << 15
+    | 1 << 16;
+/// CPUID.1:ECX features: VMX(5), POPCNT(23).
+const LEAF1_ECX: u32 = 1 << 5 | 1 << 23;
+/// CPUID.80000001H:EDX: SYSCALL(11), NX(20), RDTSCP(27), LM(29).
+const EXT1_EDX: u32 = 1 << 11 | 1 << 20 | 1 << 27 | 1 << 29;
+/// CPUID.80000001H:ECX: LAHF in 64-bit mode(0), LZCNT(5).
+const EXT1_ECX: u32 = 1 | 1 << 5;
+
+impl SoftCpu {
+    /// CPUID as this processor answers it outside VMX non-root operation.
+    pub fn native_cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
+        match leaf {
+            0 => [0x15, VENDOR[0], VENDOR[2], VENDOR[1]],
+            // Family 6, model 0x8F (Sapphire Rapids), stepping 8.
+            1 => [0x0008_06F8, 0x0001_0800, LEAF1_ECX, LEAF1_EDX],
+            0x15 => [
+                self.model.tsc_ratio_denominator,
+                self.model.tsc_ratio_numerator,
+                self.model.crystal_hz,
+                0,
+            ],
+            0x8000_0000 => [0x8000_0008, 0, 0, 0],
+            0x8000_0001 => [0, 0, EXT1_ECX, EXT1_EDX],
+            0x8000_0008 => [0x3027, 0, 0, 0], // 39 physical, 48 linear address bits
+            _ => [0; 4],
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Instruction execution, split by instruction group (as Bochs splits its
+//! CPU files): arithmetic and logic, data movement, control transfer, string
+//! operations and system instructions.
+
+mod alu;
+mod control;
+mod data;
+pub(crate) mod flags;
+mod string;
+mod system;
+
+use crate::cpu::SoftCpu;
+use crate::fault::{Ex, Exception};
+use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
+use x86::rflags::{CF, OF, PF, SF, ZF};
+
+impl SoftCpu {
+    /// Size in bytes of operand `i`.
+    #[inline]
+    pub(crate) fn op_size(&self, ins: &Instruction, i: u32) -> usize {
+        match ins.op_kind(i) {
+            OpKind::Register => ins.op_register(i).size(),
+            OpKind::Memory => ins.memory_size().size(),
+            OpKind::Immediate8 => 1,
+            OpKind::Immediate16 => 2,
+            OpKind::Immediate32 => 4,
+            _ => 8,
+        }
+    }
+
+    /// Reads operand `i` (register, memory or immediate).
+    #[inline]
+    pub(crate) fn read_op(&mut self, ins: &Instruction, i: u32, size: usize) -> Ex<u64> {
+        match ins.op_kind(i) {
+            OpKind::Register => Ok(self.reg(ins.op_register(i))),
+            OpKind::Memory => {
+                let ea = self.effective_address(ins);
+                self.read_mem(Self::mem_seg(ins), ea, size)
+            }
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+            | OpKind::Immediate8_2nd => Ok(ins.immediate(i) & flags::mask(size)),
+            _ => self.undefined(),
+        }
+    }
+
+    /// Writes operand `i` (register or memory).
+    #[inline]
+    pub(crate) fn write_op(&mut self, ins: &Instruction, i: u32, size: usize, v: u64) -> Ex<()> {
+        match ins.op_kind(i) {
+            OpKind::Register => {
+                self.set_reg(ins.op_register(i), v);
+                Ok(())
+            }
+            OpKind::Memory => {
+                let ea = self.effective_address(ins);
+                self.write_mem(Self::mem_seg(ins), ea, size, v)
+            }
+            _ => self.undefined(),
+        }
+    }
+
+    /// Replaces the six status flags.
+    #[inline]
+    pub(crate) fn set_status(&mut self, f: u64) {
+        self.s.rflags = (self.s.rflags & !x86::rflags::STATUS) | f;
+    }
+
+    #[inline]
+    pub(crate) fn flag(&self, f: u64) -> bool {
+        self.s.rflags & f != 0
+    }
+
+    /// Evaluates a condition code against RFLAGS.
+    pub(crate) fn condition(&self, cc: ConditionCode) -> bool {
+        let f = |b| self.flag(b);
+        match cc {
+            ConditionCode::o => f(OF),
+            ConditionCode::no => !f(OF),
+            ConditionCode::b => f(CF),
+            ConditionCode::ae => !f(CF),
+            ConditionCode::e => f(ZF),
+            ConditionCode::ne => !f(ZF),
+            ConditionCode::be => f(CF) || f(ZF),
+            ConditionCode::a => !f(CF) && !f(ZF),
+            ConditionCode::s => f(SF),
+            ConditionCode::ns => !f(SF),
+            ConditionCode::p => f(PF),
+            ConditionCode::np => !f(PF),
+            ConditionCode::l => f(SF) != f(OF),
+            ConditionCode::ge => f(SF) == f(OF),
+            ConditionCode::le => f(ZF) || f(SF) != f(OF),
+            ConditionCode::g => !f(ZF) && f(SF) == f(OF),
+            ConditionCode::None => true,
+        }
+    }
+
+    /// Executes one decoded instruction. On success `self.next_rip` holds the
+    /// address of the next instruction.
+    pub(crate) fn execute(&mut self, ins: &Instruction) -> Ex<()> {
+        use Mnemonic as M;
+        if ins.has_lock_prefix() && !lockable(ins) {
+            return Err(Exception::ud().into());
+        }
+        match ins.mnemonic() {
+            M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => {
+                self.alu2(ins)
+            }
+            M::Inc | M::Dec | M::Neg | M::Not => self.alu1(ins),
+            M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => {
+                self.shift(ins)
+            }
+            M::Shld | M::Shrd => self.shift_double(ins),
+            M::Mul | M::Imul | M::Div | M::Idiv => self.muldiv(ins),
+            M::Bt | M::Bts | M::Btr | M::Btc => self.bit_test(ins),
+            M::Bsf | M::Bsr | M::Tzcnt | M::Lzcnt | M::Popcnt => self.bit_scan(ins),
+            M::Mov | M::Movzx | M::Movsx | M::Movsxd => self.mov(ins),
+            M::Lea => self.lea(ins),
+            M::Xchg | M::Xadd | M::Cmpxchg | M::Cmpxchg8b => self.exchange(ins),
+            M::Push
+            | M::Pop
+            | M::Pushf
+            | M::Pushfd
+            | M::Pushfq
+            | M::Popf
+            | M::Popfd
+            | M::Popfq
+            | M::Pusha
+            | M::Pushad
+            | M::Popa
+            | M::Popad
+            | M::Leave
+            | M::Enter => self.stack_op(ins),
+            M::Cbw | M::Cwde | M::Cdqe | M::Cwd | M::Cdq | M::Cqo => self.convert(ins),
+            M::Bswap => self.bswap(ins),
+            M::Lahf | M::Sahf | M::Clc | M::Stc | M::Cmc | M::Cld | M::Std => self.flag_op(ins),
+            M::Xlatb => self.xlat(ins),
+            M::Nop
+            | M::Pause
+            | M::Lfence
+            | M::Mfence
+            | M::Sfence
+            | M::Clflush
+            | M::Prefetchnta
+            | M::Prefetcht0
+            | M::Prefetcht1
+            | M::Prefetcht2
+            | M::Prefetchw
+            | M::Endbr32
+            | M::Endbr64 => Ok(()),
+            M::Jmp | M::Call | M::Ret | M::Retf | M::Jmpe => self.branch(ins),
+            M::Loop | M::Loope | M::Loopne | M::Jcxz | M::Jecxz | M::Jrcxz => self.loop_op(ins),
+            M::Int | M::Int1 | M::Into | M::Iret | M::Iretd | M::Iretq => self.soft_int(ins),
+            M::Movsb
+            | M::Movsw
+            | M::Movsd
+            | M::Movsq
+            | M::Stosb
+            | M::Stosw
+            | M::Stosd
+            | M::Stosq
+            | M::Lodsb
+            | M::Lodsw
+            | M::Lodsd
+            | M::Lodsq
+            | M::Cmpsb
+            | M::Cmpsw
+            | M::Cmpsd
+            | M::Cmpsq
+            | M::Scasb
+            | M::Scasw
+            | M::Scasd
+            | M::Scasq
+            | M::Insb
+            | M::Insw
+            | M::Insd
+            | M::Outsb
+            | M::Outsw
+            | M::Outsd => self.string_op(ins),
+            M::Ud0 | M::Ud1 | M::Ud2 => Err(Exception::ud().into()),
+            _ if ins.condition_code() != ConditionCode::None => self.conditional(ins),
+            _ => self.system(ins),
+        }
+    }
+}
+
+/// Instructions that accept a LOCK prefix with a memory destination (SDM Vol. 2A LOCK).
+fn lockable(ins: &Instruction) -> bool {
+    use Mnemonic as M;
+    ins.op0_kind() == OpKind::Memory
+        && matches!(
+            ins.mnemonic(),
+            M::Add
+                | M::Adc
+                | M::And
+                | M::Btc
+                | M::Btr
+                | M::Bts
+                | M::Cmpxchg
+                | M::Cmpxchg8b
+                | M::Dec
+                | M::Inc
+                | M::Neg
+                | M::Not
+                | M::Or
+                | M::Sbb
+                | M::Sub
+                | M::Xor
+                | M::Xadd
+                | M::Xchg
+        )
+}
+
+/// Register operand helper for instructions with implicit accumulators.
+pub(crate) fn acc(size: usize) -> Register {
+    match size {
+        1 => Register::AL,
+        2 => Register::AX,
+        4 => Register::EAX,
+        _ => Register::RAX,
+    }
+}
+
+/// The register of a given width with encoding number `n` (0 = RAX … 7 = RDI).
+pub(crate) fn gpr(size: usize, n: usize) -> Register {
+    const Q: [Register; 8] = [
+        Register::RAX,
+        Register::RCX,
+        Register::RDX,
+        Register::RBX,
+        Register::RSP,
+        Register::RBP,
+        Register::RSI,
+        Register::RDI,
+    ];
+    const D: [Register; 8] = [
+        Register::EAX,
+        Register::ECX,
+        Register::EDX,
+        Register::EBX,
+        Register::ESP,
+        Register::EBP,
+        Register::ESI,
+        Register::EDI,
+    ];
+    const W: [Register; 8] = [
+        Register::AX,
+        Register::CX,
+        Register::DX,
+        Register::BX,
+        Register::SP,
+        Register::BP,
+        Register::SI,
+        Register::DI,
+    ];
+    match size {
+        8 => Q[n & 7],
+        4 => D[n & 7],
+        2 => W[n & 7],
+        _ => [
+            Register::AL,
+            Register::CL,
+            Register::DL,
+            Register::BL,
+            Register::AH,
+            Register::CH,
+            Register::DH,
+            Register::BH,
+        ][n & 7],
+    }
+}

@@ -1,0 +1,126 @@
+//! The execution loop of VMX non-root operation: event recognition at
+//! instruction boundaries, fetch from the decode cache, execute, deliver
+//! faults, leave on a VM exit.
+
+use crate::cpu::{Blocking, SoftCpu};
+use crate::event::{Event, EventKind};
+use crate::fault::{ExitInfo, Stop};
+use x86::vmx::{exit_ctl, exit_reason, intr_info, pin};
+
+/// Vector reported for the host's kick when "acknowledge interrupt on exit" is set.
+pub const KICK_VECTOR: u8 = 0xF2;
+
+impl SoftCpu {
+    /// Runs the guest until a VM exit, then performs it.
+    pub(crate) fn run_non_root(&mut self) {
+        if let Some(ev) = self.injection.take() {
+            // Event injection happens as part of VM entry, before any instruction (SDM §27.6).
+            if let Err(stop) = self.raise(ev) {
+                self.leave(stop);
+                return;
+            }
+            self.halted = false;
+        }
+        loop {
+            if let Some(info) = self.boundary_exit() {
+                self.vm_exit(info);
+                return;
+            }
+            if self.halted {
+                // Nothing in the guest can wake it but an event; virtual time runs on.
+                self.tick(1);
+                std::hint::spin_loop();
+                continue;
+            }
+            if let Err(stop) = self.step() {
+                self.leave(stop);
+                return;
+            }
+        }
+    }
+
+    /// Executes one instruction; a fault is delivered through the guest IDT
+    /// and only a VM exit stops the loop.
+    #[inline]
+    pub(crate) fn step(&mut self) -> Result<(), Stop> {
+        self.next_blocking = Blocking::default();
+        let ins = match self.fetch() {
+            Ok(i) => i,
+            Err(stop) => return self.fault(stop),
+        };
+        self.next_rip = match self.s.bitness() {
+            64 => ins.next_ip(),
+            32 => ins.next_ip() & 0xFFFF_FFFF,
+            _ => ins.next_ip() & 0xFFFF,
+        };
+        self.tick(1);
+        match self.execute(&ins) {
+            Ok(()) => {
+                self.s.rip = self.next_rip;
+                self.shadow = self.next_blocking;
+                self.retired += 1;
+                Ok(())
+            }
+            Err(stop) => {
+                if let Stop::VmExit(mut info) = stop {
+                    if info.instruction_len == 0 && is_instruction_exit(info.reason) {
+                        info.instruction_len = ins.len() as u32;
+                    }
+                    return Err(Stop::VmExit(info));
+                }
+                self.fault(stop)
+            }
+        }
+    }
+
+    /// Delivers the exception a failed instruction raised.
+    fn fault(&mut self, stop: Stop) -> Result<(), Stop> {
+        match Self::event_of(stop) {
+            Ok(ev) => {
+                self.shadow = Blocking::default();
+                self.raise(ev)
+            }
+            Err(info) => Err(Stop::VmExit(info)),
+        }
+    }
+
+    fn leave(&mut self, stop: Stop) {
+        let info = match stop {
+            Stop::VmExit(info) => info,
+            // An exception escaping `raise` cannot happen; treat it as a triple fault.
+            _ => ExitInfo::new(exit_reason::TRIPLE_FAULT, 0),
+        };
+        self.vm_exit(info);
+    }
+
+    /// Events recognised at an instruction boundary that cause VM exits.
+    fn boundary_exit(&mut self) -> Option<ExitInfo> {
+        if self.vmx.ctl.pin & pin::EXT_INTR_EXITING != 0
+            && self.ext_intr_pending()
+            && !self.shadow.sti
+            && !self.shadow.mov_ss
+        {
+            self.ack_ext_intr();
+            self.halted = false;
+            let mut info = ExitInfo::new(exit_reason::EXTERNAL_INTERRUPT, 0);
+            if self.vmx.ctl.exit & exit_ctl::ACK_INTR_ON_EXIT != 0 {
+                info.intr_info = Event::new(KICK_VECTOR, EventKind::External, 0).vmx_info()
+                    & !intr_info::ERROR_CODE_VALID;
+            }
+            return Some(info);
+        }
+        None
+    }
+}
+
+fn is_instruction_exit(reason: u16) -> bool {
+    !matches!(
+        reason,
+        exit_reason::EXCEPTION_NMI
+            | exit_reason::EXTERNAL_INTERRUPT
+            | exit_reason::TRIPLE_FAULT
+            | exit_reason::EPT_VIOLATION
+            | exit_reason::EPT_MISCONFIG
+            | exit_reason::NOTIFY
+    )
+}

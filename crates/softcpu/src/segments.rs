@@ -1,0 +1,236 @@
+//! Segment-register loads and descriptor checks (SDM Vol. 3A §3.4, §5.5–§5.8,
+//! Vol. 2B MOV/POP segment, JMP/CALL/RET far).
+
+use crate::cpu::SoftCpu;
+use crate::fault::{Ex, Exception};
+use crate::state::{Seg, Segment};
+use x86::exception::{GP, NP, SS as SS_VEC};
+use x86::segment::{
+    ar_from_descriptor_high, descriptor_base, descriptor_limit, AR_UNUSABLE, TYPE_ACCESSED,
+    TYPE_CODE, TYPE_EC, TYPE_RW,
+};
+
+/// A raw descriptor with its decoded cache form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Descriptor {
+    pub raw: u64,
+    pub seg: Segment,
+    /// Linear address of the descriptor (to set the accessed bit).
+    pub addr: u64,
+}
+
+impl Descriptor {
+    pub(crate) fn dpl(&self) -> u8 {
+        self.seg.dpl()
+    }
+    pub(crate) fn is_code(&self) -> bool {
+        self.seg.is_code_or_data() && self.seg.ar & TYPE_CODE != 0
+    }
+    pub(crate) fn present(&self) -> bool {
+        self.raw & (1 << 47) != 0
+    }
+}
+
+impl SoftCpu {
+    /// Reads the descriptor a selector names from the GDT or LDT; an index
+    /// beyond the table limit is #GP(selector).
+    pub(crate) fn read_descriptor(&mut self, sel: u16) -> Ex<Descriptor> {
+        let err = Exception::gp(u32::from(sel & !3));
+        let (base, limit) = if sel & 4 != 0 {
+            if !self.s.ldtr.usable() {
+                return Err(err.into());
+            }
+            (self.s.ldtr.base, self.s.ldtr.limit)
+        } else {
+            (self.s.gdtr.base, self.s.gdtr.limit)
+        };
+        let off = u64::from(sel & !7);
+        if off + 7 > u64::from(limit) {
+            return Err(err.into());
+        }
+        let addr = base.wrapping_add(off);
+        let raw = self.read_linear(addr, 8, false)?;
+        let seg = Segment {
+            selector: sel,
+            base: descriptor_base(raw),
+            limit: descriptor_limit(raw),
+            ar: ar_from_descriptor_high((raw >> 32) as u32),
+        };
+        Ok(Descriptor { raw, seg, addr })
+    }
+
+    /// Reads the upper half of a 16-byte system descriptor (64-bit TSS, LDT, gates).
+    pub(crate) fn read_descriptor_high(&mut self, d: &Descriptor) -> Ex<u64> {
+        self.read_linear(d.addr.wrapping_add(8), 8, false)
+    }
+
+    fn set_accessed(&mut self, d: &Descriptor) -> Ex<()> {
+        if d.seg.ar & TYPE_ACCESSED == 0 {
+            let byte = self.read_linear(d.addr + 5, 1, false)?;
+            self.write_linear(d.addr + 5, 1, byte | 1, false)?;
+        }
+        Ok(())
+    }
+
+    /// MOV/POP to DS, ES, FS, GS or SS with the protected-mode checks.
+    pub(crate) fn load_segment_checked(&mut self, seg: Seg, sel: u16) -> Ex<()> {
+        if seg == Seg::Cs {
+            return Err(Exception::ud().into());
+        }
+        if self.s.cr0 & x86::cr::CR0_PE == 0 || self.s.rflags & x86::rflags::VM != 0 {
+            // Real and virtual-8086 mode: base = selector * 16.
+            let s = &mut self.s.seg[seg as usize];
+            s.selector = sel;
+            s.base = u64::from(sel) << 4;
+            if seg == Seg::Ss {
+                self.next_blocking.mov_ss = true;
+            }
+            return Ok(());
+        }
+        let cpl = self.s.cpl();
+        let rpl = (sel & 3) as u8;
+        if sel & !3 == 0 {
+            if seg == Seg::Ss && !(self.s.mode64() && cpl != 3 && rpl == cpl) {
+                return Err(Exception::gp(0).into());
+            }
+            let s = &mut self.s.seg[seg as usize];
+            s.selector = sel;
+            s.ar = AR_UNUSABLE;
+            if seg == Seg::Ss {
+                s.ar = AR_UNUSABLE | (u32::from(cpl) << 5);
+                self.next_blocking.mov_ss = true;
+            }
+            return Ok(());
+        }
+        let d = self.read_descriptor(sel)?;
+        let err = u32::from(sel & !3);
+        let ty = d.seg.ar & 0xF;
+        if seg == Seg::Ss {
+            let writable_data = d.seg.is_code_or_data() && ty & TYPE_CODE == 0 && ty & TYPE_RW != 0;
+            if rpl != cpl || d.dpl() != cpl || !writable_data {
+                return Err(Exception::gp(err).into());
+            }
+            if !d.present() {
+                return Err(Exception::with_code(SS_VEC, err).into());
+            }
+        } else {
+            let readable = d.seg.is_code_or_data() && (ty & TYPE_CODE == 0 || ty & TYPE_RW != 0);
+            let conforming_code = ty & TYPE_CODE != 0 && ty & TYPE_EC != 0;
+            if !readable || (!conforming_code && (rpl > d.dpl() || cpl > d.dpl())) {
+                return Err(Exception::gp(err).into());
+            }
+            if !d.present() {
+                return Err(Exception::with_code(NP, err).into());
+            }
+        }
+        self.set_accessed(&d)?;
+        let mut cache = d.seg;
+        cache.ar |= TYPE_ACCESSED;
+        self.s.seg[seg as usize] = cache;
+        if seg == Seg::Ss {
+            self.next_blocking.mov_ss = true;
+        }
+        Ok(())
+    }
+
+    /// Loads CS for a far JMP/CALL/RET at the current privilege level.
+    pub(crate) fn far_jump(&mut self, sel: u16, off: u64) -> Ex<()> {
+        self.far_jump_privileged(sel, off, None)
+    }
+
+    /// Loads CS:RIP for a far transfer; `outer_stack` carries SS:RSP for a
+    /// return to an outer privilege level (RETF/IRET), where the new CPL is the selector's RPL.
+    pub(crate) fn far_jump_privileged(
+        &mut self,
+        sel: u16,
+        off: u64,
+        outer_stack: Option<(u16, u64)>,
+    ) -> Ex<()> {
+        if self.s.cr0 & x86::cr::CR0_PE == 0 || self.s.rflags & x86::rflags::VM != 0 {
+            let cs = &mut self.s.seg[Seg::Cs as usize];
+            cs.selector = sel;
+            cs.base = u64::from(sel) << 4;
+            self.next_rip = off & 0xFFFF;
+            return Ok(());
+        }
+        if sel & !3 == 0 {
+            return Err(Exception::gp(0).into());
+        }
+        let d = self.read_descriptor(sel)?;
+        let err = u32::from(sel & !3);
+        let cpl = self.s.cpl();
+        let rpl = (sel & 3) as u8;
+        if !d.is_code() {
+            // Call gates and task switches are not modelled: #GP as for a bad descriptor.
+            return Err(Exception::gp(err).into());
+        }
+        let conforming = d.seg.ar & TYPE_EC != 0;
+        let new_cpl = if outer_stack.is_some() { rpl } else { cpl };
+        let ok = if conforming {
+            d.dpl() <= new_cpl
+        } else {
+            d.dpl() == new_cpl && rpl <= new_cpl.max(cpl)
+        };
+        if !ok {
+            return Err(Exception::gp(err).into());
+        }
+        if !d.present() {
+            return Err(Exception::with_code(NP, err).into());
+        }
+        if d.seg.long() && d.seg.big() && self.s.long_mode() {
+            return Err(Exception::gp(err).into());
+        }
+        let old = self.s.seg[Seg::Cs as usize];
+        self.set_accessed(&d)?;
+        let mut cs = d.seg;
+        cs.selector = (sel & !3) | u16::from(new_cpl);
+        cs.ar |= TYPE_ACCESSED;
+        self.s.seg[Seg::Cs as usize] = cs;
+        if let Some((ss_sel, _)) = outer_stack {
+            // The stack segment must match the new CPL; it is checked at that level.
+            let saved_ss = self.s.seg[Seg::Ss as usize];
+            self.s.seg[Seg::Ss as usize].ar = (saved_ss.ar & !(3 << 5)) | (u32::from(new_cpl) << 5);
+            if let Err(e) = self.load_segment_checked(Seg::Ss, ss_sel) {
+                self.s.seg[Seg::Ss as usize] = saved_ss;
+                self.s.seg[Seg::Cs as usize] = old;
+                return Err(e);
+            }
+            // Data segments with DPL below the new CPL become null (SDM RET, IRET).
+            for s in [Seg::Es, Seg::Ds, Seg::Fs, Seg::Gs] {
+                let r = &mut self.s.seg[s as usize];
+                let ty = r.ar & 0xF;
+                let conforming_code = ty & TYPE_CODE != 0 && ty & TYPE_EC != 0;
+                if r.usable() && !conforming_code && r.dpl() < new_cpl {
+                    r.selector = 0;
+                    r.ar = AR_UNUSABLE;
+                }
+            }
+        }
+        let target = if self.s.mode64() {
+            off
+        } else {
+            off & 0xFFFF_FFFF
+        };
+        if self.s.mode64() {
+            let top = (target as i64) >> 47;
+            if top != 0 && top != -1 {
+                self.s.seg[Seg::Cs as usize] = old;
+                return Err(Exception::gp(0).into());
+            }
+        } else if target > u64::from(cs.limit) {
+            self.s.seg[Seg::Cs as usize] = old;
+            return Err(Exception::gp(0).into());
+        }
+        self.next_rip = target;
+        Ok(())
+    }
+
+    /// #GP for an IDT entry (error code with IDT bit and EXT), SDM Vol. 3A §6.13.
+    pub(crate) fn idt_fault(vector: u8, ext: bool, vec_kind: u8) -> Exception {
+        let code = (u32::from(vector) << 3) | 2 | u32::from(ext);
+        Exception::with_code(vec_kind, code)
+    }
+
+    /// The #GP vector, for callers that build IDT errors.
+    pub(crate) const GP_VECTOR: u8 = GP;
+}
