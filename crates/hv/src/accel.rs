@@ -84,6 +84,11 @@ pub enum InternalError {
         /// Guest RIP.
         rip: u64,
     },
+    /// VMLAUNCH/VMRESUME failed with this VM-instruction error (SDM Vol. 3C §31.4).
+    VmInstruction {
+        /// VM-instruction error number.
+        error: u32,
+    },
     /// The host accelerator reported an internal error (KVM suberror).
     Host {
         /// The host's code for it.
@@ -111,6 +116,9 @@ impl fmt::Display for InternalError {
             ),
             InternalError::Emulation { what, rip } => {
                 write!(f, "cannot emulate {what} at rip {rip:#x}")
+            }
+            InternalError::VmInstruction { error } => {
+                write!(f, "VM entry failed with VM-instruction error {error}")
             }
             InternalError::Host { suberror } => {
                 write!(f, "host accelerator internal error, suberror {suberror}")

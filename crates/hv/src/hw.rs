@@ -1,0 +1,97 @@
+//! The VMX hardware interface this hypervisor programs.
+//!
+//! `hv` owns this trait, as KVM owns its view of VMX: the soft CPU implements
+//! it (see [`crate::hw::soft`]), and any other VMX implementation could.
+//! Everything L0 does to the processor goes through here.
+
+/// A VMX instruction failed (VMfailValid with a VM-instruction error number,
+/// SDM Vol. 3C §31.4), or a physical access was out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HwError {
+    /// VMfailValid with this VM-instruction error number.
+    VmFail(u32),
+    /// A physical address outside the machine's memory.
+    PhysicalRange(u64),
+}
+
+/// A processor with VMX, as the L0 hypervisor sees it.
+pub trait VmxHardware {
+    /// VMREAD from the current VMCS.
+    fn vmread(&self, field: u32) -> Result<u64, HwError>;
+    /// VMWRITE to the current VMCS.
+    fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), HwError>;
+    /// VMCLEAR of the current VMCS.
+    fn vmclear(&mut self);
+    /// VMLAUNCH; returns after the VM exit (or VM-entry failure) it leads to.
+    fn vmlaunch(&mut self) -> Result<(), HwError>;
+    /// VMRESUME; returns after the VM exit it leads to.
+    fn vmresume(&mut self) -> Result<(), HwError>;
+    /// A VMX capability MSR (0x480–0x491).
+    fn capability(&self, msr: u32) -> Option<u64>;
+    /// CPUID as the processor answers it in root operation.
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
+    /// General-purpose registers (not part of the VMCS).
+    fn gprs(&self) -> [u64; 16];
+    /// Sets the general-purpose registers.
+    fn set_gprs(&mut self, gprs: &[u64; 16]);
+    /// CR2 (not part of the VMCS).
+    fn cr2(&self) -> u64;
+    /// Size of physical memory.
+    fn phys_size(&self) -> u64;
+    /// Reads physical memory.
+    fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<(), HwError>;
+    /// Writes physical memory.
+    fn write_phys(&mut self, addr: u64, data: &[u8]) -> Result<(), HwError>;
+}
+
+/// The soft CPU as VMX hardware.
+pub mod soft {
+    use super::{HwError, VmxHardware};
+    use softcpu::SoftCpu;
+
+    impl VmxHardware for SoftCpu {
+        fn vmread(&self, field: u32) -> Result<u64, HwError> {
+            SoftCpu::vmread(self, field).map_err(|e| HwError::VmFail(e.number()))
+        }
+        fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), HwError> {
+            SoftCpu::vmwrite(self, field, value).map_err(|e| HwError::VmFail(e.number()))
+        }
+        fn vmclear(&mut self) {
+            SoftCpu::vmclear(self)
+        }
+        fn vmlaunch(&mut self) -> Result<(), HwError> {
+            SoftCpu::vmlaunch(self).map_err(|f| HwError::VmFail(f.error))
+        }
+        fn vmresume(&mut self) -> Result<(), HwError> {
+            SoftCpu::vmresume(self).map_err(|f| HwError::VmFail(f.error))
+        }
+        fn capability(&self, msr: u32) -> Option<u64> {
+            softcpu::capability_msr(msr)
+        }
+        fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+            self.native_cpuid(leaf, subleaf)
+        }
+        fn gprs(&self) -> [u64; 16] {
+            SoftCpu::gprs(self)
+        }
+        fn set_gprs(&mut self, gprs: &[u64; 16]) {
+            SoftCpu::set_gprs(self, gprs)
+        }
+        fn cr2(&self) -> u64 {
+            SoftCpu::cr2(self)
+        }
+        fn phys_size(&self) -> u64 {
+            self.memory().size()
+        }
+        fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<(), HwError> {
+            self.memory()
+                .read(addr, buf)
+                .map_err(|e| HwError::PhysicalRange(e.addr))
+        }
+        fn write_phys(&mut self, addr: u64, data: &[u8]) -> Result<(), HwError> {
+            self.memory_mut()
+                .write(addr, data)
+                .map_err(|e| HwError::PhysicalRange(e.addr))
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! L0's VM-exit handlers: what the hypervisor handles itself and what goes
+//! to userspace.
+
+use crate::accel::{InternalError, VcpuExit};
+use crate::hw::{HwError, VmxHardware};
+use x86::vmx::{exit_reason as er, field as f, intr_info, qualification as q};
+
+/// The outcome of handling one VM exit.
+#[derive(Debug)]
+pub(crate) enum Handled {
+    /// Handled in L0: enter the guest again.
+    Resume,
+    /// OUT for userspace.
+    IoOut {
+        port: u16,
+        size: usize,
+        value: u64,
+        len: u64,
+    },
+    /// IN for userspace.
+    IoIn { port: u16, size: usize, len: u64 },
+    /// Any other exit to userspace.
+    Exit(VcpuExit<'static>),
+}
+
+/// Advances the guest RIP past the instruction that exited.
+pub(crate) fn skip_instruction(hw: &mut impl VmxHardware, len: u64) -> Result<(), HwError> {
+    let rip = hw.vmread(f::GUEST_RIP)?;
+    let cs_ar = hw.vmread(f::GUEST_CS_AR_BYTES)?;
+    let efer = hw.vmread(f::GUEST_IA32_EFER)?;
+    let long = efer & x86::cr::EFER_LMA != 0 && cs_ar & u64::from(x86::segment::AR_L) != 0;
+    let next = rip.wrapping_add(len);
+    hw.vmwrite(f::GUEST_RIP, if long { next } else { next & 0xFFFF_FFFF })?;
+    // Completing an instruction ends any STI / MOV SS blocking (SDM Vol. 3C §25.4.2).
+    let intr = hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)?;
+    hw.vmwrite(f::GUEST_INTERRUPTIBILITY_INFO, intr & !3)?;
+    Ok(())
+}
+
+/// Queues a hardware exception for the next VM entry.
+fn inject_exception(
+    hw: &mut impl VmxHardware,
+    vector: u8,
+    error_code: Option<u32>,
+) -> Result<(), HwError> {
+    let info = intr_info::make(vector, intr_info::TYPE_HW_EXCEPTION, error_code.is_some());
+    hw.vmwrite(f::VM_ENTRY_INTR_INFO, u64::from(info))?;
+    if let Some(code) = error_code {
+        hw.vmwrite(f::VM_ENTRY_EXCEPTION_ERROR_CODE, u64::from(code))?;
+    }
+    Ok(())
+}
+
+fn rip(hw: &impl VmxHardware) -> u64 {
+    hw.vmread(f::GUEST_RIP).unwrap_or(0)
+}
+
+/// Handles the VM exit whose exit-reason field is `raw`.
+pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwError> {
+    if raw & u64::from(er::ENTRY_FAILURE) != 0 {
+        return Ok(Handled::Exit(VcpuExit::FailEntry {
+            hardware_reason: raw,
+        }));
+    }
+    let reason = raw as u16;
+    let qual = hw.vmread(f::EXIT_QUALIFICATION)?;
+    let len = hw.vmread(f::VM_EXIT_INSTRUCTION_LEN)?;
+    Ok(match reason {
+        er::EXTERNAL_INTERRUPT => Handled::Exit(VcpuExit::Interrupted),
+        er::TRIPLE_FAULT => Handled::Exit(VcpuExit::Shutdown),
+        er::HLT => {
+            skip_instruction(hw, len)?;
+            Handled::Exit(VcpuExit::Hlt)
+        }
+        er::CPUID => {
+            cpuid(hw)?;
+            skip_instruction(hw, len)?;
+            Handled::Resume
+        }
+        er::IO_INSTRUCTION => {
+            let size = ((qual & q::IO_SIZE_MASK) + 1) as usize;
+            let port = (qual >> q::IO_PORT_SHIFT) as u16;
+            if qual & q::IO_STRING != 0 {
+                return Ok(Handled::Exit(VcpuExit::InternalError(
+                    InternalError::Emulation {
+                        what: "string I/O",
+                        rip: rip(hw),
+                    },
+                )));
+            }
+            if qual & q::IO_IN != 0 {
+                Handled::IoIn { port, size, len }
+            } else {
+                let value = hw.gprs()[0] & crate::soft::exits::size_mask(size);
+                Handled::IoOut {
+                    port,
+                    size,
+                    value,
+                    len,
+                }
+            }
+        }
+        er::MSR_READ | er::MSR_WRITE => {
+            msr(hw, reason == er::MSR_WRITE, len)?;
+            Handled::Resume
+        }
+        er::VMCALL | er::VMCLEAR..=er::VMXON | er::INVEPT | er::INVVPID | er::XSETBV | er::INVD => {
+            // VMX is not offered to this guest, and there are no hypercalls:
+            // #UD, as on a processor without these features.
+            if reason == er::INVD {
+                skip_instruction(hw, len)?;
+            } else {
+                inject_exception(hw, x86::exception::UD, None)?;
+            }
+            Handled::Resume
+        }
+        er::EPT_VIOLATION => {
+            let gpa = hw.vmread(f::GUEST_PHYSICAL_ADDRESS)?;
+            Handled::Exit(VcpuExit::InternalError(InternalError::UnmappedAccess {
+                gpa,
+                rip: rip(hw),
+            }))
+        }
+        _ => Handled::Exit(VcpuExit::InternalError(InternalError::UnhandledExit {
+            reason,
+            qualification: qual,
+            rip: rip(hw),
+        })),
+    })
+}
+
+/// Mask of the low `size` bytes.
+pub(crate) fn size_mask(size: usize) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1 << (size * 8)) - 1
+    }
+}
+
+/// CPUID as the guest sees it: the processor's answer without VMX (not
+/// offered to guests yet) and with the hypervisor-present bit.
+fn cpuid(hw: &mut impl VmxHardware) -> Result<(), HwError> {
+    let mut g = hw.gprs();
+    let leaf = g[0] as u32;
+    let mut r = hw.cpuid(leaf, g[1] as u32);
+    if leaf == 1 {
+        r[2] &= !(1 << 5);
+        r[2] |= 1 << 31;
+    }
+    g[0] = u64::from(r[0]);
+    g[3] = u64::from(r[1]);
+    g[1] = u64::from(r[2]);
+    g[2] = u64::from(r[3]);
+    hw.set_gprs(&g);
+    Ok(())
+}
+
+/// RDMSR/WRMSR of MSRs that are not passed through.
+fn msr(hw: &mut impl VmxHardware, write: bool, len: u64) -> Result<(), HwError> {
+    let mut g = hw.gprs();
+    let index = g[1] as u32;
+    let value = match (index, write) {
+        (x86::msr::APIC_BASE, false) => Some(0xFEE0_0900),
+        // IA32_FEATURE_CONTROL: locked, VMX off (VMX is not offered to guests yet).
+        (x86::msr::FEATURE_CONTROL, false) => Some(1),
+        // MTRR capability and default type reads: none and uncached.
+        (0xFE, false) | (0x2FF, false) => Some(0),
+        (0x2FF, true) => Some(0),
+        _ => None,
+    };
+    match value {
+        Some(v) => {
+            if !write {
+                g[0] = v & 0xFFFF_FFFF;
+                g[2] = v >> 32;
+                hw.set_gprs(&g);
+            }
+            skip_instruction(hw, len)
+        }
+        None => inject_exception(hw, x86::exception::GP, Some(0)),
+    }
+}

@@ -1,0 +1,219 @@
+//! Programming the VMCS for a new vCPU: controls, hypervisor pages and the
+//! initial guest state.
+
+use crate::accel::{EntryMode, EntryState};
+use crate::ept;
+use crate::hw::{HwError, VmxHardware};
+use x86::cr::{CR0_ET, CR0_NE, CR0_PE, CR4_VMXE};
+use x86::msr;
+use x86::vmx::{entry_ctl, exit_ctl, field as f, pin, proc, proc2};
+
+/// MSRs the guest reads and writes directly (their state lives in the CPU
+/// and the VMCS); every other MSR access exits to L0.
+const PASSTHROUGH_MSRS: &[u32] = &[
+    msr::EFER,
+    msr::STAR,
+    msr::LSTAR,
+    msr::CSTAR,
+    msr::FMASK,
+    msr::FS_BASE,
+    msr::GS_BASE,
+    msr::KERNEL_GS_BASE,
+    msr::TSC_AUX,
+    msr::TSC,
+    msr::SYSENTER_CS,
+    msr::SYSENTER_ESP,
+    msr::SYSENTER_EIP,
+    msr::PAT,
+];
+
+/// Where the hypervisor's own pages live in host-physical memory.
+#[derive(Debug, Clone)]
+pub(crate) struct PrivatePages {
+    /// The MSR bitmap page.
+    pub msr_bitmap: u64,
+    /// EPT tables start.
+    pub ept_base: u64,
+    /// End of host-physical memory.
+    pub end: u64,
+    ram: u64,
+}
+
+impl PrivatePages {
+    pub(crate) fn layout(ram: u64) -> Self {
+        let base = ram.div_ceil(4096) * 4096;
+        let msr_bitmap = base;
+        let ept_base = base + 4096;
+        let end = ept_base + ept::pages_needed(ram) * 4096;
+        PrivatePages {
+            msr_bitmap,
+            ept_base,
+            end,
+            ram,
+        }
+    }
+
+    /// Writes the MSR bitmap and EPT tables into host memory.
+    pub(crate) fn install(&self, hw: &mut impl VmxHardware) -> Result<(), HwError> {
+        let mut bitmap = vec![0xFFu8; 4096];
+        for &m in PASSTHROUGH_MSRS {
+            let (off, bit) = if m >= 0xC000_0000 {
+                (1024, m - 0xC000_0000)
+            } else {
+                (0, m)
+            };
+            for half in [0usize, 2048] {
+                let byte = half + off + (bit / 8) as usize;
+                bitmap[byte] &= !(1 << (bit % 8));
+            }
+        }
+        hw.write_phys(self.msr_bitmap, &bitmap)?;
+        let image = ept::build(self.ram, self.ept_base);
+        for (addr, page) in &image.pages {
+            hw.write_phys(*addr, page)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn eptp(&self) -> u64 {
+        ept::build(self.ram, self.ept_base).eptp
+    }
+}
+
+fn adjust(hw: &impl VmxHardware, cap_msr: u32, want: u32) -> u32 {
+    let cap = hw.capability(cap_msr).unwrap_or(0);
+    (want | cap as u32) & (cap >> 32) as u32
+}
+
+/// Writes controls and guest state for a vCPU entering in `entry`.
+pub(crate) fn program(
+    hw: &mut impl VmxHardware,
+    pages: &PrivatePages,
+    entry: &EntryState,
+) -> Result<(), HwError> {
+    hw.vmclear();
+    let pinv = adjust(hw, msr::VMX_PINBASED_CTLS, pin::EXT_INTR_EXITING);
+    let procv = adjust(
+        hw,
+        msr::VMX_PROCBASED_CTLS,
+        proc::HLT_EXITING
+            | proc::UNCOND_IO_EXITING
+            | proc::USE_MSR_BITMAPS
+            | proc::ACTIVATE_SECONDARY_CONTROLS,
+    );
+    let proc2v = adjust(
+        hw,
+        msr::VMX_PROCBASED_CTLS2,
+        proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST | proc2::ENABLE_RDTSCP,
+    );
+    let exitv = adjust(
+        hw,
+        msr::VMX_EXIT_CTLS,
+        exit_ctl::HOST_ADDR_SPACE_SIZE | exit_ctl::SAVE_IA32_EFER | exit_ctl::LOAD_IA32_EFER,
+    );
+    let entryv = adjust(hw, msr::VMX_ENTRY_CTLS, entry_ctl::LOAD_IA32_EFER);
+    let mut put = |fld: u32, v: u64| hw.vmwrite(fld, v);
+    put(f::PIN_BASED_VM_EXEC_CONTROL, u64::from(pinv))?;
+    put(f::CPU_BASED_VM_EXEC_CONTROL, u64::from(procv))?;
+    put(f::SECONDARY_VM_EXEC_CONTROL, u64::from(proc2v))?;
+    put(f::VM_EXIT_CONTROLS, u64::from(exitv))?;
+    put(f::VM_ENTRY_CONTROLS, u64::from(entryv))?;
+    put(f::EXCEPTION_BITMAP, 0)?;
+    put(f::MSR_BITMAP, pages.msr_bitmap)?;
+    put(f::EPT_POINTER, pages.eptp())?;
+    put(f::VMCS_LINK_POINTER, u64::MAX)?;
+    // The guest owns CR0 and CR4 except the bits VMX operation fixes (SDM
+    // Vol. 3C §24.8): NE and VMXE are host-owned and read from the shadows.
+    put(f::CR0_GUEST_HOST_MASK, CR0_NE)?;
+    put(f::CR4_GUEST_HOST_MASK, CR4_VMXE)?;
+    match entry.mode {
+        EntryMode::Protected32Flat => {
+            let code_ar = 0xC09B; // G, D/B, P, S, type execute/read accessed
+            let data_ar = 0xC093; // G, D/B, P, S, type read/write accessed
+            for (sel, base, limit, ar, s, a) in [
+                (
+                    f::GUEST_CS_SELECTOR,
+                    f::GUEST_CS_BASE,
+                    f::GUEST_CS_LIMIT,
+                    f::GUEST_CS_AR_BYTES,
+                    0x10,
+                    code_ar,
+                ),
+                (
+                    f::GUEST_DS_SELECTOR,
+                    f::GUEST_DS_BASE,
+                    f::GUEST_DS_LIMIT,
+                    f::GUEST_DS_AR_BYTES,
+                    0x18,
+                    data_ar,
+                ),
+                (
+                    f::GUEST_ES_SELECTOR,
+                    f::GUEST_ES_BASE,
+                    f::GUEST_ES_LIMIT,
+                    f::GUEST_ES_AR_BYTES,
+                    0x18,
+                    data_ar,
+                ),
+                (
+                    f::GUEST_SS_SELECTOR,
+                    f::GUEST_SS_BASE,
+                    f::GUEST_SS_LIMIT,
+                    f::GUEST_SS_AR_BYTES,
+                    0x18,
+                    data_ar,
+                ),
+                (
+                    f::GUEST_FS_SELECTOR,
+                    f::GUEST_FS_BASE,
+                    f::GUEST_FS_LIMIT,
+                    f::GUEST_FS_AR_BYTES,
+                    0x18,
+                    data_ar,
+                ),
+                (
+                    f::GUEST_GS_SELECTOR,
+                    f::GUEST_GS_BASE,
+                    f::GUEST_GS_LIMIT,
+                    f::GUEST_GS_AR_BYTES,
+                    0x18,
+                    data_ar,
+                ),
+            ] {
+                put(sel, s)?;
+                put(base, 0)?;
+                put(limit, 0xFFFF_FFFF)?;
+                put(ar, a)?;
+            }
+            // TR: a busy 32-bit TSS, present; LDTR unusable.
+            put(f::GUEST_TR_SELECTOR, 0)?;
+            put(f::GUEST_TR_BASE, 0)?;
+            put(f::GUEST_TR_LIMIT, 0xFFFF)?;
+            put(f::GUEST_TR_AR_BYTES, 0x8B)?;
+            put(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE))?;
+            put(f::GUEST_GDTR_BASE, 0)?;
+            put(f::GUEST_GDTR_LIMIT, 0xFFFF)?;
+            put(f::GUEST_IDTR_BASE, 0)?;
+            put(f::GUEST_IDTR_LIMIT, 0xFFFF)?;
+            let cr0 = CR0_PE | CR0_ET;
+            put(f::GUEST_CR0, cr0 | CR0_NE)?;
+            put(f::CR0_READ_SHADOW, cr0)?;
+            put(f::GUEST_CR3, 0)?;
+            put(f::GUEST_CR4, CR4_VMXE)?;
+            put(f::CR4_READ_SHADOW, 0)?;
+            put(f::GUEST_IA32_EFER, 0)?;
+            put(f::GUEST_RFLAGS, x86::rflags::FIXED1)?;
+            put(f::GUEST_RIP, entry.rip)?;
+            put(f::GUEST_RSP, entry.rsp)?;
+            put(f::GUEST_DR7, 0x400)?;
+            put(f::GUEST_ACTIVITY_STATE, 0)?;
+            put(f::GUEST_INTERRUPTIBILITY_INFO, 0)?;
+        }
+    }
+    let mut gprs = [0u64; 16];
+    gprs[0] = entry.rax;
+    gprs[3] = entry.rbx;
+    gprs[4] = entry.rsp;
+    hw.set_gprs(&gprs);
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The soft VM: guest RAM at guest-physical 0 in the machine's memory, with
+//! the hypervisor's private pages (EPT, MSR bitmap) above it.
+
+use super::setup::PrivatePages;
+use super::vcpu::SoftVcpu;
+use crate::accel::{AccelError, Accelerator, EntryState, Vm, VmConfig};
+use crate::hw::VmxHardware;
+use softcpu::{CpuModel, SoftCpu};
+use std::sync::{Arc, Mutex};
+
+/// Largest guest RAM the soft accelerator accepts (3 GiB keeps the top of the
+/// 32-bit space free for devices, as on the kvm accelerator).
+pub const MAX_MEMORY_BYTES: u64 = 3 << 30;
+
+/// The soft accelerator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoftAccelerator {
+    /// The CPU model to instantiate.
+    pub model: CpuModel,
+}
+
+/// A VM on the soft CPU.
+pub struct SoftVm {
+    pub(super) machine: Arc<Mutex<SoftCpu>>,
+    pub(super) ram: u64,
+    pub(super) private: PrivatePages,
+    vcpu_created: bool,
+}
+
+impl Accelerator for SoftAccelerator {
+    type Vm = SoftVm;
+
+    fn name(&self) -> &'static str {
+        "soft"
+    }
+
+    fn create_vm(&self, config: &VmConfig) -> Result<SoftVm, AccelError> {
+        let ram = config.memory_bytes;
+        if ram == 0 || ram % 4096 != 0 || ram > MAX_MEMORY_BYTES {
+            return Err(AccelError::InvalidConfig(format!(
+                "guest memory of {ram} bytes: it must be a nonzero multiple of 4 KiB and at most {} MiB",
+                MAX_MEMORY_BYTES >> 20
+            )));
+        }
+        let private = PrivatePages::layout(ram);
+        let mut cpu = SoftCpu::new(private.end, self.model);
+        private.install(&mut cpu).map_err(|e| {
+            AccelError::InvalidConfig(format!("cannot lay out hypervisor pages: {e:?}"))
+        })?;
+        Ok(SoftVm {
+            machine: Arc::new(Mutex::new(cpu)),
+            ram,
+            private,
+            vcpu_created: false,
+        })
+    }
+}
+
+impl SoftVm {
+    fn check(&self, gpa: u64, len: usize) -> Result<(), AccelError> {
+        match gpa.checked_add(len as u64) {
+            Some(end) if end <= self.ram => Ok(()),
+            _ => Err(AccelError::OutOfRange {
+                gpa,
+                len: len as u64,
+            }),
+        }
+    }
+}
+
+impl Vm for SoftVm {
+    type Vcpu = SoftVcpu;
+
+    fn write_memory(&mut self, gpa: u64, data: &[u8]) -> Result<(), AccelError> {
+        self.check(gpa, data.len())?;
+        let mut m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        m.write_phys(gpa, data).map_err(|_| AccelError::OutOfRange {
+            gpa,
+            len: data.len() as u64,
+        })
+    }
+
+    fn read_memory(&self, gpa: u64, buf: &mut [u8]) -> Result<(), AccelError> {
+        self.check(gpa, buf.len())?;
+        let m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        m.read_phys(gpa, buf).map_err(|_| AccelError::OutOfRange {
+            gpa,
+            len: buf.len() as u64,
+        })
+    }
+
+    fn create_vcpu(&mut self, id: u32, entry: &EntryState) -> Result<SoftVcpu, AccelError> {
+        if self.vcpu_created || id != 0 {
+            return Err(AccelError::InvalidConfig(
+                "the soft accelerator runs one vCPU per VM (id 0)".into(),
+            ));
+        }
+        self.vcpu_created = true;
+        SoftVcpu::new(self.machine.clone(), &self.private, entry)
+    }
+}

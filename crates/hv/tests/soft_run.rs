@@ -1,0 +1,124 @@
+//! The soft accelerator end to end with hand-assembled guests.
+
+use hv::accel::{Accelerator, EntryMode, EntryState, InternalError, Vcpu, VcpuExit, Vm, VmConfig};
+use hv::soft::SoftAccelerator;
+
+const LOAD: u64 = 0x10_0000;
+
+fn vm_with(code: &[u8]) -> (hv::soft::SoftVm, hv::soft::SoftVcpu) {
+    let mut vm = SoftAccelerator::default()
+        .create_vm(&VmConfig {
+            memory_bytes: 4 << 20,
+        })
+        .unwrap();
+    vm.write_memory(LOAD, code).unwrap();
+    let vcpu = vm
+        .create_vcpu(
+            0,
+            &EntryState {
+                mode: EntryMode::Protected32Flat,
+                rip: LOAD,
+                rsp: 0x8_0000,
+                rax: 0x2BAD_B002,
+                rbx: 0x9000,
+            },
+        )
+        .unwrap();
+    (vm, vcpu)
+}
+
+#[test]
+fn out_in_and_hlt_reach_userspace() {
+    // mov al,'A'; out 0x3f8? (out dx form): mov dx,0x3f8; out dx,al; in al,dx; out 0xf4,al; hlt
+    let code = [
+        0xB0, b'A', 0x66, 0xBA, 0xF8, 0x03, 0xEE, 0xEC, 0xE6, 0xF4, 0xF4,
+    ];
+    let (_vm, mut vcpu) = vm_with(&code);
+    match vcpu.run().unwrap() {
+        VcpuExit::IoOut { port, data } => assert_eq!((port, data.to_vec()), (0x3F8, vec![b'A'])),
+        e => panic!("{e:?}"),
+    }
+    match vcpu.run().unwrap() {
+        VcpuExit::IoIn { port, data } => {
+            assert_eq!(port, 0x3F8);
+            data[0] = 0x5A;
+        }
+        e => panic!("{e:?}"),
+    }
+    match vcpu.run().unwrap() {
+        VcpuExit::IoOut { port, data } => assert_eq!((port, data.to_vec()), (0xF4, vec![0x5A])),
+        e => panic!("{e:?}"),
+    }
+    assert!(matches!(vcpu.run().unwrap(), VcpuExit::Hlt));
+    let regs = vcpu.registers().unwrap();
+    assert_eq!(regs.rip, LOAD + code.len() as u64);
+    assert_eq!(regs.cs, 0x10);
+}
+
+#[test]
+fn triple_fault_is_a_shutdown() {
+    // lidt [limit 0]; ud2
+    let code = [0x0F, 0x01, 0x1D, 0x00, 0x01, 0x10, 0x00, 0x0F, 0x0B];
+    let (mut vm, mut vcpu) = vm_with(&code);
+    vm.write_memory(LOAD + 0x100, &[0; 6]).unwrap();
+    assert!(matches!(vcpu.run().unwrap(), VcpuExit::Shutdown));
+}
+
+#[test]
+fn access_beyond_ram_is_reported_not_fatal() {
+    // mov eax, [0xfee00000]
+    let code = [0xA1, 0x00, 0x00, 0xE0, 0xFE];
+    let (_vm, mut vcpu) = vm_with(&code);
+    match vcpu.run().unwrap() {
+        VcpuExit::InternalError(InternalError::UnmappedAccess { gpa, rip }) => {
+            assert_eq!((gpa, rip), (0xFEE0_0000, LOAD));
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn cpuid_is_handled_in_l0() {
+    // xor eax,eax; cpuid; mov eax, ebx; out 0xf4, eax (as out imm8, eax); hlt
+    let code = [0x31, 0xC0, 0x0F, 0xA2, 0x89, 0xD8, 0xE7, 0xF4, 0xF4];
+    let (_vm, mut vcpu) = vm_with(&code);
+    match vcpu.run().unwrap() {
+        VcpuExit::IoOut { port, data } => {
+            assert_eq!(port, 0xF4);
+            assert_eq!(data, b"Genu");
+        }
+        e => panic!("{e:?}"),
+    }
+    let stats = vcpu.stats();
+    assert!(stats
+        .internal_exits
+        .iter()
+        .any(|(n, c)| *n == "cpuid" && *c == 1));
+}
+
+#[test]
+fn kick_interrupts_a_spinning_guest() {
+    // jmp $
+    let (_vm, mut vcpu) = vm_with(&[0xEB, 0xFE]);
+    let k = vcpu.kicker();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        k.kick();
+    });
+    assert!(matches!(vcpu.run().unwrap(), VcpuExit::Interrupted));
+    t.join().unwrap();
+}
+
+#[test]
+fn bad_memory_sizes_and_ranges_are_errors() {
+    let acc = SoftAccelerator::default();
+    assert!(acc.create_vm(&VmConfig { memory_bytes: 0 }).is_err());
+    assert!(acc.create_vm(&VmConfig { memory_bytes: 4097 }).is_err());
+    let mut vm = acc
+        .create_vm(&VmConfig {
+            memory_bytes: 1 << 20,
+        })
+        .unwrap();
+    assert!(vm.write_memory((1 << 20) - 1, &[0, 0]).is_err());
+    assert!(vm.write_memory(u64::MAX, &[0]).is_err());
+}
