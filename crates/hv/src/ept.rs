@@ -21,7 +21,7 @@ pub struct EptImage {
 /// Number of 4 KiB pages [`build`] needs for `ram` bytes.
 pub fn pages_needed(ram: u64) -> u64 {
     let gib = ram.div_ceil(1 << 30);
-    let tail_pt = u64::from(ram % (2 << 20) != 0);
+    let tail_pt = u64::from(!ram.is_multiple_of(2 << 20));
     2 + gib + tail_pt
 }
 

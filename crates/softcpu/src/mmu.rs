@@ -328,7 +328,13 @@ impl SoftCpu {
         let wp = self.s.cr0 & CR0_WP != 0;
         let denied = match access {
             Access::Read => user && !usr,
-            Access::Write => (user && (!usr || !writable)) || (!user && !writable && wp),
+            Access::Write => {
+                if user {
+                    !usr || !writable
+                } else {
+                    !writable && wp
+                }
+            }
             Access::Fetch => (user && !usr) || !exec,
         };
         if denied {

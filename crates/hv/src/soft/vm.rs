@@ -36,7 +36,7 @@ impl Accelerator for SoftAccelerator {
 
     fn create_vm(&self, config: &VmConfig) -> Result<SoftVm, AccelError> {
         let ram = config.memory_bytes;
-        if ram == 0 || ram % 4096 != 0 || ram > MAX_MEMORY_BYTES {
+        if ram == 0 || !ram.is_multiple_of(4096) || ram > MAX_MEMORY_BYTES {
             return Err(AccelError::InvalidConfig(format!(
                 "guest memory of {ram} bytes: it must be a nonzero multiple of 4 KiB and at most {} MiB",
                 MAX_MEMORY_BYTES >> 20

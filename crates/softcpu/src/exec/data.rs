@@ -6,7 +6,7 @@ use super::{acc, gpr};
 use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception};
 use crate::state::Seg;
-use iced_x86::{Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 use x86::rflags::{CF, DF, ZF};
 
 impl SoftCpu {
@@ -133,6 +133,12 @@ impl SoftCpu {
             if ins.op0_kind() == OpKind::Memory {
                 return ins.memory_size().size();
             }
+        }
+        match ins.code() {
+            Code::Leavew | Code::Enterw_imm16_imm8 => return 2,
+            Code::Leaved | Code::Enterd_imm16_imm8 => return 4,
+            Code::Leaveq | Code::Enterq_imm16_imm8 => return 8,
+            _ => {}
         }
         // PUSH imm, PUSH/POP sreg, PUSHF/POPF: from the stack pointer increment iced reports.
         let inc = ins.stack_pointer_increment().unsigned_abs() as usize;

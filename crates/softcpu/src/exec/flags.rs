@@ -36,7 +36,7 @@ pub(crate) fn szp(size: usize, r: u64) -> u64 {
     if r & sign_bit(size) != 0 {
         f |= SF;
     }
-    if (r as u8).count_ones() % 2 == 0 {
+    if (r as u8).count_ones().is_multiple_of(2) {
         f |= PF;
     }
     f

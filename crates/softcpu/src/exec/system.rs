@@ -206,9 +206,10 @@ impl SoftCpu {
                     return Err(Exception::ud().into());
                 }
                 self.require_cpl0()?;
-                let gs = self.s.seg[Seg::Gs as usize].base;
-                self.s.seg[Seg::Gs as usize].base = self.s.msr.kernel_gs_base;
-                self.s.msr.kernel_gs_base = gs;
+                std::mem::swap(
+                    &mut self.s.seg[Seg::Gs as usize].base,
+                    &mut self.s.msr.kernel_gs_base,
+                );
                 Ok(())
             }
             M::Lss | M::Lds | M::Les | M::Lfs | M::Lgs => {

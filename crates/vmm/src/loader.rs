@@ -1,0 +1,1663 @@
+//! Multiboot v1 kernel loader: what `qemu-system-x86_64 -kernel` does with a
+//! multiboot ELF32 image.
+//!
+//! [`load_multiboot`] parses the image, decides what goes where in guest
+//! physical memory and returns it as a [`BootImage`]: a list of byte regions
+//! to copy into guest RAM and the vCPU state to start in. It touches no guest
+//! memory itself, so it can be tested (and fuzzed) without a VM.
+//!
+//! # What is accepted
+//!
+//! * A multiboot v1 header (magic `0x1BADB002`) on a 4-byte boundary that
+//!   lies entirely within the first 8 KiB of the file, with a valid checksum
+//!   (`magic + flags + checksum == 0` mod 2^32). Candidates with a bad
+//!   checksum are skipped, as GRUB and QEMU do; if none is valid the first bad
+//!   one is reported.
+//! * Required header flags (bits 0–15): bit 0 (page-align modules: trivially
+//!   met, no modules are loaded) and bit 1 (memory information: always
+//!   provided). Bit 2 (video mode) and the undefined bits are refused.
+//!   Optional flags (bits 16–31): bit 16, the "a.out kludge", is honoured as
+//!   QEMU does — the load addresses in the header are used instead of the ELF
+//!   program headers, even for an ELF file. Other optional bits are ignored.
+//! * Without bit 16: an ELF file of class ELFCLASS32, little-endian, machine
+//!   EM_386. Every `PT_LOAD` segment with a non-zero `p_memsz` is loaded at
+//!   `p_paddr`: `p_filesz` bytes from the file followed by zeros up to
+//!   `p_memsz`. As in QEMU, when the zero-filled tail of a segment would
+//!   overlap another `PT_LOAD` segment, only `p_filesz` bytes are loaded;
+//!   segments that still overlap are refused. The entry point is `e_entry`,
+//!   translated to a physical address when it falls in an executable segment
+//!   whose `p_vaddr` differs from its `p_paddr` (QEMU's rule again).
+//!
+//! # Boot information layout
+//!
+//! Everything the loader builds lives in one page at [`BOOT_INFO_ADDR`]
+//! (0x9000), below 1 MiB and inside the first "available" memory-map entry:
+//!
+//! | guest address | size | contents |
+//! |---|---|---|
+//! | `0x9000` ([`BOOT_INFO_ADDR`]) | 0x80 | `multiboot_info` (unused fields zero) |
+//! | `0x9080` ([`MMAP_ADDR`]) | 0x60 | memory map, 3 or 4 entries of 24 bytes |
+//! | `0x90E0` ([`BOOTLOADER_NAME_ADDR`]) | 0x20 | `"vigil\0"` |
+//! | `0x9100` ([`CMDLINE_ADDR`]) | ≤ 0xF00 | command line, NUL-terminated |
+//!
+//! The info structure sets flags MEM (bit 0), CMDLINE (bit 2), MMAP (bit 6)
+//! and BOOT_LOADER_NAME (bit 9):
+//!
+//! * `mem_lower` = 639 (KiB of conventional memory), `mem_upper` =
+//!   (RAM − 1 MiB) / 1 KiB, saturated at `u32::MAX`;
+//! * `cmdline` = [`CMDLINE_ADDR`]; the caller's string is stored verbatim
+//!   (QEMU prepends the kernel file name; Vigil leaves that to the caller);
+//! * `mmap_addr` = [`MMAP_ADDR`], `mmap_length` = 24 × entries. Each entry is
+//!   `size: u32 = 20, base_addr: u64, length: u64, type: u32` (1 available,
+//!   2 reserved): `[0, 0x9FC00)` available, `[0x9FC00, 0xA0000)` reserved,
+//!   `[0xF0000, 0x100000)` reserved, `[1 MiB, RAM end)` available (omitted
+//!   when RAM is exactly 1 MiB). `[0xA0000, 0xF0000)` is left out, as on a PC;
+//! * `boot_loader_name` = [`BOOTLOADER_NAME_ADDR`].
+//!
+//! No loaded byte may fall inside the part of that page the loader uses.
+
+use std::fmt;
+
+use hv::accel::{EntryMode, EntryState};
+
+/// The multiboot v1 header magic the kernel carries.
+pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
+/// The value EAX holds when a multiboot v1 kernel is entered.
+pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
+/// How far into the file the multiboot header may lie (it must end within).
+pub const HEADER_SEARCH_LIMIT: usize = 8192;
+
+/// Guest-physical address of the multiboot information structure (EBX).
+pub const BOOT_INFO_ADDR: u64 = 0x9000;
+/// Bytes reserved for the multiboot information structure.
+pub const BOOT_INFO_SIZE: u64 = 0x80;
+/// Guest-physical address of the memory map (`mmap_addr`).
+pub const MMAP_ADDR: u64 = BOOT_INFO_ADDR + BOOT_INFO_SIZE;
+/// Size of one memory-map entry including its `size` field.
+pub const MMAP_ENTRY_SIZE: u64 = 24;
+/// Most memory-map entries the loader writes.
+pub const MMAP_MAX_ENTRIES: u64 = 4;
+/// Guest-physical address of the boot loader name.
+pub const BOOTLOADER_NAME_ADDR: u64 = MMAP_ADDR + MMAP_ENTRY_SIZE * MMAP_MAX_ENTRIES;
+/// The boot loader name given to the kernel.
+pub const BOOTLOADER_NAME: &str = "vigil";
+/// Guest-physical address of the NUL-terminated command line.
+pub const CMDLINE_ADDR: u64 = 0x9100;
+/// End (exclusive) of the page that holds all boot information.
+pub const BOOT_INFO_LIMIT: u64 = 0xA000;
+/// Longest command line accepted, in bytes, not counting the NUL.
+pub const CMDLINE_MAX: usize = (BOOT_INFO_LIMIT - CMDLINE_ADDR - 1) as usize;
+/// Smallest guest RAM the loader can describe: everything below 1 MiB.
+pub const MIN_MEMORY: u64 = 1 << 20;
+
+/// Header flag: align modules on 4 KiB boundaries (required bit).
+pub const FLAG_PAGE_ALIGN: u32 = 1 << 0;
+/// Header flag: the kernel needs memory information (required bit).
+pub const FLAG_MEMORY_INFO: u32 = 1 << 1;
+/// Header flag: the kernel wants a video mode (required bit, unsupported).
+pub const FLAG_VIDEO_MODE: u32 = 1 << 2;
+/// Header flag: load addresses are given in the header (the a.out kludge).
+pub const FLAG_AOUT_KLUDGE: u32 = 1 << 16;
+/// Header flag bits a loader must understand or refuse the kernel.
+pub const REQUIRED_FLAGS_MASK: u32 = 0xFFFF;
+/// The required header flag bits this loader honours.
+pub const SUPPORTED_REQUIRED_FLAGS: u32 = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO;
+
+/// Info flag: `mem_lower` and `mem_upper` are valid.
+pub const INFO_MEM: u32 = 1 << 0;
+/// Info flag: `cmdline` is valid.
+pub const INFO_CMDLINE: u32 = 1 << 2;
+/// Info flag: `mmap_length` and `mmap_addr` are valid.
+pub const INFO_MMAP: u32 = 1 << 6;
+/// Info flag: `boot_loader_name` is valid.
+pub const INFO_BOOTLOADER_NAME: u32 = 1 << 9;
+
+/// Memory-map entry type: RAM the kernel may use.
+pub const MMAP_AVAILABLE: u32 = 1;
+/// Memory-map entry type: reserved.
+pub const MMAP_RESERVED: u32 = 2;
+
+/// Offsets of the fields this loader fills in the multiboot information.
+mod info {
+    pub const FLAGS: usize = 0;
+    pub const MEM_LOWER: usize = 4;
+    pub const MEM_UPPER: usize = 8;
+    pub const CMDLINE: usize = 16;
+    pub const MMAP_LENGTH: usize = 44;
+    pub const MMAP_ADDR: usize = 48;
+    pub const BOOT_LOADER_NAME: usize = 64;
+}
+
+const ELF_MAGIC: [u8; 4] = [0x7F, b'E', b'L', b'F'];
+const ELFCLASS32: u8 = 1;
+const ELFDATA2LSB: u8 = 1;
+const EM_386: u16 = 3;
+const EM_X86_64: u16 = 62;
+const ELF32_EHDR_SIZE: usize = 52;
+const ELF32_PHDR_SIZE: usize = 32;
+const PT_LOAD: u32 = 1;
+const PF_X: u32 = 1;
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+/// Conventional memory reported in `mem_lower`, in KiB (0–0x9FC00).
+const MEM_LOWER_KIB: u32 = 639;
+
+/// A kernel ready to be copied into guest memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootImage {
+    /// `(guest-physical address, bytes)` to copy into guest RAM, in order.
+    /// Zero-filled parts (bss) are included as explicit zeros. The regions do
+    /// not overlap; the last one is the boot information page.
+    pub regions: Vec<(u64, Vec<u8>)>,
+    /// The state the boot vCPU starts in: 32-bit protected mode, paging off,
+    /// EIP = kernel entry, EAX = 0x2BADB002, EBX = [`BOOT_INFO_ADDR`], ESP = 0
+    /// (multiboot defines no stack).
+    pub entry: EntryState,
+}
+
+/// Why a kernel image cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// Guest RAM is too small to hold even the boot information.
+    MemoryTooSmall {
+        /// The configured guest RAM in bytes.
+        memory_bytes: u64,
+    },
+    /// The command line does not fit in the boot information page.
+    CmdlineTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The command line contains a NUL byte, which would cut it short.
+    CmdlineContainsNul,
+    /// The file ends before a structure it announces.
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// How many bytes the file must have for it.
+        needed: u64,
+        /// How many bytes it has.
+        len: u64,
+    },
+    /// No multiboot v1 header in the first 8 KiB.
+    NoMultibootHeader,
+    /// A multiboot header was found but its checksum is wrong.
+    BadChecksum {
+        /// File offset of the header.
+        offset: usize,
+        /// The header's flags.
+        flags: u32,
+        /// The header's checksum field.
+        checksum: u32,
+    },
+    /// The header asks for features this loader does not provide.
+    UnsupportedFlags {
+        /// The header's flags.
+        flags: u32,
+        /// The required bits that are not supported.
+        unsupported: u32,
+    },
+    /// The a.out-kludge addresses in the header are inconsistent.
+    BadAoutKludge {
+        /// Which rule the addresses break.
+        reason: &'static str,
+    },
+    /// Not an ELF file (and the header does not use the a.out kludge).
+    NotElf,
+    /// An ELF file of class ELFCLASS64 (or another non-32-bit class).
+    NotElf32 {
+        /// `e_ident[EI_CLASS]`.
+        class: u8,
+    },
+    /// An ELF file that is not little-endian.
+    NotLittleEndian {
+        /// `e_ident[EI_DATA]`.
+        data: u8,
+    },
+    /// An ELF file for another machine than EM_386.
+    NotX86 {
+        /// `e_machine`.
+        machine: u16,
+    },
+    /// `e_phentsize` is not the size of an ELF32 program header.
+    BadProgramHeaderSize {
+        /// `e_phentsize`.
+        phentsize: u16,
+    },
+    /// The program header table lies (partly) outside the file.
+    ProgramHeadersOutOfBounds {
+        /// `e_phoff`.
+        phoff: u32,
+        /// `e_phnum`.
+        phnum: u16,
+        /// File length.
+        len: u64,
+    },
+    /// A segment's file data lies (partly) outside the file.
+    SegmentDataOutOfBounds {
+        /// Program header index.
+        index: usize,
+        /// `p_offset`.
+        offset: u32,
+        /// `p_filesz`.
+        filesz: u32,
+        /// File length.
+        len: u64,
+    },
+    /// A segment's `p_filesz` exceeds its `p_memsz`.
+    FileSizeExceedsMemSize {
+        /// Program header index.
+        index: usize,
+        /// `p_filesz`.
+        filesz: u32,
+        /// `p_memsz`.
+        memsz: u32,
+    },
+    /// A segment does not fit in guest RAM.
+    SegmentOutsideRam {
+        /// Guest-physical load address.
+        addr: u64,
+        /// Size in memory.
+        size: u64,
+        /// Guest RAM in bytes.
+        memory_bytes: u64,
+    },
+    /// A segment overlaps the boot information the loader writes.
+    SegmentOverlapsBootInfo {
+        /// Guest-physical load address.
+        addr: u64,
+        /// Size in memory.
+        size: u64,
+    },
+    /// Two segments overlap in guest memory.
+    SegmentsOverlap {
+        /// Load address of the first.
+        first: u64,
+        /// Load address of the second.
+        second: u64,
+    },
+    /// Nothing to load.
+    NoLoadableSegment,
+}
+
+/// Formats a byte count as "N MiB" when exact, else "N bytes".
+struct Size(u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(MIB) {
+            write!(f, "{} MiB", self.0 / MIB)
+        } else {
+            write!(f, "{} bytes", self.0)
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::MemoryTooSmall { memory_bytes } => write!(
+                f,
+                "{} of guest RAM is too small for a multiboot kernel (at least 1 MiB); raise --memory",
+                Size(*memory_bytes)
+            ),
+            LoadError::CmdlineTooLong { len } => write!(
+                f,
+                "kernel command line of {len} bytes is too long (at most {CMDLINE_MAX}); shorten it"
+            ),
+            LoadError::CmdlineContainsNul => write!(
+                f,
+                "kernel command line contains a NUL byte, which would end it early; remove it"
+            ),
+            LoadError::Truncated { what, needed, len } => write!(
+                f,
+                "kernel image truncated: {what} needs {needed} bytes but the file has {len}; rebuild or re-copy the kernel"
+            ),
+            LoadError::NoMultibootHeader => write!(
+                f,
+                "not a multiboot v1 kernel: no 0x1BADB002 header in the first 8 KiB; build the kernel with a multiboot header"
+            ),
+            LoadError::BadChecksum {
+                offset,
+                flags,
+                checksum,
+            } => write!(
+                f,
+                "multiboot header at file offset {offset:#x} has a bad checksum {checksum:#010x} (flags {flags:#010x}; magic + flags + checksum must be 0); fix the header"
+            ),
+            LoadError::UnsupportedFlags { flags, unsupported } => write!(
+                f,
+                "multiboot header flags {flags:#010x} require unsupported features {unsupported:#06x} (only page-align and memory-info are provided); drop them from the header"
+            ),
+            LoadError::BadAoutKludge { reason } => write!(
+                f,
+                "multiboot a.out-kludge addresses are invalid: {reason}; fix the header addresses"
+            ),
+            LoadError::NotElf => write!(
+                f,
+                "kernel is not an ELF file and its multiboot header has no load addresses (flag bit 16); link it as ELF32"
+            ),
+            LoadError::NotElf32 { class } => write!(
+                f,
+                "kernel is not ELF32 (class {class}): multiboot v1 loads only 32-bit ELF; use a 32-bit entry that switches to long mode"
+            ),
+            LoadError::NotLittleEndian { data } => write!(
+                f,
+                "kernel ELF is not little-endian (data encoding {data}); build it for x86"
+            ),
+            LoadError::NotX86 { machine } => {
+                if *machine == EM_X86_64 {
+                    write!(
+                        f,
+                        "kernel ELF is for x86-64 (machine 62), not i386: multiboot v1 needs EM_386; link with -m elf_i386"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "kernel ELF is for machine {machine}, not i386 (3); build it for x86"
+                    )
+                }
+            }
+            LoadError::BadProgramHeaderSize { phentsize } => write!(
+                f,
+                "kernel ELF program header size is {phentsize}, not {ELF32_PHDR_SIZE}; the file is corrupt, rebuild it"
+            ),
+            LoadError::ProgramHeadersOutOfBounds { phoff, phnum, len } => write!(
+                f,
+                "kernel ELF program headers ({phnum} at offset {phoff:#x}) extend past the end of the {len}-byte file; rebuild or re-copy the kernel"
+            ),
+            LoadError::SegmentDataOutOfBounds {
+                index,
+                offset,
+                filesz,
+                len,
+            } => write!(
+                f,
+                "kernel ELF segment {index} (offset {offset:#x}, {filesz:#x} bytes) extends past the end of the {len}-byte file; rebuild or re-copy the kernel"
+            ),
+            LoadError::FileSizeExceedsMemSize {
+                index,
+                filesz,
+                memsz,
+            } => write!(
+                f,
+                "kernel ELF segment {index} has p_filesz {filesz:#x} larger than p_memsz {memsz:#x}; the file is corrupt, rebuild it"
+            ),
+            LoadError::SegmentOutsideRam {
+                addr,
+                size,
+                memory_bytes,
+            } => write!(
+                f,
+                "segment at {addr:#x} of {size:#x} bytes does not fit in {} of guest RAM; raise --memory",
+                Size(*memory_bytes)
+            ),
+            LoadError::SegmentOverlapsBootInfo { addr, size } => write!(
+                f,
+                "segment at {addr:#x} of {size:#x} bytes overlaps the multiboot information at {BOOT_INFO_ADDR:#x}-{BOOT_INFO_LIMIT:#x}; link the kernel elsewhere (e.g. at 1 MiB)"
+            ),
+            LoadError::SegmentsOverlap { first, second } => write!(
+                f,
+                "kernel segments at {first:#x} and {second:#x} overlap in memory; fix the linker script"
+            ),
+            LoadError::NoLoadableSegment => write!(
+                f,
+                "kernel has nothing to load (no PT_LOAD segment with a non-zero size); check the linker script"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Reads a little-endian `u16` at `off`, if the bytes are there.
+fn le16(b: &[u8], off: usize) -> Option<u16> {
+    let end = off.checked_add(2)?;
+    let s = b.get(off..end)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+
+/// Reads a little-endian `u32` at `off`, if the bytes are there.
+fn le32(b: &[u8], off: usize) -> Option<u32> {
+    let end = off.checked_add(4)?;
+    let s = b.get(off..end)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Reads a little-endian `u32` at `off` or reports which structure is cut off.
+fn need32(b: &[u8], off: usize, what: &'static str) -> Result<u32, LoadError> {
+    le32(b, off).ok_or(LoadError::Truncated {
+        what,
+        needed: off as u64 + 4,
+        len: b.len() as u64,
+    })
+}
+
+/// The multiboot header found in the image.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    offset: usize,
+    flags: u32,
+}
+
+/// Finds the first multiboot header with a valid checksum.
+fn find_header(image: &[u8]) -> Result<Header, LoadError> {
+    let limit = image.len().min(HEADER_SEARCH_LIMIT);
+    let mut first_bad = None;
+    let mut offset = 0usize;
+    while offset + 12 <= limit {
+        if le32(image, offset) == Some(HEADER_MAGIC) {
+            let flags = le32(image, offset + 4).unwrap_or(0);
+            let checksum = le32(image, offset + 8).unwrap_or(0);
+            if HEADER_MAGIC.wrapping_add(flags).wrapping_add(checksum) == 0 {
+                return Ok(Header { offset, flags });
+            }
+            first_bad.get_or_insert(LoadError::BadChecksum {
+                offset,
+                flags,
+                checksum,
+            });
+        }
+        offset += 4;
+    }
+    Err(first_bad.unwrap_or(if image.len() < 12 {
+        LoadError::Truncated {
+            what: "a multiboot header",
+            needed: 12,
+            len: image.len() as u64,
+        }
+    } else {
+        LoadError::NoMultibootHeader
+    }))
+}
+
+/// One piece of the kernel to place in guest memory.
+#[derive(Debug)]
+struct Segment<'a> {
+    addr: u64,
+    data: &'a [u8],
+    size: u64,
+}
+
+/// Loads a multiboot v1 kernel for a guest with `memory_bytes` of RAM at
+/// guest-physical 0, passing `cmdline` to it.
+///
+/// Behaves as `qemu-system-x86_64 -kernel` does for a multiboot v1 kernel
+/// (see the module documentation for the rules and the boot information
+/// layout). Never panics, whatever the bytes.
+pub fn load_multiboot(
+    image: &[u8],
+    memory_bytes: u64,
+    cmdline: &str,
+) -> Result<BootImage, LoadError> {
+    if memory_bytes < MIN_MEMORY {
+        return Err(LoadError::MemoryTooSmall { memory_bytes });
+    }
+    if cmdline.len() > CMDLINE_MAX {
+        return Err(LoadError::CmdlineTooLong { len: cmdline.len() });
+    }
+    if cmdline.as_bytes().contains(&0) {
+        return Err(LoadError::CmdlineContainsNul);
+    }
+
+    let header = find_header(image)?;
+    let unsupported = header.flags & REQUIRED_FLAGS_MASK & !SUPPORTED_REQUIRED_FLAGS;
+    if unsupported != 0 {
+        return Err(LoadError::UnsupportedFlags {
+            flags: header.flags,
+            unsupported,
+        });
+    }
+
+    let (segments, entry) = if header.flags & FLAG_AOUT_KLUDGE != 0 {
+        aout_kludge_segment(image, header)?
+    } else {
+        elf_segments(image)?
+    };
+    if segments.is_empty() {
+        return Err(LoadError::NoLoadableSegment);
+    }
+
+    let info = build_boot_info(memory_bytes, cmdline);
+    let info_end = BOOT_INFO_ADDR + info.len() as u64;
+    let mut regions = Vec::with_capacity(segments.len() + 1);
+    for (i, seg) in segments.iter().enumerate() {
+        let end = seg
+            .addr
+            .checked_add(seg.size)
+            .filter(|&end| end <= memory_bytes)
+            .ok_or(LoadError::SegmentOutsideRam {
+                addr: seg.addr,
+                size: seg.size,
+                memory_bytes,
+            })?;
+        if seg.addr < info_end && BOOT_INFO_ADDR < end {
+            return Err(LoadError::SegmentOverlapsBootInfo {
+                addr: seg.addr,
+                size: seg.size,
+            });
+        }
+        for other in &segments[..i] {
+            // `other` was checked above, so its end cannot overflow.
+            if seg.addr < other.addr.saturating_add(other.size) && other.addr < end {
+                return Err(LoadError::SegmentsOverlap {
+                    first: other.addr,
+                    second: seg.addr,
+                });
+            }
+        }
+        // size <= memory_bytes and every source of it is a u32 sum, so it fits
+        // in usize on 64-bit hosts; refuse rather than truncate elsewhere.
+        let size = usize::try_from(seg.size).map_err(|_| LoadError::SegmentOutsideRam {
+            addr: seg.addr,
+            size: seg.size,
+            memory_bytes,
+        })?;
+        // Zeroed allocation first (lazily zeroed by the allocator for large
+        // sizes), then the file bytes over its start.
+        let mut bytes = vec![0u8; size];
+        if let Some(head) = bytes.get_mut(..seg.data.len()) {
+            head.copy_from_slice(seg.data);
+        }
+        regions.push((seg.addr, bytes));
+    }
+    regions.push((BOOT_INFO_ADDR, info));
+
+    Ok(BootImage {
+        regions,
+        entry: EntryState {
+            mode: EntryMode::Protected32Flat,
+            rip: entry,
+            rsp: 0,
+            rax: u64::from(BOOTLOADER_MAGIC),
+            rbx: BOOT_INFO_ADDR,
+        },
+    })
+}
+
+/// The single segment described by the a.out-kludge header fields, following
+/// QEMU's rules for them.
+fn aout_kludge_segment(image: &[u8], header: Header) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
+    const WHAT: &str = "the multiboot header's address fields";
+    let field = |n: usize| need32(image, header.offset + n, WHAT);
+    let header_addr = field(12)?;
+    let load_addr = field(16)?;
+    let load_end_addr = field(20)?;
+    let bss_end_addr = field(24)?;
+    let entry_addr = field(28)?;
+    let bad = |reason| LoadError::BadAoutKludge { reason };
+
+    let header_delta = header_addr
+        .checked_sub(load_addr)
+        .ok_or(bad("header_addr is below load_addr"))?;
+    let text_offset = (header.offset as u64)
+        .checked_sub(u64::from(header_delta))
+        .ok_or(bad(
+            "header_addr - load_addr exceeds the header's file offset",
+        ))?;
+    let file_len = image.len() as u64;
+    let load_size = if load_end_addr != 0 {
+        u64::from(
+            load_end_addr
+                .checked_sub(load_addr)
+                .ok_or(bad("load_end_addr is below load_addr"))?,
+        )
+    } else {
+        // text_offset <= header.offset < file_len.
+        file_len - text_offset
+    };
+    let load_end = u64::from(load_addr) + load_size;
+    if load_end > u64::from(u32::MAX) {
+        return Err(bad("the kernel does not fit below 4 GiB"));
+    }
+    let data_end = text_offset + load_size;
+    let data = usize::try_from(text_offset)
+        .ok()
+        .zip(usize::try_from(data_end).ok())
+        .and_then(|(start, end)| image.get(start..end))
+        .ok_or(LoadError::Truncated {
+            what: "the kernel text named by load_end_addr",
+            needed: data_end,
+            len: file_len,
+        })?;
+    let size = if bss_end_addr != 0 {
+        if u64::from(bss_end_addr) < load_end {
+            return Err(bad("bss_end_addr is below load_end_addr"));
+        }
+        u64::from(bss_end_addr) - u64::from(load_addr)
+    } else {
+        load_size
+    };
+    let segments = if size == 0 {
+        Vec::new()
+    } else {
+        vec![Segment {
+            addr: u64::from(load_addr),
+            data,
+            size,
+        }]
+    };
+    Ok((segments, u64::from(entry_addr)))
+}
+
+/// An ELF32 program header, the fields the loader uses.
+#[derive(Debug, Clone, Copy)]
+struct Phdr {
+    index: usize,
+    p_type: u32,
+    offset: u32,
+    vaddr: u32,
+    paddr: u32,
+    filesz: u32,
+    memsz: u32,
+    flags: u32,
+}
+
+/// The `PT_LOAD` segments of an ELF32 i386 image and its physical entry point.
+fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
+    let len = image.len() as u64;
+    match image.get(..4) {
+        Some(magic) if magic == ELF_MAGIC => {}
+        Some(_) => return Err(LoadError::NotElf),
+        None => {
+            return Err(LoadError::Truncated {
+                what: "the ELF identification",
+                needed: 4,
+                len,
+            })
+        }
+    }
+    if image.len() < ELF32_EHDR_SIZE {
+        return Err(LoadError::Truncated {
+            what: "the ELF32 header",
+            needed: ELF32_EHDR_SIZE as u64,
+            len,
+        });
+    }
+    // The header is complete from here on: the reads below cannot fail.
+    let class = image[4];
+    let data = image[5];
+    if class != ELFCLASS32 {
+        return Err(LoadError::NotElf32 { class });
+    }
+    if data != ELFDATA2LSB {
+        return Err(LoadError::NotLittleEndian { data });
+    }
+    let machine = le16(image, 18).unwrap_or(0);
+    if machine != EM_386 {
+        return Err(LoadError::NotX86 { machine });
+    }
+    let e_entry = le32(image, 24).unwrap_or(0);
+    let phoff = le32(image, 28).unwrap_or(0);
+    let phentsize = le16(image, 42).unwrap_or(0);
+    let phnum = le16(image, 44).unwrap_or(0);
+    if phnum == 0 {
+        return Err(LoadError::NoLoadableSegment);
+    }
+    if usize::from(phentsize) != ELF32_PHDR_SIZE {
+        return Err(LoadError::BadProgramHeaderSize { phentsize });
+    }
+    let table_end = u64::from(phoff) + u64::from(phnum) * ELF32_PHDR_SIZE as u64;
+    if table_end > len {
+        return Err(LoadError::ProgramHeadersOutOfBounds { phoff, phnum, len });
+    }
+
+    let mut phdrs = Vec::new();
+    for index in 0..usize::from(phnum) {
+        // In bounds: checked against table_end above.
+        let base = phoff as usize + index * ELF32_PHDR_SIZE;
+        let word = |n: usize| le32(image, base + n).unwrap_or(0);
+        let ph = Phdr {
+            index,
+            p_type: word(0),
+            offset: word(4),
+            vaddr: word(8),
+            paddr: word(12),
+            filesz: word(16),
+            memsz: word(20),
+            flags: word(24),
+        };
+        if ph.p_type != PT_LOAD {
+            continue;
+        }
+        if ph.filesz > ph.memsz {
+            return Err(LoadError::FileSizeExceedsMemSize {
+                index,
+                filesz: ph.filesz,
+                memsz: ph.memsz,
+            });
+        }
+        if u64::from(ph.offset) + u64::from(ph.filesz) > len {
+            return Err(LoadError::SegmentDataOutOfBounds {
+                index,
+                offset: ph.offset,
+                filesz: ph.filesz,
+                len,
+            });
+        }
+        phdrs.push(ph);
+    }
+
+    // QEMU's entry translation: e_entry is virtual; if it lies in the file
+    // part of an executable segment linked at a different physical address,
+    // move it by that segment's offset. The last matching segment wins.
+    let mut entry = u64::from(e_entry);
+    for ph in &phdrs {
+        let (vaddr, entry_v) = (u64::from(ph.vaddr), u64::from(e_entry));
+        if ph.vaddr != ph.paddr
+            && ph.flags & PF_X != 0
+            && entry_v >= vaddr
+            && entry_v < vaddr + u64::from(ph.filesz)
+        {
+            entry = entry_v - vaddr + u64::from(ph.paddr);
+        }
+    }
+
+    let mut segments = Vec::new();
+    for ph in &phdrs {
+        let mut size = u64::from(ph.memsz);
+        // QEMU: a zero-fill tail that overlaps another PT_LOAD segment means
+        // the file packs segments for run-time relocation; load filesz only.
+        if ph.memsz > ph.filesz {
+            let zero_start = u64::from(ph.paddr) + u64::from(ph.filesz);
+            let zero_end = u64::from(ph.paddr) + u64::from(ph.memsz);
+            let clash = phdrs.iter().any(|o| {
+                let (start, end) = (u64::from(o.paddr), u64::from(o.paddr) + u64::from(o.memsz));
+                o.index != ph.index && !(start >= zero_end || zero_start >= end)
+            });
+            if clash {
+                size = u64::from(ph.filesz);
+            }
+        }
+        if size == 0 {
+            continue;
+        }
+        // In bounds: checked when the header was read.
+        let start = ph.offset as usize;
+        let data = image.get(start..start + ph.filesz as usize).ok_or(
+            LoadError::SegmentDataOutOfBounds {
+                index: ph.index,
+                offset: ph.offset,
+                filesz: ph.filesz,
+                len,
+            },
+        )?;
+        segments.push(Segment {
+            addr: u64::from(ph.paddr),
+            data,
+            size,
+        });
+    }
+    Ok((segments, entry))
+}
+
+/// Builds the boot information page contents (see the module documentation),
+/// starting at [`BOOT_INFO_ADDR`]. `cmdline` must fit and hold no NUL.
+fn build_boot_info(memory_bytes: u64, cmdline: &str) -> Vec<u8> {
+    let mut page = vec![0u8; (CMDLINE_ADDR - BOOT_INFO_ADDR) as usize];
+    let put32 = |page: &mut Vec<u8>, off: usize, v: u32| {
+        page[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    };
+
+    let mem_upper = u32::try_from((memory_bytes - MIB) / KIB).unwrap_or(u32::MAX);
+    let mut entries: Vec<(u64, u64, u32)> = vec![
+        (0, 0x9_FC00, MMAP_AVAILABLE),
+        (0x9_FC00, 0x400, MMAP_RESERVED),
+        (0xF_0000, 0x1_0000, MMAP_RESERVED),
+    ];
+    if memory_bytes > MIB {
+        entries.push((MIB, memory_bytes - MIB, MMAP_AVAILABLE));
+    }
+
+    put32(
+        &mut page,
+        info::FLAGS,
+        INFO_MEM | INFO_CMDLINE | INFO_MMAP | INFO_BOOTLOADER_NAME,
+    );
+    put32(&mut page, info::MEM_LOWER, MEM_LOWER_KIB);
+    put32(&mut page, info::MEM_UPPER, mem_upper);
+    put32(&mut page, info::CMDLINE, CMDLINE_ADDR as u32);
+    put32(
+        &mut page,
+        info::MMAP_LENGTH,
+        (entries.len() as u64 * MMAP_ENTRY_SIZE) as u32,
+    );
+    put32(&mut page, info::MMAP_ADDR, MMAP_ADDR as u32);
+    put32(
+        &mut page,
+        info::BOOT_LOADER_NAME,
+        BOOTLOADER_NAME_ADDR as u32,
+    );
+
+    let mut off = (MMAP_ADDR - BOOT_INFO_ADDR) as usize;
+    for (base, length, kind) in entries {
+        put32(&mut page, off, (MMAP_ENTRY_SIZE - 4) as u32);
+        page[off + 4..off + 12].copy_from_slice(&base.to_le_bytes());
+        page[off + 12..off + 20].copy_from_slice(&length.to_le_bytes());
+        put32(&mut page, off + 20, kind);
+        off += MMAP_ENTRY_SIZE as usize;
+    }
+
+    let name = (BOOTLOADER_NAME_ADDR - BOOT_INFO_ADDR) as usize;
+    page[name..name + BOOTLOADER_NAME.len()].copy_from_slice(BOOTLOADER_NAME.as_bytes());
+
+    page.extend_from_slice(cmdline.as_bytes());
+    page.push(0);
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAM: u64 = 16 * MIB;
+
+    /// One program header for [`elf_image`].
+    #[derive(Clone)]
+    struct Seg {
+        p_type: u32,
+        vaddr: u32,
+        paddr: u32,
+        data: Vec<u8>,
+        memsz: u32,
+        flags: u32,
+    }
+
+    fn seg(paddr: u32, data: Vec<u8>, memsz: u32) -> Seg {
+        Seg {
+            p_type: PT_LOAD,
+            vaddr: paddr,
+            paddr,
+            data,
+            memsz,
+            flags: 5,
+        }
+    }
+
+    fn mb_header(flags: u32) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(&HEADER_MAGIC.to_le_bytes());
+        h.extend_from_slice(&flags.to_le_bytes());
+        h.extend_from_slice(
+            &HEADER_MAGIC
+                .wrapping_add(flags)
+                .wrapping_neg()
+                .to_le_bytes(),
+        );
+        h
+    }
+
+    /// Emits an ELF32 i386 image: header, program headers, then each
+    /// segment's data in order, nothing after the last segment's data (so
+    /// that any truncation cuts something the loader needs).
+    fn elf_image(entry: u32, segs: &[Seg]) -> Vec<u8> {
+        let phoff = ELF32_EHDR_SIZE as u32;
+        let mut data_off = phoff + (segs.len() * ELF32_PHDR_SIZE) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(&ELF_MAGIC);
+        out.extend_from_slice(&[ELFCLASS32, ELFDATA2LSB, 1, 0]);
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&2u16.to_le_bytes()); // e_type ET_EXEC
+        out.extend_from_slice(&EM_386.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes()); // e_version
+        out.extend_from_slice(&entry.to_le_bytes());
+        out.extend_from_slice(&phoff.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes()); // e_shoff
+        out.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+        out.extend_from_slice(&(ELF32_EHDR_SIZE as u16).to_le_bytes());
+        out.extend_from_slice(&(ELF32_PHDR_SIZE as u16).to_le_bytes());
+        out.extend_from_slice(&(segs.len() as u16).to_le_bytes());
+        out.extend_from_slice(&40u16.to_le_bytes()); // e_shentsize
+        out.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
+        out.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
+        assert_eq!(out.len(), ELF32_EHDR_SIZE);
+        for s in segs {
+            for v in [
+                s.p_type,
+                data_off,
+                s.vaddr,
+                s.paddr,
+                s.data.len() as u32,
+                s.memsz,
+                s.flags,
+                0x1000,
+            ] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            data_off += s.data.len() as u32;
+        }
+        for s in segs {
+            out.extend_from_slice(&s.data);
+        }
+        out
+    }
+
+    /// Text that starts with a multiboot header with `flags`.
+    fn text(flags: u32, len: usize) -> Vec<u8> {
+        let mut t = mb_header(flags);
+        t.extend((t.len()..len).map(|i| (i as u8) | 1));
+        t
+    }
+
+    /// A minimal valid multiboot kernel: text at 1 MiB holding the header,
+    /// data with bss at 2 MiB.
+    fn kernel() -> Vec<u8> {
+        elf_image(
+            0x10_000C,
+            &[
+                seg(0x10_0000, text(FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO, 64), 64),
+                Seg {
+                    flags: 6,
+                    ..seg(0x20_0000, vec![0xAA; 16], 0x1000)
+                },
+            ],
+        )
+    }
+
+    fn rd32(b: &[u8], off: usize) -> u32 {
+        le32(b, off).unwrap()
+    }
+    fn rd64(b: &[u8], off: usize) -> u64 {
+        u64::from(rd32(b, off)) | u64::from(rd32(b, off + 4)) << 32
+    }
+
+    fn info_region(img: &BootImage) -> &[u8] {
+        let (addr, bytes) = img.regions.last().unwrap();
+        assert_eq!(*addr, BOOT_INFO_ADDR);
+        bytes
+    }
+
+    #[test]
+    fn loads_segments_and_zeroes_bss() {
+        let img = load_multiboot(&kernel(), RAM, "").unwrap();
+        assert_eq!(img.regions.len(), 3);
+        let (a0, r0) = &img.regions[0];
+        assert_eq!(*a0, 0x10_0000);
+        assert_eq!(r0.len(), 64);
+        assert_eq!(&r0[..12], &mb_header(3)[..]);
+        let (a1, r1) = &img.regions[1];
+        assert_eq!(*a1, 0x20_0000);
+        assert_eq!(r1.len(), 0x1000);
+        assert!(r1[..16].iter().all(|&b| b == 0xAA));
+        assert!(r1[16..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn entry_state_is_the_multiboot_handoff() {
+        let img = load_multiboot(&kernel(), RAM, "").unwrap();
+        assert_eq!(
+            img.entry,
+            EntryState {
+                mode: EntryMode::Protected32Flat,
+                rip: 0x10_000C,
+                rsp: 0,
+                rax: 0x2BAD_B002,
+                rbx: 0x9000,
+            }
+        );
+    }
+
+    #[test]
+    fn info_fields() {
+        let img = load_multiboot(&kernel(), RAM, "console=ttyS0").unwrap();
+        let info = info_region(&img);
+        assert_eq!(rd32(info, 0), 1 | 4 | 64 | 512);
+        assert_eq!(rd32(info, 4), 639);
+        assert_eq!(rd32(info, 8), 15 * 1024);
+        assert_eq!(u64::from(rd32(info, 16)), CMDLINE_ADDR);
+        assert_eq!(u64::from(rd32(info, 48)), MMAP_ADDR);
+        assert_eq!(rd32(info, 44), 4 * 24);
+        assert_eq!(u64::from(rd32(info, 64)), BOOTLOADER_NAME_ADDR);
+        // Fields this loader does not provide stay zero.
+        for off in [12, 20, 24, 28, 32, 36, 40, 52, 56, 60, 68, 72, 76] {
+            assert_eq!(rd32(info, off), 0, "offset {off}");
+        }
+        let name = (BOOTLOADER_NAME_ADDR - BOOT_INFO_ADDR) as usize;
+        assert_eq!(&info[name..name + 6], b"vigil\0");
+        let cmd = (CMDLINE_ADDR - BOOT_INFO_ADDR) as usize;
+        assert_eq!(&info[cmd..], b"console=ttyS0\0");
+        // The info page stays below 1 MiB and within its page.
+        assert!(BOOT_INFO_ADDR + info.len() as u64 <= BOOT_INFO_LIMIT);
+    }
+
+    #[test]
+    fn mmap_entries() {
+        let img = load_multiboot(&kernel(), RAM, "").unwrap();
+        let info = info_region(&img);
+        let base = (MMAP_ADDR - BOOT_INFO_ADDR) as usize;
+        let want = [
+            (0u64, 0x9FC00u64, 1u32),
+            (0x9FC00, 0x400, 2),
+            (0xF0000, 0x10000, 2),
+            (0x100000, RAM - 0x100000, 1),
+        ];
+        for (i, (b, l, t)) in want.into_iter().enumerate() {
+            let e = base + i * 24;
+            assert_eq!(rd32(info, e), 20);
+            assert_eq!(rd64(info, e + 4), b);
+            assert_eq!(rd64(info, e + 12), l);
+            assert_eq!(rd32(info, e + 20), t);
+        }
+    }
+
+    #[test]
+    fn one_mib_guest_has_three_mmap_entries() {
+        let k = elf_image(0x1000, &[seg(0x1000, text(0, 32), 32)]);
+        let img = load_multiboot(&k, MIB, "").unwrap();
+        let info = info_region(&img);
+        assert_eq!(rd32(info, 8), 0);
+        assert_eq!(rd32(info, 44), 3 * 24);
+    }
+
+    #[test]
+    fn mem_upper_large_guests() {
+        let img = load_multiboot(&kernel(), 8 << 30, "").unwrap();
+        let info = info_region(&img);
+        assert_eq!(rd32(info, 8), (8 << 20) - 1024);
+        let last = (MMAP_ADDR - BOOT_INFO_ADDR) as usize + 3 * 24;
+        assert_eq!(rd64(info, last + 12), (8 << 30) - MIB);
+        // mem_upper counts KiB in 32 bits: it saturates beyond 4 TiB.
+        let img = load_multiboot(&kernel(), 8 << 40, "").unwrap();
+        assert_eq!(rd32(info_region(&img), 8), u32::MAX);
+    }
+
+    #[test]
+    fn cmdline_limits() {
+        let long = "x".repeat(CMDLINE_MAX);
+        let img = load_multiboot(&kernel(), RAM, &long).unwrap();
+        assert_eq!(
+            BOOT_INFO_ADDR + info_region(&img).len() as u64,
+            BOOT_INFO_LIMIT
+        );
+        let too_long = "x".repeat(CMDLINE_MAX + 1);
+        assert_eq!(
+            load_multiboot(&kernel(), RAM, &too_long),
+            Err(LoadError::CmdlineTooLong {
+                len: CMDLINE_MAX + 1
+            })
+        );
+        assert_eq!(
+            load_multiboot(&kernel(), RAM, "a\0b"),
+            Err(LoadError::CmdlineContainsNul)
+        );
+    }
+
+    #[test]
+    fn memory_too_small() {
+        assert_eq!(
+            load_multiboot(&kernel(), MIB - 1, ""),
+            Err(LoadError::MemoryTooSmall {
+                memory_bytes: MIB - 1
+            })
+        );
+    }
+
+    #[test]
+    fn header_may_be_anywhere_aligned_in_first_8k() {
+        // Header at file offset 8192 - 12: the last place it fits.
+        let mut t = vec![0x90u8; 8192];
+        let pad = 8192 - 12 - (ELF32_EHDR_SIZE + ELF32_PHDR_SIZE);
+        t[pad..pad + 12].copy_from_slice(&mb_header(0));
+        let k = elf_image(0x10_0000, &[seg(0x10_0000, t.clone(), 8192)]);
+        assert_eq!(find_header(&k).unwrap().offset, 8192 - 12);
+        assert!(load_multiboot(&k, RAM, "").is_ok());
+        // Four bytes later it no longer lies within the first 8 KiB.
+        let mut t2 = vec![0x90u8; 8196];
+        t2[pad + 4..pad + 16].copy_from_slice(&mb_header(0));
+        let k2 = elf_image(0x10_0000, &[seg(0x10_0000, t2, 8196)]);
+        assert_eq!(
+            load_multiboot(&k2, RAM, ""),
+            Err(LoadError::NoMultibootHeader)
+        );
+        // Unaligned headers are not found.
+        let mut t3 = vec![0x90u8; 64];
+        t3[2..14].copy_from_slice(&mb_header(0));
+        let k3 = elf_image(0x10_0000, &[seg(0x10_0000, t3, 64)]);
+        assert_eq!(
+            load_multiboot(&k3, RAM, ""),
+            Err(LoadError::NoMultibootHeader)
+        );
+    }
+
+    #[test]
+    fn no_header() {
+        let k = elf_image(0x10_0000, &[seg(0x10_0000, vec![0x90; 64], 64)]);
+        let e = load_multiboot(&k, RAM, "").unwrap_err();
+        assert_eq!(e, LoadError::NoMultibootHeader);
+        assert!(e
+            .to_string()
+            .contains("no 0x1BADB002 header in the first 8 KiB"));
+    }
+
+    #[test]
+    fn bad_checksum_is_skipped_then_reported() {
+        let mut t = text(0, 64);
+        t[8] ^= 1;
+        let k = elf_image(0x10_0000, &[seg(0x10_0000, t.clone(), 64)]);
+        assert!(matches!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::BadChecksum { flags: 0, .. })
+        ));
+        // A valid header after a bad one is used.
+        t[16..28].copy_from_slice(&mb_header(2));
+        let k = elf_image(0x10_0000, &[seg(0x10_0000, t, 64)]);
+        let h = find_header(&k).unwrap();
+        assert_eq!(h.flags, 2);
+        assert!(load_multiboot(&k, RAM, "").is_ok());
+    }
+
+    #[test]
+    fn unsupported_flags() {
+        for flags in [FLAG_VIDEO_MODE, 1 << 3, 1 << 15, 3 | 1 << 7] {
+            let k = elf_image(0x10_0000, &[seg(0x10_0000, text(flags, 64), 64)]);
+            assert_eq!(
+                load_multiboot(&k, RAM, ""),
+                Err(LoadError::UnsupportedFlags {
+                    flags,
+                    unsupported: flags & !3
+                })
+            );
+        }
+        // Unknown optional bits are ignored.
+        let k = elf_image(0x10_0000, &[seg(0x10_0000, text(3 | 1 << 20, 64), 64)]);
+        assert!(load_multiboot(&k, RAM, "").is_ok());
+    }
+
+    #[test]
+    fn elf_identity_errors() {
+        let good = kernel();
+        let mut k = good.clone();
+        k[0] = 0;
+        assert_eq!(load_multiboot(&k, RAM, ""), Err(LoadError::NotElf));
+        let mut k = good.clone();
+        k[4] = 2;
+        let e = load_multiboot(&k, RAM, "").unwrap_err();
+        assert_eq!(e, LoadError::NotElf32 { class: 2 });
+        let mut k = good.clone();
+        k[5] = 2;
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::NotLittleEndian { data: 2 })
+        );
+        let mut k = good.clone();
+        k[18] = 62;
+        let e = load_multiboot(&k, RAM, "").unwrap_err();
+        assert_eq!(e, LoadError::NotX86 { machine: 62 });
+        assert!(e.to_string().contains("x86-64"));
+        let mut k = good.clone();
+        k[18] = 40;
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::NotX86 { machine: 40 })
+        );
+        let mut k = good;
+        k[42] = 40;
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::BadProgramHeaderSize { phentsize: 40 })
+        );
+    }
+
+    #[test]
+    fn program_headers_out_of_bounds() {
+        let mut k = kernel();
+        k[44] = 200; // e_phnum
+        assert!(matches!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::ProgramHeadersOutOfBounds { phnum: 200, .. })
+        ));
+        let mut k = kernel();
+        k[28..32].copy_from_slice(&u32::MAX.to_le_bytes()); // e_phoff
+        assert!(matches!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::ProgramHeadersOutOfBounds { .. })
+        ));
+    }
+
+    #[test]
+    fn segment_data_out_of_bounds() {
+        let mut k = kernel();
+        let ph1 = ELF32_EHDR_SIZE + ELF32_PHDR_SIZE;
+        k[ph1 + 4..ph1 + 8].copy_from_slice(&u32::MAX.to_le_bytes()); // p_offset
+        assert!(matches!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::SegmentDataOutOfBounds { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn filesz_above_memsz() {
+        let k = elf_image(
+            0x10_0000,
+            &[
+                seg(0x10_0000, text(0, 64), 64),
+                seg(0x20_0000, vec![1; 32], 16),
+            ],
+        );
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::FileSizeExceedsMemSize {
+                index: 1,
+                filesz: 32,
+                memsz: 16
+            })
+        );
+    }
+
+    #[test]
+    fn segment_outside_ram() {
+        let k = elf_image(
+            0x10_0000,
+            &[
+                seg(0x10_0000, text(0, 64), 64),
+                seg(0xFF_F000, vec![], 0x2000),
+            ],
+        );
+        let e = load_multiboot(&k, RAM, "").unwrap_err();
+        assert_eq!(
+            e,
+            LoadError::SegmentOutsideRam {
+                addr: 0xFF_F000,
+                size: 0x2000,
+                memory_bytes: RAM
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "segment at 0xfff000 of 0x2000 bytes does not fit in 16 MiB of guest RAM; raise --memory"
+        );
+        // Exactly at the end of RAM is fine.
+        let k = elf_image(
+            0x10_0000,
+            &[
+                seg(0x10_0000, text(0, 64), 64),
+                seg(0xFF_F000, vec![], 0x1000),
+            ],
+        );
+        assert!(load_multiboot(&k, RAM, "").is_ok());
+        // A 32-bit address plus size beyond 4 GiB does not wrap.
+        let k = elf_image(
+            0x10_0000,
+            &[
+                seg(0x10_0000, text(0, 64), 64),
+                seg(0xFFFF_F000, vec![], 0xFFFF_F000),
+            ],
+        );
+        assert!(matches!(
+            load_multiboot(&k, 4 << 30, ""),
+            Err(LoadError::SegmentOutsideRam { .. })
+        ));
+    }
+
+    #[test]
+    fn segment_overlapping_boot_info() {
+        for (addr, size) in [(0x8000u32, 0x1001u32), (0x9050, 16), (0x90F8, 16)] {
+            let k = elf_image(addr, &[seg(addr, text(0, 16), size)]);
+            assert_eq!(
+                load_multiboot(&k, RAM, ""),
+                Err(LoadError::SegmentOverlapsBootInfo {
+                    addr: u64::from(addr),
+                    size: u64::from(size)
+                })
+            );
+        }
+        // Just below, or just past the command line actually used, is fine.
+        let k = elf_image(0x8000, &[seg(0x8000, text(0, 16), 0x1000)]);
+        assert!(load_multiboot(&k, RAM, "").is_ok());
+        let k = elf_image(0x9102, &[seg(0x9102, text(0, 16), 16)]);
+        assert!(load_multiboot(&k, RAM, "").is_ok());
+        assert!(matches!(
+            load_multiboot(&k, RAM, "abc"),
+            Err(LoadError::SegmentOverlapsBootInfo { .. })
+        ));
+    }
+
+    #[test]
+    fn overlapping_segments() {
+        let k = elf_image(
+            0x10_0000,
+            &[
+                seg(0x10_0000, text(0, 64), 64),
+                seg(0x10_0020, vec![1; 64], 64),
+            ],
+        );
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::SegmentsOverlap {
+                first: 0x10_0000,
+                second: 0x10_0020
+            })
+        );
+    }
+
+    #[test]
+    fn bss_overlapping_next_segment_is_truncated_like_qemu() {
+        let k = elf_image(
+            0x10_0000,
+            &[
+                seg(0x10_0000, text(0, 64), 0x1000),
+                seg(0x10_0040, vec![7; 16], 16),
+            ],
+        );
+        let img = load_multiboot(&k, RAM, "").unwrap();
+        assert_eq!(img.regions[0].1.len(), 64);
+        assert_eq!(img.regions[1], (0x10_0040, vec![7; 16]));
+    }
+
+    #[test]
+    fn no_loadable_segment() {
+        // Only a non-load segment (PT_NOTE) carrying the header.
+        let k = elf_image(
+            0,
+            &[Seg {
+                p_type: 4,
+                ..seg(0x10_0000, text(0, 16), 16)
+            }],
+        );
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::NoLoadableSegment)
+        );
+        // Zero program headers: header sits in bytes after the ELF header.
+        let mut k = elf_image(0, &[]);
+        k.extend_from_slice(&mb_header(0));
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::NoLoadableSegment)
+        );
+        // PT_LOAD with p_memsz 0 is skipped.
+        let mut k = elf_image(0, &[seg(0x10_0000, vec![], 0)]);
+        k.extend_from_slice(&mb_header(0));
+        assert_eq!(
+            load_multiboot(&k, RAM, ""),
+            Err(LoadError::NoLoadableSegment)
+        );
+    }
+
+    #[test]
+    fn entry_translated_from_virtual_like_qemu() {
+        let k = elf_image(
+            0xC010_0010,
+            &[Seg {
+                vaddr: 0xC010_0000,
+                ..seg(0x10_0000, text(0, 64), 64)
+            }],
+        );
+        assert_eq!(load_multiboot(&k, RAM, "").unwrap().entry.rip, 0x10_0010);
+        // Not executable: e_entry is used as is.
+        let k = elf_image(
+            0xC010_0010,
+            &[Seg {
+                vaddr: 0xC010_0000,
+                flags: 4,
+                ..seg(0x10_0000, text(0, 64), 64)
+            }],
+        );
+        assert_eq!(load_multiboot(&k, RAM, "").unwrap().entry.rip, 0xC010_0010);
+    }
+
+    /// A flat binary with an a.out-kludge header loaded at 1 MiB.
+    fn kludge_image(header_addr: u32, load: u32, load_end: u32, bss_end: u32) -> Vec<u8> {
+        let flags = FLAG_AOUT_KLUDGE | FLAG_MEMORY_INFO;
+        let mut k = vec![0xF4u8; 16]; // some code before the header
+        k.extend_from_slice(&mb_header(flags));
+        for v in [
+            header_addr,
+            load,
+            load_end,
+            bss_end,
+            load.wrapping_add(0x30),
+        ] {
+            k.extend_from_slice(&v.to_le_bytes());
+        }
+        k.extend((0..32).map(|i| i as u8));
+        k
+    }
+
+    #[test]
+    fn aout_kludge_loads_flat_binary() {
+        // 80-byte file, header at offset 16 = load address 0x100010.
+        let k = kludge_image(0x10_0010, 0x10_0000, 0, 0x10_0100);
+        assert_eq!(k.len(), 80);
+        let img = load_multiboot(&k, RAM, "").unwrap();
+        assert_eq!(img.entry.rip, 0x10_0030);
+        let (addr, bytes) = &img.regions[0];
+        assert_eq!(*addr, 0x10_0000);
+        assert_eq!(bytes.len(), 0x100);
+        assert_eq!(&bytes[..80], &k[..]);
+        assert!(bytes[80..].iter().all(|&b| b == 0));
+        // load_end_addr limits what is read; no bss.
+        let k = kludge_image(0x10_0010, 0x10_0000, 0x10_0020, 0);
+        let img = load_multiboot(&k, RAM, "").unwrap();
+        assert_eq!(img.regions[0].1, k[..32].to_vec());
+        // Load address after the file start: text begins 8 bytes into the file.
+        let k = kludge_image(0x10_0008, 0x10_0000, 0, 0);
+        let img = load_multiboot(&k, RAM, "").unwrap();
+        assert_eq!(img.regions[0].1, k[8..].to_vec());
+    }
+
+    #[test]
+    fn aout_kludge_errors() {
+        let bad = |k: Vec<u8>| load_multiboot(&k, RAM, "").unwrap_err();
+        assert!(matches!(
+            bad(kludge_image(0x10_0000, 0x10_0010, 0, 0)),
+            LoadError::BadAoutKludge { .. }
+        ));
+        assert!(matches!(
+            bad(kludge_image(0x10_0100, 0x10_0000, 0, 0)),
+            LoadError::BadAoutKludge { .. }
+        ));
+        assert!(matches!(
+            bad(kludge_image(0x10_0010, 0x10_0000, 0x0F_0000, 0)),
+            LoadError::BadAoutKludge { .. }
+        ));
+        assert!(matches!(
+            bad(kludge_image(0x10_0010, 0x10_0000, 0x10_0040, 0x10_0020)),
+            LoadError::BadAoutKludge { .. }
+        ));
+        assert!(matches!(
+            bad(kludge_image(0x10_0010, 0x10_0000, 0x10_1000, 0)),
+            LoadError::Truncated { needed: 0x1000, .. }
+        ));
+        assert!(matches!(
+            bad(kludge_image(0xFFFF_FFFF, 0xFFFF_FFEF, 0, 0)),
+            LoadError::BadAoutKludge { .. }
+        ));
+        // Empty: load_end == load_addr and no bss.
+        assert_eq!(
+            bad(kludge_image(0x10_0010, 0x10_0010, 0x10_0010, 0)),
+            LoadError::NoLoadableSegment
+        );
+        // Address fields cut off by the end of the file.
+        let k = kludge_image(0x10_0010, 0x10_0000, 0, 0);
+        assert!(matches!(bad(k[..40].to_vec()), LoadError::Truncated { .. }));
+        // Does not fit in RAM.
+        assert!(matches!(
+            load_multiboot(&kludge_image(0x10_0010, 0x10_0000, 0, 0x20_0000), MIB, ""),
+            Err(LoadError::SegmentOutsideRam { .. })
+        ));
+    }
+
+    #[test]
+    fn truncation_at_every_offset_fails_cleanly() {
+        // With load_end_addr 0 the file length defines what is loaded, so
+        // only an explicit load_end_addr makes every truncation an error.
+        for image in [
+            kernel(),
+            kludge_image(0x10_0010, 0x10_0000, 0x10_0050, 0x10_0100),
+        ] {
+            assert!(load_multiboot(&image, RAM, "").is_ok());
+            for len in 0..image.len() {
+                let r = load_multiboot(&image[..len], RAM, "");
+                assert!(r.is_err(), "truncated to {len} bytes loaded: {r:?}");
+            }
+        }
+        assert_eq!(
+            load_multiboot(&[], RAM, ""),
+            Err(LoadError::Truncated {
+                what: "a multiboot header",
+                needed: 12,
+                len: 0
+            })
+        );
+        // A header-only prefix of an ELF file reports the ELF header's size.
+        let k = kernel();
+        let mut short = k[..28].to_vec();
+        short.extend_from_slice(&mb_header(0));
+        assert!(matches!(
+            load_multiboot(&short, RAM, ""),
+            Err(LoadError::Truncated {
+                needed: 52,
+                len: 40,
+                ..
+            })
+        ));
+    }
+
+    /// xorshift64*: small, deterministic, good enough to mutate bytes.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn random_mutations_never_panic() {
+        let seeds = [
+            kernel(),
+            kludge_image(0x10_0010, 0x10_0000, 0, 0x10_0100),
+            elf_image(
+                0xC010_0010,
+                &[
+                    Seg {
+                        vaddr: 0xC010_0000,
+                        ..seg(0x10_0000, text(3, 48), 0x2000)
+                    },
+                    seg(0x10_1000, vec![9; 8], 8),
+                    Seg {
+                        p_type: 4,
+                        ..seg(0, vec![1; 4], 4)
+                    },
+                ],
+            ),
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut ok, mut err) = (0u32, 0u32);
+        for round in 0..100_000 {
+            let mut k = seeds[round % seeds.len()].clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(k.len());
+                match rng.below(4) {
+                    0 => k[i] = rng.next() as u8,
+                    1 => k[i] ^= 1 << rng.below(8),
+                    2 => k[i] = [0, 0xFF, 0x7F, 0x80][rng.below(4)],
+                    _ => {
+                        // Overwrite an aligned word with an interesting value.
+                        let w = i & !3;
+                        if w + 4 <= k.len() {
+                            let v: u32 =
+                                [0, u32::MAX, 0x8000_0000, 0x10_0000, 0x9000][rng.below(5)];
+                            k[w..w + 4].copy_from_slice(&v.to_le_bytes());
+                        }
+                    }
+                }
+            }
+            if rng.below(8) == 0 {
+                let len = rng.below(k.len() + 1);
+                k.truncate(len);
+            }
+            let memory = [MIB, RAM, 64 * MIB][rng.below(3)];
+            match load_multiboot(&k, memory, "fuzz") {
+                Ok(img) => {
+                    ok += 1;
+                    // Whatever loads must respect the invariants.
+                    for (addr, bytes) in &img.regions {
+                        assert!(addr + bytes.len() as u64 <= memory);
+                    }
+                }
+                Err(e) => {
+                    err += 1;
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+        assert!(ok > 0 && err > 0, "ok {ok} err {err}");
+    }
+
+    #[test]
+    fn error_messages_are_one_line() {
+        let errors = [
+            LoadError::MemoryTooSmall { memory_bytes: 1000 },
+            LoadError::CmdlineTooLong { len: 5000 },
+            LoadError::CmdlineContainsNul,
+            LoadError::Truncated {
+                what: "x",
+                needed: 52,
+                len: 10,
+            },
+            LoadError::NoMultibootHeader,
+            LoadError::BadChecksum {
+                offset: 0,
+                flags: 0,
+                checksum: 0,
+            },
+            LoadError::UnsupportedFlags {
+                flags: 4,
+                unsupported: 4,
+            },
+            LoadError::BadAoutKludge { reason: "r" },
+            LoadError::NotElf,
+            LoadError::NotElf32 { class: 2 },
+            LoadError::NotLittleEndian { data: 2 },
+            LoadError::NotX86 { machine: 62 },
+            LoadError::NotX86 { machine: 40 },
+            LoadError::BadProgramHeaderSize { phentsize: 0 },
+            LoadError::ProgramHeadersOutOfBounds {
+                phoff: 0,
+                phnum: 1,
+                len: 0,
+            },
+            LoadError::SegmentDataOutOfBounds {
+                index: 0,
+                offset: 0,
+                filesz: 0,
+                len: 0,
+            },
+            LoadError::FileSizeExceedsMemSize {
+                index: 0,
+                filesz: 0,
+                memsz: 0,
+            },
+            LoadError::SegmentOutsideRam {
+                addr: 0,
+                size: 0,
+                memory_bytes: 1500,
+            },
+            LoadError::SegmentOverlapsBootInfo { addr: 0, size: 0 },
+            LoadError::SegmentsOverlap {
+                first: 0,
+                second: 0,
+            },
+            LoadError::NoLoadableSegment,
+        ];
+        for e in errors {
+            let s = e.to_string();
+            assert!(!s.contains('\n'), "{s}");
+            assert!(s.contains(';'), "message names no fix: {s}");
+        }
+        assert!(LoadError::Truncated {
+            what: "the ELF32 header",
+            needed: 52,
+            len: 10
+        }
+        .to_string()
+        .contains("needs 52 bytes but the file has 10"));
+    }
+}
