@@ -371,7 +371,7 @@ impl SoftCpu {
     // ---- fetch -----------------------------------------------------------
 
     /// Fetches (from the decode cache when possible) the instruction at RIP.
-    pub(crate) fn fetch(&mut self) -> Ex<Instruction> {
+    pub(crate) fn fetch(&mut self) -> Ex<std::rc::Rc<Instruction>> {
         if let Some(pages) = self.mem.take_dirty_code() {
             for p in pages {
                 self.code.invalidate(p);
@@ -384,7 +384,7 @@ impl SoftCpu {
         let user = self.s.cpl() == 3;
         let hpa = self.translate_as(la, Access::Fetch, user)?;
         if let Some(i) = self.code.get(hpa, rip, bitness) {
-            return Ok(*i);
+            return Ok(i);
         }
         let in_page = 4096 - (hpa & 0xFFF) as usize;
         let mut buf = [0u8; 15];

@@ -7,6 +7,7 @@
 //! decode time; a page reached through a different mapping is decoded again.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction};
+use std::rc::Rc;
 
 /// Decoded instructions of one physical page.
 pub(crate) struct PageCode {
@@ -14,7 +15,7 @@ pub(crate) struct PageCode {
     ip_minus_phys: u64,
     /// Index + 1 into `instrs` for each byte offset; 0 = not decoded yet.
     index: Box<[u32; 4096]>,
-    instrs: Vec<Instruction>,
+    instrs: Vec<Rc<Instruction>>,
 }
 
 /// All cached pages, indexed by host-physical page number.
@@ -48,7 +49,7 @@ impl DecodeCache {
 
     /// Looks up the instruction at `hpa`, decoded at `ip` in `bitness`.
     #[inline]
-    pub(crate) fn get(&self, hpa: u64, ip: u64, bitness: u32) -> Option<&Instruction> {
+    pub(crate) fn get(&self, hpa: u64, ip: u64, bitness: u32) -> Option<Rc<Instruction>> {
         let page = self.pages.get((hpa >> 12) as usize)?.as_ref()?;
         if page.bitness != bitness || page.ip_minus_phys != ip.wrapping_sub(hpa) {
             return None;
@@ -57,7 +58,7 @@ impl DecodeCache {
         if i == 0 {
             None
         } else {
-            page.instrs.get(i as usize - 1)
+            page.instrs.get(i as usize - 1).cloned()
         }
     }
 
@@ -70,9 +71,9 @@ impl DecodeCache {
         bitness: u32,
         bytes: &[u8],
         same_page_len: usize,
-    ) -> (Instruction, bool) {
+    ) -> (Rc<Instruction>, bool) {
         let mut decoder = Decoder::with_ip(bitness, bytes, ip, DecoderOptions::NONE);
-        let instr = decoder.decode();
+        let instr = Rc::new(decoder.decode());
         self.decodes += 1;
         let fits = instr.len() <= same_page_len && !instr.is_invalid();
         if !fits {
@@ -95,7 +96,7 @@ impl DecodeCache {
             }));
         }
         if let Some(page) = slot {
-            page.instrs.push(instr);
+            page.instrs.push(instr.clone());
             page.index[(hpa & 0xFFF) as usize] = page.instrs.len() as u32;
         }
         (instr, true)
