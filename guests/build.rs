@@ -1,0 +1,403 @@
+//! Build script: compiles the freestanding guest runtime and every guest with
+//! the system's gcc and binutils into `OUT_DIR/<name>.elf` (multiboot ELF32
+//! images), which `src/lib.rs` embeds with `include_bytes!`.
+//!
+//! 64-bit guests are linked as ELF64 and converted with
+//! `objcopy -O elf32-i386`, because multiboot loaders (QEMU's included)
+//! refuse ELF64 kernels.
+//!
+//! Every image is then disassembled with objdump and the build fails if it
+//! contains an instruction the engines must not be asked to run: x87, MMX,
+//! SSE/AVX, int3, and the instructions kvm_pvm cannot handle (see
+//! `forbidden_reason`).
+//!
+//! The tools can be overridden with the environment variables
+//! `VIGIL_GUEST_CC`, `VIGIL_GUEST_LD`, `VIGIL_GUEST_OBJCOPY` and
+//! `VIGIL_GUEST_OBJDUMP`.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Operating mode a guest runs in after the multiboot entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Width {
+    /// 32-bit protected mode, paging off (`runtime/entry32.S`).
+    W32,
+    /// 64-bit long mode, identity-mapped first GiB (`runtime/longmode.S`).
+    W64,
+}
+
+impl Width {
+    fn tag(self) -> &'static str {
+        match self {
+            Width::W32 => "32",
+            Width::W64 => "64",
+        }
+    }
+}
+
+/// One guest: its image name and its sources (relative to `guests/`).
+struct Spec {
+    name: &'static str,
+    width: Width,
+    sources: &'static [&'static str],
+}
+
+/// Every guest; keep in step with `GUESTS` in `src/lib.rs`.
+const GUESTS: &[Spec] = &[
+    Spec {
+        name: "hello32",
+        width: Width::W32,
+        sources: &["hello32/main.c"],
+    },
+    Spec {
+        name: "hello64",
+        width: Width::W64,
+        sources: &["hello64/main.c"],
+    },
+    Spec {
+        name: "sieve",
+        width: Width::W64,
+        sources: &["sieve/main.c"],
+    },
+    Spec {
+        name: "selftest",
+        width: Width::W64,
+        sources: &["selftest/main.c", "selftest/exceptions.c"],
+    },
+    Spec {
+        name: "selftest32",
+        width: Width::W32,
+        sources: &["selftest/main.c", "selftest/exceptions.c"],
+    },
+];
+
+/// Runtime sources built for both widths (relative to `guests/runtime/`).
+const RUNTIME_COMMON: &[&str] = &[
+    "multiboot.S",
+    "gdt.S",
+    "init.c",
+    "serial.c",
+    "printf.c",
+    "report.c",
+    "idt.c",
+    "mem.c",
+    "exit.c",
+];
+/// Runtime sources for 32-bit guests only.
+const RUNTIME_32: &[&str] = &["entry32.S", "isr32.S"];
+/// Runtime sources for 64-bit guests only.
+const RUNTIME_64: &[&str] = &["longmode.S", "isr64.S"];
+
+/// Flags for every C and assembly file. -mgeneral-regs-only: the soft CPU has
+/// no SSE/x87, so gcc must not emit them. -fcf-protection=none: no endbr.
+const CFLAGS: &[&str] = &[
+    "-ffreestanding",
+    "-fno-pic",
+    "-fno-pie",
+    "-fno-stack-protector",
+    "-nostdlib",
+    "-mgeneral-regs-only",
+    "-O2",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-unwind-tables",
+    "-fcf-protection=none",
+    "-fno-omit-frame-pointer",
+    "-std=gnu11",
+    "-Wall",
+    "-Wextra",
+];
+const CFLAGS_32: &[&str] = &["-m32", "-march=i686"];
+const CFLAGS_64: &[&str] = &["-m64", "-march=x86-64", "-mno-red-zone"];
+
+struct Tools {
+    cc: String,
+    ld: String,
+    objcopy: String,
+    objdump: String,
+}
+
+fn tool(var: &str, default: &str) -> String {
+    println!("cargo:rerun-if-env-changed={var}");
+    env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+/// Fail the build with a clear message if `prog` cannot be run.
+fn require_tool(prog: &str, what: &str) {
+    match Command::new(prog).arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "guests: `{prog} --version` failed ({}); the guests need {what}.\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "guests: required tool `{prog}` not found ({e}). The guests are built with {what}; \
+             on Debian/Ubuntu: apt-get install gcc binutils"
+        ),
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Run a command; panic with its output if it fails, forward warnings.
+fn check(cmd: &Command, out: std::io::Result<Output>) {
+    let out = out.unwrap_or_else(|e| panic!("guests: cannot run `{}`: {e}", describe(cmd)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        panic!(
+            "guests: command failed ({}):\n  {}\n{}{}",
+            out.status,
+            describe(cmd),
+            String::from_utf8_lossy(&out.stdout),
+            stderr
+        );
+    }
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        println!("cargo:warning={line}");
+    }
+}
+
+fn run(mut cmd: Command) {
+    let out = cmd.output();
+    check(&cmd, out);
+}
+
+/// Run independent commands, at most `jobs` at a time.
+fn run_parallel(cmds: Vec<Command>, jobs: usize) {
+    let next = AtomicUsize::new(0);
+    let cmds: Vec<Mutex<Command>> = cmds.into_iter().map(Mutex::new).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, cmds.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(cmd) = cmds.get(i) else { break };
+                let mut cmd = cmd.lock().unwrap();
+                let out = cmd.output();
+                check(&cmd, out);
+            });
+        }
+    });
+}
+
+/// The command compiling (or assembling) `src` for `width` into `obj`.
+fn compile(tools: &Tools, include: &Path, width: Width, src: &Path, obj: &Path) -> Command {
+    let mut cmd = Command::new(&tools.cc);
+    cmd.args(CFLAGS);
+    cmd.args(match width {
+        Width::W32 => CFLAGS_32,
+        Width::W64 => CFLAGS_64,
+    });
+    cmd.arg("-I").arg(include);
+    cmd.arg("-c").arg(src).arg("-o").arg(obj);
+    cmd
+}
+
+fn object_name(src: &str) -> String {
+    let base = Path::new(src).file_stem().unwrap().to_string_lossy();
+    let ext = Path::new(src).extension().unwrap().to_string_lossy();
+    format!("{base}_{ext}.o")
+}
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let runtime = root.join("runtime");
+    let include = runtime.join("include");
+    let jobs = env::var("NUM_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=runtime");
+    for g in GUESTS {
+        for src in g.sources {
+            let dir = Path::new(src).parent().unwrap();
+            println!("cargo:rerun-if-changed={}", dir.display());
+        }
+    }
+
+    let tools = Tools {
+        cc: tool("VIGIL_GUEST_CC", "gcc"),
+        ld: tool("VIGIL_GUEST_LD", "ld"),
+        objcopy: tool("VIGIL_GUEST_OBJCOPY", "objcopy"),
+        objdump: tool("VIGIL_GUEST_OBJDUMP", "objdump"),
+    };
+    require_tool(&tools.cc, "gcc (C compiler and driver for the assembler)");
+    let assembler = Command::new(&tools.cc)
+        .arg("-print-prog-name=as")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "as".to_string());
+    require_tool(&assembler, "the GNU assembler `as` (binutils)");
+    require_tool(&tools.ld, "the GNU linker `ld` (binutils)");
+    require_tool(&tools.objcopy, "`objcopy` (binutils)");
+    require_tool(&tools.objdump, "`objdump` (binutils)");
+
+    // Compile: the runtime once per width, then every guest's sources.
+    let mut cmds = Vec::new();
+    let mut runtime_objs: [Vec<PathBuf>; 2] = [Vec::new(), Vec::new()];
+    for (i, width) in [Width::W32, Width::W64].into_iter().enumerate() {
+        let dir = out.join(format!("runtime{}", width.tag()));
+        fs::create_dir_all(&dir).unwrap();
+        let own = match width {
+            Width::W32 => RUNTIME_32,
+            Width::W64 => RUNTIME_64,
+        };
+        for src in RUNTIME_COMMON.iter().chain(own) {
+            let obj = dir.join(object_name(src));
+            cmds.push(compile(&tools, &include, width, &runtime.join(src), &obj));
+            runtime_objs[i].push(obj);
+        }
+    }
+    let mut guest_objs = Vec::new();
+    for g in GUESTS {
+        let dir = out.join("obj").join(g.name);
+        fs::create_dir_all(&dir).unwrap();
+        let mut objs = Vec::new();
+        for src in g.sources {
+            let obj = dir.join(object_name(src));
+            cmds.push(compile(&tools, &include, g.width, &root.join(src), &obj));
+            objs.push(obj);
+        }
+        guest_objs.push(objs);
+    }
+    run_parallel(cmds, jobs);
+
+    // Link.
+    for (g, objs) in GUESTS.iter().zip(&guest_objs) {
+        let image = out.join(format!("{}.elf", g.name));
+        let linked = match g.width {
+            Width::W32 => image.clone(),
+            Width::W64 => out.join(format!("{}.elf64", g.name)),
+        };
+        let (emulation, script, rt) = match g.width {
+            Width::W32 => ("elf_i386", "link32.ld", &runtime_objs[0]),
+            Width::W64 => ("elf_x86_64", "link64.ld", &runtime_objs[1]),
+        };
+        let mut ld = Command::new(&tools.ld);
+        ld.args([
+            "-nostdlib",
+            "-static",
+            "-z",
+            "max-page-size=0x1000",
+            "-m",
+            emulation,
+        ])
+        .arg("-T")
+        .arg(runtime.join(script))
+        .arg("-Map")
+        .arg(out.join(format!("{}.map", g.name)))
+        .arg("-o")
+        .arg(&linked)
+        .args(rt)
+        .args(objs);
+        run(ld);
+        // .boot holds the 32-bit entry code; .text is in the guest's width.
+        verify_instructions(&tools, &linked, ".boot", true);
+        verify_instructions(&tools, &linked, ".text", g.width == Width::W32);
+        if g.width == Width::W64 {
+            let mut objcopy = Command::new(&tools.objcopy);
+            objcopy.args(["-O", "elf32-i386"]).arg(&linked).arg(&image);
+            run(objcopy);
+        }
+    }
+}
+
+/// Instruction prefixes objdump prints before the mnemonic.
+const PREFIXES: &[&str] = &[
+    "lock", "rep", "repz", "repe", "repnz", "repne", "data16", "data32", "addr16", "addr32", "cs",
+    "ds", "es", "fs", "gs", "ss", "notrack", "bnd", "rex", "rex.W", "rex.B", "rex.R", "rex.X",
+    "rex.WB", "rex.WR", "rex.WX",
+];
+
+/// Why the engines must not be given this instruction (objdump AT&T text),
+/// or None if it is fine.
+fn forbidden_reason(text: &str) -> Option<&'static str> {
+    let mut tokens = text.split_whitespace().skip_while(|t| PREFIXES.contains(t));
+    let mnemonic = tokens.next()?;
+    let operands: String = tokens.collect::<Vec<_>>().join(" ");
+    let banned = [
+        ("int3", "int3 (kvm_pvm stops on it)"),
+        ("xgetbv", "xgetbv (kvm_pvm stops on it)"),
+        ("xsetbv", "xsetbv"),
+        ("movbe", "movbe (kvm_pvm stops on it)"),
+        ("clflushopt", "clflushopt (kvm_pvm stops on it)"),
+        ("cmpxchg16b", "cmpxchg16b (kvm_pvm stops on it)"),
+        ("rdrand", "rdrand"),
+        ("rdseed", "rdseed"),
+        ("emms", "MMX"),
+        ("ldmxcsr", "SSE"),
+        ("stmxcsr", "SSE"),
+        ("endbr32", "CET endbr (build with -fcf-protection=none)"),
+        ("endbr64", "CET endbr (build with -fcf-protection=none)"),
+    ];
+    if let Some((_, why)) = banned.iter().find(|(m, _)| *m == mnemonic) {
+        return Some(why);
+    }
+    if mnemonic.starts_with("xsave") || mnemonic.starts_with("xrstor") {
+        return Some("xsave/xrstor (kvm_pvm stops on them)");
+    }
+    if mnemonic == "int" && operands.trim() == "$0x3" {
+        return Some("int $3 (kvm_pvm stops on it)");
+    }
+    if mnemonic.starts_with('f') {
+        return Some("x87 (the soft CPU has no FPU; use -mgeneral-regs-only)");
+    }
+    if ["%xmm", "%ymm", "%zmm", "%mm", "%st", "%k"]
+        .iter()
+        .any(|r| operands.contains(r))
+    {
+        return Some("SSE/AVX/MMX/x87 register (use -mgeneral-regs-only)");
+    }
+    None
+}
+
+/// Disassemble `section` of `elf` and fail the build on forbidden instructions.
+fn verify_instructions(tools: &Tools, elf: &Path, section: &str, code32: bool) {
+    let mut cmd = Command::new(&tools.objdump);
+    cmd.args(["-d", "-w", "-j", section]);
+    if code32 {
+        cmd.args(["-M", "i386"]);
+    }
+    cmd.arg(elf);
+    let out = cmd.output();
+    let out = out.unwrap_or_else(|e| panic!("guests: cannot run `{}`: {e}", describe(&cmd)));
+    if !out.status.success() {
+        panic!(
+            "guests: `{}` failed:\n{}",
+            describe(&cmd),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let bad: Vec<String> = listing
+        .lines()
+        .filter_map(|line| {
+            // "  101809:\t0f b7 bc 24 ...\tmovzwl 0x1c8(%esp),%edi"
+            let text = line.splitn(3, '\t').nth(2)?;
+            forbidden_reason(text).map(|why| format!("  {}  <- {why}", line.trim()))
+        })
+        .collect();
+    if !bad.is_empty() {
+        panic!(
+            "guests: {} ({section}) contains instructions the engines must not run:\n{}",
+            elf.display(),
+            bad.join("\n")
+        );
+    }
+}
