@@ -1,7 +1,7 @@
 //! The processor: state, memory access through segmentation and paging,
 //! the fetch–decode-cache–execute loop and virtual time.
 
-use crate::decode::DecodeCache;
+use crate::decode::{DecodeCache, Op};
 use crate::fault::{Ex, Exception, Stop};
 use crate::memory::PhysMemory;
 use crate::mmu::{Access, Tlb};
@@ -76,6 +76,16 @@ pub struct SoftCpu {
     pub(crate) retired: u64,
     /// Address of the next instruction while one executes.
     pub(crate) next_rip: u64,
+    /// RIP value at offset 0 of the page the last instruction came from.
+    pub(crate) fetch_ip_base: u64,
+    /// Host-physical address of that page.
+    pub(crate) fetch_hpa_base: u64,
+    /// TLB and decode-cache generations the page was looked up in.
+    pub(crate) fetch_gen: (u64, u64),
+    /// CS base, CS attributes and CPL the page was looked up with.
+    pub(crate) fetch_key: (u64, u32, u8),
+    /// Virtual time at which the VMX-preemption timer expires, while armed.
+    pub(crate) preemption_deadline: Option<u64>,
     /// In the HLT activity state.
     pub(crate) halted: bool,
     /// The event being delivered, for IDT-vectoring information on a VM exit.
@@ -107,6 +117,11 @@ impl SoftCpu {
             retired: 0,
             next_rip: 0,
             halted: false,
+            preemption_deadline: None,
+            fetch_ip_base: 0,
+            fetch_hpa_base: 0,
+            fetch_gen: (u64::MAX, u64::MAX),
+            fetch_key: (0, 0, 0),
             vectoring: None,
             ext_intr: Arc::new(AtomicBool::new(false)),
         }
@@ -371,22 +386,58 @@ impl SoftCpu {
     // ---- fetch -----------------------------------------------------------
 
     /// Fetches (from the decode cache when possible) the instruction at RIP.
-    pub(crate) fn fetch(&mut self) -> Ex<std::rc::Rc<Instruction>> {
-        if let Some(pages) = self.mem.take_dirty_code() {
-            for p in pages {
-                self.code.invalidate(p);
+    /// Returns it with the host-physical address of its cache slot when it
+    /// must be put back there after execution.
+    #[inline]
+    pub(crate) fn fetch(&mut self) -> Ex<(Box<Op>, Option<u64>)> {
+        if self.mem.has_dirty_code() {
+            if let Some(pages) = self.mem.take_dirty_code() {
+                for p in pages {
+                    self.code.invalidate(p);
+                }
             }
         }
-        let bitness = self.s.bitness();
         let rip = self.s.rip;
+        // Fast path: still inside the page the previous instruction came
+        // from, with the same translation, code segment and privilege.
+        let off = rip.wrapping_sub(self.fetch_ip_base);
+        if off < 4096
+            && self.fetch_gen == (self.tlb.gen, self.code.gen)
+            && self.fetch_key == self.fetch_key_now()
+        {
+            let hpa = self.fetch_hpa_base + off;
+            if let Some(op) = self.code.take(hpa) {
+                return Ok((op, Some(hpa)));
+            }
+        }
+        self.fetch_slow(rip)
+    }
+
+    /// What the fast fetch path depends on besides the TLB: CS base and
+    /// attributes, and CPL.
+    #[inline]
+    fn fetch_key_now(&self) -> (u64, u32, u8) {
+        let cs = &self.s.seg[Seg::Cs as usize];
+        (cs.base, cs.ar, self.s.cpl())
+    }
+
+    fn fetch_slow(&mut self, rip: u64) -> Ex<(Box<Op>, Option<u64>)> {
+        let bitness = self.s.bitness();
         let la = self.linear(Seg::Cs, rip);
         self.check_canonical(la, Seg::Cs)?;
         let user = self.s.cpl() == 3;
         let hpa = self.translate_as(la, Access::Fetch, user)?;
-        if let Some(i) = self.code.get(hpa, rip, bitness) {
-            return Ok(i);
+        let off = hpa & 0xFFF;
+        if self.code.page_matches(hpa, rip, bitness) {
+            self.fetch_ip_base = rip.wrapping_sub(off);
+            self.fetch_hpa_base = hpa - off;
+            self.fetch_gen = (self.tlb.gen, self.code.gen);
+            self.fetch_key = self.fetch_key_now();
+            if let Some(op) = self.code.take(hpa) {
+                return Ok((op, Some(hpa)));
+            }
         }
-        let in_page = 4096 - (hpa & 0xFFF) as usize;
+        let in_page = 4096 - off as usize;
         let mut buf = [0u8; 15];
         let n = in_page.min(15);
         match self.mem.slice(hpa, n) {
@@ -398,11 +449,8 @@ impl SoftCpu {
             // Near the end of the page: the instruction may continue on the
             // next linear page. Try the bytes of this page first.
             let (probe, cached) = self.code.decode(hpa, rip, bitness, &buf[..n], n);
-            if !probe.is_invalid() {
-                if cached {
-                    self.mem.mark_code(hpa >> 12);
-                }
-                return Ok(probe);
+            if !probe.ins.is_invalid() {
+                return Ok(self.cached(probe, cached, hpa, rip));
             }
             let next = la.wrapping_add(n as u64);
             let hpa2 = self.translate_as(next, Access::Fetch, user)?;
@@ -411,14 +459,25 @@ impl SoftCpu {
             }
             avail = 15;
         }
-        let (instr, cached) = self.code.decode(hpa, rip, bitness, &buf[..avail], in_page);
-        if cached {
-            self.mem.mark_code(hpa >> 12);
-        }
-        if instr.is_invalid() {
+        let (op, cached) = self.code.decode(hpa, rip, bitness, &buf[..avail], in_page);
+        if op.ins.is_invalid() {
             return Err(Exception::ud().into());
         }
-        Ok(instr)
+        Ok(self.cached(op, cached, hpa, rip))
+    }
+
+    /// Notes a freshly decoded op's page for the fast path.
+    fn cached(&mut self, op: Box<Op>, cached: bool, hpa: u64, rip: u64) -> (Box<Op>, Option<u64>) {
+        if !cached {
+            return (op, None);
+        }
+        let off = hpa & 0xFFF;
+        self.mem.mark_code(hpa >> 12);
+        self.fetch_ip_base = rip.wrapping_sub(off);
+        self.fetch_hpa_base = hpa - off;
+        self.fetch_gen = (self.tlb.gen, self.code.gen);
+        self.fetch_key = self.fetch_key_now();
+        (op, Some(hpa))
     }
 
     /// Clears the decode cache and TLB (used when hv rewrites memory wholesale).

@@ -5,24 +5,49 @@
 //! between the instruction pointer and the physical address, because iced
 //! resolves branch targets and RIP-relative operands to absolute addresses at
 //! decode time; a page reached through a different mapping is decoded again.
+//! Every cached instruction carries its handler, chosen once at decode time.
+//! An instruction is moved out of its slot while it executes and put back
+//! afterwards, so executing needs neither a copy nor shared ownership.
 
+use crate::cpu::SoftCpu;
+use crate::fault::Ex;
 use iced_x86::{Decoder, DecoderOptions, Instruction};
-use std::rc::Rc;
+
+/// The function that executes one decoded instruction.
+pub(crate) type Handler = fn(&mut SoftCpu, &Instruction) -> Ex<()>;
+
+/// A decoded instruction with its pre-selected handler.
+pub(crate) struct Op {
+    /// The decoded instruction.
+    pub ins: Instruction,
+    /// Its handler.
+    pub handler: Handler,
+    /// Address of the next instruction, masked to the code size.
+    pub next_ip: u64,
+}
 
 /// Decoded instructions of one physical page.
-pub(crate) struct PageCode {
+struct PageCode {
     bitness: u32,
     ip_minus_phys: u64,
-    /// Index + 1 into `instrs` for each byte offset; 0 = not decoded yet.
-    index: Box<[u32; 4096]>,
-    instrs: Vec<Rc<Instruction>>,
+    slots: Vec<Option<Box<Op>>>,
 }
 
 /// All cached pages, indexed by host-physical page number.
 pub(crate) struct DecodeCache {
     pages: Vec<Option<Box<PageCode>>>,
+    /// Incremented whenever a page is dropped or replaced.
+    pub(crate) gen: u64,
     /// Instructions decoded since creation (for statistics and tests).
     pub(crate) decodes: u64,
+}
+
+fn mask_ip(bitness: u32, ip: u64) -> u64 {
+    match bitness {
+        64 => ip,
+        32 => ip & 0xFFFF_FFFF,
+        _ => ip & 0xFFFF,
+    }
 }
 
 impl DecodeCache {
@@ -30,13 +55,19 @@ impl DecodeCache {
         let n = memory_bytes.div_ceil(4096) as usize;
         let mut pages = Vec::with_capacity(n);
         pages.resize_with(n, || None);
-        DecodeCache { pages, decodes: 0 }
+        DecodeCache {
+            pages,
+            gen: 0,
+            decodes: 0,
+        }
     }
 
     /// Drops a page's decoded instructions.
     pub(crate) fn invalidate(&mut self, page: u64) {
         if let Some(slot) = self.pages.get_mut(page as usize) {
-            *slot = None;
+            if slot.take().is_some() {
+                self.gen += 1;
+            }
         }
     }
 
@@ -45,25 +76,43 @@ impl DecodeCache {
         for p in &mut self.pages {
             *p = None;
         }
+        self.gen += 1;
     }
 
-    /// Looks up the instruction at `hpa`, decoded at `ip` in `bitness`.
+    /// Whether the page at `hpa` holds instructions decoded for `ip` in `bitness`.
     #[inline]
-    pub(crate) fn get(&self, hpa: u64, ip: u64, bitness: u32) -> Option<Rc<Instruction>> {
-        let page = self.pages.get((hpa >> 12) as usize)?.as_ref()?;
-        if page.bitness != bitness || page.ip_minus_phys != ip.wrapping_sub(hpa) {
-            return None;
-        }
-        let i = page.index[(hpa & 0xFFF) as usize];
-        if i == 0 {
-            None
-        } else {
-            page.instrs.get(i as usize - 1).cloned()
+    pub(crate) fn page_matches(&self, hpa: u64, ip: u64, bitness: u32) -> bool {
+        match self.pages.get((hpa >> 12) as usize) {
+            Some(Some(p)) => p.bitness == bitness && p.ip_minus_phys == ip.wrapping_sub(hpa),
+            _ => false,
         }
     }
 
-    /// Decodes one instruction from `bytes` (which start at `hpa`).
-    /// It is cached when it lies inside the page; returns it and whether it was cached.
+    /// Moves the op at `hpa` out of its slot (the page must match, see
+    /// [`Self::page_matches`]); [`Self::put_back`] returns it.
+    #[inline]
+    pub(crate) fn take(&mut self, hpa: u64) -> Option<Box<Op>> {
+        let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
+        page.slots.get_mut((hpa & 0xFFF) as usize)?.take()
+    }
+
+    /// Returns an op taken with [`Self::take`] or just decoded, if its page
+    /// is still cached (generation `gen`).
+    #[inline]
+    pub(crate) fn put_back(&mut self, hpa: u64, gen: u64, op: Box<Op>) {
+        if gen != self.gen {
+            return;
+        }
+        if let Some(Some(page)) = self.pages.get_mut((hpa >> 12) as usize) {
+            if let Some(slot) = page.slots.get_mut((hpa & 0xFFF) as usize) {
+                *slot = Some(op);
+            }
+        }
+    }
+
+    /// Decodes one instruction from `bytes` (which start at `hpa`). When it
+    /// lies inside the page, its page is made ready to hold it and the second
+    /// value is true: the caller puts it back with [`Self::put_back`].
     pub(crate) fn decode(
         &mut self,
         hpa: u64,
@@ -71,16 +120,21 @@ impl DecodeCache {
         bitness: u32,
         bytes: &[u8],
         same_page_len: usize,
-    ) -> (Rc<Instruction>, bool) {
+    ) -> (Box<Op>, bool) {
         let mut decoder = Decoder::with_ip(bitness, bytes, ip, DecoderOptions::NONE);
-        let instr = Rc::new(decoder.decode());
+        let ins = decoder.decode();
         self.decodes += 1;
-        let fits = instr.len() <= same_page_len && !instr.is_invalid();
+        let op = Box::new(Op {
+            handler: crate::exec::select_handler(&ins),
+            next_ip: mask_ip(bitness, ins.next_ip()),
+            ins,
+        });
+        let fits = op.ins.len() <= same_page_len && !op.ins.is_invalid();
         if !fits {
-            return (instr, false);
+            return (op, false);
         }
         let Some(slot) = self.pages.get_mut((hpa >> 12) as usize) else {
-            return (instr, false);
+            return (op, false);
         };
         let ipmp = ip.wrapping_sub(hpa);
         let fresh = match slot {
@@ -88,17 +142,15 @@ impl DecodeCache {
             None => true,
         };
         if fresh {
+            let mut slots = Vec::with_capacity(4096);
+            slots.resize_with(4096, || None);
             *slot = Some(Box::new(PageCode {
                 bitness,
                 ip_minus_phys: ipmp,
-                index: Box::new([0; 4096]),
-                instrs: Vec::new(),
+                slots,
             }));
+            self.gen += 1;
         }
-        if let Some(page) = slot {
-            page.instrs.push(instr.clone());
-            page.index[(hpa & 0xFFF) as usize] = page.instrs.len() as u32;
-        }
-        (instr, true)
+        (op, true)
     }
 }

@@ -18,6 +18,7 @@ mod decode;
 mod event;
 mod exec;
 mod fault;
+pub mod harness;
 pub mod memory;
 mod mmu;
 mod msr;

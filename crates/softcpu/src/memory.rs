@@ -114,6 +114,12 @@ impl PhysMemory {
         }
     }
 
+    /// Whether code pages were written since the last [`Self::take_dirty_code`].
+    #[inline]
+    pub(crate) fn has_dirty_code(&self) -> bool {
+        !self.dirty_code.is_empty()
+    }
+
     /// Takes the list of code pages written since the last call.
     pub(crate) fn take_dirty_code(&mut self) -> Option<Vec<u64>> {
         if self.dirty_code.is_empty() {

@@ -36,20 +36,25 @@ struct TlbEntry {
 /// A direct-mapped TLB of combined linear → host-physical translations.
 pub(crate) struct Tlb {
     entries: Box<[TlbEntry; TLB_SIZE]>,
+    /// Incremented by every flush, so cached translations elsewhere know to look again.
+    pub(crate) gen: u64,
 }
 
 impl Tlb {
     pub(crate) fn new() -> Self {
         Tlb {
             entries: Box::new([TlbEntry::default(); TLB_SIZE]),
+            gen: 0,
         }
     }
     /// Drops every entry (CR3 load, paging-mode change, VM entry/exit).
     pub(crate) fn flush(&mut self) {
+        self.gen += 1;
         self.entries.fill(TlbEntry::default());
     }
     /// Drops the entry for one linear page (INVLPG).
     pub(crate) fn flush_page(&mut self, la: u64) {
+        self.gen += 1;
         let page = la >> 12;
         let e = &mut self.entries[page as usize % TLB_SIZE];
         if e.tag == page + 1 {

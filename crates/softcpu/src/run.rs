@@ -44,17 +44,19 @@ impl SoftCpu {
     #[inline]
     pub(crate) fn step(&mut self) -> Result<(), Stop> {
         self.next_blocking = Blocking::default();
-        let ins = match self.fetch() {
+        let (op, slot) = match self.fetch() {
             Ok(i) => i,
             Err(stop) => return self.fault(stop),
         };
-        self.next_rip = match self.s.bitness() {
-            64 => ins.next_ip(),
-            32 => ins.next_ip() & 0xFFFF_FFFF,
-            _ => ins.next_ip() & 0xFFFF,
-        };
+        let gen = self.code.gen;
+        self.next_rip = op.next_ip;
         self.tick(1);
-        match self.execute(&ins) {
+        let result = (op.handler)(self, &op.ins);
+        let len = op.ins.len() as u32;
+        if let Some(hpa) = slot {
+            self.code.put_back(hpa, gen, op);
+        }
+        match result {
             Ok(()) => {
                 self.s.rip = self.next_rip;
                 self.shadow = self.next_blocking;
@@ -64,7 +66,7 @@ impl SoftCpu {
             Err(stop) => {
                 if let Stop::VmExit(mut info) = stop {
                     if info.instruction_len == 0 && is_instruction_exit(info.reason) {
-                        info.instruction_len = ins.len() as u32;
+                        info.instruction_len = len;
                     }
                     return Err(Stop::VmExit(info));
                 }
@@ -93,8 +95,16 @@ impl SoftCpu {
         self.vm_exit(info);
     }
 
-    /// Events recognised at an instruction boundary that cause VM exits.
+    /// Events recognised at an instruction boundary that cause VM exits, in
+    /// the priority order of SDM Vol. 3A §6.9 and Vol. 3C §26.2 (the
+    /// preemption timer ranks above external interrupts).
     fn boundary_exit(&mut self) -> Option<ExitInfo> {
+        if let Some(deadline) = self.preemption_deadline {
+            if self.cycles >= deadline {
+                self.halted = false;
+                return Some(ExitInfo::new(exit_reason::PREEMPTION_TIMER, 0));
+            }
+        }
         if self.vmx.ctl.pin & pin::EXT_INTR_EXITING != 0
             && self.ext_intr_pending()
             && !self.shadow.sti

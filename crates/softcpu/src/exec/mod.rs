@@ -190,6 +190,11 @@ impl SoftCpu {
     }
 }
 
+/// Chooses the handler for a decoded instruction (once, at decode time).
+pub(crate) fn select_handler(_ins: &Instruction) -> crate::decode::Handler {
+    SoftCpu::execute
+}
+
 /// Instructions that accept a LOCK prefix with a memory destination (SDM Vol. 2A LOCK).
 fn lockable(ins: &Instruction) -> bool {
     use Mnemonic as M;

@@ -9,8 +9,11 @@ use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
 /// Pin-based controls that must be 1 (the "default1" class, SDM A.3.1).
 pub const PIN_DEFAULT1: u32 = 0x16;
 /// Pin-based controls that may be 1.
-pub const PIN_ALLOWED1: u32 =
-    PIN_DEFAULT1 | pin::EXT_INTR_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS;
+pub const PIN_ALLOWED1: u32 = PIN_DEFAULT1
+    | pin::EXT_INTR_EXITING
+    | pin::NMI_EXITING
+    | pin::VIRTUAL_NMIS
+    | pin::PREEMPTION_TIMER;
 /// Primary processor-based controls that must be 1 (the "true" controls of
 /// SDM A.3.2: CR3-load and CR3-store exiting may be 0).
 pub const PROC_DEFAULT1: u32 = 0x0400_6172;
@@ -53,7 +56,8 @@ pub const EXIT_ALLOWED1: u32 = EXIT_DEFAULT1
     | exit_ctl::SAVE_IA32_PAT
     | exit_ctl::LOAD_IA32_PAT
     | exit_ctl::SAVE_IA32_EFER
-    | exit_ctl::LOAD_IA32_EFER;
+    | exit_ctl::LOAD_IA32_EFER
+    | exit_ctl::SAVE_PREEMPTION_TIMER;
 /// VM-entry controls that must be 1.
 pub const ENTRY_DEFAULT1: u32 = 0x0000_11FF;
 /// VM-entry controls that may be 1.
@@ -77,7 +81,9 @@ pub fn capability_msr(msr: u32) -> Option<u64> {
         VMX_PROCBASED_CTLS => pair(PROC_DEFAULT1, PROC_ALLOWED1),
         VMX_EXIT_CTLS => pair(EXIT_DEFAULT1, EXIT_ALLOWED1),
         VMX_ENTRY_CTLS => pair(ENTRY_DEFAULT1, ENTRY_ALLOWED1),
-        // Activity states HLT and shutdown; IA32e mode guest stores LMA.
+        // Bits 4:0 = 0: the VMX-preemption timer counts down once per TSC
+        // tick; IA-32e mode guest stores LMA (bit 5); activity states HLT and
+        // shutdown (bits 6, 7).
         VMX_MISC => (1 << 5) | (1 << 6) | (1 << 7),
         VMX_CR0_FIXED0 => CR0_FIXED0,
         VMX_CR0_FIXED1 => 0xFFFF_FFFF,

@@ -403,6 +403,13 @@ impl SoftCpu {
         self.shadow.mov_ss = intr & x86::vmx::interruptibility::MOV_SS != 0;
         self.nmi_blocked = intr & x86::vmx::interruptibility::NMI != 0;
         self.halted = v.get32(f::GUEST_ACTIVITY_STATE) == x86::vmx::activity::HLT;
+        // The VMX-preemption timer counts from its VMCS value at the TSC rate
+        // (IA32_VMX_MISC[4:0] = 0), SDM Vol. 3C §26.5.1.
+        self.preemption_deadline = if self.vmx.ctl.pin & x86::vmx::pin::PREEMPTION_TIMER != 0 {
+            Some(self.cycles + u64::from(v.get32(f::VMX_PREEMPTION_TIMER_VALUE)))
+        } else {
+            None
+        };
         self.injection = {
             let info = v.get32(f::VM_ENTRY_INTR_INFO);
             if info & intr_info::VALID != 0 {

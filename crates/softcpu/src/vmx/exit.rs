@@ -113,6 +113,14 @@ impl SoftCpu {
         // VM exits clear the valid bit of the VM-entry interruption information (SDM Vol. 3C §28.2).
         let entry_info = v.get(f::VM_ENTRY_INTR_INFO) & !u64::from(intr_info::VALID);
         v.set(f::VM_ENTRY_INTR_INFO, entry_info);
+        if let Some(deadline) = self.preemption_deadline.take() {
+            if exit_ctl_bits & exit_ctl::SAVE_PREEMPTION_TIMER != 0 {
+                let left = deadline
+                    .saturating_sub(self.cycles)
+                    .min(u64::from(u32::MAX));
+                self.vmx.vmcs.set(f::VMX_PREEMPTION_TIMER_VALUE, left);
+            }
+        }
         self.vmx.non_root = false;
         self.injection = None;
         self.tlb.flush();
