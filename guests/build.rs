@@ -40,41 +40,86 @@ impl Width {
     }
 }
 
-/// One guest: its image name and its sources (relative to `guests/`).
+/// One guest: its image name, width, sources (relative to `guests/`) and summary.
 struct Spec {
-    name: &'static str,
+    name: String,
     width: Width,
-    sources: &'static [&'static str],
+    sources: Vec<String>,
+    summary: String,
 }
 
-/// Every guest; keep in step with `GUESTS` in `src/lib.rs`.
-const GUESTS: &[Spec] = &[
-    Spec {
-        name: "hello32",
-        width: Width::W32,
-        sources: &["hello32/main.c"],
-    },
-    Spec {
-        name: "hello64",
-        width: Width::W64,
-        sources: &["hello64/main.c"],
-    },
-    Spec {
-        name: "sieve",
-        width: Width::W64,
-        sources: &["sieve/main.c"],
-    },
-    Spec {
-        name: "selftest",
-        width: Width::W64,
-        sources: &["selftest/main.c", "selftest/exceptions.c"],
-    },
-    Spec {
-        name: "selftest32",
-        width: Width::W32,
-        sources: &["selftest/main.c", "selftest/exceptions.c"],
-    },
-];
+/// Reads every `guests/<dir>/guest.list`. Each non-comment line describes
+/// one guest: `name | 32 or 64 | sources relative to the directory | summary`.
+/// Guests are listed in directory order, then line order.
+fn read_specs(root: &Path) -> Vec<Spec> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
+        .unwrap_or_else(|e| panic!("guests: cannot list {}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("guest.list").is_file())
+        .collect();
+    dirs.sort();
+    let mut specs = Vec::new();
+    for dir in dirs {
+        let list = dir.join("guest.list");
+        println!("cargo:rerun-if-changed={}", list.display());
+        let text = fs::read_to_string(&list)
+            .unwrap_or_else(|e| panic!("guests: cannot read {}: {e}", list.display()));
+        let dir_name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.splitn(4, '|').map(str::trim).collect();
+            let bad = || {
+                panic!(
+                    "guests: {}:{}: want `name | 32|64 | sources | summary`",
+                    list.display(),
+                    n + 1
+                )
+            };
+            if fields.len() != 4 || fields.iter().any(|f| f.is_empty()) {
+                bad();
+            }
+            let width = match fields[1] {
+                "32" => Width::W32,
+                "64" => Width::W64,
+                _ => bad(),
+            };
+            specs.push(Spec {
+                name: fields[0].to_string(),
+                width,
+                sources: fields[2]
+                    .split_whitespace()
+                    .map(|s| format!("{dir_name}/{s}"))
+                    .collect(),
+                summary: fields[3].to_string(),
+            });
+        }
+    }
+    let mut names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        panic!("guests: two guests are called {}", w[0]);
+    }
+    specs
+}
+
+/// Writes the table `src/lib.rs` includes.
+fn write_table(out: &Path, specs: &[Spec]) {
+    let mut t = String::from("&[\n");
+    for g in specs {
+        let image = out.join(format!("{}.elf", g.name));
+        t.push_str(&format!(
+            "    Guest {{ name: {:?}, summary: {:?}, image: include_bytes!({:?}) }},\n",
+            g.name,
+            g.summary,
+            image.display().to_string()
+        ));
+    }
+    t.push_str("]\n");
+    fs::write(out.join("guest_table.rs"), t).expect("write guest table");
+}
 
 /// Runtime sources built for both widths (relative to `guests/runtime/`).
 const RUNTIME_COMMON: &[&str] = &[
@@ -222,10 +267,12 @@ fn main() {
 
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=runtime");
-    for g in GUESTS {
-        for src in g.sources {
+    println!("cargo:rerun-if-changed=.");
+    let specs = read_specs(&root);
+    for g in &specs {
+        for src in &g.sources {
             let dir = Path::new(src).parent().unwrap();
-            println!("cargo:rerun-if-changed={}", dir.display());
+            println!("cargo:rerun-if-changed={}", root.join(dir).display());
         }
     }
 
@@ -265,11 +312,11 @@ fn main() {
         }
     }
     let mut guest_objs = Vec::new();
-    for g in GUESTS {
-        let dir = out.join("obj").join(g.name);
+    for g in &specs {
+        let dir = out.join("obj").join(&g.name);
         fs::create_dir_all(&dir).unwrap();
         let mut objs = Vec::new();
-        for src in g.sources {
+        for src in &g.sources {
             let obj = dir.join(object_name(src));
             cmds.push(compile(&tools, &include, g.width, &root.join(src), &obj));
             objs.push(obj);
@@ -279,7 +326,7 @@ fn main() {
     run_parallel(cmds, jobs);
 
     // Link.
-    for (g, objs) in GUESTS.iter().zip(&guest_objs) {
+    for (g, objs) in specs.iter().zip(&guest_objs) {
         let image = out.join(format!("{}.elf", g.name));
         let linked = match g.width {
             Width::W32 => image.clone(),
@@ -316,6 +363,7 @@ fn main() {
             run(objcopy);
         }
     }
+    write_table(&out, &specs);
 }
 
 /// Instruction prefixes objdump prints before the mnemonic.
