@@ -84,6 +84,8 @@ pub struct SoftCpu {
     pub(crate) fetch_gen: (u64, u64),
     /// CS base, CS attributes and CPL the page was looked up with.
     pub(crate) fetch_key: (u64, u32, u8),
+    /// Breakpoint state derived from DR7, and debug traps collected.
+    pub(crate) debug: crate::debug::DebugState,
     /// Virtual time at which the VMX-preemption timer expires, while armed.
     pub(crate) preemption_deadline: Option<u64>,
     /// In the HLT activity state.
@@ -118,6 +120,7 @@ impl SoftCpu {
             next_rip: 0,
             halted: false,
             preemption_deadline: None,
+            debug: crate::debug::DebugState::default(),
             fetch_ip_base: 0,
             fetch_hpa_base: 0,
             fetch_gen: (u64::MAX, u64::MAX),
@@ -264,6 +267,7 @@ impl SoftCpu {
         if self.misaligned_ac(la, size) && user {
             return Err(Exception::with_code(x86::exception::AC, 0).into());
         }
+        self.note_data_access(la, size, false);
         if (la & 0xFFF) as usize + size <= 4096 {
             let hpa = self.translate_as(la, Access::Read, user)?;
             return Ok(self.phys_read(hpa, size));
@@ -288,6 +292,7 @@ impl SoftCpu {
         if self.misaligned_ac(la, size) && user {
             return Err(Exception::with_code(x86::exception::AC, 0).into());
         }
+        self.note_data_access(la, size, true);
         if (la & 0xFFF) as usize + size <= 4096 {
             let hpa = self.translate_as(la, Access::Write, user)?;
             self.phys_write(hpa, size, value);

@@ -163,7 +163,20 @@ impl SoftCpu {
             let result = self.deliver(&ev);
             self.vectoring = None;
             let second = match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // A data breakpoint hit by the delivery's own stack writes
+                    // is a trap reported before the handler's first
+                    // instruction: another delivery, still without an
+                    // instruction boundary (the CVE-2015-8104 loop).
+                    let hits = std::mem::take(&mut self.debug.pending);
+                    if hits == 0 {
+                        return Ok(());
+                    }
+                    self.report_debug(hits);
+                    outer = None;
+                    ev = Event::new(vec::DB, EventKind::HardwareException, 0);
+                    continue;
+                }
                 Err(Stop::VmExit(info)) => {
                     self.vectoring = Some(ev);
                     return Err(Stop::VmExit(info));
@@ -219,8 +232,38 @@ impl SoftCpu {
             if ev.kind == EventKind::Nmi {
                 self.nmi_blocked = true;
             }
+            if ev.vector == vec::DB && ev.kind == EventKind::HardwareException {
+                // Entering the #DB handler clears DR7.GD (SDM Vol. 3B §18.2.4).
+                self.s.dr[7] &= !crate::debug::DR7_GD;
+            }
         }
         r
+    }
+
+    /// RFLAGS as pushed in the handler's frame: RF is 1 for fault-class
+    /// exceptions other than instruction-breakpoint #DB (SDM Vol. 3B §18.3.1.1).
+    fn pushed_flags(&self, ev: &Event) -> u64 {
+        let fault = ev.kind == EventKind::HardwareException
+            && matches!(
+                ev.vector,
+                vec::DE
+                    | vec::BR
+                    | vec::UD
+                    | vec::NM
+                    | vec::TS
+                    | vec::NP
+                    | vec::SS
+                    | vec::GP
+                    | vec::PF
+                    | vec::MF
+                    | vec::AC
+                    | vec::XM
+            );
+        if fault {
+            self.s.rflags | x86::rflags::RF
+        } else {
+            self.s.rflags
+        }
     }
 
     fn return_rip(&self, ev: &Event) -> u64 {
@@ -239,7 +282,7 @@ impl SoftCpu {
         }
         let entry = self.read_linear(self.s.idtr.base.wrapping_add(off), 4, false)?;
         let ret = self.return_rip(ev);
-        let flags = self.s.rflags;
+        let flags = self.pushed_flags(ev);
         self.push(2, flags & 0xFFFF)?;
         self.push(2, u64::from(self.s.seg[Seg::Cs as usize].selector))?;
         self.push(2, ret & 0xFFFF)?;
@@ -350,7 +393,7 @@ impl SoftCpu {
         let (cs, new_cpl) = self.handler_cs(sel, ext)?;
         let cpl = self.s.cpl();
         let ret = self.return_rip(ev);
-        let old_flags = self.s.rflags;
+        let old_flags = self.pushed_flags(ev);
         let old_cs = u64::from(self.s.seg[Seg::Cs as usize].selector);
         let old_ss = self.s.seg[Seg::Ss as usize];
         let old_sp = self.s.gpr[4];
@@ -424,7 +467,7 @@ impl SoftCpu {
         }
         let cpl = self.s.cpl();
         let ret = self.return_rip(ev);
-        let old_flags = self.s.rflags;
+        let old_flags = self.pushed_flags(ev);
         let old_cs = u64::from(self.s.seg[Seg::Cs as usize].selector);
         let old_ss = u64::from(self.s.seg[Seg::Ss as usize].selector);
         let old_sp = self.s.gpr[4];

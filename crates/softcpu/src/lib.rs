@@ -14,6 +14,7 @@
 
 mod cpu;
 mod cpuid;
+mod debug;
 mod decode;
 mod event;
 mod exec;

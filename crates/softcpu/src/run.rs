@@ -5,6 +5,8 @@
 use crate::cpu::{Blocking, SoftCpu};
 use crate::event::{Event, EventKind};
 use crate::fault::{ExitInfo, Stop};
+use iced_x86::Mnemonic;
+use x86::rflags::{RF, TF};
 use x86::vmx::{exit_ctl, exit_reason, intr_info, pin};
 
 /// Vector reported for the host's kick when "acknowledge interrupt on exit" is set.
@@ -44,6 +46,21 @@ impl SoftCpu {
     #[inline]
     pub(crate) fn step(&mut self) -> Result<(), Stop> {
         self.next_blocking = Blocking::default();
+        let flags_before = self.s.rflags;
+        if self.debug.code_bp && flags_before & RF == 0 {
+            // Instruction breakpoints are checked before the instruction, as
+            // a fault (SDM Vol. 3B §18.3.1.1); RF suppresses them once.
+            let la = self.linear(crate::state::Seg::Cs, self.s.rip);
+            let hits = self.code_breakpoint_hits(la);
+            if hits != 0 {
+                self.report_debug(hits);
+                return self.raise(Event::new(
+                    x86::exception::DB,
+                    EventKind::HardwareException,
+                    0,
+                ));
+            }
+        }
         let (op, slot) = match self.fetch() {
             Ok(i) => i,
             Err(stop) => return self.fault(stop),
@@ -53,6 +70,7 @@ impl SoftCpu {
         self.tick(1);
         let result = (op.handler)(self, &op.ins);
         let len = op.ins.len() as u32;
+        let mnemonic = op.ins.mnemonic();
         if let Some(hpa) = slot {
             self.code.put_back(hpa, gen, op);
         }
@@ -61,9 +79,14 @@ impl SoftCpu {
                 self.s.rip = self.next_rip;
                 self.shadow = self.next_blocking;
                 self.retired += 1;
-                Ok(())
+                // RF is cleared once an instruction completes; IRET loads it (SDM §18.3.1.1).
+                if !matches!(mnemonic, Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq) {
+                    self.s.rflags &= !RF;
+                }
+                self.debug_traps(flags_before, mnemonic)
             }
             Err(stop) => {
+                self.debug.pending = 0;
                 if let Stop::VmExit(mut info) = stop {
                     if info.instruction_len == 0 && is_instruction_exit(info.reason) {
                         info.instruction_len = len;
@@ -73,6 +96,32 @@ impl SoftCpu {
                 self.fault(stop)
             }
         }
+    }
+
+    /// Trap-class debug exceptions after an instruction completed: data
+    /// breakpoints and single-step (SDM Vol. 3B §18.3.1.2–§18.3.1.4), held
+    /// for one more instruction after MOV SS / POP SS (Vol. 3A §6.8.3).
+    fn debug_traps(&mut self, flags_before: u64, mnemonic: Mnemonic) -> Result<(), Stop> {
+        let mut bits = std::mem::take(&mut self.debug.pending);
+        // INT n, INT3 and INTO clear TF on delivery: no single-step trap for them.
+        let soft_int = matches!(mnemonic, Mnemonic::Int | Mnemonic::Int1 | Mnemonic::Into);
+        if flags_before & TF != 0 && !soft_int {
+            bits |= crate::debug::DR6_BS;
+        }
+        if self.next_blocking.mov_ss {
+            self.debug.deferred |= bits;
+            return Ok(());
+        }
+        bits |= std::mem::take(&mut self.debug.deferred);
+        if bits == 0 {
+            return Ok(());
+        }
+        self.report_debug(bits);
+        self.raise(Event::new(
+            x86::exception::DB,
+            EventKind::HardwareException,
+            0,
+        ))
     }
 
     /// Delivers the exception a failed instruction raised.

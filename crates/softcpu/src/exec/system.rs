@@ -421,6 +421,7 @@ impl SoftCpu {
         let r = ins.op0_register();
         let v = self.reg(ins.op1_register());
         if r.is_dr() {
+            self.general_detect()?;
             if self.vmx.proc(proc::MOV_DR_EXITING) {
                 return Err(instruction_exit(
                     ins,
@@ -435,6 +436,7 @@ impl SoftCpu {
                 7 => (v & 0xFFFF_2BFF) | 0x400,
                 _ => v,
             };
+            self.update_debug_state();
             return Ok(());
         }
         match r {
@@ -500,6 +502,7 @@ impl SoftCpu {
         let r = ins.op1_register();
         let dst = ins.op0_register();
         if r.is_dr() {
+            self.general_detect()?;
             if self.vmx.proc(proc::MOV_DR_EXITING) {
                 let n = (r as u64 - Register::DR0 as u64) & 7;
                 return Err(instruction_exit(ins, er::DR_ACCESS, n | 1 << 4));
@@ -528,6 +531,15 @@ impl SoftCpu {
             _ => return Err(Exception::ud().into()),
         };
         self.set_reg(dst, v);
+        Ok(())
+    }
+
+    /// MOV DR with DR7.GD set is a #DB fault with DR6.BD (SDM Vol. 3B §18.2.4).
+    fn general_detect(&mut self) -> Ex<()> {
+        if self.s.dr[7] & crate::debug::DR7_GD != 0 {
+            self.report_debug(crate::debug::DR6_BD);
+            return Err(Exception::plain(x86::exception::DB).into());
+        }
         Ok(())
     }
 

@@ -124,6 +124,7 @@ impl SoftCpu {
             return Ok(());
         }
         self.load_guest_state();
+        self.update_debug_state();
         self.vmx.non_root = true;
         self.tlb.flush();
         self.run_non_root();
