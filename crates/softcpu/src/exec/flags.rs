@@ -25,19 +25,27 @@ pub(crate) fn sext(size: usize, v: u64) -> u64 {
     (((v << shift) as i64) >> shift) as u64
 }
 
+/// Parity of each byte value: PF set when the number of 1 bits is even.
+const PARITY: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = ((i as u32).count_ones() % 2 == 0) as u8;
+        i += 1;
+    }
+    t
+};
+
 /// ZF, SF and PF of a result.
 #[inline]
 pub(crate) fn szp(size: usize, r: u64) -> u64 {
     let r = r & mask(size);
-    let mut f = 0;
+    let mut f = if PARITY[(r & 0xFF) as usize] != 0 { PF } else { 0 };
     if r == 0 {
         f |= ZF;
     }
     if r & sign_bit(size) != 0 {
         f |= SF;
-    }
-    if (r as u8).count_ones().is_multiple_of(2) {
-        f |= PF;
     }
     f
 }
@@ -47,10 +55,16 @@ pub(crate) fn szp(size: usize, r: u64) -> u64 {
 pub(crate) fn add(size: usize, a: u64, b: u64, carry: bool) -> (u64, u64) {
     let m = mask(size);
     let (a, b) = (a & m, b & m);
-    let full = (a as u128) + (b as u128) + carry as u128;
-    let r = (full as u64) & m;
+    let (r, cf) = if size == 8 {
+        let (r1, c1) = a.overflowing_add(b);
+        let (r2, c2) = r1.overflowing_add(carry as u64);
+        (r2, c1 | c2)
+    } else {
+        let full = a + b + carry as u64;
+        (full & m, full > m)
+    };
     let mut f = szp(size, r);
-    if full > m as u128 {
+    if cf {
         f |= CF;
     }
     if (a ^ b ^ r) & 0x10 != 0 {
@@ -68,8 +82,9 @@ pub(crate) fn sub(size: usize, a: u64, b: u64, borrow: bool) -> (u64, u64) {
     let m = mask(size);
     let (a, b) = (a & m, b & m);
     let r = a.wrapping_sub(b).wrapping_sub(borrow as u64) & m;
+    let cf = a < b || (borrow && a == b);
     let mut f = szp(size, r);
-    if (a as u128) < (b as u128) + borrow as u128 {
+    if cf {
         f |= CF;
     }
     if (a ^ b ^ r) & 0x10 != 0 {
@@ -120,6 +135,39 @@ mod tests {
     fn parity_counts_low_byte_only() {
         assert!(szp(2, 0x0300) & PF != 0);
         assert!(szp(1, 0x01) & PF == 0);
+    }
+
+    /// Reference carry and overflow from wide arithmetic.
+    fn reference(size: usize, a: u64, b: u64, c: bool, subtract: bool) -> (u64, bool, bool) {
+        let m = mask(size) as i128;
+        let bits = size * 8;
+        let (ua, ub) = ((a as i128) & m, (b as i128) & m);
+        let sa = (ua << (128 - bits)) >> (128 - bits);
+        let sb = (ub << (128 - bits)) >> (128 - bits);
+        let (full, signed) = if subtract {
+            (ua - ub - c as i128, sa - sb - c as i128)
+        } else {
+            (ua + ub + c as i128, sa + sb + c as i128)
+        };
+        let r = (full & m) as u64;
+        let min = -(1i128 << (bits - 1));
+        let max = (1i128 << (bits - 1)) - 1;
+        (r, full < 0 || full > m, signed < min || signed > max)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn add_and_sub_match_wide_arithmetic(a: u64, b: u64, c: bool, size_ix in 0usize..4) {
+            let size = [1, 2, 4, 8][size_ix];
+            for subtract in [false, true] {
+                let (r, f) = if subtract { sub(size, a, b, c) } else { add(size, a, b, c) };
+                let (want, cf, of) = reference(size, a, b, c, subtract);
+                proptest::prop_assert_eq!(r, want);
+                proptest::prop_assert_eq!(f & CF != 0, cf);
+                proptest::prop_assert_eq!(f & OF != 0, of);
+                proptest::prop_assert_eq!(f & ZF != 0, want == 0);
+            }
+        }
     }
 
     #[test]

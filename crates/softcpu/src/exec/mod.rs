@@ -5,6 +5,7 @@
 mod alu;
 mod control;
 mod data;
+mod fast;
 pub(crate) mod flags;
 mod string;
 mod system;
@@ -191,8 +192,8 @@ impl SoftCpu {
 }
 
 /// Chooses the handler for a decoded instruction (once, at decode time).
-pub(crate) fn select_handler(_ins: &Instruction) -> crate::decode::Handler {
-    SoftCpu::execute
+pub(crate) fn select_handler(ins: &Instruction) -> crate::decode::Handler {
+    fast::specialised(ins).unwrap_or(SoftCpu::execute)
 }
 
 /// Instructions that accept a LOCK prefix with a memory destination (SDM Vol. 2A LOCK).

@@ -1,0 +1,294 @@
+//! Specialised handlers for the most frequent instruction forms, chosen once
+//! at decode time. Each does exactly what the general path in this module's
+//! parent does for that form, without re-dispatching on the mnemonic and the
+//! operand kinds at every execution.
+
+use super::flags;
+use crate::cpu::SoftCpu;
+use crate::decode::Handler;
+use crate::fault::Ex;
+use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind};
+use x86::rflags::CF;
+
+const ADD: u8 = 0;
+const SUB: u8 = 1;
+const AND: u8 = 2;
+const OR: u8 = 3;
+const XOR: u8 = 4;
+const CMP: u8 = 5;
+const TEST: u8 = 6;
+
+#[inline(always)]
+fn alu<const OP: u8>(size: usize, a: u64, b: u64) -> (u64, u64) {
+    match OP {
+        ADD => flags::add(size, a, b, false),
+        SUB | CMP => flags::sub(size, a, b, false),
+        AND | TEST => (a & b, flags::logic(size, a & b)),
+        OR => (a | b, flags::logic(size, a | b)),
+        _ => (a ^ b, flags::logic(size, a ^ b)),
+    }
+}
+
+const fn stores(op: u8) -> bool {
+    op != CMP && op != TEST
+}
+
+fn alu_rr<const OP: u8>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let d = ins.op0_register();
+    let size = d.size();
+    let a = cpu.reg(d);
+    let b = cpu.reg(ins.op1_register());
+    let (r, f) = alu::<OP>(size, a, b);
+    if stores(OP) {
+        cpu.set_reg(d, r);
+    }
+    cpu.set_status(f);
+    Ok(())
+}
+
+fn alu_ri<const OP: u8>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let d = ins.op0_register();
+    let size = d.size();
+    let a = cpu.reg(d);
+    let b = ins.immediate(1) & flags::mask(size);
+    let (r, f) = alu::<OP>(size, a, b);
+    if stores(OP) {
+        cpu.set_reg(d, r);
+    }
+    cpu.set_status(f);
+    Ok(())
+}
+
+fn alu_rm<const OP: u8>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let d = ins.op0_register();
+    let size = d.size();
+    let a = cpu.reg(d);
+    let ea = cpu.effective_address(ins);
+    let b = cpu.read_mem(SoftCpu::mem_seg(ins), ea, size)?;
+    let (r, f) = alu::<OP>(size, a, b);
+    if stores(OP) {
+        cpu.set_reg(d, r);
+    }
+    cpu.set_status(f);
+    Ok(())
+}
+
+fn alu_m<const OP: u8, const IMM: bool>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let size = ins.memory_size().size();
+    let ea = cpu.effective_address(ins);
+    let seg = SoftCpu::mem_seg(ins);
+    let a = cpu.read_mem(seg, ea, size)?;
+    let b = if IMM {
+        ins.immediate(1) & flags::mask(size)
+    } else {
+        cpu.reg(ins.op1_register())
+    };
+    let (r, f) = alu::<OP>(size, a, b);
+    if stores(OP) {
+        cpu.write_mem(seg, ea, size, r)?;
+    }
+    cpu.set_status(f);
+    Ok(())
+}
+
+fn mov_rr(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let v = cpu.reg(ins.op1_register());
+    cpu.set_reg(ins.op0_register(), v);
+    Ok(())
+}
+
+fn mov_ri(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let d = ins.op0_register();
+    cpu.set_reg(d, ins.immediate(1) & flags::mask(d.size()));
+    Ok(())
+}
+
+fn mov_rm(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let d = ins.op0_register();
+    let ea = cpu.effective_address(ins);
+    let v = cpu.read_mem(SoftCpu::mem_seg(ins), ea, d.size())?;
+    cpu.set_reg(d, v);
+    Ok(())
+}
+
+fn mov_mr(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let s = ins.op1_register();
+    let ea = cpu.effective_address(ins);
+    let v = cpu.reg(s);
+    cpu.write_mem(SoftCpu::mem_seg(ins), ea, s.size(), v)
+}
+
+fn mov_mi(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let size = ins.memory_size().size();
+    let ea = cpu.effective_address(ins);
+    let v = ins.immediate(1) & flags::mask(size);
+    cpu.write_mem(SoftCpu::mem_seg(ins), ea, size, v)
+}
+
+fn movzx_rm(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let size = ins.memory_size().size();
+    let ea = cpu.effective_address(ins);
+    let v = cpu.read_mem(SoftCpu::mem_seg(ins), ea, size)?;
+    cpu.set_reg(ins.op0_register(), v);
+    Ok(())
+}
+
+fn lea(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let d = ins.op0_register();
+    let ea = cpu.effective_address(ins);
+    cpu.set_reg(d, ea & flags::mask(d.size()));
+    Ok(())
+}
+
+fn inc_dec_r<const DEC: bool>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let d = ins.op0_register();
+    let size = d.size();
+    let a = cpu.reg(d);
+    let (r, f) = if DEC {
+        flags::sub(size, a, 1, false)
+    } else {
+        flags::add(size, a, 1, false)
+    };
+    cpu.set_reg(d, r);
+    // INC and DEC leave CF unchanged.
+    let cf = cpu.s.rflags & CF;
+    cpu.set_status((f & !CF) | cf);
+    Ok(())
+}
+
+fn jcc(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    if cpu.condition(ins.condition_code()) {
+        cpu.jump_near(ins.near_branch_target())?;
+    }
+    Ok(())
+}
+
+fn jmp_rel(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    cpu.jump_near(ins.near_branch_target())
+}
+
+fn push_r(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let r = ins.op0_register();
+    let v = cpu.reg(r);
+    cpu.push(r.size(), v)
+}
+
+fn pop_r(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+    let r = ins.op0_register();
+    let v = cpu.pop(r.size())?;
+    cpu.set_reg(r, v);
+    Ok(())
+}
+
+fn alu_handler(m: Mnemonic, form: u8) -> Option<Handler> {
+    macro_rules! pick {
+        ($op:expr) => {
+            match form {
+                0 => alu_rr::<$op> as Handler,
+                1 => alu_ri::<$op>,
+                2 => alu_rm::<$op>,
+                3 => alu_m::<$op, false>,
+                _ => alu_m::<$op, true>,
+            }
+        };
+    }
+    Some(match m {
+        Mnemonic::Add => pick!(ADD),
+        Mnemonic::Sub => pick!(SUB),
+        Mnemonic::And => pick!(AND),
+        Mnemonic::Or => pick!(OR),
+        Mnemonic::Xor => pick!(XOR),
+        Mnemonic::Cmp => pick!(CMP),
+        Mnemonic::Test => pick!(TEST),
+        _ => return None,
+    })
+}
+
+fn is_imm(k: OpKind) -> bool {
+    matches!(
+        k,
+        OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+    )
+}
+
+fn gpr(ins: &Instruction, i: u32) -> bool {
+    ins.op_kind(i) == OpKind::Register && ins.op_register(i).is_gpr()
+}
+
+/// A specialised handler for `ins`, if its form has one.
+pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
+    if ins.has_lock_prefix() || ins.has_rep_prefix() || ins.has_repne_prefix() {
+        return None;
+    }
+    let m = ins.mnemonic();
+    let (k0, k1) = (ins.op0_kind(), ins.op1_kind());
+    let two = ins.op_count() == 2;
+    if two {
+        let form = if gpr(ins, 0) && gpr(ins, 1) {
+            Some(0)
+        } else if gpr(ins, 0) && is_imm(k1) {
+            Some(1)
+        } else if gpr(ins, 0) && k1 == OpKind::Memory {
+            Some(2)
+        } else if k0 == OpKind::Memory && gpr(ins, 1) {
+            Some(3)
+        } else if k0 == OpKind::Memory && is_imm(k1) {
+            Some(4)
+        } else {
+            None
+        };
+        if let Some(form) = form {
+            if let Some(h) = alu_handler(m, form) {
+                return Some(h);
+            }
+            if m == Mnemonic::Mov {
+                return Some(match form {
+                    0 => mov_rr,
+                    1 => mov_ri,
+                    2 => mov_rm,
+                    3 => mov_mr,
+                    _ => mov_mi,
+                });
+            }
+        }
+        if m == Mnemonic::Movzx && gpr(ins, 0) && k1 == OpKind::Memory {
+            return Some(movzx_rm);
+        }
+        if m == Mnemonic::Lea && gpr(ins, 0) {
+            return Some(lea);
+        }
+    }
+    if ins.op_count() == 1 && gpr(ins, 0) {
+        match m {
+            Mnemonic::Inc => return Some(inc_dec_r::<false>),
+            Mnemonic::Dec => return Some(inc_dec_r::<true>),
+            Mnemonic::Push if ins.op0_register().size() >= 2 => return Some(push_r),
+            Mnemonic::Pop if ins.op0_register().size() >= 2 => return Some(pop_r),
+            _ => {}
+        }
+    }
+    if matches!(
+        k0,
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    ) {
+        if m == Mnemonic::Jmp {
+            return Some(jmp_rel);
+        }
+        if ins.condition_code() != ConditionCode::None
+            && !matches!(ins.code(), Code::Jcxz_rel8_16 | Code::Jcxz_rel8_32)
+            && m != Mnemonic::Loop
+            && m != Mnemonic::Loope
+            && m != Mnemonic::Loopne
+        {
+            return Some(jcc);
+        }
+    }
+    None
+}
