@@ -30,7 +30,7 @@ const PARITY: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = ((i as u32).count_ones() % 2 == 0) as u8;
+        t[i] = (i as u32).count_ones().is_multiple_of(2) as u8;
         i += 1;
     }
     t
@@ -40,7 +40,11 @@ const PARITY: [u8; 256] = {
 #[inline]
 pub(crate) fn szp(size: usize, r: u64) -> u64 {
     let r = r & mask(size);
-    let mut f = if PARITY[(r & 0xFF) as usize] != 0 { PF } else { 0 };
+    let mut f = if PARITY[(r & 0xFF) as usize] != 0 {
+        PF
+    } else {
+        0
+    };
     if r == 0 {
         f |= ZF;
     }

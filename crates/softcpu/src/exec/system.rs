@@ -557,7 +557,8 @@ impl SoftCpu {
             limit: 0xFFFF_FFFF,
             ar: 0xC093,
         };
-        self.s.rflags = (self.s.rflags & !self.s.msr.fmask & !x86::rflags::RF) | x86::rflags::FIXED1;
+        self.s.rflags =
+            (self.s.rflags & !self.s.msr.fmask & !x86::rflags::RF) | x86::rflags::FIXED1;
         self.next_rip = self.s.msr.lstar;
         Ok(())
     }
