@@ -19,6 +19,7 @@ mod decode;
 mod event;
 mod exec;
 mod fault;
+mod gates;
 pub mod harness;
 pub mod memory;
 mod mmu;

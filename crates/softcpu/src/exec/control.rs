@@ -58,6 +58,9 @@ impl SoftCpu {
         match ins.mnemonic() {
             Mnemonic::Jmp if far => {
                 let (sel, off) = self.far_operand(ins)?;
+                if let Some(gate) = self.call_gate(sel)? {
+                    return self.through_call_gate(&gate, None);
+                }
                 self.far_jump(sel, off)
             }
             Mnemonic::Call if far => {
@@ -67,6 +70,9 @@ impl SoftCpu {
                     OpKind::FarBranch32 => 4,
                     _ => ins.memory_size().size() - 2,
                 };
+                if let Some(gate) = self.call_gate(sel)? {
+                    return self.through_call_gate(&gate, Some(size));
+                }
                 let saved = self.s.clone();
                 let cs = u64::from(self.s.seg[Seg::Cs as usize].selector);
                 let ret = self.next_rip;
