@@ -9,6 +9,9 @@ use iced_x86::Mnemonic;
 use x86::rflags::{RF, TF};
 use x86::vmx::{exit_ctl, exit_reason, intr_info, pin};
 
+/// Virtual cycles between two looks at the host's kick line.
+const POLL_CYCLES: u64 = 256;
+
 /// Vector reported for the host's kick when "acknowledge interrupt on exit" is set.
 pub const KICK_VECTOR: u8 = 0xF2;
 
@@ -28,15 +31,27 @@ impl SoftCpu {
                 self.vm_exit(info);
                 return;
             }
+            // Events are looked at again by this point in virtual time: the
+            // preemption-timer deadline exactly, the kick line (asynchronous
+            // to the guest anyway) every POLL_CYCLES.
+            let mut horizon = self.cycles + POLL_CYCLES;
+            if let Some(deadline) = self.preemption_deadline {
+                horizon = horizon.min(deadline);
+            }
             if self.halted {
                 // Nothing in the guest can wake it but an event; virtual time runs on.
-                self.tick(1);
+                self.cycles = self.cycles.max(horizon);
                 std::hint::spin_loop();
                 continue;
             }
-            if let Err(stop) = self.step() {
-                self.leave(stop);
-                return;
+            loop {
+                if let Err(stop) = self.step() {
+                    self.leave(stop);
+                    return;
+                }
+                if self.cycles >= horizon || self.halted {
+                    break;
+                }
             }
         }
     }
