@@ -201,6 +201,10 @@ impl SoftCpu {
                         | (Class::PageFault, Class::PageFault)
                 );
                 if df {
+                    // A #PF that turns into #DF still loads CR2 (SDM Vol. 3A §6.15, vector 14).
+                    if let Some(addr) = second.fault_address {
+                        self.s.cr2 = addr;
+                    }
                     outer = Some(ev);
                     ev = Event::exception(Exception::with_code(vec::DF, 0));
                     continue;
@@ -531,8 +535,9 @@ impl SoftCpu {
             self.write_rflags_popf(fl, size);
             return Ok(());
         }
-        if self.s.rflags & x86::rflags::NT != 0 && !self.s.long_mode() {
-            // Task return is not modelled.
+        if self.s.rflags & x86::rflags::NT != 0 {
+            // IA-32e mode: #GP(0) (SDM Vol. 2A IRET). Outside it this would be
+            // a task return, which is not modelled: #GP(0) as well.
             return Err(Exception::gp(0).into());
         }
         let ip = self.pop(size)?;

@@ -71,6 +71,9 @@ struct Walk {
 
 const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 const NX_BIT: u64 = 1 << 63;
+/// Address bits 51:39 of a 64-bit paging entry: reserved above this CPU's
+/// MAXPHYADDR of 39 (CPUID.80000008H:EAX[7:0]; SDM Vol. 3A §4.5).
+const RSVD_PHYS: u64 = 0x000F_FF80_0000_0000;
 
 impl SoftCpu {
     /// Translates a linear address; `user` selects user-mode permission checks
@@ -297,7 +300,7 @@ impl SoftCpu {
             if entry & 1 == 0 {
                 return Err(pf(ec));
             }
-            if wide && entry & NX_BIT != 0 && !nxe {
+            if wide && ((entry & NX_BIT != 0 && !nxe) || entry & RSVD_PHYS != 0) {
                 return Err(pf(ec | PFEC_PRESENT | PFEC_RSVD));
             }
             writable &= entry & 2 != 0;
@@ -315,6 +318,14 @@ impl SoftCpu {
                     || (shift == 22 && self.s.cr4 & CR4_PSE != 0));
             if large && long && shift == 39 {
                 return Err(pf(ec | PFEC_PRESENT | PFEC_RSVD));
+            }
+            // Large-page entries reserve the address bits below the page
+            // size, above the PAT bit (SDM Vol. 3A Table 4-15, 4-17, 4-19).
+            if large && wide {
+                let rsvd = if shift == 30 { 0x3FFF_E000 } else { 0x1F_E000 };
+                if entry & rsvd != 0 {
+                    return Err(pf(ec | PFEC_PRESENT | PFEC_RSVD));
+                }
             }
             if is_last || large {
                 let base = if shift == 22 {

@@ -271,7 +271,7 @@ impl SoftCpu {
                 Err(Exception::ud().into())
             }
             M::Syscall => self.syscall(ins),
-            M::Sysret => self.sysret(ins),
+            M::Sysret | M::Sysretq => self.sysret(ins),
             M::Wait => Ok(()),
             _ => Err(Exception::ud().into()),
         }
@@ -423,7 +423,13 @@ impl SoftCpu {
         let r = ins.op0_register();
         let v = self.reg(ins.op1_register());
         if r.is_dr() {
+            self.dr_alias_check(r)?;
             self.general_detect()?;
+            let n = (r as usize - Register::DR0 as usize) & 7;
+            if (n == 6 || n == 7 || n == 4 || n == 5) && v >> 32 != 0 {
+                // The upper 32 bits of DR6 and DR7 are reserved (SDM Vol. 2A MOV DR).
+                return Err(Exception::gp(0).into());
+            }
             if self.vmx.proc(proc::MOV_DR_EXITING) {
                 return Err(instruction_exit(
                     ins,
@@ -504,6 +510,7 @@ impl SoftCpu {
         let r = ins.op1_register();
         let dst = ins.op0_register();
         if r.is_dr() {
+            self.dr_alias_check(r)?;
             self.general_detect()?;
             if self.vmx.proc(proc::MOV_DR_EXITING) {
                 let n = (r as u64 - Register::DR0 as u64) & 7;
@@ -569,7 +576,7 @@ impl SoftCpu {
             return Err(Exception::ud().into());
         }
         self.require_cpl0()?;
-        let to64 = ins.code() == iced_x86::Code::Sysretq;
+        let to64 = ins.mnemonic() == Mnemonic::Sysretq || ins.code() == iced_x86::Code::Sysretq;
         let rcx = self.s.gpr[1];
         if to64 {
             let top = (rcx as i64) >> 47;
@@ -597,6 +604,15 @@ impl SoftCpu {
         ss.limit = 0xFFFF_FFFF;
         self.s.rflags = (self.s.gpr[11] & 0x3C_7FD7) | x86::rflags::FIXED1;
         self.next_rip = rip;
+        Ok(())
+    }
+
+    /// DR4 and DR5 alias DR6 and DR7 only while CR4.DE is clear; with it set
+    /// they are #UD (SDM Vol. 3B §18.2.2).
+    fn dr_alias_check(&self, r: Register) -> Ex<()> {
+        if matches!(r, Register::DR4 | Register::DR5) && self.s.cr4 & CR4_DE != 0 {
+            return Err(Exception::ud().into());
+        }
         Ok(())
     }
 
