@@ -345,6 +345,7 @@ impl SoftCpu {
     /// Reads from a segment at the current privilege.
     #[inline]
     pub(crate) fn read_mem(&mut self, seg: Seg, offset: u64, size: usize) -> Ex<u64> {
+        self.segment_check(seg, offset, size, false)?;
         let la = self.linear(seg, offset);
         self.check_canonical(la, seg)?;
         let user = self.s.cpl() == 3;
@@ -354,10 +355,58 @@ impl SoftCpu {
     /// Writes to a segment at the current privilege.
     #[inline]
     pub(crate) fn write_mem(&mut self, seg: Seg, offset: u64, size: usize, value: u64) -> Ex<()> {
+        self.segment_check(seg, offset, size, true)?;
         let la = self.linear(seg, offset);
         self.check_canonical(la, seg)?;
         let user = self.s.cpl() == 3;
         self.write_linear(la, size, value, user)
+    }
+
+    /// Protected-mode segment checks on a data access: null (unusable)
+    /// segment, type and limit, including expand-down segments (SDM Vol. 3A
+    /// §5.3, §5.4.1). #SS(0) for SS, #GP(0) otherwise; none in 64-bit mode.
+    #[inline]
+    pub(crate) fn segment_check(&self, seg: Seg, offset: u64, size: usize, write: bool) -> Ex<()> {
+        if self.s.cr0 & x86::cr::CR0_PE == 0
+            || self.s.mode64()
+            || self.s.rflags & x86::rflags::VM != 0
+        {
+            return Ok(());
+        }
+        let s = &self.s.seg[seg as usize];
+        let vector = if seg == Seg::Ss {
+            x86::exception::SS
+        } else {
+            x86::exception::GP
+        };
+        let fault = Err(Exception::with_code(vector, 0).into());
+        if s.ar & x86::segment::AR_UNUSABLE != 0 || s.ar & x86::segment::AR_P == 0 {
+            return fault;
+        }
+        let ty = s.ar & 0xF;
+        let code = ty & x86::segment::TYPE_CODE != 0;
+        let readable_or_writable = ty & x86::segment::TYPE_RW != 0;
+        // Writes need writable data; reads of code need a readable segment.
+        let denied = if write {
+            code || !readable_or_writable
+        } else {
+            code && !readable_or_writable
+        };
+        if denied {
+            return fault;
+        }
+        let last = offset.wrapping_add(size as u64 - 1);
+        let limit = u64::from(s.limit);
+        if !code && ty & x86::segment::TYPE_EC != 0 {
+            // Expand-down: valid offsets are limit+1 ..= 0xFFFF or 0xFFFFFFFF.
+            let top = if s.big() { 0xFFFF_FFFF } else { 0xFFFF };
+            if offset <= limit || last > top || last < offset {
+                return fault;
+            }
+        } else if last > limit || last < offset {
+            return fault;
+        }
+        Ok(())
     }
 
     /// Pushes a value of `size` bytes on the stack.

@@ -190,14 +190,18 @@ impl SoftCpu {
 
     /// LOOP, LOOPE, LOOPNE, JCXZ, JECXZ, JRCXZ.
     pub(super) fn loop_op(&mut self, ins: &Instruction) -> Ex<()> {
-        let creg = match ins.mnemonic() {
-            Mnemonic::Jcxz => Register::CX,
-            Mnemonic::Jecxz => Register::ECX,
-            Mnemonic::Jrcxz => Register::RCX,
-            _ => match ins.op_register(1) {
-                Register::None => Register::RCX,
-                r => r,
-            },
+        // The counter is CX, ECX or RCX by address size (SDM Vol. 2A LOOPcc, JcXZ).
+        use iced_x86::Code as C;
+        let creg = match ins.code() {
+            C::Jcxz_rel8_16 | C::Jcxz_rel8_32 => Register::CX,
+            C::Loop_rel8_16_CX | C::Loop_rel8_32_CX => Register::CX,
+            C::Loope_rel8_16_CX | C::Loope_rel8_32_CX => Register::CX,
+            C::Loopne_rel8_16_CX | C::Loopne_rel8_32_CX => Register::CX,
+            C::Jrcxz_rel8_16 | C::Jrcxz_rel8_64 => Register::RCX,
+            C::Loop_rel8_16_RCX | C::Loop_rel8_64_RCX => Register::RCX,
+            C::Loope_rel8_16_RCX | C::Loope_rel8_64_RCX => Register::RCX,
+            C::Loopne_rel8_16_RCX | C::Loopne_rel8_64_RCX => Register::RCX,
+            _ => Register::ECX,
         };
         let taken = match ins.mnemonic() {
             Mnemonic::Jcxz | Mnemonic::Jecxz | Mnemonic::Jrcxz => self.reg(creg) == 0,

@@ -7,7 +7,7 @@ use super::flags;
 use crate::cpu::SoftCpu;
 use crate::decode::Handler;
 use crate::fault::Ex;
-use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind};
+use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind};
 use x86::rflags::CF;
 
 const ADD: u8 = 0;
@@ -281,12 +281,16 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
         if m == Mnemonic::Jmp {
             return Some(jmp_rel);
         }
-        if ins.condition_code() != ConditionCode::None
-            && !matches!(ins.code(), Code::Jcxz_rel8_16 | Code::Jcxz_rel8_32)
-            && m != Mnemonic::Loop
-            && m != Mnemonic::Loope
-            && m != Mnemonic::Loopne
-        {
+        let counter_branch = matches!(
+            m,
+            Mnemonic::Loop
+                | Mnemonic::Loope
+                | Mnemonic::Loopne
+                | Mnemonic::Jcxz
+                | Mnemonic::Jecxz
+                | Mnemonic::Jrcxz
+        );
+        if ins.condition_code() != ConditionCode::None && !counter_branch {
             return Some(jcc);
         }
     }

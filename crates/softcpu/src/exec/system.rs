@@ -270,6 +270,7 @@ impl SoftCpu {
                 }
                 Err(Exception::ud().into())
             }
+            M::Lar | M::Lsl | M::Verr | M::Verw => self.descriptor_query(ins),
             M::Syscall => self.syscall(ins),
             M::Sysret | M::Sysretq => self.sysret(ins),
             M::Wait => Ok(()),
@@ -540,6 +541,84 @@ impl SoftCpu {
             _ => return Err(Exception::ud().into()),
         };
         self.set_reg(dst, v);
+        Ok(())
+    }
+
+    /// LAR, LSL, VERR, VERW: ask about a descriptor without loading it; ZF
+    /// reports success (SDM Vol. 2A LAR, LSL; Vol. 2B VERR/VERW).
+    fn descriptor_query(&mut self, ins: &Instruction) -> Ex<()> {
+        if self.s.cr0 & CR0_PE == 0 || self.s.rflags & x86::rflags::VM != 0 {
+            return Err(Exception::ud().into());
+        }
+        let m = ins.mnemonic();
+        let src = if m == Mnemonic::Verr || m == Mnemonic::Verw {
+            0
+        } else {
+            1
+        };
+        let sel = self.read_op(ins, src, 2)? as u16;
+        let zf = x86::rflags::ZF;
+        let fail = |cpu: &mut Self| {
+            cpu.s.rflags &= !zf;
+            Ok(())
+        };
+        if sel & !3 == 0 {
+            return fail(self);
+        }
+        // A selector outside the table is a failure, not a fault.
+        let d = match self.read_descriptor(sel) {
+            Ok(d) => d,
+            Err(crate::fault::Stop::Exception(e)) if e.vector == x86::exception::GP => {
+                return fail(self)
+            }
+            Err(other) => return Err(other),
+        };
+        let cpl = self.s.cpl();
+        let rpl = (sel & 3) as u8;
+        let ty = d.seg.ar & 0xF;
+        let long = self.s.long_mode();
+        let conforming_code = d.is_code() && ty & x86::segment::TYPE_EC != 0;
+        let privileged_ok = conforming_code || (d.dpl() >= cpl && d.dpl() >= rpl);
+        let ok = match m {
+            Mnemonic::Lar | Mnemonic::Lsl => {
+                let type_ok = d.seg.is_code_or_data()
+                    || match (m, long) {
+                        (Mnemonic::Lar, false) => matches!(ty, 1 | 2 | 3 | 4 | 5 | 9 | 11 | 12),
+                        (Mnemonic::Lar, true) => matches!(ty, 2 | 9 | 11 | 12),
+                        (_, false) => matches!(ty, 1 | 2 | 3 | 9 | 11),
+                        (_, true) => matches!(ty, 2 | 9 | 11),
+                    };
+                type_ok && privileged_ok
+            }
+            Mnemonic::Verr => {
+                d.seg.is_code_or_data()
+                    && (!d.is_code() || ty & x86::segment::TYPE_RW != 0)
+                    && privileged_ok
+            }
+            _ => {
+                d.seg.is_code_or_data()
+                    && !d.is_code()
+                    && ty & x86::segment::TYPE_RW != 0
+                    && privileged_ok
+            }
+        };
+        if !ok {
+            return fail(self);
+        }
+        match m {
+            Mnemonic::Lar => {
+                let size = self.op_size(ins, 0);
+                let v = ((d.raw >> 32) & 0x00F0_FF00) & super::flags::mask(size);
+                self.set_reg(ins.op0_register(), v);
+            }
+            Mnemonic::Lsl => {
+                let size = self.op_size(ins, 0);
+                let v = u64::from(d.seg.limit) & super::flags::mask(size);
+                self.set_reg(ins.op0_register(), v);
+            }
+            _ => {}
+        }
+        self.s.rflags |= zf;
         Ok(())
     }
 
