@@ -1,0 +1,120 @@
+//! The conformance suite: every `conformance-*` guest passes on the soft CPU,
+//! and its output matches real silicon (the kvm accelerator) line for line,
+//! except for the checks listed with a reason in
+//! `guests/conformance-differences.txt`. A listed difference that no longer
+//! occurs fails too, so the list stays true.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+const DIFFERENCES: &str = include_str!("../../../guests/conformance-differences.txt");
+
+fn vigil(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .output()
+        .expect("run vigil");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn conformance_guests() -> Vec<String> {
+    let (_, out) = vigil(&["guests"]);
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("conformance-"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Check name → line, for every PASS/FAIL line.
+fn checks(output: &str) -> BTreeMap<String, String> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
+        .filter_map(|l| {
+            let name = l[5..].split(':').next()?.trim().to_string();
+            Some((name, l.to_string()))
+        })
+        .collect()
+}
+
+/// (guest, check) pairs listed for `oracle`.
+fn listed(oracle: &str) -> BTreeSet<(String, String)> {
+    DIFFERENCES
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(4, '|').map(str::trim).collect();
+            (f.len() == 4 && f[2] == oracle && !f[3].is_empty())
+                .then(|| (f[0].to_string(), f[1].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn differences_file_is_well_formed() {
+    for l in DIFFERENCES
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let f: Vec<&str> = l.splitn(4, '|').map(str::trim).collect();
+        assert_eq!(f.len(), 4, "bad line: {l}");
+        assert!(f[0].starts_with("conformance-"), "{l}");
+        assert!(f[2] == "kvm" || f[2] == "qemu", "{l}");
+        assert!(f[3].len() > 10, "a reason is required: {l}");
+    }
+}
+
+#[test]
+fn suite_has_at_least_200_checks_and_passes_on_soft() {
+    let mut total = 0;
+    for g in conformance_guests() {
+        let (status, out) = vigil(&["run", "--guest", &g]);
+        let c = checks(&out);
+        assert!(c.len() >= 20, "{g}: only {} checks", c.len());
+        assert_eq!(status, 1, "{g} failed on soft:\n{out}");
+        total += c.len();
+    }
+    assert!(total >= 200, "the suite has {total} checks");
+}
+
+#[test]
+fn soft_matches_kvm_except_listed_differences() {
+    if let Err(why) = kvm::probe() {
+        println!("SKIP soft_matches_kvm_except_listed_differences: KVM unusable here: {why}");
+        return;
+    }
+    let known = listed("kvm");
+    let mut seen = BTreeSet::new();
+    let mut problems = Vec::new();
+    for g in conformance_guests() {
+        let soft = checks(&vigil(&["run", "--accel", "soft", "--guest", &g]).1);
+        let kvm = checks(&vigil(&["run", "--accel", "kvm", "--guest", &g]).1);
+        let names: BTreeSet<&String> = soft.keys().chain(kvm.keys()).collect();
+        for name in names {
+            if soft.get(name) == kvm.get(name) {
+                continue;
+            }
+            let key = (g.clone(), name.clone());
+            if known.contains(&key) {
+                seen.insert(key);
+            } else {
+                problems.push(format!(
+                    "{g} {name}:\n  soft: {}\n  kvm:  {}",
+                    soft.get(name).map_or("(missing)", String::as_str),
+                    kvm.get(name).map_or("(missing)", String::as_str)
+                ));
+            }
+        }
+    }
+    for stale in known.difference(&seen) {
+        problems.push(format!(
+            "{} {}: listed as differing from kvm, but the outputs agree: remove it from the list",
+            stale.0, stale.1
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
