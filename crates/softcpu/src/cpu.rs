@@ -470,7 +470,7 @@ impl SoftCpu {
     /// What the fast fetch path depends on besides the TLB: CS base and
     /// attributes, and CPL.
     #[inline]
-    fn fetch_key_now(&self) -> (u64, u32, u8) {
+    pub(crate) fn fetch_key_now(&self) -> (u64, u32, u8) {
         let cs = &self.s.seg[Seg::Cs as usize];
         (cs.base, cs.ar, self.s.cpl())
     }

@@ -26,11 +26,26 @@ pub(crate) struct Op {
     pub next_ip: u64,
 }
 
+/// A straight run of decoded instructions that executes without going back
+/// to the fetch path: it ends with a control transfer, before an
+/// instruction that must run on its own (system instructions, anything that
+/// changes segments, flags beyond the status flags, or interrupt shadows),
+/// or at the end of the page.
+pub(crate) struct Block {
+    /// The instructions, at consecutive addresses.
+    pub ops: Vec<Op>,
+}
+
+/// Longest block.
+const MAX_BLOCK: usize = 64;
+
 /// Decoded instructions of one physical page.
 struct PageCode {
     bitness: u32,
     ip_minus_phys: u64,
     slots: Vec<Option<Box<Op>>>,
+    /// Blocks by start offset; `None` inside means "tried: no block here".
+    blocks: Vec<Option<Option<Box<Block>>>>,
 }
 
 /// All cached pages, indexed by host-physical page number.
@@ -110,6 +125,37 @@ impl DecodeCache {
         }
     }
 
+    /// Takes the block starting at `hpa` out of its page (which must match,
+    /// see [`Self::page_matches`]), building it from `code` (the rest of the
+    /// page, starting at `hpa`, decoded at `ip`) the first time. `None`: no
+    /// block can start here; run the instruction on its own.
+    pub(crate) fn take_block(&mut self, hpa: u64, ip: u64, code: &[u8]) -> Option<Box<Block>> {
+        let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
+        let slot = page.blocks.get_mut((hpa & 0xFFF) as usize)?;
+        match slot {
+            Some(b) => b.take(),
+            None => {
+                let block = build_block(page.bitness, ip, code);
+                self.decodes += block.as_ref().map_or(0, |b| b.ops.len() as u64);
+                *slot = Some(None);
+                block
+            }
+        }
+    }
+
+    /// Returns a block taken with [`Self::take_block`] if its page is still cached.
+    #[inline]
+    pub(crate) fn put_block(&mut self, hpa: u64, gen: u64, block: Box<Block>) {
+        if gen != self.gen {
+            return;
+        }
+        if let Some(Some(page)) = self.pages.get_mut((hpa >> 12) as usize) {
+            if let Some(slot) = page.blocks.get_mut((hpa & 0xFFF) as usize) {
+                *slot = Some(Some(block));
+            }
+        }
+    }
+
     /// Decodes one instruction from `bytes` (which start at `hpa`). When it
     /// lies inside the page, its page is made ready to hold it and the second
     /// value is true: the caller puts it back with [`Self::put_back`].
@@ -144,13 +190,45 @@ impl DecodeCache {
         if fresh {
             let mut slots = Vec::with_capacity(4096);
             slots.resize_with(4096, || None);
+            let mut blocks = Vec::with_capacity(4096);
+            blocks.resize_with(4096, || None);
             *slot = Some(Box::new(PageCode {
                 bitness,
                 ip_minus_phys: ipmp,
                 slots,
+                blocks,
             }));
             self.gen += 1;
         }
         (op, true)
+    }
+}
+
+/// Decodes a block from `code` (which starts at `ip`); see [`Block`].
+fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Option<Box<Block>> {
+    let mut decoder = Decoder::with_ip(bitness, code, ip, DecoderOptions::NONE);
+    let mut ops = Vec::new();
+    while ops.len() < MAX_BLOCK && decoder.can_decode() {
+        let ins = decoder.decode();
+        if ins.is_invalid() {
+            break;
+        }
+        let role = crate::exec::block_role(&ins);
+        if role == crate::exec::BlockRole::Alone {
+            break;
+        }
+        ops.push(Op {
+            handler: crate::exec::select_handler(&ins),
+            next_ip: mask_ip(bitness, ins.next_ip()),
+            ins,
+        });
+        if role == crate::exec::BlockRole::Last {
+            break;
+        }
+    }
+    if ops.is_empty() {
+        None
+    } else {
+        Some(Box::new(Block { ops }))
     }
 }

@@ -45,7 +45,17 @@ impl SoftCpu {
                 continue;
             }
             loop {
-                if let Err(stop) = self.step() {
+                let ran = if self.block_mode() {
+                    self.run_block(horizon)
+                } else {
+                    Ok(false)
+                };
+                let result = match ran {
+                    Ok(true) => Ok(()),
+                    Ok(false) => self.step(),
+                    Err(stop) => Err(stop),
+                };
+                if let Err(stop) = result {
                     self.leave(stop);
                     return;
                 }
@@ -110,6 +120,68 @@ impl SoftCpu {
                 }
                 self.fault(stop)
             }
+        }
+    }
+
+    /// Whether decoded blocks may run: nothing that must be looked at
+    /// between two instructions is armed (breakpoints, single-step, RF, an
+    /// interrupt shadow, held-back debug traps).
+    #[inline]
+    fn block_mode(&self) -> bool {
+        !self.debug.code_bp
+            && !self.debug.data_bp
+            && self.debug.deferred == 0
+            && self.s.rflags & (TF | RF) == 0
+            && !self.shadow.sti
+            && !self.shadow.mov_ss
+    }
+
+    /// Runs the decoded block at RIP, at most until virtual time `horizon`.
+    /// `Ok(false)`: no block here (or the fetch path has to look first); the
+    /// caller runs one instruction the ordinary way.
+    fn run_block(&mut self, horizon: u64) -> Result<bool, Stop> {
+        let rip = self.s.rip;
+        let off = rip.wrapping_sub(self.fetch_ip_base);
+        if off >= 4096
+            || self.fetch_gen != (self.tlb.gen, self.code.gen)
+            || self.fetch_key != self.fetch_key_now()
+            || self.mem.has_dirty_code()
+        {
+            return Ok(false);
+        }
+        let hpa = self.fetch_hpa_base + off;
+        let Ok(code) = self.mem.slice(hpa, (4096 - off) as usize) else {
+            return Ok(false);
+        };
+        let Some(block) = self.code.take_block(hpa, rip, code) else {
+            return Ok(false);
+        };
+        let gen = self.code.gen;
+        let budget = horizon.saturating_sub(self.cycles).max(1) as usize;
+        let mut outcome = Ok(true);
+        for op in block.ops.iter().take(budget) {
+            self.next_rip = op.next_ip;
+            self.cycles += 1;
+            if let Err(stop) = (op.handler)(self, &op.ins) {
+                outcome = Err((stop, op.ins.len() as u32));
+                break;
+            }
+            self.s.rip = self.next_rip;
+            self.retired += 1;
+            if self.next_rip != op.next_ip || self.mem.has_dirty_code() {
+                break;
+            }
+        }
+        self.code.put_block(hpa, gen, block);
+        match outcome {
+            Ok(ran) => Ok(ran),
+            Err((Stop::VmExit(mut info), len)) => {
+                if info.instruction_len == 0 && is_instruction_exit(info.reason) {
+                    info.instruction_len = len;
+                }
+                Err(Stop::VmExit(info))
+            }
+            Err((stop, _)) => self.fault(stop).map(|()| true),
         }
     }
 

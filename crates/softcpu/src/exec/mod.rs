@@ -191,6 +191,159 @@ impl SoftCpu {
     }
 }
 
+/// How an instruction may take part in a decoded block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockRole {
+    /// Anywhere in a block.
+    Inside,
+    /// Only as the last instruction (control transfers).
+    Last,
+    /// Never: it runs on its own through the single-instruction path.
+    Alone,
+}
+
+/// The block role of an instruction. Blocks hold only instructions that
+/// change nothing but general registers, status flags and memory (plus
+/// RIP, at the end), so that the conditions checked between instructions
+/// (breakpoints, single-step, interrupt shadows) cannot change inside one.
+pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
+    use Mnemonic as M;
+    if ins.has_lock_prefix() {
+        return BlockRole::Alone;
+    }
+    // Segment-register operands (MOV/PUSH/POP sreg) change what blocks assume.
+    for i in 0..ins.op_count() {
+        if ins.op_kind(i) == OpKind::Register {
+            let r = ins.op_register(i);
+            if r.is_segment_register() || r.is_cr() || r.is_dr() {
+                return BlockRole::Alone;
+            }
+        }
+    }
+    match ins.mnemonic() {
+        M::Add
+        | M::Or
+        | M::Adc
+        | M::Sbb
+        | M::And
+        | M::Sub
+        | M::Xor
+        | M::Cmp
+        | M::Test
+        | M::Inc
+        | M::Dec
+        | M::Neg
+        | M::Not
+        | M::Shl
+        | M::Sal
+        | M::Shr
+        | M::Sar
+        | M::Rol
+        | M::Ror
+        | M::Rcl
+        | M::Rcr
+        | M::Shld
+        | M::Shrd
+        | M::Mul
+        | M::Imul
+        | M::Div
+        | M::Idiv
+        | M::Bt
+        | M::Bts
+        | M::Btr
+        | M::Btc
+        | M::Bsf
+        | M::Bsr
+        | M::Tzcnt
+        | M::Lzcnt
+        | M::Popcnt
+        | M::Mov
+        | M::Movzx
+        | M::Movsx
+        | M::Movsxd
+        | M::Lea
+        | M::Xchg
+        | M::Xadd
+        | M::Cmpxchg
+        | M::Push
+        | M::Pop
+        | M::Leave
+        | M::Cbw
+        | M::Cwde
+        | M::Cdqe
+        | M::Cwd
+        | M::Cdq
+        | M::Cqo
+        | M::Bswap
+        | M::Lahf
+        | M::Sahf
+        | M::Clc
+        | M::Stc
+        | M::Cmc
+        | M::Cld
+        | M::Std
+        | M::Nop
+        | M::Pause
+        | M::Lfence
+        | M::Mfence
+        | M::Sfence
+        | M::Pushfd
+        | M::Pushfq
+        | M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Movsq
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Stosq
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Lodsq
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Cmpsq
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Scasq => BlockRole::Inside,
+        M::Jmp
+        | M::Call
+        | M::Ret
+        | M::Loop
+        | M::Loope
+        | M::Loopne
+        | M::Jcxz
+        | M::Jecxz
+        | M::Jrcxz
+            if !matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)
+                && !(ins.op0_kind() == OpKind::Memory
+                    && matches!(
+                        ins.memory_size(),
+                        iced_x86::MemorySize::SegPtr16
+                            | iced_x86::MemorySize::SegPtr32
+                            | iced_x86::MemorySize::SegPtr64
+                    )) =>
+        {
+            BlockRole::Last
+        }
+        // Jcc ends a block; SETcc and CMOVcc do not.
+        _ if ins.condition_code() != ConditionCode::None => {
+            if matches!(
+                ins.op0_kind(),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            ) {
+                BlockRole::Last
+            } else {
+                BlockRole::Inside
+            }
+        }
+        _ => BlockRole::Alone,
+    }
+}
+
 /// Chooses the handler for a decoded instruction (once, at decode time).
 pub(crate) fn select_handler(ins: &Instruction) -> crate::decode::Handler {
     fast::specialised(ins).unwrap_or(SoftCpu::execute)
