@@ -47,14 +47,7 @@ impl SoftCpu {
 
     /// JMP, CALL, RET, RETF (near and far forms).
     pub(super) fn branch(&mut self, ins: &Instruction) -> Ex<()> {
-        let far = matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)
-            || (ins.op0_kind() == OpKind::Memory
-                && matches!(
-                    ins.memory_size(),
-                    iced_x86::MemorySize::SegPtr16
-                        | iced_x86::MemorySize::SegPtr32
-                        | iced_x86::MemorySize::SegPtr64
-                ));
+        let far = super::is_far_branch(ins);
         match ins.mnemonic() {
             Mnemonic::Jmp if far => {
                 let (sel, off) = self.far_operand(ins)?;

@@ -318,14 +318,7 @@ pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
         | M::Jcxz
         | M::Jecxz
         | M::Jrcxz
-            if !matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)
-                && !(ins.op0_kind() == OpKind::Memory
-                    && matches!(
-                        ins.memory_size(),
-                        iced_x86::MemorySize::SegPtr16
-                            | iced_x86::MemorySize::SegPtr32
-                            | iced_x86::MemorySize::SegPtr64
-                    )) =>
+            if !is_far_branch(ins) =>
         {
             BlockRole::Last
         }
@@ -342,6 +335,18 @@ pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
         }
         _ => BlockRole::Alone,
     }
+}
+
+/// Whether a JMP or CALL is a far transfer (pointer operand or m16:16/32/64).
+pub(crate) fn is_far_branch(ins: &Instruction) -> bool {
+    matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)
+        || (ins.op0_kind() == OpKind::Memory
+            && matches!(
+                ins.memory_size(),
+                iced_x86::MemorySize::SegPtr16
+                    | iced_x86::MemorySize::SegPtr32
+                    | iced_x86::MemorySize::SegPtr64
+            ))
 }
 
 /// Chooses the handler for a decoded instruction (once, at decode time).
