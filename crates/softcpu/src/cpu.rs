@@ -212,6 +212,34 @@ impl SoftCpu {
         };
     }
 
+    /// Reads a pre-resolved general-purpose register.
+    #[inline(always)]
+    pub(crate) fn rd(&self, g: crate::decode::Gpr) -> u64 {
+        use crate::decode::*;
+        let v = self.s.gpr[(g.index & 15) as usize];
+        match g.kind {
+            GPR_QWORD => v,
+            GPR_DWORD => v & 0xFFFF_FFFF,
+            GPR_WORD => v & 0xFFFF,
+            GPR_BYTE => v & 0xFF,
+            _ => (v >> 8) & 0xFF,
+        }
+    }
+
+    /// Writes a pre-resolved general-purpose register with the width rules of [`Self::set_reg`].
+    #[inline(always)]
+    pub(crate) fn wr(&mut self, g: crate::decode::Gpr, value: u64) {
+        use crate::decode::*;
+        let r = &mut self.s.gpr[(g.index & 15) as usize];
+        *r = match g.kind {
+            GPR_QWORD => value,
+            GPR_DWORD => value & 0xFFFF_FFFF,
+            GPR_WORD => (*r & !0xFFFF) | (value & 0xFFFF),
+            GPR_BYTE => (*r & !0xFF) | (value & 0xFF),
+            _ => (*r & !0xFF00) | ((value & 0xFF) << 8),
+        };
+    }
+
     /// Address-size mask for the current code size and an address-size override.
     #[inline]
     pub(crate) fn mask_addr(size: u32, value: u64) -> u64 {

@@ -14,9 +14,64 @@ use crate::fault::Ex;
 use iced_x86::{Decoder, DecoderOptions, Instruction};
 
 /// The function that executes one decoded instruction.
-pub(crate) type Handler = fn(&mut SoftCpu, &Instruction) -> Ex<()>;
+pub(crate) type Handler = fn(&mut SoftCpu, &Op) -> Ex<()>;
 
-/// A decoded instruction with its pre-selected handler.
+/// A general-purpose register operand resolved at decode time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Gpr {
+    /// Index into the register file (RAX = 0 … R15 = 15).
+    pub index: u8,
+    /// Width and position: see the `GPR_*` constants.
+    pub kind: u8,
+}
+
+/// Low byte (AL, SPL, R8L, …).
+pub(crate) const GPR_BYTE: u8 = 1;
+/// Second byte (AH, CH, DH, BH).
+pub(crate) const GPR_HIGH: u8 = 2;
+/// 16 bits.
+pub(crate) const GPR_WORD: u8 = 3;
+/// 32 bits (writes zero-extend).
+pub(crate) const GPR_DWORD: u8 = 4;
+/// 64 bits.
+pub(crate) const GPR_QWORD: u8 = 5;
+
+impl Gpr {
+    /// Resolves an iced register; `None` for anything but a general-purpose register.
+    pub(crate) fn of(r: iced_x86::Register) -> Option<Gpr> {
+        use iced_x86::Register as R;
+        if !r.is_gpr() {
+            return None;
+        }
+        if matches!(r, R::AH | R::CH | R::DH | R::BH) {
+            return Some(Gpr {
+                index: (r as u8 - R::AH as u8) & 3,
+                kind: GPR_HIGH,
+            });
+        }
+        let index = ((r.full_register() as usize - R::RAX as usize) & 15) as u8;
+        let kind = match r.size() {
+            1 => GPR_BYTE,
+            2 => GPR_WORD,
+            4 => GPR_DWORD,
+            _ => GPR_QWORD,
+        };
+        Some(Gpr { index, kind })
+    }
+
+    /// Operand size in bytes.
+    #[inline(always)]
+    pub(crate) fn size(self) -> usize {
+        match self.kind {
+            GPR_BYTE | GPR_HIGH => 1,
+            GPR_WORD => 2,
+            GPR_DWORD => 4,
+            _ => 8,
+        }
+    }
+}
+
+/// A decoded instruction with its pre-selected handler and pre-resolved operands.
 pub(crate) struct Op {
     /// The decoded instruction.
     pub ins: Instruction,
@@ -24,6 +79,55 @@ pub(crate) struct Op {
     pub handler: Handler,
     /// Address of the next instruction, masked to the code size.
     pub next_ip: u64,
+    /// Operand 0 when it is a general-purpose register.
+    pub r0: Gpr,
+    /// Operand 1 when it is a general-purpose register.
+    pub r1: Gpr,
+    /// The immediate of operand 1 masked to operand 0's size, when there is one.
+    pub imm: u64,
+}
+
+impl Op {
+    /// Decodes the operand shortcuts of `ins` and picks its handler.
+    pub(crate) fn new(ins: Instruction, bitness: u32) -> Op {
+        let gpr = |i: u32| {
+            if i < ins.op_count() && ins.op_kind(i) == iced_x86::OpKind::Register {
+                Gpr::of(ins.op_register(i)).unwrap_or_default()
+            } else {
+                Gpr::default()
+            }
+        };
+        let r0 = gpr(0);
+        let size0 = match ins.op0_kind() {
+            iced_x86::OpKind::Memory => ins.memory_size().size(),
+            _ => r0.size(),
+        };
+        let imm = if ins.op_count() > 1 {
+            match ins.op1_kind() {
+                iced_x86::OpKind::Immediate8
+                | iced_x86::OpKind::Immediate16
+                | iced_x86::OpKind::Immediate32
+                | iced_x86::OpKind::Immediate64
+                | iced_x86::OpKind::Immediate8to16
+                | iced_x86::OpKind::Immediate8to32
+                | iced_x86::OpKind::Immediate8to64
+                | iced_x86::OpKind::Immediate32to64 => {
+                    ins.immediate(1) & crate::exec::flags::mask(size0.max(1))
+                }
+                _ => 0,
+            }
+        } else {
+            0
+        };
+        Op {
+            handler: crate::exec::select_handler(&ins),
+            next_ip: mask_ip(bitness, ins.next_ip()),
+            r0,
+            r1: gpr(1),
+            imm,
+            ins,
+        }
+    }
 }
 
 /// A straight run of decoded instructions that executes without going back
@@ -170,11 +274,7 @@ impl DecodeCache {
         let mut decoder = Decoder::with_ip(bitness, bytes, ip, DecoderOptions::NONE);
         let ins = decoder.decode();
         self.decodes += 1;
-        let op = Box::new(Op {
-            handler: crate::exec::select_handler(&ins),
-            next_ip: mask_ip(bitness, ins.next_ip()),
-            ins,
-        });
+        let op = Box::new(Op::new(ins, bitness));
         let fits = op.ins.len() <= same_page_len && !op.ins.is_invalid();
         if !fits {
             return (op, false);
@@ -217,11 +317,7 @@ fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Option<Box<Block>> {
         if role == crate::exec::BlockRole::Alone {
             break;
         }
-        ops.push(Op {
-            handler: crate::exec::select_handler(&ins),
-            next_ip: mask_ip(bitness, ins.next_ip()),
-            ins,
-        });
+        ops.push(Op::new(ins, bitness));
         if role == crate::exec::BlockRole::Last {
             break;
         }

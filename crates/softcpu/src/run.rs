@@ -93,7 +93,7 @@ impl SoftCpu {
         let gen = self.code.gen;
         self.next_rip = op.next_ip;
         self.tick(1);
-        let result = (op.handler)(self, &op.ins);
+        let result = (op.handler)(self, &op);
         let len = op.ins.len() as u32;
         let mnemonic = op.ins.mnemonic();
         if let Some(hpa) = slot {
@@ -162,7 +162,7 @@ impl SoftCpu {
         for op in block.ops.iter().take(budget) {
             self.next_rip = op.next_ip;
             self.cycles += 1;
-            if let Err(stop) = (op.handler)(self, &op.ins) {
+            if let Err(stop) = (op.handler)(self, op) {
                 outcome = Err((stop, op.ins.len() as u32));
                 break;
             }

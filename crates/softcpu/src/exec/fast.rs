@@ -5,7 +5,7 @@
 
 use super::flags;
 use crate::cpu::SoftCpu;
-use crate::decode::Handler;
+use crate::decode::{Handler, Op};
 use crate::fault::Ex;
 use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind};
 use x86::rflags::CF;
@@ -33,56 +33,49 @@ const fn stores(op: u8) -> bool {
     op != CMP && op != TEST
 }
 
-fn alu_rr<const OP: u8>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let d = ins.op0_register();
-    let size = d.size();
-    let a = cpu.reg(d);
-    let b = cpu.reg(ins.op1_register());
+fn alu_rr<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.r0.size();
+    let a = cpu.rd(op.r0);
+    let b = cpu.rd(op.r1);
     let (r, f) = alu::<OP>(size, a, b);
     if stores(OP) {
-        cpu.set_reg(d, r);
+        cpu.wr(op.r0, r);
     }
     cpu.set_status(f);
     Ok(())
 }
 
-fn alu_ri<const OP: u8>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let d = ins.op0_register();
-    let size = d.size();
-    let a = cpu.reg(d);
-    let b = ins.immediate(1) & flags::mask(size);
-    let (r, f) = alu::<OP>(size, a, b);
+fn alu_ri<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.r0.size();
+    let a = cpu.rd(op.r0);
+    let (r, f) = alu::<OP>(size, a, op.imm);
     if stores(OP) {
-        cpu.set_reg(d, r);
+        cpu.wr(op.r0, r);
     }
     cpu.set_status(f);
     Ok(())
 }
 
-fn alu_rm<const OP: u8>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let d = ins.op0_register();
-    let size = d.size();
-    let a = cpu.reg(d);
-    let ea = cpu.effective_address(ins);
-    let b = cpu.read_mem(SoftCpu::mem_seg(ins), ea, size)?;
+fn alu_rm<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.r0.size();
+    let a = cpu.rd(op.r0);
+    let ea = cpu.effective_address(&op.ins);
+    let b = cpu.read_mem(SoftCpu::mem_seg(&op.ins), ea, size)?;
     let (r, f) = alu::<OP>(size, a, b);
     if stores(OP) {
-        cpu.set_reg(d, r);
+        cpu.wr(op.r0, r);
     }
     cpu.set_status(f);
     Ok(())
 }
 
-fn alu_m<const OP: u8, const IMM: bool>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
+fn alu_m<const OP: u8, const IMM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let ins = &op.ins;
     let size = ins.memory_size().size();
     let ea = cpu.effective_address(ins);
     let seg = SoftCpu::mem_seg(ins);
     let a = cpu.read_mem(seg, ea, size)?;
-    let b = if IMM {
-        ins.immediate(1) & flags::mask(size)
-    } else {
-        cpu.reg(ins.op1_register())
-    };
+    let b = if IMM { op.imm } else { cpu.rd(op.r1) };
     let (r, f) = alu::<OP>(size, a, b);
     if stores(OP) {
         cpu.write_mem(seg, ea, size, r)?;
@@ -91,92 +84,84 @@ fn alu_m<const OP: u8, const IMM: bool>(cpu: &mut SoftCpu, ins: &Instruction) ->
     Ok(())
 }
 
-fn mov_rr(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let v = cpu.reg(ins.op1_register());
-    cpu.set_reg(ins.op0_register(), v);
+fn mov_rr(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let v = cpu.rd(op.r1);
+    cpu.wr(op.r0, v);
     Ok(())
 }
 
-fn mov_ri(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let d = ins.op0_register();
-    cpu.set_reg(d, ins.immediate(1) & flags::mask(d.size()));
+fn mov_ri(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    cpu.wr(op.r0, op.imm);
     Ok(())
 }
 
-fn mov_rm(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let d = ins.op0_register();
-    let ea = cpu.effective_address(ins);
-    let v = cpu.read_mem(SoftCpu::mem_seg(ins), ea, d.size())?;
-    cpu.set_reg(d, v);
+fn mov_rm(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let ea = cpu.effective_address(&op.ins);
+    let v = cpu.read_mem(SoftCpu::mem_seg(&op.ins), ea, op.r0.size())?;
+    cpu.wr(op.r0, v);
     Ok(())
 }
 
-fn mov_mr(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let s = ins.op1_register();
-    let ea = cpu.effective_address(ins);
-    let v = cpu.reg(s);
-    cpu.write_mem(SoftCpu::mem_seg(ins), ea, s.size(), v)
+fn mov_mr(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let ea = cpu.effective_address(&op.ins);
+    let v = cpu.rd(op.r1);
+    cpu.write_mem(SoftCpu::mem_seg(&op.ins), ea, op.r1.size(), v)
 }
 
-fn mov_mi(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let size = ins.memory_size().size();
-    let ea = cpu.effective_address(ins);
-    let v = ins.immediate(1) & flags::mask(size);
-    cpu.write_mem(SoftCpu::mem_seg(ins), ea, size, v)
+fn mov_mi(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.ins.memory_size().size();
+    let ea = cpu.effective_address(&op.ins);
+    cpu.write_mem(SoftCpu::mem_seg(&op.ins), ea, size, op.imm)
 }
 
-fn movzx_rm(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let size = ins.memory_size().size();
-    let ea = cpu.effective_address(ins);
-    let v = cpu.read_mem(SoftCpu::mem_seg(ins), ea, size)?;
-    cpu.set_reg(ins.op0_register(), v);
+fn movzx_rm(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.ins.memory_size().size();
+    let ea = cpu.effective_address(&op.ins);
+    let v = cpu.read_mem(SoftCpu::mem_seg(&op.ins), ea, size)?;
+    cpu.wr(op.r0, v);
     Ok(())
 }
 
-fn lea(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let d = ins.op0_register();
-    let ea = cpu.effective_address(ins);
-    cpu.set_reg(d, ea & flags::mask(d.size()));
+fn lea(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let ea = cpu.effective_address(&op.ins);
+    cpu.wr(op.r0, ea & flags::mask(op.r0.size()));
     Ok(())
 }
 
-fn inc_dec_r<const DEC: bool>(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let d = ins.op0_register();
-    let size = d.size();
-    let a = cpu.reg(d);
+fn inc_dec_r<const DEC: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.r0.size();
+    let a = cpu.rd(op.r0);
     let (r, f) = if DEC {
         flags::sub(size, a, 1, false)
     } else {
         flags::add(size, a, 1, false)
     };
-    cpu.set_reg(d, r);
+    cpu.wr(op.r0, r);
     // INC and DEC leave CF unchanged.
     let cf = cpu.s.rflags & CF;
     cpu.set_status((f & !CF) | cf);
     Ok(())
 }
 
-fn jcc(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    if cpu.condition(ins.condition_code()) {
-        cpu.jump_near(ins.near_branch_target())?;
+fn jcc(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    if cpu.condition(op.ins.condition_code()) {
+        cpu.jump_near(op.ins.near_branch_target())?;
     }
     Ok(())
 }
 
-fn jmp_rel(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    cpu.jump_near(ins.near_branch_target())
+fn jmp_rel(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    cpu.jump_near(op.ins.near_branch_target())
 }
 
-fn push_r(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let r = ins.op0_register();
-    let v = cpu.reg(r);
-    cpu.push(r.size(), v)
+fn push_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let v = cpu.rd(op.r0);
+    cpu.push(op.r0.size(), v)
 }
 
-fn pop_r(cpu: &mut SoftCpu, ins: &Instruction) -> Ex<()> {
-    let r = ins.op0_register();
-    let v = cpu.pop(r.size())?;
-    cpu.set_reg(r, v);
+fn pop_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let v = cpu.pop(op.r0.size())?;
+    cpu.wr(op.r0, v);
     Ok(())
 }
 

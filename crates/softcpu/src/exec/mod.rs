@@ -351,7 +351,12 @@ pub(crate) fn is_far_branch(ins: &Instruction) -> bool {
 
 /// Chooses the handler for a decoded instruction (once, at decode time).
 pub(crate) fn select_handler(ins: &Instruction) -> crate::decode::Handler {
-    fast::specialised(ins).unwrap_or(SoftCpu::execute)
+    fast::specialised(ins).unwrap_or(general)
+}
+
+/// The general handler: dispatch on the mnemonic at every execution.
+fn general(cpu: &mut SoftCpu, op: &crate::decode::Op) -> Ex<()> {
+    cpu.execute(&op.ins)
 }
 
 /// Instructions that accept a LOCK prefix with a memory destination (SDM Vol. 2A LOCK).
