@@ -61,6 +61,8 @@ pub struct SoftCpu {
     pub(crate) tlb: Tlb,
     pub(crate) code: DecodeCache,
     pub(crate) vmx: VmxState,
+    /// The last flag-setting operation of a specialised handler, not yet in RFLAGS.
+    pub(crate) lazy: crate::exec::lazy::Lazy,
     /// Interrupt shadow in effect at the current instruction boundary.
     pub(crate) shadow: Blocking,
     /// Interrupt shadow the executing instruction creates for the next boundary.
@@ -110,6 +112,7 @@ impl SoftCpu {
             tlb: Tlb::new(),
             code: DecodeCache::new(size),
             vmx: VmxState::new(),
+            lazy: crate::exec::lazy::Lazy::default(),
             shadow: Blocking::default(),
             next_blocking: Blocking::default(),
             nmi_blocked: false,

@@ -143,6 +143,7 @@ impl SoftCpu {
     /// Delivers an event, applying the double-fault rules and the VMX exits
     /// that replace delivery. On success RIP is at the handler.
     pub(crate) fn raise(&mut self, first: Event) -> Ex<()> {
+        self.materialize_flags();
         let mut ev = first;
         let mut outer: Option<Event> = None;
         loop {

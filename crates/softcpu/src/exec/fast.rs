@@ -3,12 +3,11 @@
 //! parent does for that form, without re-dispatching on the mnemonic and the
 //! operand kinds at every execution.
 
-use super::flags;
+use super::{flags, lazy};
 use crate::cpu::SoftCpu;
 use crate::decode::{Handler, Op};
 use crate::fault::Ex;
 use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind};
-use x86::rflags::CF;
 
 const ADD: u8 = 0;
 const SUB: u8 = 1;
@@ -18,15 +17,19 @@ const XOR: u8 = 4;
 const CMP: u8 = 5;
 const TEST: u8 = 6;
 
+/// Computes an ALU operation and records its flags lazily.
 #[inline(always)]
-fn alu<const OP: u8>(size: usize, a: u64, b: u64) -> (u64, u64) {
-    match OP {
-        ADD => flags::add(size, a, b, false),
-        SUB | CMP => flags::sub(size, a, b, false),
-        AND | TEST => (a & b, flags::logic(size, a & b)),
-        OR => (a | b, flags::logic(size, a | b)),
-        _ => (a ^ b, flags::logic(size, a ^ b)),
-    }
+fn alu<const OP: u8>(cpu: &mut SoftCpu, size: usize, a: u64, b: u64) -> u64 {
+    let m = flags::mask(size);
+    let (r, kind) = match OP {
+        ADD => (a.wrapping_add(b) & m, lazy::ADD),
+        SUB | CMP => (a.wrapping_sub(b) & m, lazy::SUB),
+        AND | TEST => (a & b, lazy::LOGIC),
+        OR => (a | b, lazy::LOGIC),
+        _ => (a ^ b, lazy::LOGIC),
+    };
+    cpu.set_lazy(kind, size, a, b, r);
+    r
 }
 
 const fn stores(op: u8) -> bool {
@@ -37,22 +40,20 @@ fn alu_rr<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.r0.size();
     let a = cpu.rd(op.r0);
     let b = cpu.rd(op.r1);
-    let (r, f) = alu::<OP>(size, a, b);
+    let r = alu::<OP>(cpu, size, a, b);
     if stores(OP) {
         cpu.wr(op.r0, r);
     }
-    cpu.set_status(f);
     Ok(())
 }
 
 fn alu_ri<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.r0.size();
     let a = cpu.rd(op.r0);
-    let (r, f) = alu::<OP>(size, a, op.imm);
+    let r = alu::<OP>(cpu, size, a, op.imm);
     if stores(OP) {
         cpu.wr(op.r0, r);
     }
-    cpu.set_status(f);
     Ok(())
 }
 
@@ -61,11 +62,10 @@ fn alu_rm<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let a = cpu.rd(op.r0);
     let ea = cpu.effective_address(&op.ins);
     let b = cpu.read_mem(SoftCpu::mem_seg(&op.ins), ea, size)?;
-    let (r, f) = alu::<OP>(size, a, b);
+    let r = alu::<OP>(cpu, size, a, b);
     if stores(OP) {
         cpu.wr(op.r0, r);
     }
-    cpu.set_status(f);
     Ok(())
 }
 
@@ -76,11 +76,17 @@ fn alu_m<const OP: u8, const IMM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let seg = SoftCpu::mem_seg(ins);
     let a = cpu.read_mem(seg, ea, size)?;
     let b = if IMM { op.imm } else { cpu.rd(op.r1) };
-    let (r, f) = alu::<OP>(size, a, b);
     if stores(OP) {
-        cpu.write_mem(seg, ea, size, r)?;
+        // The store may fault: flags change only once it is done.
+        let saved = cpu.lazy;
+        let r = alu::<OP>(cpu, size, a, b);
+        if let Err(e) = cpu.write_mem(seg, ea, size, r) {
+            cpu.lazy = saved;
+            return Err(e);
+        }
+    } else {
+        alu::<OP>(cpu, size, a, b);
     }
-    cpu.set_status(f);
     Ok(())
 }
 
@@ -131,15 +137,18 @@ fn lea(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
 fn inc_dec_r<const DEC: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.r0.size();
     let a = cpu.rd(op.r0);
-    let (r, f) = if DEC {
-        flags::sub(size, a, 1, false)
+    let m = flags::mask(size);
+    // INC and DEC leave CF unchanged (the lazy record keeps it).
+    let r = if DEC {
+        let r = a.wrapping_sub(1) & m;
+        cpu.set_lazy(lazy::DEC, size, a, 1, r);
+        r
     } else {
-        flags::add(size, a, 1, false)
+        let r = a.wrapping_add(1) & m;
+        cpu.set_lazy(lazy::INC, size, a, 1, r);
+        r
     };
     cpu.wr(op.r0, r);
-    // INC and DEC leave CF unchanged.
-    let cf = cpu.s.rflags & CF;
-    cpu.set_status((f & !CF) | cf);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod control;
 mod data;
 mod fast;
 pub(crate) mod flags;
+pub(crate) mod lazy;
 mod string;
 mod system;
 
@@ -70,17 +71,30 @@ impl SoftCpu {
     /// Replaces the six status flags.
     #[inline]
     pub(crate) fn set_status(&mut self, f: u64) {
+        self.lazy.op = lazy::NONE;
         self.s.rflags = (self.s.rflags & !x86::rflags::STATUS) | f;
     }
 
+    /// Whether a flag is set (status flags may be pending, see [`lazy`]).
     #[inline]
     pub(crate) fn flag(&self, f: u64) -> bool {
-        self.s.rflags & f != 0
+        if f & x86::rflags::STATUS != 0 {
+            self.status_flags() & f != 0
+        } else {
+            self.s.rflags & f != 0
+        }
     }
 
     /// Evaluates a condition code against RFLAGS.
+    #[inline]
     pub(crate) fn condition(&self, cc: ConditionCode) -> bool {
-        let f = |b| self.flag(b);
+        if self.lazy.op != lazy::NONE {
+            if let Some(v) = self.lazy.condition(cc) {
+                return v;
+            }
+        }
+        let st = self.status_flags();
+        let f = |b| st & b != 0;
         match cc {
             ConditionCode::o => f(OF),
             ConditionCode::no => !f(OF),
@@ -356,6 +370,7 @@ pub(crate) fn select_handler(ins: &Instruction) -> crate::decode::Handler {
 
 /// The general handler: dispatch on the mnemonic at every execution.
 fn general(cpu: &mut SoftCpu, op: &crate::decode::Op) -> Ex<()> {
+    cpu.materialize_flags();
     cpu.execute(&op.ins)
 }
 

@@ -10,6 +10,7 @@ use x86::vmx::{activity, entry_ctl, exit_ctl, field as f, interruptibility, intr
 impl SoftCpu {
     /// Performs a VM exit with `info`.
     pub(crate) fn vm_exit(&mut self, info: ExitInfo) {
+        self.materialize_flags();
         let vectoring = self.vectoring.take();
         let s = self.s.clone();
         let shadow = self.shadow;
