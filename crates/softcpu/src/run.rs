@@ -157,20 +157,32 @@ impl SoftCpu {
             return Ok(false);
         };
         let gen = self.code.gen;
-        let budget = horizon.saturating_sub(self.cycles).max(1) as usize;
         let mut outcome = Ok(true);
-        for op in block.ops.iter().take(budget) {
-            self.next_rip = op.next_ip;
-            self.cycles += 1;
-            if let Err(stop) = (op.handler)(self, op) {
-                outcome = Err((stop, op.ins.len() as u32));
-                break;
+        // A block that branches back to its own start (a loop) runs again
+        // without another lookup while the budget lasts.
+        'again: loop {
+            let budget = horizon.saturating_sub(self.cycles).max(1) as usize;
+            let whole = block.ops.len() <= budget;
+            for op in block.ops.iter().take(budget) {
+                self.next_rip = op.next_ip;
+                self.cycles += 1;
+                if let Err(stop) = (op.handler)(self, op) {
+                    outcome = Err((stop, op.ins.len() as u32));
+                    break 'again;
+                }
+                self.s.rip = self.next_rip;
+                self.retired += 1;
+                if self.mem.has_dirty_code() {
+                    break 'again;
+                }
+                if self.next_rip != op.next_ip {
+                    if whole && self.next_rip == rip && self.cycles < horizon {
+                        continue 'again;
+                    }
+                    break 'again;
+                }
             }
-            self.s.rip = self.next_rip;
-            self.retired += 1;
-            if self.next_rip != op.next_ip || self.mem.has_dirty_code() {
-                break;
-            }
+            break;
         }
         self.code.put_block(hpa, gen, block);
         match outcome {

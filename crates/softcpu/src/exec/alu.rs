@@ -77,7 +77,6 @@ impl SoftCpu {
     /// Shifts and rotates (SDM Vol. 2B SAL/SAR/SHL/SHR, RCL/RCR/ROL/ROR).
     pub(super) fn shift(&mut self, ins: &Instruction) -> Ex<()> {
         let size = self.op_size(ins, 0);
-        let bits = (size * 8) as u32;
         let count_mask = if size == 8 { 0x3F } else { 0x1F };
         let count = if ins.op_count() < 2 {
             1
@@ -88,94 +87,7 @@ impl SoftCpu {
         if count == 0 {
             return Ok(());
         }
-        let m = mask(size);
-        let sb = sign_bit(size);
-        let mut f = self.s.rflags & x86::rflags::STATUS;
-        let r;
-        match ins.mnemonic() {
-            Mnemonic::Shl | Mnemonic::Sal => {
-                r = if count >= bits { 0 } else { (a << count) & m };
-                let cf = count <= bits && (a >> (bits - count)) & 1 != 0;
-                f = szp(size, r) | if cf { CF } else { 0 };
-                if (r & sb != 0) != cf {
-                    f |= OF;
-                }
-            }
-            Mnemonic::Shr => {
-                r = if count >= bits { 0 } else { a >> count };
-                let cf = count <= bits && (a >> (count - 1)) & 1 != 0;
-                f = szp(size, r) | if cf { CF } else { 0 };
-                if a & sb != 0 {
-                    f |= OF;
-                }
-            }
-            Mnemonic::Sar => {
-                let s = sext(size, a) as i64;
-                let c = count.min(63);
-                r = ((s >> c) as u64) & m;
-                let cf = ((s >> (c - 1)) & 1) != 0;
-                f = szp(size, r) | if cf { CF } else { 0 };
-            }
-            Mnemonic::Rol => {
-                let c = count % bits;
-                r = if c == 0 {
-                    a
-                } else {
-                    ((a << c) | (a >> (bits - c))) & m
-                };
-                f &= !(CF | OF);
-                if r & 1 != 0 {
-                    f |= CF;
-                }
-                if ((r & sb != 0) as u64 ^ (r & 1)) != 0 {
-                    f |= OF;
-                }
-            }
-            Mnemonic::Ror => {
-                let c = count % bits;
-                r = if c == 0 {
-                    a
-                } else {
-                    ((a >> c) | (a << (bits - c))) & m
-                };
-                f &= !(CF | OF);
-                if r & sb != 0 {
-                    f |= CF;
-                }
-                if ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1 != 0 {
-                    f |= OF;
-                }
-            }
-            _ => {
-                // RCL / RCR rotate through CF over bits + 1 positions.
-                let width = bits + 1;
-                let c = count % width;
-                let cf_in = self.flag(CF) as u128;
-                let wide = (a as u128) | (cf_in << bits);
-                let wmask = (1u128 << width) - 1;
-                let rot = if c == 0 {
-                    wide
-                } else if ins.mnemonic() == Mnemonic::Rcl {
-                    ((wide << c) | (wide >> (width - c))) & wmask
-                } else {
-                    ((wide >> c) | (wide << (width - c))) & wmask
-                };
-                r = (rot as u64) & m;
-                let cf = (rot >> bits) & 1 != 0;
-                f &= !(CF | OF);
-                if cf {
-                    f |= CF;
-                }
-                let of = if ins.mnemonic() == Mnemonic::Rcl {
-                    (r & sb != 0) != cf
-                } else {
-                    ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1 != 0
-                };
-                if of {
-                    f |= OF;
-                }
-            }
-        }
+        let (r, f) = shift_result(ins.mnemonic(), size, a, count, self.status_flags());
         self.write_op(ins, 0, size, r)?;
         self.set_status(f);
         Ok(())
@@ -384,4 +296,106 @@ impl SoftCpu {
         }
         Ok(())
     }
+}
+
+/// Result and status flags of a shift or rotate by a nonzero masked
+/// `count` (SDM Vol. 2B SAL/SAR/SHL/SHR, RCL/RCR/ROL/ROR); `status` holds the
+/// flags before, which rotates partly keep and RCL/RCR read CF from.
+pub(crate) fn shift_result(
+    m_op: Mnemonic,
+    size: usize,
+    a: u64,
+    count: u32,
+    status: u64,
+) -> (u64, u64) {
+    let bits = (size * 8) as u32;
+    let m = mask(size);
+    let sb = sign_bit(size);
+    let mut f = status;
+    let r;
+    match m_op {
+        Mnemonic::Shl | Mnemonic::Sal => {
+            r = if count >= bits { 0 } else { (a << count) & m };
+            let cf = count <= bits && (a >> (bits - count)) & 1 != 0;
+            f = szp(size, r) | if cf { CF } else { 0 };
+            if (r & sb != 0) != cf {
+                f |= OF;
+            }
+        }
+        Mnemonic::Shr => {
+            r = if count >= bits { 0 } else { a >> count };
+            let cf = count <= bits && (a >> (count - 1)) & 1 != 0;
+            f = szp(size, r) | if cf { CF } else { 0 };
+            if a & sb != 0 {
+                f |= OF;
+            }
+        }
+        Mnemonic::Sar => {
+            let s = sext(size, a) as i64;
+            let c = count.min(63);
+            r = ((s >> c) as u64) & m;
+            let cf = ((s >> (c - 1)) & 1) != 0;
+            f = szp(size, r) | if cf { CF } else { 0 };
+        }
+        Mnemonic::Rol => {
+            let c = count % bits;
+            r = if c == 0 {
+                a
+            } else {
+                ((a << c) | (a >> (bits - c))) & m
+            };
+            f &= !(CF | OF);
+            if r & 1 != 0 {
+                f |= CF;
+            }
+            if ((r & sb != 0) as u64 ^ (r & 1)) != 0 {
+                f |= OF;
+            }
+        }
+        Mnemonic::Ror => {
+            let c = count % bits;
+            r = if c == 0 {
+                a
+            } else {
+                ((a >> c) | (a << (bits - c))) & m
+            };
+            f &= !(CF | OF);
+            if r & sb != 0 {
+                f |= CF;
+            }
+            if ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1 != 0 {
+                f |= OF;
+            }
+        }
+        _ => {
+            // RCL / RCR rotate through CF over bits + 1 positions.
+            let width = bits + 1;
+            let c = count % width;
+            let cf_in = (status & CF != 0) as u128;
+            let wide = (a as u128) | (cf_in << bits);
+            let wmask = (1u128 << width) - 1;
+            let rot = if c == 0 {
+                wide
+            } else if m_op == Mnemonic::Rcl {
+                ((wide << c) | (wide >> (width - c))) & wmask
+            } else {
+                ((wide >> c) | (wide << (width - c))) & wmask
+            };
+            r = (rot as u64) & m;
+            let cf = (rot >> bits) & 1 != 0;
+            f &= !(CF | OF);
+            if cf {
+                f |= CF;
+            }
+            let of = if m_op == Mnemonic::Rcl {
+                (r & sb != 0) != cf
+            } else {
+                ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1 != 0
+            };
+            if of {
+                f |= OF;
+            }
+        }
+    }
+    (r, f)
 }

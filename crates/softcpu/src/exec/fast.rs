@@ -174,6 +174,26 @@ fn pop_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     Ok(())
 }
 
+/// SHL/SHR/SAR of a register by an immediate or by 1.
+fn shift_ri(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.r0.size();
+    let count_mask = if size == 8 { 0x3F } else { 0x1F };
+    let count = if op.ins.op_count() < 2 {
+        1
+    } else {
+        (op.ins.immediate(1) as u32) & count_mask
+    };
+    if count == 0 {
+        return Ok(());
+    }
+    let a = cpu.rd(op.r0);
+    // SHL, SHR and SAR replace all the status flags they define.
+    let (r, f) = super::alu::shift_result(op.ins.mnemonic(), size, a, count, 0);
+    cpu.wr(op.r0, r);
+    cpu.set_status(f);
+    Ok(())
+}
+
 fn alu_handler(m: Mnemonic, form: u8) -> Option<Handler> {
     macro_rules! pick {
         ($op:expr) => {
@@ -252,6 +272,14 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
                 });
             }
         }
+        if matches!(
+            m,
+            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar
+        ) && gpr(ins, 0)
+            && is_imm(k1)
+        {
+            return Some(shift_ri);
+        }
         if m == Mnemonic::Movzx && gpr(ins, 0) && k1 == OpKind::Memory {
             return Some(movzx_rm);
         }
@@ -261,6 +289,7 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
     }
     if ins.op_count() == 1 && gpr(ins, 0) {
         match m {
+            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar => return Some(shift_ri),
             Mnemonic::Inc => return Some(inc_dec_r::<false>),
             Mnemonic::Dec => return Some(inc_dec_r::<true>),
             Mnemonic::Push if ins.op0_register().size() >= 2 => return Some(push_r),
