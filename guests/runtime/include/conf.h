@@ -2,8 +2,9 @@
  * conf.h - helpers for the conformance guests: flag names, value/flag checks
  * and the fault-catching harness (after guests/selftest/exceptions.c).
  *
- * Each conformance guest directory carries its own copy of this header so
- * that the directories stay independent of each other.
+ * Shared by the conformance guests of arithmetic, string ops, control
+ * transfer, segmentation and paging (the other areas use the kit in
+ * conformance-exceptions/).
  *
  * A check that expects a fault arms the harness, runs an asm block that
  * stores the addresses of its local labels 1: (the instruction expected to
