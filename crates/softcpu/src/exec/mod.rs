@@ -172,32 +172,7 @@ impl SoftCpu {
             M::Jmp | M::Call | M::Ret | M::Retf | M::Jmpe => self.branch(ins),
             M::Loop | M::Loope | M::Loopne | M::Jcxz | M::Jecxz | M::Jrcxz => self.loop_op(ins),
             M::Int | M::Int1 | M::Into | M::Iret | M::Iretd | M::Iretq => self.soft_int(ins),
-            M::Movsb
-            | M::Movsw
-            | M::Movsd
-            | M::Movsq
-            | M::Stosb
-            | M::Stosw
-            | M::Stosd
-            | M::Stosq
-            | M::Lodsb
-            | M::Lodsw
-            | M::Lodsd
-            | M::Lodsq
-            | M::Cmpsb
-            | M::Cmpsw
-            | M::Cmpsd
-            | M::Cmpsq
-            | M::Scasb
-            | M::Scasw
-            | M::Scasd
-            | M::Scasq
-            | M::Insb
-            | M::Insw
-            | M::Insd
-            | M::Outsb
-            | M::Outsw
-            | M::Outsd => self.string_op(ins),
+            m if is_string(m) => self.string_op(ins),
             M::Ud0 | M::Ud1 | M::Ud2 => Err(Exception::ud().into()),
             _ if ins.condition_code() != ConditionCode::None => self.conditional(ins),
             _ => self.system(ins),
@@ -302,27 +277,16 @@ pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
         | M::Mfence
         | M::Sfence
         | M::Pushfd
-        | M::Pushfq
-        | M::Movsb
-        | M::Movsw
-        | M::Movsd
-        | M::Movsq
-        | M::Stosb
-        | M::Stosw
-        | M::Stosd
-        | M::Stosq
-        | M::Lodsb
-        | M::Lodsw
-        | M::Lodsd
-        | M::Lodsq
-        | M::Cmpsb
-        | M::Cmpsw
-        | M::Cmpsd
-        | M::Cmpsq
-        | M::Scasb
-        | M::Scasw
-        | M::Scasd
-        | M::Scasq => BlockRole::Inside,
+        | M::Pushfq => BlockRole::Inside,
+        // Memory string ops may sit in a block; INS and OUTS do port I/O and run alone.
+        m if is_string(m)
+            && !matches!(
+                m,
+                M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd
+            ) =>
+        {
+            BlockRole::Inside
+        }
         M::Jmp
         | M::Call
         | M::Ret
@@ -372,6 +336,40 @@ pub(crate) fn select_handler(ins: &Instruction) -> crate::decode::Handler {
 fn general(cpu: &mut SoftCpu, op: &crate::decode::Op) -> Ex<()> {
     cpu.materialize_flags();
     cpu.execute(&op.ins)
+}
+
+/// MOVS, STOS, LODS, CMPS, SCAS, INS and OUTS in every width.
+pub(crate) fn is_string(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Movsb
+            | M::Movsw
+            | M::Movsd
+            | M::Movsq
+            | M::Stosb
+            | M::Stosw
+            | M::Stosd
+            | M::Stosq
+            | M::Lodsb
+            | M::Lodsw
+            | M::Lodsd
+            | M::Lodsq
+            | M::Cmpsb
+            | M::Cmpsw
+            | M::Cmpsd
+            | M::Cmpsq
+            | M::Scasb
+            | M::Scasw
+            | M::Scasd
+            | M::Scasq
+            | M::Insb
+            | M::Insw
+            | M::Insd
+            | M::Outsb
+            | M::Outsw
+            | M::Outsd
+    )
 }
 
 /// Instructions that accept a LOCK prefix with a memory destination (SDM Vol. 2A LOCK).
