@@ -123,38 +123,12 @@ fn program(cpu: &mut SoftCpu, mode: Mode) {
         Mode::Protected32 => (0xC09B, 0xC093, 0x31, 0x10, 0x18),
         Mode::Long64 => (0xA09B, 0xC093, 0x8000_0031, 0x10, 0x18),
     };
-    let segs = [
-        (
-            f::GUEST_ES_SELECTOR,
-            f::GUEST_ES_BASE,
-            f::GUEST_ES_LIMIT,
-            f::GUEST_ES_AR_BYTES,
-        ),
-        (
-            f::GUEST_SS_SELECTOR,
-            f::GUEST_SS_BASE,
-            f::GUEST_SS_LIMIT,
-            f::GUEST_SS_AR_BYTES,
-        ),
-        (
-            f::GUEST_DS_SELECTOR,
-            f::GUEST_DS_BASE,
-            f::GUEST_DS_LIMIT,
-            f::GUEST_DS_AR_BYTES,
-        ),
-        (
-            f::GUEST_FS_SELECTOR,
-            f::GUEST_FS_BASE,
-            f::GUEST_FS_LIMIT,
-            f::GUEST_FS_AR_BYTES,
-        ),
-        (
-            f::GUEST_GS_SELECTOR,
-            f::GUEST_GS_BASE,
-            f::GUEST_GS_LIMIT,
-            f::GUEST_GS_AR_BYTES,
-        ),
-    ];
+    // Every data segment (all but CS, index 1) gets the flat data descriptor.
+    let segs = crate::vmx::entry::seg_fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != crate::state::Seg::Cs as usize)
+        .map(|(_, f)| *f);
     let limit = if mode == Mode::Real {
         0xFFFF
     } else {

@@ -72,7 +72,7 @@ pub(super) const TR_FIELDS: (u32, u32, u32, u32) = (
     f::GUEST_TR_AR_BYTES,
 );
 
-pub(super) fn seg_fields() -> &'static [(u32, u32, u32, u32); 6] {
+pub(crate) fn seg_fields() -> &'static [(u32, u32, u32, u32); 6] {
     &SEG_FIELDS
 }
 
