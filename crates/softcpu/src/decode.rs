@@ -103,18 +103,10 @@ impl Op {
             _ => r0.size(),
         };
         let imm = if ins.op_count() > 1 {
-            match ins.op1_kind() {
-                iced_x86::OpKind::Immediate8
-                | iced_x86::OpKind::Immediate16
-                | iced_x86::OpKind::Immediate32
-                | iced_x86::OpKind::Immediate64
-                | iced_x86::OpKind::Immediate8to16
-                | iced_x86::OpKind::Immediate8to32
-                | iced_x86::OpKind::Immediate8to64
-                | iced_x86::OpKind::Immediate32to64 => {
-                    ins.immediate(1) & crate::exec::flags::mask(size0.max(1))
-                }
-                _ => 0,
+            if crate::exec::is_immediate(ins.op1_kind()) {
+                ins.immediate(1) & crate::exec::flags::mask(size0.max(1))
+            } else {
+                0
             }
         } else {
             0

@@ -6,7 +6,7 @@ use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception, ExitInfo, Stop};
 use crate::state::{Seg, Segment};
 use x86::exception::{self as vec, Class};
-use x86::segment::{SYS_INT_GATE, SYS_TRAP_GATE, TYPE_ACCESSED, TYPE_CODE, TYPE_EC};
+use x86::segment::{SYS_INT_GATE, SYS_TRAP_GATE, TYPE_ACCESSED, TYPE_EC};
 use x86::vmx::{exit_reason, intr_info};
 
 /// How an event arose (the interruption types of SDM Vol. 3C Table 25-17).
@@ -405,27 +405,7 @@ impl SoftCpu {
         let user = new_cpl == 3;
         let (ss_base, mut sp, mask) = if new_cpl < cpl {
             // Inner privilege: stack from the 32-bit TSS (SDM Figure 8-2).
-            let tss = self.s.tr.base;
-            let esp = self.read_linear(tss + 4 + 8 * u64::from(new_cpl), 4, false)?;
-            let ss_sel = self.read_linear(tss + 8 + 8 * u64::from(new_cpl), 2, false)? as u16;
-            let err = u32::from(ss_sel & !3) | u32::from(ext);
-            let d = self
-                .read_descriptor(ss_sel)
-                .map_err(|_| Stop::Exception(Exception::with_code(vec::TS, err)))?;
-            let ty = d.seg.ar & 0xF;
-            if (ss_sel & 3) as u8 != new_cpl
-                || d.dpl() != new_cpl
-                || !d.seg.is_code_or_data()
-                || ty & TYPE_CODE != 0
-                || ty & 2 == 0
-            {
-                return Err(Exception::with_code(vec::TS, err).into());
-            }
-            if !d.present() {
-                return Err(Exception::with_code(vec::SS, err).into());
-            }
-            let mut ss = d.seg;
-            ss.ar |= TYPE_ACCESSED;
+            let (ss, esp) = self.tss_stack32(new_cpl, ext)?;
             let mask = if ss.big() { 0xFFFF_FFFF } else { 0xFFFF };
             self.s.seg[Seg::Ss as usize] = ss;
             let base = ss.base;

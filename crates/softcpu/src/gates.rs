@@ -3,9 +3,9 @@
 
 use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception};
-use crate::state::{Seg, Segment};
-use x86::exception::{NP, SS as SS_VEC, TS};
-use x86::segment::{TYPE_ACCESSED, TYPE_CODE, TYPE_EC};
+use crate::state::Seg;
+use x86::exception::NP;
+use x86::segment::{TYPE_ACCESSED, TYPE_EC};
 
 /// A decoded call gate.
 #[derive(Debug, Clone, Copy)]
@@ -148,26 +148,7 @@ impl SoftCpu {
             self.s.gpr[4] = rsp;
             return Ok(());
         }
-        let esp = self.read_linear(tss + 4 + 8 * u64::from(new_cpl), 4, false)?;
-        let ss_sel = self.read_linear(tss + 8 + 8 * u64::from(new_cpl), 2, false)? as u16;
-        let err = u32::from(ss_sel & !3);
-        let d = self
-            .read_descriptor(ss_sel)
-            .map_err(|_| crate::fault::Stop::Exception(Exception::with_code(TS, err)))?;
-        let ty = d.seg.ar & 0xF;
-        if (ss_sel & 3) as u8 != new_cpl
-            || d.dpl() != new_cpl
-            || !d.seg.is_code_or_data()
-            || ty & TYPE_CODE != 0
-            || ty & 2 == 0
-        {
-            return Err(Exception::with_code(TS, err).into());
-        }
-        if !d.present() {
-            return Err(Exception::with_code(SS_VEC, err).into());
-        }
-        let mut ss: Segment = d.seg;
-        ss.ar |= TYPE_ACCESSED;
+        let (ss, esp) = self.tss_stack32(new_cpl, false)?;
         self.s.seg[Seg::Ss as usize] = ss;
         self.s.gpr[4] = esp;
         Ok(())

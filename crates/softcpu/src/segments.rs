@@ -4,7 +4,7 @@
 use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception};
 use crate::state::{Seg, Segment};
-use x86::exception::{GP, NP, SS as SS_VEC};
+use x86::exception::{GP, NP, SS as SS_VEC, TS};
 use x86::segment::{
     ar_from_descriptor_high, descriptor_base, descriptor_limit, AR_UNUSABLE, TYPE_ACCESSED,
     TYPE_CODE, TYPE_EC, TYPE_RW,
@@ -223,6 +223,34 @@ impl SoftCpu {
         }
         self.next_rip = target;
         Ok(())
+    }
+
+    /// SS:ESP for privilege level `new_cpl` from the 32-bit TSS, with the
+    /// checks of a stack switch (#TS, #SS with EXT as given; SDM Vol. 3A
+    /// §5.8.5, §6.12.1). Nothing is loaded yet.
+    pub(crate) fn tss_stack32(&mut self, new_cpl: u8, ext: bool) -> Ex<(Segment, u64)> {
+        let tss = self.s.tr.base;
+        let esp = self.read_linear(tss + 4 + 8 * u64::from(new_cpl), 4, false)?;
+        let ss_sel = self.read_linear(tss + 8 + 8 * u64::from(new_cpl), 2, false)? as u16;
+        let err = u32::from(ss_sel & !3) | u32::from(ext);
+        let d = self
+            .read_descriptor(ss_sel)
+            .map_err(|_| crate::fault::Stop::Exception(Exception::with_code(TS, err)))?;
+        let ty = d.seg.ar & 0xF;
+        if (ss_sel & 3) as u8 != new_cpl
+            || d.dpl() != new_cpl
+            || !d.seg.is_code_or_data()
+            || ty & TYPE_CODE != 0
+            || ty & TYPE_RW == 0
+        {
+            return Err(Exception::with_code(TS, err).into());
+        }
+        if !d.present() {
+            return Err(Exception::with_code(SS_VEC, err).into());
+        }
+        let mut ss = d.seg;
+        ss.ar |= TYPE_ACCESSED;
+        Ok((ss, esp))
     }
 
     /// #GP for an IDT entry (error code with IDT bit and EXT), SDM Vol. 3A §6.13.

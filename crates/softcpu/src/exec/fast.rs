@@ -218,20 +218,6 @@ fn alu_handler(m: Mnemonic, form: u8) -> Option<Handler> {
     })
 }
 
-fn is_imm(k: OpKind) -> bool {
-    matches!(
-        k,
-        OpKind::Immediate8
-            | OpKind::Immediate16
-            | OpKind::Immediate32
-            | OpKind::Immediate64
-            | OpKind::Immediate8to16
-            | OpKind::Immediate8to32
-            | OpKind::Immediate8to64
-            | OpKind::Immediate32to64
-    )
-}
-
 fn gpr(ins: &Instruction, i: u32) -> bool {
     ins.op_kind(i) == OpKind::Register && ins.op_register(i).is_gpr()
 }
@@ -247,13 +233,13 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
     if two {
         let form = if gpr(ins, 0) && gpr(ins, 1) {
             Some(0)
-        } else if gpr(ins, 0) && is_imm(k1) {
+        } else if gpr(ins, 0) && super::is_immediate(k1) {
             Some(1)
         } else if gpr(ins, 0) && k1 == OpKind::Memory {
             Some(2)
         } else if k0 == OpKind::Memory && gpr(ins, 1) {
             Some(3)
-        } else if k0 == OpKind::Memory && is_imm(k1) {
+        } else if k0 == OpKind::Memory && super::is_immediate(k1) {
             Some(4)
         } else {
             None
@@ -276,7 +262,7 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
             m,
             Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar
         ) && gpr(ins, 0)
-            && is_imm(k1)
+            && super::is_immediate(k1)
         {
             return Some(shift_ri);
         }

@@ -39,15 +39,9 @@ impl SoftCpu {
                 let ea = self.effective_address(ins);
                 self.read_mem(Self::mem_seg(ins), ea, size)
             }
-            OpKind::Immediate8
-            | OpKind::Immediate16
-            | OpKind::Immediate32
-            | OpKind::Immediate64
-            | OpKind::Immediate8to16
-            | OpKind::Immediate8to32
-            | OpKind::Immediate8to64
-            | OpKind::Immediate32to64
-            | OpKind::Immediate8_2nd => Ok(ins.immediate(i) & flags::mask(size)),
+            k if is_immediate(k) || k == OpKind::Immediate8_2nd => {
+                Ok(ins.immediate(i) & flags::mask(size))
+            }
             _ => self.undefined(),
         }
     }
@@ -336,6 +330,21 @@ pub(crate) fn select_handler(ins: &Instruction) -> crate::decode::Handler {
 fn general(cpu: &mut SoftCpu, op: &crate::decode::Op) -> Ex<()> {
     cpu.materialize_flags();
     cpu.execute(&op.ins)
+}
+
+/// Whether an operand kind is an immediate (other than ENTER's second one).
+pub(crate) fn is_immediate(k: OpKind) -> bool {
+    matches!(
+        k,
+        OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+    )
 }
 
 /// MOVS, STOS, LODS, CMPS, SCAS, INS and OUTS in every width.
