@@ -5,23 +5,12 @@
 //! occurs fails too, so the list stays true.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+mod common;
 
 const DIFFERENCES: &str = include_str!("../../../guests/conformance-differences.txt");
 
-fn vigil(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .output()
-        .expect("run vigil");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 fn conformance_guests() -> Vec<String> {
-    let (_, out) = vigil(&["guests"]);
+    let (_, out, _) = common::vigil(&["guests"]);
     out.lines()
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| n.starts_with("conformance-"))
@@ -72,7 +61,7 @@ fn differences_file_is_well_formed() {
 fn suite_has_at_least_200_checks_and_passes_on_soft() {
     let mut total = 0;
     for g in conformance_guests() {
-        let (status, out) = vigil(&["run", "--guest", &g]);
+        let (status, out, _) = common::vigil(&["run", "--guest", &g]);
         let c = checks(&out);
         assert!(c.len() >= 20, "{g}: only {} checks", c.len());
         assert_eq!(status, 1, "{g} failed on soft:\n{out}");
@@ -91,8 +80,8 @@ fn soft_matches_kvm_except_listed_differences() {
     let mut seen = BTreeSet::new();
     let mut problems = Vec::new();
     for g in conformance_guests() {
-        let soft = checks(&vigil(&["run", "--accel", "soft", "--guest", &g]).1);
-        let kvm = checks(&vigil(&["run", "--accel", "kvm", "--guest", &g]).1);
+        let soft = checks(&common::vigil(&["run", "--accel", "soft", "--guest", &g]).1);
+        let kvm = checks(&common::vigil(&["run", "--accel", "kvm", "--guest", &g]).1);
         let names: BTreeSet<&String> = soft.keys().chain(kvm.keys()).collect();
         for name in names {
             if soft.get(name) == kvm.get(name) {

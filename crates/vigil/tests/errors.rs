@@ -1,18 +1,7 @@
 //! Bad input gives one clear line on stderr and a non-zero status, never a panic.
 
-use std::process::Command;
-
-fn vigil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .output()
-        .expect("run vigil");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::vigil;
 
 fn one_line_error(stderr: &str) {
     let lines: Vec<_> = stderr.lines().collect();

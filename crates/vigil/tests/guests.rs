@@ -1,19 +1,8 @@
 //! Every built-in guest runs on the soft accelerator and, where /dev/kvm is
 //! usable, on KVM: serial output and exit status must be identical.
 
-use std::process::Command;
-
-fn vigil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .output()
-        .expect("run vigil");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::vigil;
 
 fn guest_names() -> Vec<String> {
     let (status, out, _) = vigil(&["guests"]);
