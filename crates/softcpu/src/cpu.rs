@@ -95,6 +95,8 @@ pub struct SoftCpu {
     /// The event being delivered, for IDT-vectoring information on a VM exit.
     pub(crate) vectoring: Option<crate::event::Event>,
     pub(crate) ext_intr: Arc<AtomicBool>,
+    /// The NMI pin.
+    pub(crate) nmi_pin: Arc<AtomicBool>,
 }
 
 impl SoftCpu {
@@ -130,6 +132,7 @@ impl SoftCpu {
             fetch_key: (0, 0, 0),
             vectoring: None,
             ext_intr: Arc::new(AtomicBool::new(false)),
+            nmi_pin: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -151,6 +154,12 @@ impl SoftCpu {
     /// A handle to kick this CPU from another thread.
     pub fn kicker(&self) -> Kicker {
         Kicker(self.ext_intr.clone())
+    }
+
+    /// A handle that raises an NMI, recognised at the next instruction
+    /// boundary where NMIs are not blocked.
+    pub fn nmi_line(&self) -> Kicker {
+        Kicker(self.nmi_pin.clone())
     }
 
     /// Virtual time: core cycles since reset.

@@ -6,8 +6,9 @@ use crate::cpu::{Blocking, SoftCpu};
 use crate::event::{Event, EventKind};
 use crate::fault::{ExitInfo, Stop};
 use iced_x86::Mnemonic;
+use std::sync::atomic::Ordering;
 use x86::rflags::{RF, TF};
-use x86::vmx::{exit_ctl, exit_reason, intr_info, pin};
+use x86::vmx::{exit_ctl, exit_reason, intr_info, pin, proc};
 
 /// Virtual cycles between two looks at the host's kick line.
 const POLL_CYCLES: u64 = 256;
@@ -34,7 +35,14 @@ impl SoftCpu {
             // Events are looked at again by this point in virtual time: the
             // preemption-timer deadline exactly, the kick line (asynchronous
             // to the guest anyway) every POLL_CYCLES.
-            let mut horizon = self.cycles + POLL_CYCLES;
+            // Window exits must be seen at the very boundary they open at.
+            let windows = proc::INTR_WINDOW_EXITING | proc::NMI_WINDOW_EXITING;
+            let poll = if self.vmx.ctl.proc & windows != 0 {
+                1
+            } else {
+                POLL_CYCLES
+            };
+            let mut horizon = self.cycles + poll;
             if let Some(deadline) = self.preemption_deadline {
                 horizon = horizon.min(deadline);
             }
@@ -252,6 +260,39 @@ impl SoftCpu {
                 self.halted = false;
                 return Some(ExitInfo::new(exit_reason::PREEMPTION_TIMER, 0));
             }
+        }
+        // NMI (SDM Vol. 3A §6.7.1: blocked after an NMI until IRET, and for
+        // one instruction after MOV SS); with NMI exiting it is a VM exit
+        // instead of a delivery (Vol. 3C §26.2).
+        if !self.nmi_blocked && !self.shadow.mov_ss && self.nmi_pin.load(Ordering::Acquire) {
+            self.nmi_pin.store(false, Ordering::Release);
+            self.halted = false;
+            let nmi = Event::new(x86::exception::NMI, EventKind::Nmi, 0);
+            if self.vmx.ctl.pin & pin::NMI_EXITING != 0 {
+                let mut info = ExitInfo::new(exit_reason::EXCEPTION_NMI, 0);
+                info.intr_info = nmi.vmx_info();
+                return Some(info);
+            }
+            if let Err(stop) = self.raise(nmi) {
+                return Some(match stop {
+                    Stop::VmExit(info) => info,
+                    _ => ExitInfo::new(exit_reason::TRIPLE_FAULT, 0),
+                });
+            }
+        }
+        // Window exits (SDM Vol. 3C §26.7.5, §26.7.6).
+        if self.vmx.ctl.proc & proc::NMI_WINDOW_EXITING != 0
+            && !self.nmi_blocked
+            && !self.shadow.mov_ss
+        {
+            return Some(ExitInfo::new(exit_reason::NMI_WINDOW, 0));
+        }
+        if self.vmx.ctl.proc & proc::INTR_WINDOW_EXITING != 0
+            && self.s.rflags & x86::rflags::IF != 0
+            && !self.shadow.sti
+            && !self.shadow.mov_ss
+        {
+            return Some(ExitInfo::new(exit_reason::INTERRUPT_WINDOW, 0));
         }
         if self.vmx.ctl.pin & pin::EXT_INTR_EXITING != 0
             && self.ext_intr_pending()

@@ -1,0 +1,78 @@
+//! Events recognised at instruction boundaries: NMI (delivery blocked until
+//! IRET, NMI exiting), interrupt-window and NMI-window exits.
+
+use softcpu::harness::{machine, Mode};
+use x86::vmx::{exit_reason, field as f, pin, proc};
+
+fn enter(cpu: &mut softcpu::SoftCpu) -> u64 {
+    let launched = cpu.vmread(f::VM_EXIT_REASON).unwrap_or(0) != 0;
+    let r = if launched {
+        cpu.vmresume()
+    } else {
+        cpu.vmlaunch()
+    };
+    assert!(r.is_ok(), "{r:?}");
+    cpu.vmread(f::VM_EXIT_REASON).unwrap()
+}
+
+fn set_bits(cpu: &mut softcpu::SoftCpu, field: u32, bits: u32) {
+    let v = cpu.vmread(field).unwrap();
+    cpu.vmwrite(field, v | u64::from(bits)).unwrap();
+}
+
+#[test]
+fn nmi_with_nmi_exiting_is_an_exit_with_nmi_information() {
+    // A spinning guest; the NMI pin is raised before entry.
+    let mut cpu = machine(Mode::Long64, &[0xEB, 0xFE]);
+    set_bits(&mut cpu, f::PIN_BASED_VM_EXEC_CONTROL, pin::NMI_EXITING);
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 100_000).unwrap();
+    cpu.nmi_line().kick();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::EXCEPTION_NMI);
+    assert_eq!(cpu.vmread(f::VM_EXIT_INTR_INFO).unwrap(), 0x8000_0202);
+}
+
+#[test]
+fn blocked_nmi_waits_until_unblocked_and_the_nmi_window_opens() {
+    let mut cpu = machine(Mode::Long64, &[0xEB, 0xFE]);
+    set_bits(
+        &mut cpu,
+        f::PIN_BASED_VM_EXEC_CONTROL,
+        pin::NMI_EXITING | pin::VIRTUAL_NMIS,
+    );
+    // Blocking by NMI in the guest interruptibility state: the NMI must wait.
+    cpu.vmwrite(f::GUEST_INTERRUPTIBILITY_INFO, 1 << 3).unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 5_000).unwrap();
+    cpu.nmi_line().kick();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::PREEMPTION_TIMER);
+    assert_eq!(
+        cpu.vmread(f::GUEST_INTERRUPTIBILITY_INFO).unwrap() & (1 << 3),
+        1 << 3,
+        "still blocked"
+    );
+    // Unblocked: the NMI that waited is taken at the first boundary.
+    cpu.vmwrite(f::GUEST_INTERRUPTIBILITY_INFO, 0).unwrap();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::EXCEPTION_NMI);
+    // No NMI pending, NMI-window exiting: the window is open at once.
+    set_bits(
+        &mut cpu,
+        f::CPU_BASED_VM_EXEC_CONTROL,
+        proc::NMI_WINDOW_EXITING,
+    );
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::NMI_WINDOW);
+}
+
+#[test]
+fn interrupt_window_opens_one_instruction_after_sti() {
+    // sti; nop; jmp $
+    let mut cpu = machine(Mode::Protected32, &[0xFB, 0x90, 0xEB, 0xFE]);
+    set_bits(
+        &mut cpu,
+        f::CPU_BASED_VM_EXEC_CONTROL,
+        proc::INTR_WINDOW_EXITING,
+    );
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 1_000).unwrap();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::INTERRUPT_WINDOW);
+    // IF is set by STI, and the STI shadow covers the NOP: the exit comes at the JMP.
+    let rip = cpu.vmread(f::GUEST_RIP).unwrap();
+    assert_eq!(rip, softcpu::harness::CODE + 2);
+}
