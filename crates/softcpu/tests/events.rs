@@ -43,7 +43,8 @@ fn blocked_nmi_waits_until_unblocked_and_the_nmi_window_opens() {
     cpu.vmwrite(f::GUEST_INTERRUPTIBILITY_INFO, 1 << 3).unwrap();
     cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 5_000).unwrap();
     cpu.nmi_line().kick();
-    assert_eq!(enter(&mut cpu) as u16, exit_reason::PREEMPTION_TIMER);
+    let r = enter(&mut cpu);
+    assert_eq!(r as u16, exit_reason::PREEMPTION_TIMER, "exit {r:#x}");
     assert_eq!(
         cpu.vmread(f::GUEST_INTERRUPTIBILITY_INFO).unwrap() & (1 << 3),
         1 << 3,
@@ -51,6 +52,7 @@ fn blocked_nmi_waits_until_unblocked_and_the_nmi_window_opens() {
     );
     // Unblocked: the NMI that waited is taken at the first boundary.
     cpu.vmwrite(f::GUEST_INTERRUPTIBILITY_INFO, 0).unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 5_000).unwrap();
     assert_eq!(enter(&mut cpu) as u16, exit_reason::EXCEPTION_NMI);
     // No NMI pending, NMI-window exiting: the window is open at once.
     set_bits(
