@@ -5,13 +5,16 @@ use softcpu::harness::{machine, Mode};
 use x86::vmx::{exit_reason, field as f, pin, proc};
 
 fn enter(cpu: &mut softcpu::SoftCpu) -> u64 {
-    let launched = cpu.vmread(f::VM_EXIT_REASON).unwrap_or(0) != 0;
-    let r = if launched {
-        cpu.vmresume()
-    } else {
-        cpu.vmlaunch()
+    // VMRESUME once launched; the first entry is a VMLAUNCH (error 5 otherwise).
+    let r = match cpu.vmresume() {
+        Err(e) if e.error == x86::vmx::instruction_error::VMRESUME_NONLAUNCHED => cpu.vmlaunch(),
+        other => other,
     };
-    assert!(r.is_ok(), "{r:?}");
+    assert!(
+        r.is_ok(),
+        "{r:?} error field {:?}",
+        cpu.vmread(f::VM_INSTRUCTION_ERROR)
+    );
     cpu.vmread(f::VM_EXIT_REASON).unwrap()
 }
 
