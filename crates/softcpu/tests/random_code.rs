@@ -91,3 +91,23 @@ fn far_call_through_a_call_gate() {
     cpu.memory().read(0x8_0000 - 8, &mut ret).unwrap();
     assert_eq!(u64::from(u32::from_le_bytes(ret)), CODE + 14);
 }
+
+/// A long REP costs virtual time per iteration: a budget of 5,000 cycles
+/// allows only about 5,000 iterations of REP STOSB (a REP step of 64
+/// iterations may end up to 63 cycles past the deadline) (a fuzzing find: long
+/// REPE CMPSD runs once took seconds of host time inside a small budget).
+#[test]
+fn rep_iterations_cost_virtual_time() {
+    // mov ecx, 1000000; mov edi, 0x200000; rep stosb; jmp $
+    let code = [
+        0xB9, 0x40, 0x42, 0x0F, 0x00, 0xBF, 0x00, 0x00, 0x20, 0x00, 0xF3, 0xAA, 0xEB, 0xFE,
+    ];
+    let mut cpu = machine(Mode::Protected32, &code);
+    let out = run(&mut cpu, 5_000);
+    assert!(out.budget_exhausted);
+    let done = 1_000_000 - cpu.gprs()[1];
+    assert!(
+        (4_800..=5_064).contains(&done),
+        "{done} iterations in 5,000 cycles"
+    );
+}

@@ -2,7 +2,8 @@
 //!
 //! A REP-prefixed instruction runs at most [`REP_CHUNK`] iterations per step
 //! and then resumes at the same RIP, which is how real processors let
-//! interrupts in between iterations.
+//! interrupts in between iterations. Every iteration after the first costs
+//! one cycle of virtual time, so a long REP is not free.
 
 use super::acc;
 use super::flags::{self, mask};
@@ -12,7 +13,7 @@ use crate::state::Seg;
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 /// Iterations of a REP string instruction per step.
-const REP_CHUNK: u32 = 4096;
+const REP_CHUNK: u32 = 64;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -136,6 +137,9 @@ impl SoftCpu {
             let c = self.reg(counter).wrapping_sub(1);
             self.set_reg(counter, c);
             done += 1;
+            if done > 1 {
+                self.tick(1);
+            }
             if stop {
                 return Ok(());
             }
