@@ -303,6 +303,7 @@ impl SoftCpu {
     }
 
     /// Reads `size` bytes (1, 2, 4 or 8) at a linear address.
+    #[inline(always)]
     pub(crate) fn read_linear(&mut self, la: u64, size: usize, user: bool) -> Ex<u64> {
         if self.misaligned_ac(la, size) && user {
             return Err(Exception::with_code(x86::exception::AC, 0).into());
@@ -328,6 +329,7 @@ impl SoftCpu {
     }
 
     /// Writes `size` bytes at a linear address; both pages are checked before any byte is written.
+    #[inline(always)]
     pub(crate) fn write_linear(&mut self, la: u64, size: usize, value: u64, user: bool) -> Ex<()> {
         if self.misaligned_ac(la, size) && user {
             return Err(Exception::with_code(x86::exception::AC, 0).into());
@@ -608,6 +610,19 @@ impl SoftCpu {
             };
         }
         Self::mask_addr(asize as u32, ea)
+    }
+
+    /// Effective address of a memory operand resolved at decode time.
+    #[inline(always)]
+    pub(crate) fn ea(&self, m: &crate::decode::MemRef) -> u64 {
+        let mut ea = m.disp;
+        if m.base < 16 {
+            ea = ea.wrapping_add(self.s.gpr[m.base as usize]);
+        }
+        if m.index < 16 {
+            ea = ea.wrapping_add(self.s.gpr[m.index as usize].wrapping_mul(u64::from(m.scale)));
+        }
+        ea & m.mask
     }
 
     /// The segment of a memory operand.

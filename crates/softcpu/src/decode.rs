@@ -71,6 +71,64 @@ impl Gpr {
     }
 }
 
+/// A memory operand resolved at decode time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemRef {
+    /// Base register index, or 16 for none (RIP-relative operands carry
+    /// their absolute address in `disp`).
+    pub base: u8,
+    /// Index register index, or 16 for none.
+    pub index: u8,
+    /// Index scale.
+    pub scale: u8,
+    /// Displacement (absolute address for RIP-relative operands).
+    pub disp: u64,
+    /// Address-size mask.
+    pub mask: u64,
+    /// Segment.
+    pub seg: crate::state::Seg,
+}
+
+impl MemRef {
+    fn of(ins: &Instruction, bitness: u32) -> MemRef {
+        use iced_x86::Register as R;
+        let idx = |r: R| ((r.full_register() as usize - R::RAX as usize) & 15) as u8;
+        let base_reg = ins.memory_base();
+        let index_reg = ins.memory_index();
+        let mut asize = 0;
+        let base = if base_reg != R::None && base_reg != R::RIP && base_reg != R::EIP {
+            asize = base_reg.size();
+            idx(base_reg)
+        } else {
+            if base_reg != R::None {
+                asize = base_reg.size();
+            }
+            16
+        };
+        let index = if index_reg != R::None {
+            asize = index_reg.size();
+            idx(index_reg)
+        } else {
+            16
+        };
+        if asize == 0 {
+            asize = match ins.memory_displ_size() {
+                2 => 2,
+                4 if bitness != 64 => 4,
+                _ => 8,
+            };
+        }
+        MemRef {
+            base,
+            index,
+            scale: ins.memory_index_scale() as u8,
+            disp: ins.memory_displacement64(),
+            mask: crate::exec::flags::mask(asize),
+            seg: crate::cpu::seg_of(ins.memory_segment()),
+        }
+    }
+}
+
 /// A decoded instruction with its pre-selected handler and pre-resolved operands.
 pub(crate) struct Op {
     /// The decoded instruction.
@@ -85,6 +143,8 @@ pub(crate) struct Op {
     pub r1: Gpr,
     /// The immediate of operand 1 masked to operand 0's size, when there is one.
     pub imm: u64,
+    /// The memory operand, resolved (meaningful when the instruction has one).
+    pub mem: MemRef,
 }
 
 impl Op {
@@ -117,6 +177,7 @@ impl Op {
             r0,
             r1: gpr(1),
             imm,
+            mem: MemRef::of(&ins, bitness),
             ins,
         }
     }

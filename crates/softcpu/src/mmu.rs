@@ -78,7 +78,7 @@ const RSVD_PHYS: u64 = 0x000F_FF80_0000_0000;
 impl SoftCpu {
     /// Translates a linear address; `user` selects user-mode permission checks
     /// (false for supervisor and implicit supervisor accesses such as event delivery).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn translate_as(&mut self, la: u64, access: Access, user: bool) -> Ex<u64> {
         let page = la >> 12;
         let e = self.tlb.entries[page as usize % TLB_SIZE];

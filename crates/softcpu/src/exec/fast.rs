@@ -60,8 +60,8 @@ fn alu_ri<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
 fn alu_rm<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.r0.size();
     let a = cpu.rd(op.r0);
-    let ea = cpu.effective_address(&op.ins);
-    let b = cpu.read_mem(SoftCpu::mem_seg(&op.ins), ea, size)?;
+    let ea = cpu.ea(&op.mem);
+    let b = cpu.read_mem(op.mem.seg, ea, size)?;
     let r = alu::<OP>(cpu, size, a, b);
     if stores(OP) {
         cpu.wr(op.r0, r);
@@ -70,10 +70,9 @@ fn alu_rm<const OP: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
 }
 
 fn alu_m<const OP: u8, const IMM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    let ins = &op.ins;
-    let size = ins.memory_size().size();
-    let ea = cpu.effective_address(ins);
-    let seg = SoftCpu::mem_seg(ins);
+    let size = op.ins.memory_size().size();
+    let ea = cpu.ea(&op.mem);
+    let seg = op.mem.seg;
     let a = cpu.read_mem(seg, ea, size)?;
     let b = if IMM { op.imm } else { cpu.rd(op.r1) };
     if stores(OP) {
@@ -102,34 +101,34 @@ fn mov_ri(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
 }
 
 fn mov_rm(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    let ea = cpu.effective_address(&op.ins);
-    let v = cpu.read_mem(SoftCpu::mem_seg(&op.ins), ea, op.r0.size())?;
+    let ea = cpu.ea(&op.mem);
+    let v = cpu.read_mem(op.mem.seg, ea, op.r0.size())?;
     cpu.wr(op.r0, v);
     Ok(())
 }
 
 fn mov_mr(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    let ea = cpu.effective_address(&op.ins);
+    let ea = cpu.ea(&op.mem);
     let v = cpu.rd(op.r1);
-    cpu.write_mem(SoftCpu::mem_seg(&op.ins), ea, op.r1.size(), v)
+    cpu.write_mem(op.mem.seg, ea, op.r1.size(), v)
 }
 
 fn mov_mi(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.ins.memory_size().size();
-    let ea = cpu.effective_address(&op.ins);
-    cpu.write_mem(SoftCpu::mem_seg(&op.ins), ea, size, op.imm)
+    let ea = cpu.ea(&op.mem);
+    cpu.write_mem(op.mem.seg, ea, size, op.imm)
 }
 
 fn movzx_rm(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.ins.memory_size().size();
-    let ea = cpu.effective_address(&op.ins);
-    let v = cpu.read_mem(SoftCpu::mem_seg(&op.ins), ea, size)?;
+    let ea = cpu.ea(&op.mem);
+    let v = cpu.read_mem(op.mem.seg, ea, size)?;
     cpu.wr(op.r0, v);
     Ok(())
 }
 
 fn lea(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    let ea = cpu.effective_address(&op.ins);
+    let ea = cpu.ea(&op.mem);
     cpu.wr(op.r0, ea & flags::mask(op.r0.size()));
     Ok(())
 }
