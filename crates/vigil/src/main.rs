@@ -15,14 +15,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Guests => {
-            for g in guests::all() {
-                println!("{:<12} {}", g.name, g.summary);
-            }
+            list_guests();
             0
         }
         Command::Run(args) => run(&args),
     };
     ExitCode::from(status as u8)
+}
+
+/// Prints one line per built-in guest. A closed pipe (`vigil guests | head`)
+/// just ends the listing.
+fn list_guests() {
+    let width = guests::all()
+        .iter()
+        .map(|g| g.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    for g in guests::all() {
+        if writeln!(out, "{:<width$}  {}", g.name, g.summary).is_err() {
+            return;
+        }
+    }
 }
 
 /// Loads the kernel named by the arguments.
