@@ -7,11 +7,7 @@
  */
 #include "layout.h"
 
-	.section .data
-	.balign 4
-	.globl boot_magic, boot_info
-boot_magic:	.long 0
-boot_info:	.long 0
+#include "entry.inc"
 
 	.section .bss
 	.balign 16
@@ -23,29 +19,7 @@ boot_stack_top:
 	.code32
 	.globl _start
 _start:
-	cli
-	cld
-	/* The loader's DS is a flat data segment; .data is not zeroed below. */
-	movl %eax, boot_magic
-	movl %ebx, boot_info
-
-	lgdt gdt_ptr
-	ljmp $SEL_CODE32, $1f
-1:	movw $SEL_DATA, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %fs
-	movw %ax, %gs
-	movw %ax, %ss
-	movl $boot_stack_top, %esp
-	xorl %ebp, %ebp
-
-	/* Zero .bss (the stack lives there too; nothing is on it yet). */
-	movl $__bss_start, %edi
-	movl $__bss_end, %ecx
-	subl %edi, %ecx
-	xorl %eax, %eax
-	rep stosb
+	ENTER_FLAT32
 
 	call rt_init
 	call main

@@ -16,11 +16,7 @@
 #define PTE_W   0x002
 #define PTE_PS  0x080 /* 2 MiB page in a page-directory entry */
 
-	.section .data
-	.balign 4
-	.globl boot_magic, boot_info
-boot_magic:	.long 0
-boot_info:	.long 0
+#include "entry.inc"
 
 	.section .bss
 	.balign 4096
@@ -37,27 +33,7 @@ boot_stack_top:
 	.code32
 	.globl _start
 _start:
-	cli
-	cld
-	movl %eax, boot_magic
-	movl %ebx, boot_info
-
-	lgdt gdt_ptr
-	ljmp $SEL_CODE32, $1f
-1:	movw $SEL_DATA, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %fs
-	movw %ax, %gs
-	movw %ax, %ss
-	movl $boot_stack_top, %esp
-
-	/* Zero .bss, including the page tables and the stack. */
-	movl $__bss_start, %edi
-	movl $__bss_end, %ecx
-	subl %edi, %ecx
-	xorl %eax, %eax
-	rep stosb
+	ENTER_FLAT32
 
 	/* PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] = i * 2 MiB (512 entries = 1 GiB). */
 	movl $(pdpt + PTE_P + PTE_W), pml4
