@@ -20,6 +20,11 @@ pub struct CpuModel {
     pub tsc_ratio_numerator: u32,
     /// TSC / crystal ratio denominator (CPUID.15H:EAX).
     pub tsc_ratio_denominator: u32,
+    /// Internal threshold added to the VMCS notify window, in crystal-clock
+    /// cycles (Intel quotes about 128,000 for Sapphire Rapids).
+    pub notify_threshold: u32,
+    /// Virtual cycles one event-delivery attempt takes.
+    pub delivery_cycles: u32,
 }
 
 impl Default for CpuModel {
@@ -29,6 +34,8 @@ impl Default for CpuModel {
             crystal_hz: 25_000_000,
             tsc_ratio_numerator: 80,
             tsc_ratio_denominator: 1,
+            notify_threshold: 128_000,
+            delivery_cycles: 100,
         }
     }
 }
@@ -88,6 +95,11 @@ pub struct SoftCpu {
     pub(crate) fetch_key: (u64, u32, u8),
     /// Breakpoint state derived from DR7, and debug traps collected.
     pub(crate) debug: crate::debug::DebugState,
+    /// The next notify VM exit reports "VM context invalid" (a test knob: the
+    /// model never produces an unresumable context by itself).
+    pub(crate) notify_invalid_armed: bool,
+    /// The instruction now executing is an IRET that unblocked NMIs.
+    pub(crate) iret_unblocked_nmi: bool,
     /// Virtual time at which the VMX-preemption timer expires, while armed.
     pub(crate) preemption_deadline: Option<u64>,
     /// In the HLT activity state.
@@ -125,6 +137,8 @@ impl SoftCpu {
             next_rip: 0,
             halted: false,
             preemption_deadline: None,
+            notify_invalid_armed: false,
+            iret_unblocked_nmi: false,
             debug: crate::debug::DebugState::default(),
             fetch_ip_base: 0,
             fetch_hpa_base: 0,
@@ -160,6 +174,14 @@ impl SoftCpu {
     /// boundary where NMIs are not blocked.
     pub fn nmi_line(&self) -> Kicker {
         Kicker(self.nmi_pin.clone())
+    }
+
+    /// Makes the next notify VM exit report "VM context invalid"
+    /// (qualification bit 0). Silicon is documented never to set the bit and
+    /// this model never does on its own (see `docs/softcpu.md`), so tests
+    /// arm it here.
+    pub fn arm_notify_context_invalid(&mut self) {
+        self.notify_invalid_armed = true;
     }
 
     /// Virtual time: core cycles since reset.

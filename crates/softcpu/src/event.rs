@@ -144,6 +144,9 @@ impl SoftCpu {
     /// that replace delivery. On success RIP is at the handler.
     pub(crate) fn raise(&mut self, first: Event) -> Ex<()> {
         self.materialize_flags();
+        // The last instruction boundary was at (or within one cycle before)
+        // the start of this delivery sequence.
+        let boundary = self.cycles;
         let mut ev = first;
         let mut outer: Option<Event> = None;
         loop {
@@ -158,6 +161,16 @@ impl SoftCpu {
                     info.instruction_len = ev.instruction_len;
                 }
                 self.vectoring = outer;
+                return Err(Stop::VmExit(info));
+            }
+            // Each delivery attempt takes virtual time; with notify VM exiting
+            // the CPU leaves once the time since the last boundary exceeds
+            // the window plus the model's threshold (SDM Vol. 3C §26.2, notify
+            // VM exiting; exit reason 75 with this event as IDT-vectoring
+            // information).
+            self.tick(u64::from(self.model.delivery_cycles));
+            if let Some(info) = self.notify_due(boundary) {
+                self.vectoring = Some(ev);
                 return Err(Stop::VmExit(info));
             }
             self.vectoring = Some(ev);
@@ -215,6 +228,30 @@ impl SoftCpu {
             outer = Some(ev);
             ev = second;
         }
+    }
+
+    /// The notify VM exit, if notify VM exiting is on and the window (plus
+    /// the model's threshold) has passed since the boundary at `boundary`.
+    fn notify_due(&mut self, boundary: u64) -> Option<ExitInfo> {
+        if !self.vmx.proc2(x86::vmx::proc2::NOTIFY_VM_EXITING) {
+            return None;
+        }
+        let window = u64::from(self.vmx.ctl.notify_window) + u64::from(self.model.notify_threshold);
+        // Crystal-clock cycles elapsed: TSC cycles * denominator / numerator (CPUID.15H).
+        let tsc = self.cycles - boundary;
+        let crystal = tsc * u64::from(self.model.tsc_ratio_denominator)
+            / u64::from(self.model.tsc_ratio_numerator.max(1));
+        if crystal <= window {
+            return None;
+        }
+        let mut q = 0;
+        if std::mem::take(&mut self.notify_invalid_armed) {
+            q |= x86::vmx::qualification::NOTIFY_CONTEXT_INVALID;
+        }
+        if self.iret_unblocked_nmi {
+            q |= x86::vmx::qualification::NOTIFY_NMI_UNBLOCKING_IRET;
+        }
+        Some(ExitInfo::new(exit_reason::NOTIFY, q))
     }
 
     /// One attempt at delivering `ev` through the IDT; any fault it raises is
@@ -501,7 +538,9 @@ impl SoftCpu {
         if r.is_err() {
             self.s = saved;
         } else {
-            // IRET ends NMI blocking (SDM Vol. 3A §6.7.1).
+            // IRET ends NMI blocking (SDM Vol. 3A §6.7.1); a notify exit
+            // during the rest of this instruction reports it (qualification bit 12).
+            self.iret_unblocked_nmi = self.nmi_blocked;
             self.nmi_blocked = false;
         }
         r

@@ -1,6 +1,8 @@
 //! A bare machine for tests and fuzzing: code placed in memory runs as a
-//! VMX guest in a chosen mode, with an identity EPT, every exit taken, and
-//! the VMX-preemption timer as the step budget.
+//! VMX guest in a chosen mode, with an identity EPT, every exit taken, the
+//! VMX-preemption timer as the step budget, and notify VM exiting (window 0,
+//! threshold [`NOTIFY_THRESHOLD`]) so that an endless event-delivery loop,
+//! which no timer can interrupt, still ends the run.
 //!
 //! This is not a hypervisor: exits are only counted and the guest resumed
 //! (instructions that exit are skipped), so arbitrary code can run for a
@@ -27,6 +29,27 @@ pub const CODE: u64 = 0x10_0000;
 const EPT_BASE: u64 = RAM;
 const PT_BASE: u64 = 0x8000;
 
+/// The harness CPU's notify threshold in crystal-clock cycles (lower than a
+/// real part's, so that delivery loops end quickly in tests).
+pub const NOTIFY_THRESHOLD: u32 = 1_000;
+
+/// Most virtual cycles a run can go past its budget: an event-delivery loop
+/// running until the notify exit.
+pub fn max_overshoot() -> u64 {
+    let m = machine_model();
+    u64::from(NOTIFY_THRESHOLD + 1) * u64::from(m.tsc_ratio_numerator)
+        / u64::from(m.tsc_ratio_denominator)
+        + 2 * u64::from(m.delivery_cycles)
+        + 64
+}
+
+fn machine_model() -> CpuModel {
+    CpuModel {
+        notify_threshold: NOTIFY_THRESHOLD,
+        ..CpuModel::default()
+    }
+}
+
 /// What a bounded run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -38,13 +61,15 @@ pub struct Outcome {
     pub entry_failed: bool,
     /// Whether the budget ran out.
     pub budget_exhausted: bool,
+    /// Whether a notify VM exit ended the run (an endless delivery loop).
+    pub notify_exit: bool,
     /// Virtual cycles consumed.
     pub cycles: u64,
 }
 
 /// Builds a machine with `code` at [`CODE`] in `mode`.
 pub fn machine(mode: Mode, code: &[u8]) -> SoftCpu {
-    let mut cpu = SoftCpu::new(RAM + 0x4000, CpuModel::default());
+    let mut cpu = SoftCpu::new(RAM + 0x4000, machine_model());
     let len = code.len().min((RAM - CODE) as usize);
     let _ = cpu.memory_mut().write(CODE, &code[..len]);
     // Identity EPT for RAM with 2 MiB pages: PML4 → PDPT → PD.
@@ -94,7 +119,7 @@ fn program(cpu: &mut SoftCpu, mode: Mode) {
     );
     put(
         f::SECONDARY_VM_EXEC_CONTROL,
-        u64::from(proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST),
+        u64::from(proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST | proc2::NOTIFY_VM_EXITING),
     );
     put(
         f::VM_EXIT_CONTROLS,
@@ -212,6 +237,10 @@ pub fn run(cpu: &mut SoftCpu, budget: u64) -> Outcome {
                 break;
             }
             exit_reason::PREEMPTION_TIMER | exit_reason::EXTERNAL_INTERRUPT => {}
+            exit_reason::NOTIFY => {
+                out.notify_exit = true;
+                break;
+            }
             exit_reason::EPT_VIOLATION | exit_reason::EPT_MISCONFIG => {
                 // Nothing maps there: stop as a shutdown would.
                 out.shutdown = true;

@@ -79,6 +79,7 @@ impl SoftCpu {
     #[inline]
     pub(crate) fn step(&mut self) -> Result<(), Stop> {
         self.next_blocking = Blocking::default();
+        self.iret_unblocked_nmi = false;
         let flags_before = self.s.rflags;
         if self.debug.code_bp && flags_before & RF == 0 {
             // Instruction breakpoints are checked before the instruction, as
@@ -148,6 +149,7 @@ impl SoftCpu {
     /// `Ok(false)`: no block here (or the fetch path has to look first); the
     /// caller runs one instruction the ordinary way.
     fn run_block(&mut self, horizon: u64) -> Result<bool, Stop> {
+        self.iret_unblocked_nmi = false;
         let rip = self.s.rip;
         let off = rip.wrapping_sub(self.fetch_ip_base);
         if off >= 4096

@@ -32,6 +32,7 @@ pub(crate) struct Controls {
     pub cr0_shadow: u64,
     pub cr4_shadow: u64,
     pub tsc_offset: u64,
+    pub notify_window: u32,
 }
 
 /// The processor's VMX state.
@@ -100,6 +101,7 @@ impl VmxState {
             cr0_shadow: v.get(field::CR0_READ_SHADOW),
             cr4_shadow: v.get(field::CR4_READ_SHADOW),
             tsc_offset: v.get(field::TSC_OFFSET),
+            notify_window: v.get32(field::NOTIFY_WINDOW),
         };
     }
 }
