@@ -518,17 +518,24 @@ impl SoftCpu {
         let rip = self.s.rip;
         // Fast path: still inside the page the previous instruction came
         // from, with the same translation, code segment and privilege.
-        let off = rip.wrapping_sub(self.fetch_ip_base);
-        if off < 4096
-            && self.fetch_gen == (self.tlb.gen, self.code.gen)
-            && self.fetch_key == self.fetch_key_now()
-        {
-            let hpa = self.fetch_hpa_base + off;
+        if let Some(hpa) = self.fetch_page_hpa(rip) {
             if let Some(op) = self.code.take(hpa) {
                 return Ok((op, Some(hpa)));
             }
         }
         self.fetch_slow(rip)
+    }
+
+    /// Host-physical address of `rip` when it lies in the page the previous
+    /// instruction came from, looked up with the same TLB and decode-cache
+    /// generations, code segment and privilege (the fast fetch path).
+    #[inline]
+    pub(crate) fn fetch_page_hpa(&self, rip: u64) -> Option<u64> {
+        let off = rip.wrapping_sub(self.fetch_ip_base);
+        (off < 4096
+            && self.fetch_gen == (self.tlb.gen, self.code.gen)
+            && self.fetch_key == self.fetch_key_now())
+        .then_some(self.fetch_hpa_base + off)
     }
 
     /// What the fast fetch path depends on besides the TLB: CS base and

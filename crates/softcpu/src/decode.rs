@@ -272,14 +272,21 @@ impl DecodeCache {
     /// is still cached (generation `gen`).
     #[inline]
     pub(crate) fn put_back(&mut self, hpa: u64, gen: u64, op: Box<Op>) {
+        if let Some(slot) = self
+            .live_page(hpa, gen)
+            .and_then(|p| p.slots.get_mut((hpa & 0xFFF) as usize))
+        {
+            *slot = Some(op);
+        }
+    }
+
+    /// The page of `hpa` if nothing was dropped or replaced since generation `gen`.
+    #[inline]
+    fn live_page(&mut self, hpa: u64, gen: u64) -> Option<&mut PageCode> {
         if gen != self.gen {
-            return;
+            return None;
         }
-        if let Some(Some(page)) = self.pages.get_mut((hpa >> 12) as usize) {
-            if let Some(slot) = page.slots.get_mut((hpa & 0xFFF) as usize) {
-                *slot = Some(op);
-            }
-        }
+        self.pages.get_mut((hpa >> 12) as usize)?.as_deref_mut()
     }
 
     /// Takes the block starting at `hpa` out of its page (which must match,
@@ -303,13 +310,11 @@ impl DecodeCache {
     /// Returns a block taken with [`Self::take_block`] if its page is still cached.
     #[inline]
     pub(crate) fn put_block(&mut self, hpa: u64, gen: u64, block: Box<Block>) {
-        if gen != self.gen {
-            return;
-        }
-        if let Some(Some(page)) = self.pages.get_mut((hpa >> 12) as usize) {
-            if let Some(slot) = page.blocks.get_mut((hpa & 0xFFF) as usize) {
-                *slot = Some(Some(block));
-            }
+        if let Some(slot) = self
+            .live_page(hpa, gen)
+            .and_then(|p| p.blocks.get_mut((hpa & 0xFFF) as usize))
+        {
+            *slot = Some(Some(block));
         }
     }
 

@@ -121,11 +121,8 @@ impl SoftCpu {
             }
             Err(stop) => {
                 self.debug.pending = 0;
-                if let Stop::VmExit(mut info) = stop {
-                    if info.instruction_len == 0 && is_instruction_exit(info.reason) {
-                        info.instruction_len = len;
-                    }
-                    return Err(Stop::VmExit(info));
+                if let Stop::VmExit(info) = stop {
+                    return Err(Stop::VmExit(with_instruction_len(info, len)));
                 }
                 self.fault(stop)
             }
@@ -151,16 +148,13 @@ impl SoftCpu {
     fn run_block(&mut self, horizon: u64) -> Result<bool, Stop> {
         self.iret_unblocked_nmi = false;
         let rip = self.s.rip;
-        let off = rip.wrapping_sub(self.fetch_ip_base);
-        if off >= 4096
-            || self.fetch_gen != (self.tlb.gen, self.code.gen)
-            || self.fetch_key != self.fetch_key_now()
-            || self.mem.has_dirty_code()
-        {
+        if self.mem.has_dirty_code() {
             return Ok(false);
         }
-        let hpa = self.fetch_hpa_base + off;
-        let Ok(code) = self.mem.slice(hpa, (4096 - off) as usize) else {
+        let Some(hpa) = self.fetch_page_hpa(rip) else {
+            return Ok(false);
+        };
+        let Ok(code) = self.mem.slice(hpa, (4096 - (hpa & 0xFFF)) as usize) else {
             return Ok(false);
         };
         let Some(block) = self.code.take_block(hpa, rip, code) else {
@@ -197,12 +191,7 @@ impl SoftCpu {
         self.code.put_block(hpa, gen, block);
         match outcome {
             Ok(ran) => Ok(ran),
-            Err((Stop::VmExit(mut info), len)) => {
-                if info.instruction_len == 0 && is_instruction_exit(info.reason) {
-                    info.instruction_len = len;
-                }
-                Err(Stop::VmExit(info))
-            }
+            Err((Stop::VmExit(info), len)) => Err(Stop::VmExit(with_instruction_len(info, len))),
             Err((stop, _)) => self.fault(stop).map(|()| true),
         }
     }
@@ -312,6 +301,15 @@ impl SoftCpu {
         }
         None
     }
+}
+
+/// Fills in the VM-exit instruction length of an instruction-caused exit
+/// that the handler left at 0 (SDM Vol. 3C §28.2.4).
+fn with_instruction_len(mut info: ExitInfo, len: u32) -> ExitInfo {
+    if info.instruction_len == 0 && is_instruction_exit(info.reason) {
+        info.instruction_len = len;
+    }
+    info
 }
 
 fn is_instruction_exit(reason: u16) -> bool {
