@@ -52,6 +52,25 @@ impl Kicker {
     }
 }
 
+/// The machine's power switch, for the host: once cut, the CPU stops where
+/// it is — inside an instruction or in the middle of an endless event
+/// delivery — and never executes again. This is not a VM exit; nothing of
+/// the guest's state is saved.
+#[derive(Debug, Clone)]
+pub struct PowerSwitch(Arc<AtomicBool>);
+
+impl PowerSwitch {
+    /// Cuts the power.
+    pub fn cut(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether the power has been cut.
+    pub fn is_cut(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Interrupt-shadow and blocking state (SDM Vol. 3A §6.8.3, Vol. 3C §25.4.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Blocking {
@@ -109,6 +128,10 @@ pub struct SoftCpu {
     pub(crate) ext_intr: Arc<AtomicBool>,
     /// The NMI pin.
     pub(crate) nmi_pin: Arc<AtomicBool>,
+    /// Set by the host to cut the power.
+    pub(crate) power: Arc<AtomicBool>,
+    /// The CPU stopped because the power was cut.
+    pub(crate) powered_off: bool,
 }
 
 impl SoftCpu {
@@ -147,6 +170,8 @@ impl SoftCpu {
             vectoring: None,
             ext_intr: Arc::new(AtomicBool::new(false)),
             nmi_pin: Arc::new(AtomicBool::new(false)),
+            power: Arc::new(AtomicBool::new(false)),
+            powered_off: false,
         }
     }
 
@@ -174,6 +199,24 @@ impl SoftCpu {
     /// boundary where NMIs are not blocked.
     pub fn nmi_line(&self) -> Kicker {
         Kicker(self.nmi_pin.clone())
+    }
+
+    /// The machine's power switch (see [`PowerSwitch`]).
+    pub fn power_switch(&self) -> PowerSwitch {
+        PowerSwitch(self.power.clone())
+    }
+
+    /// Whether the CPU has stopped for good because its power was cut. A
+    /// VMLAUNCH or VMRESUME after that does nothing.
+    pub fn powered_off(&self) -> bool {
+        self.powered_off
+    }
+
+    /// Whether the host has cut the power (checked where execution could
+    /// otherwise go on without an instruction boundary).
+    #[inline]
+    pub(crate) fn power_cut(&self) -> bool {
+        self.power.load(Ordering::Relaxed)
     }
 
     /// Makes the next notify VM exit report "VM context invalid"
@@ -532,10 +575,15 @@ impl SoftCpu {
     #[inline]
     pub(crate) fn fetch_page_hpa(&self, rip: u64) -> Option<u64> {
         let off = rip.wrapping_sub(self.fetch_ip_base);
-        (off < 4096
+        // The sum is formed only once `off` is known to lie in the page.
+        if off < 4096
             && self.fetch_gen == (self.tlb.gen, self.code.gen)
-            && self.fetch_key == self.fetch_key_now())
-        .then_some(self.fetch_hpa_base + off)
+            && self.fetch_key == self.fetch_key_now()
+        {
+            Some(self.fetch_hpa_base + off)
+        } else {
+            None
+        }
     }
 
     /// What the fast fetch path depends on besides the TLB: CS base and

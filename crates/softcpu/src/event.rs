@@ -61,6 +61,11 @@ pub struct Event {
     pub error_code: Option<u32>,
     /// CR2 value for #PF.
     pub fault_address: Option<u64>,
+    /// For a #DB the processor raised: the DR6 status bits (B0–B3, BD, BS)
+    /// it reports, written to DR6 when delivery starts or to the exit
+    /// qualification when the #DB causes a VM exit instead (SDM Vol. 3C
+    /// §27.1, Table 27-1: such an exit leaves DR6 unchanged).
+    pub debug_status: u64,
 }
 
 impl Event {
@@ -72,6 +77,15 @@ impl Event {
             instruction_len,
             error_code: None,
             fault_address: None,
+            debug_status: 0,
+        }
+    }
+
+    /// A #DB raised by the processor with DR6 status bits `status`.
+    pub fn debug(status: u64) -> Self {
+        Event {
+            debug_status: status,
+            ..Event::new(vec::DB, EventKind::HardwareException, 0)
         }
     }
 
@@ -83,6 +97,7 @@ impl Event {
             instruction_len: 0,
             error_code: e.error_code,
             fault_address: None,
+            debug_status: 0,
         }
     }
 
@@ -98,15 +113,19 @@ impl Event {
 }
 
 impl SoftCpu {
-    /// Converts a stop from instruction execution into its event.
-    pub(crate) fn event_of(stop: Stop) -> Result<Event, ExitInfo> {
+    /// Converts a stop from instruction execution into its event; a VM exit
+    /// or a power-off is returned as it is.
+    pub(crate) fn event_of(stop: Stop) -> Result<Event, Stop> {
         match stop {
+            // The only #DB an instruction raises as a fault is general
+            // detection (SDM Vol. 3B §18.2.4), reported with DR6.BD.
+            Stop::Exception(e) if e.vector == vec::DB => Ok(Event::debug(crate::debug::DR6_BD)),
             Stop::Exception(e) => Ok(Event::exception(e)),
             Stop::PageFault { addr, error_code } => Ok(Event {
                 fault_address: Some(addr),
                 ..Event::exception(Exception::with_code(vec::PF, error_code))
             }),
-            Stop::VmExit(info) => Err(info),
+            other => Err(other),
         }
     }
 
@@ -150,12 +169,20 @@ impl SoftCpu {
         let mut ev = first;
         let mut outer: Option<Event> = None;
         loop {
+            // Only a notify exit or the loss of power ends a delivery loop
+            // that never reaches an instruction boundary.
+            if self.power_cut() {
+                return Err(Stop::PowerOff);
+            }
             if self.exception_exits(&ev) {
                 let mut info = ExitInfo::new(exit_reason::EXCEPTION_NMI, 0);
                 info.intr_info = ev.vmx_info();
                 info.intr_error_code = ev.error_code.unwrap_or(0);
                 if ev.vector == vec::PF {
                     info.qualification = ev.fault_address.unwrap_or(0);
+                }
+                if ev.vector == vec::DB {
+                    info.qualification = ev.debug_status;
                 }
                 if ev.kind.is_software() {
                     info.instruction_len = ev.instruction_len;
@@ -174,6 +201,9 @@ impl SoftCpu {
                 return Err(Stop::VmExit(info));
             }
             self.vectoring = Some(ev);
+            if ev.debug_status != 0 {
+                self.report_debug(ev.debug_status);
+            }
             let result = self.deliver(&ev);
             self.vectoring = None;
             let second = match result {
@@ -186,19 +216,15 @@ impl SoftCpu {
                     if hits == 0 {
                         return Ok(());
                     }
-                    self.report_debug(hits);
                     outer = None;
-                    ev = Event::new(vec::DB, EventKind::HardwareException, 0);
+                    ev = Event::debug(hits);
                     continue;
                 }
                 Err(Stop::VmExit(info)) => {
                     self.vectoring = Some(ev);
                     return Err(Stop::VmExit(info));
                 }
-                Err(stop) => match Self::event_of(stop) {
-                    Ok(e) => e,
-                    Err(info) => return Err(Stop::VmExit(info)),
-                },
+                Err(stop) => Self::event_of(stop)?,
             };
             // SDM Vol. 3A Table 6-5: conditions for generating a double fault.
             if ev.kind == EventKind::HardwareException {

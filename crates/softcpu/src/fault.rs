@@ -83,6 +83,9 @@ pub enum Stop {
     },
     /// Leave VMX non-root operation.
     VmExit(ExitInfo),
+    /// The machine lost power: stop at once, with no VM exit and no further
+    /// architectural effect.
+    PowerOff,
 }
 
 impl From<Exception> for Stop {

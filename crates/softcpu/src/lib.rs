@@ -29,7 +29,7 @@ mod segments;
 pub mod state;
 pub mod vmx;
 
-pub use cpu::{CpuModel, Kicker, SoftCpu};
+pub use cpu::{CpuModel, Kicker, PowerSwitch, SoftCpu};
 pub use memory::{OutOfRange, PhysMemory};
 pub use run::KICK_VECTOR;
 pub use vmx::caps::capability_msr;

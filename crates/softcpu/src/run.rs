@@ -19,6 +19,10 @@ pub const KICK_VECTOR: u8 = 0xF2;
 impl SoftCpu {
     /// Runs the guest until a VM exit, then performs it.
     pub(crate) fn run_non_root(&mut self) {
+        if self.power_cut() {
+            self.powered_off = true;
+            return;
+        }
         if let Some(ev) = self.injection.take() {
             // Event injection happens as part of VM entry, before any instruction (SDM §27.6).
             if let Err(stop) = self.raise(ev) {
@@ -28,6 +32,10 @@ impl SoftCpu {
             self.halted = false;
         }
         loop {
+            if self.power_cut() {
+                self.powered_off = true;
+                return;
+            }
             if let Some(info) = self.boundary_exit() {
                 self.vm_exit(info);
                 return;
@@ -87,12 +95,7 @@ impl SoftCpu {
             let la = self.linear(crate::state::Seg::Cs, self.s.rip);
             let hits = self.code_breakpoint_hits(la);
             if hits != 0 {
-                self.report_debug(hits);
-                return self.raise(Event::new(
-                    x86::exception::DB,
-                    EventKind::HardwareException,
-                    0,
-                ));
+                return self.raise(Event::debug(hits));
             }
         }
         let (op, slot) = match self.fetch() {
@@ -214,12 +217,7 @@ impl SoftCpu {
         if bits == 0 {
             return Ok(());
         }
-        self.report_debug(bits);
-        self.raise(Event::new(
-            x86::exception::DB,
-            EventKind::HardwareException,
-            0,
-        ))
+        self.raise(Event::debug(bits))
     }
 
     /// Delivers the exception a failed instruction raised.
@@ -229,13 +227,17 @@ impl SoftCpu {
                 self.shadow = Blocking::default();
                 self.raise(ev)
             }
-            Err(info) => Err(Stop::VmExit(info)),
+            Err(stop) => Err(stop),
         }
     }
 
     fn leave(&mut self, stop: Stop) {
         let info = match stop {
             Stop::VmExit(info) => info,
+            Stop::PowerOff => {
+                self.powered_off = true;
+                return;
+            }
             // An exception escaping `raise` cannot happen; treat it as a triple fault.
             _ => ExitInfo::new(exit_reason::TRIPLE_FAULT, 0),
         };

@@ -112,3 +112,47 @@ fn the_context_invalid_knob_sets_qualification_bit_0_once() {
     );
     assert_eq!(cpu.vmread(f::EXIT_QUALIFICATION).unwrap(), 0);
 }
+
+#[test]
+fn without_notify_only_power_off_ends_the_db_loop() {
+    let mut cpu = db_loop_machine(0);
+    let proc2 = cpu.vmread(f::SECONDARY_VM_EXEC_CONTROL).unwrap();
+    cpu.vmwrite(
+        f::SECONDARY_VM_EXEC_CONTROL,
+        proc2 & !u64::from(x86::vmx::proc2::NOTIFY_VM_EXITING),
+    )
+    .unwrap();
+    let switch = cpu.power_switch();
+    let cutter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        switch.cut();
+    });
+    cpu.vmlaunch().unwrap();
+    cutter.join().unwrap();
+    assert!(cpu.powered_off());
+    // No VM exit was recorded: the preemption timer (armed at 1,000) and the
+    // notify limit of a window-0 machine passed long ago without a boundary.
+    assert_eq!(cpu.vmread(f::VM_EXIT_REASON).unwrap(), 0);
+    assert!(cpu.cycles() > crystal_to_tsc(u64::from(NOTIFY_THRESHOLD)) * 10);
+    // Dead for good: another entry runs nothing.
+    let before = cpu.cycles();
+    cpu.vmresume().unwrap_or(());
+    assert_eq!(cpu.cycles(), before);
+}
+
+#[test]
+fn an_intercepted_db_reports_its_status_in_the_qualification_not_in_dr6() {
+    let mut cpu = db_loop_machine(0);
+    cpu.vmwrite(f::EXCEPTION_BITMAP, 1 << x86::exception::DB)
+        .unwrap();
+    cpu.vmlaunch().unwrap();
+    assert_eq!(
+        cpu.vmread(f::VM_EXIT_REASON).unwrap() as u16,
+        exit_reason::EXCEPTION_NMI
+    );
+    // The data breakpoint of the guest's own write: a trap, B0.
+    assert_eq!(cpu.vmread(f::VM_EXIT_INTR_INFO).unwrap(), 0x8000_0301);
+    assert_eq!(cpu.vmread(f::EXIT_QUALIFICATION).unwrap(), 1);
+    assert_eq!(cpu.vmread(f::IDT_VECTORING_INFO).unwrap() & (1 << 31), 0);
+    assert_eq!(cpu.state().dr[6] & 0xF, 0, "DR6 is left to the hypervisor");
+}

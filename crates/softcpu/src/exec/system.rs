@@ -698,7 +698,7 @@ impl SoftCpu {
     /// MOV DR with DR7.GD set is a #DB fault with DR6.BD (SDM Vol. 3B §18.2.4).
     fn general_detect(&mut self) -> Ex<()> {
         if self.s.dr[7] & crate::debug::DR7_GD != 0 {
-            self.report_debug(crate::debug::DR6_BD);
+            // DR6.BD is reported when the #DB is delivered (see `Event::debug`).
             return Err(Exception::plain(x86::exception::DB).into());
         }
         Ok(())

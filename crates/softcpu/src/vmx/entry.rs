@@ -105,6 +105,11 @@ impl SoftCpu {
     }
 
     fn vm_entry(&mut self, launch: bool) -> Result<(), VmFail> {
+        if self.powered_off || self.power_cut() {
+            // No power, no instruction: see `SoftCpu::powered_off`.
+            self.powered_off = true;
+            return Ok(());
+        }
         if !self.controls_valid() {
             return self.vmfail(ie::ENTRY_INVALID_CONTROL);
         }
