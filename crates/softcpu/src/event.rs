@@ -162,7 +162,20 @@ impl SoftCpu {
     /// Delivers an event, applying the double-fault rules and the VMX exits
     /// that replace delivery. On success RIP is at the handler.
     pub(crate) fn raise(&mut self, first: Event) -> Ex<()> {
+        self.raise_from(first, false)
+    }
+
+    /// Delivers an event VM entry injects: the exception bitmap does not
+    /// apply to it (SDM Vol. 3C §27.6.1: an injected event is delivered as if
+    /// it had occurred normally, without consulting the bitmap), but it does
+    /// to any exception its delivery raises.
+    pub(crate) fn raise_injected(&mut self, first: Event) -> Ex<()> {
+        self.raise_from(first, true)
+    }
+
+    fn raise_from(&mut self, first: Event, injected: bool) -> Ex<()> {
         self.materialize_flags();
+        let mut skip_bitmap = injected;
         // The last instruction boundary was at (or within one cycle before)
         // the start of this delivery sequence.
         let boundary = self.cycles;
@@ -174,7 +187,7 @@ impl SoftCpu {
             if self.power_cut() {
                 return Err(Stop::PowerOff);
             }
-            if self.exception_exits(&ev) {
+            if !std::mem::take(&mut skip_bitmap) && self.exception_exits(&ev) {
                 let mut info = ExitInfo::new(exit_reason::EXCEPTION_NMI, 0);
                 info.intr_info = ev.vmx_info();
                 info.intr_error_code = ev.error_code.unwrap_or(0);

@@ -63,6 +63,16 @@ impl SoftCpu {
         self.s.cr2
     }
 
+    /// DR6, which is not part of the VMCS either.
+    pub fn dr6(&self) -> u64 {
+        self.s.dr[6]
+    }
+
+    /// Sets DR6 (the hypervisor's half of reflecting a #DB, SDM Vol. 3C §27.1).
+    pub fn set_dr6(&mut self, value: u64) {
+        self.s.dr[6] = value;
+    }
+
     /// VMCLEAR of the current VMCS: launch state becomes clear.
     pub fn vmclear(&mut self) {
         self.vmx.vmcs.launch_state = LaunchState::Clear;

@@ -25,7 +25,7 @@ impl SoftCpu {
         }
         if let Some(ev) = self.injection.take() {
             // Event injection happens as part of VM entry, before any instruction (SDM §27.6).
-            if let Err(stop) = self.raise(ev) {
+            if let Err(stop) = self.raise_injected(ev) {
                 self.leave(stop);
                 return;
             }
@@ -38,6 +38,9 @@ impl SoftCpu {
             }
             if let Some(info) = self.boundary_exit() {
                 self.vm_exit(info);
+                return;
+            }
+            if self.powered_off {
                 return;
             }
             // Events are looked at again by this point in virtual time: the
@@ -114,6 +117,12 @@ impl SoftCpu {
         match result {
             Ok(()) => {
                 self.s.rip = self.next_rip;
+                // Only MOV SS and POP SS block events for one instruction
+                // (SDM Vol. 3A §6.8.3); IRET, RETF, LSS and gate transfers
+                // load SS without that shadow.
+                if self.next_blocking.mov_ss && !matches!(mnemonic, Mnemonic::Mov | Mnemonic::Pop) {
+                    self.next_blocking.mov_ss = false;
+                }
                 self.shadow = self.next_blocking;
                 self.retired += 1;
                 // RF is cleared once an instruction completes; IRET loads it (SDM §18.3.1.1).
@@ -266,11 +275,15 @@ impl SoftCpu {
                 info.intr_info = nmi.vmx_info();
                 return Some(info);
             }
-            if let Err(stop) = self.raise(nmi) {
-                return Some(match stop {
-                    Stop::VmExit(info) => info,
-                    _ => ExitInfo::new(exit_reason::TRIPLE_FAULT, 0),
-                });
+            match self.raise(nmi) {
+                Ok(()) => {}
+                Err(Stop::VmExit(info)) => return Some(info),
+                Err(Stop::PowerOff) => {
+                    // Stopped inside the delivery: the loop sees it next.
+                    self.powered_off = true;
+                    return None;
+                }
+                Err(_) => return Some(ExitInfo::new(exit_reason::TRIPLE_FAULT, 0)),
             }
         }
         // Window exits (SDM Vol. 3C §26.7.5, §26.7.6).

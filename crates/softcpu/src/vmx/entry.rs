@@ -129,6 +129,9 @@ impl SoftCpu {
             return Ok(());
         }
         self.load_guest_state();
+        // "An IRET just unblocked NMIs" is state of the instruction stream;
+        // it does not survive a VM exit and entry.
+        self.iret_unblocked_nmi = false;
         self.update_debug_state();
         self.vmx.non_root = true;
         self.tlb.flush();
