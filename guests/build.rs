@@ -40,16 +40,20 @@ impl Width {
     }
 }
 
-/// One guest: its image name, width, sources (relative to `guests/`) and summary.
+/// One guest: its image name, width, sources (relative to `guests/`),
+/// summary, and whether it never ends by itself.
 struct Spec {
     name: String,
     width: Width,
     sources: Vec<String>,
     summary: String,
+    endless: bool,
 }
 
 /// Reads every `guests/<dir>/guest.list`. Each non-comment line describes
-/// one guest: `name | 32 or 64 | sources relative to the directory | summary`.
+/// one guest: `name | 32 or 64 | sources relative to the directory | summary`;
+/// the width may be followed by `endless` for a guest that never ends by
+/// itself (the notify storms).
 /// Guests are listed in directory order, then line order.
 fn read_specs(root: &Path) -> Vec<Spec> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(root)
@@ -71,20 +75,20 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 continue;
             }
             let fields: Vec<&str> = line.splitn(4, '|').map(str::trim).collect();
-            let bad = || {
-                panic!(
-                    "guests: {}:{}: want `name | 32|64 | sources | summary`",
-                    list.display(),
-                    n + 1
-                )
-            };
+
             if fields.len() != 4 || fields.iter().any(|f| f.is_empty()) {
-                bad();
+                bad_line(&list, n + 1);
             }
-            let width = match fields[1] {
-                "32" => Width::W32,
-                "64" => Width::W64,
-                _ => bad(),
+            let mut mode = fields[1].split_whitespace();
+            let width = match mode.next() {
+                Some("32") => Width::W32,
+                Some("64") => Width::W64,
+                _ => bad_line(&list, n + 1),
+            };
+            let endless = match (mode.next(), mode.next()) {
+                (None, None) => false,
+                (Some("endless"), None) => true,
+                _ => bad_line(&list, n + 1),
             };
             specs.push(Spec {
                 name: fields[0].to_string(),
@@ -94,6 +98,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                     .map(|s| format!("{dir_name}/{s}"))
                     .collect(),
                 summary: fields[3].to_string(),
+                endless,
             });
         }
     }
@@ -105,15 +110,24 @@ fn read_specs(root: &Path) -> Vec<Spec> {
     specs
 }
 
+/// Stops the build on a malformed `guest.list` line.
+fn bad_line(list: &Path, line: usize) -> ! {
+    panic!(
+        "guests: {}:{line}: want `name | 32|64 [endless] | sources | summary`",
+        list.display()
+    )
+}
+
 /// Writes the table `src/lib.rs` includes.
 fn write_table(out: &Path, specs: &[Spec]) {
     let mut t = String::from("&[\n");
     for g in specs {
         let image = out.join(format!("{}.elf", g.name));
         t.push_str(&format!(
-            "    Guest {{ name: {:?}, summary: {:?}, image: include_bytes!({:?}) }},\n",
+            "    Guest {{ name: {:?}, summary: {:?}, endless: {}, image: include_bytes!({:?}) }},\n",
             g.name,
             g.summary,
+            g.endless,
             image.display().to_string()
         ));
     }

@@ -19,6 +19,9 @@ pub struct Guest {
     pub name: &'static str,
     /// One-line description, as listed by `vigil guests`.
     pub summary: &'static str,
+    /// The guest never ends by itself (the notify storms): run it with a
+    /// timeout or under the watchdog.
+    pub endless: bool,
     /// The Multiboot v1 ELF32 image.
     pub image: &'static [u8],
 }
