@@ -7,6 +7,8 @@
 //! `run()` again.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a vCPU returned to userspace.
 ///
@@ -41,6 +43,14 @@ pub enum VcpuExit<'a> {
     },
     /// The accelerator met something it cannot handle.
     InternalError(InternalError),
+    /// A notify VM exit userspace must see: every one when notify was
+    /// enabled with [`NOTIFY_VMEXIT_USER`], and always when the guest context
+    /// is invalid (`KVM_EXIT_NOTIFY`). A valid context resumes on the next
+    /// `run()`, with the event that was being delivered re-injected.
+    Notify(NotifyExit),
+    /// The vCPU's power was cut ([`VcpuControl::power_off`]): it will never
+    /// run guest code again.
+    PoweredOff,
 }
 
 impl VcpuExit<'_> {
@@ -54,8 +64,60 @@ impl VcpuExit<'_> {
             VcpuExit::Interrupted => "interrupted",
             VcpuExit::FailEntry { .. } => "fail-entry",
             VcpuExit::InternalError(_) => "internal-error",
+            VcpuExit::Notify(_) => "notify",
+            VcpuExit::PoweredOff => "powered-off",
         }
     }
+}
+
+/// Which guest a vCPU was running when an exit happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestLevel {
+    /// The VM's own kernel (L1).
+    L1,
+    /// A guest of a hypervisor running in the VM (L2).
+    L2,
+}
+
+impl fmt::Display for GuestLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GuestLevel::L1 => "L1",
+            GuestLevel::L2 => "L2",
+        })
+    }
+}
+
+/// A notify VM exit (basic exit reason 75) as userspace sees it. KVM reports
+/// only the context-invalid flag; the soft accelerator reports the rest too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyExit {
+    /// The guest state cannot be resumed (qualification bit 0;
+    /// `KVM_NOTIFY_CONTEXT_INVALID`): the VM must be stopped or reset.
+    pub context_invalid: bool,
+    /// Which guest was running.
+    pub level: GuestLevel,
+    /// The exit qualification, where the accelerator reports it.
+    pub qualification: Option<u64>,
+    /// Guest RIP at the exit, where the accelerator reports it.
+    pub rip: Option<u64>,
+    /// IDT-vectoring information: the event whose delivery was stalled
+    /// (bit 31 valid), where the accelerator reports it.
+    pub idt_vectoring_info: Option<u32>,
+}
+
+/// `flags` bit of [`Vm::enable_notify_vmexit`]: notify VM exiting is on
+/// (`KVM_X86_NOTIFY_VMEXIT_ENABLED`).
+pub const NOTIFY_VMEXIT_ENABLED: u64 = 1 << 0;
+/// `flags` bit of [`Vm::enable_notify_vmexit`]: every notify exit is returned
+/// to userspace as [`VcpuExit::Notify`] (`KVM_X86_NOTIFY_VMEXIT_USER`).
+pub const NOTIFY_VMEXIT_USER: u64 = 1 << 1;
+
+/// The argument of [`Vm::enable_notify_vmexit`], laid out as
+/// `KVM_CAP_X86_NOTIFY_VMEXIT`'s `args[0]`: the window (crystal-clock
+/// cycles) in bits 63:32, the flags in bits 31:0.
+pub fn notify_vmexit_arg(window: u32, flags: u64) -> u64 {
+    (u64::from(window) << 32) | (flags & 0xFFFF_FFFF)
 }
 
 /// What the accelerator could not handle, with enough detail to act on it.
@@ -196,6 +258,21 @@ impl fmt::Display for Registers {
 pub struct VmConfig {
     /// Guest RAM in bytes, mapped at guest-physical 0.
     pub memory_bytes: u64,
+    /// Intercept #AC and #DB in L0 and reflect them into the guest, so that
+    /// the delivery loops of CVE-2015-5307 and CVE-2015-8104 go through L0
+    /// at every iteration (what KVM and Xen always do). On by default;
+    /// turning it off leaves only notify VM exiting to contain them.
+    pub intercept_ac_db: bool,
+}
+
+impl VmConfig {
+    /// A VM with `memory_bytes` of RAM and the default settings.
+    pub fn with_memory(memory_bytes: u64) -> Self {
+        VmConfig {
+            memory_bytes,
+            intercept_ac_db: true,
+        }
+    }
 }
 
 /// A failure of the accelerator itself (not of the guest).
@@ -212,6 +289,11 @@ pub enum AccelError {
         /// Its length.
         len: u64,
     },
+    /// The accelerator does not offer this operation.
+    Unsupported(String),
+    /// The operation is not allowed in the object's current state (for
+    /// example a VM capability enabled after a vCPU exists).
+    InvalidState(String),
     /// A host system call failed.
     Host {
         /// What was being done.
@@ -230,6 +312,8 @@ impl fmt::Display for AccelError {
                 f,
                 "guest-physical range {gpa:#x}+{len:#x} lies outside guest RAM"
             ),
+            AccelError::Unsupported(what) => write!(f, "not supported: {what}"),
+            AccelError::InvalidState(why) => write!(f, "not allowed now: {why}"),
             AccelError::Host { op, source } => write!(f, "{op} failed: {source}"),
         }
     }
@@ -249,6 +333,34 @@ impl std::error::Error for AccelError {
 pub struct VcpuStats {
     /// Exits handled below userspace, by name, in a stable order.
     pub internal_exits: Vec<(&'static str, u64)>,
+    /// Notify VM exits taken (KVM's `notify_window_exits`).
+    pub notify_exits: u64,
+    /// The longest host time the vCPU spent in the guest without returning
+    /// to L0 ("responsiveness"), where the accelerator can measure it.
+    pub longest_without_l0: Option<Duration>,
+}
+
+/// Thread-safe control of a vCPU for the host side: the timers, the watchdog
+/// and the operator, while another thread is inside [`Vcpu::run`].
+pub trait VcpuControl: Send + Sync {
+    /// Makes `run()` return [`VcpuExit::Interrupted`] at the guest's next
+    /// instruction boundary (or at once, if it is not in the guest).
+    fn request_exit(&self);
+    /// A host timer interrupt: the processor returns to L0 at the guest's
+    /// next instruction boundary, and L0 resumes the guest unless an exit was
+    /// requested. A guest stuck inside event delivery never reaches one.
+    fn host_tick(&self);
+    /// How long the vCPU has been in the guest since it last returned to L0,
+    /// or `None` when it is not in the guest (or the accelerator cannot tell).
+    fn in_guest_for(&self) -> Option<Duration>;
+    /// Raises an NMI on the vCPU (QEMU's monitor `nmi`, `KVM_NMI`): the
+    /// guest takes it through its IDT at the next instruction boundary where
+    /// NMIs are not blocked.
+    fn inject_nmi(&self);
+    /// Pulls the plug: the vCPU stops wherever it is, even inside an endless
+    /// event delivery, and every later `run()` returns
+    /// [`VcpuExit::PoweredOff`]. Not a VM exit; the VM cannot be resumed.
+    fn power_off(&self);
 }
 
 /// A running vCPU.
@@ -259,6 +371,14 @@ pub trait Vcpu {
     fn registers(&self) -> Result<Registers, AccelError>;
     /// Counters of exits the accelerator handled without userspace.
     fn stats(&self) -> VcpuStats;
+    /// A handle to control this vCPU from other threads.
+    fn control(&self) -> Arc<dyn VcpuControl>;
+    /// Makes the vCPU take a triple fault before it runs again (the
+    /// `KVM_SET_VCPU_EVENTS` triple-fault event): the next `run()` returns
+    /// [`VcpuExit::Shutdown`].
+    fn inject_triple_fault(&mut self) -> Result<(), AccelError>;
+    /// Virtual time of the vCPU in nanoseconds, where the accelerator keeps one.
+    fn virtual_ns(&self) -> Option<u64>;
 }
 
 /// A virtual machine: guest memory and vCPUs.
@@ -271,6 +391,20 @@ pub trait Vm {
     fn read_memory(&self, gpa: u64, buf: &mut [u8]) -> Result<(), AccelError>;
     /// Creates vCPU `id` in the given initial state.
     fn create_vcpu(&mut self, id: u32, entry: &EntryState) -> Result<Self::Vcpu, AccelError>;
+    /// Enables notify VM exiting for every vCPU of this VM, as
+    /// `KVM_ENABLE_CAP(KVM_CAP_X86_NOTIFY_VMEXIT)`: `arg` is
+    /// [`notify_vmexit_arg`]`(window, flags)`. Allowed only before the first
+    /// vCPU exists; flags other than [`NOTIFY_VMEXIT_ENABLED`] and
+    /// [`NOTIFY_VMEXIT_USER`] are refused; without `ENABLED` notify stays off.
+    fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError>;
+    /// Makes the next notify VM exit report an invalid guest context, a
+    /// fault-injection hook for tests and demonstrations: silicon is
+    /// documented never to produce one. Only the soft accelerator has it.
+    fn arm_notify_context_invalid(&mut self) -> Result<(), AccelError> {
+        Err(AccelError::Unsupported(
+            "injecting a context-invalid notify exit needs the soft accelerator".into(),
+        ))
+    }
 }
 
 /// A source of VMs.
@@ -281,4 +415,26 @@ pub trait Accelerator {
     fn name(&self) -> &'static str;
     /// Creates a VM with the given configuration.
     fn create_vm(&self, config: &VmConfig) -> Result<Self::Vm, AccelError>;
+    /// Whether VMs can enable notify VM exiting
+    /// (`KVM_CHECK_EXTENSION(KVM_CAP_X86_NOTIFY_VMEXIT)`).
+    fn supports_notify_vmexit(&self) -> bool;
+}
+
+/// Checks the argument of [`Vm::enable_notify_vmexit`] and returns the
+/// window and whether exits go to userspace, or `None` when `ENABLED` is
+/// clear (notify off). Shared by the accelerators so they refuse the same
+/// arguments.
+pub fn parse_notify_vmexit_arg(arg: u64) -> Result<Option<(u32, bool)>, AccelError> {
+    let flags = arg & 0xFFFF_FFFF;
+    let known = NOTIFY_VMEXIT_ENABLED | NOTIFY_VMEXIT_USER;
+    if flags & !known != 0 {
+        return Err(AccelError::InvalidConfig(format!(
+            "notify VM exit flags {flags:#x} carry unknown bits {:#x}; only ENABLED (1) and USER (2) exist",
+            flags & !known
+        )));
+    }
+    if flags & NOTIFY_VMEXIT_ENABLED == 0 {
+        return Ok(None);
+    }
+    Ok(Some(((arg >> 32) as u32, flags & NOTIFY_VMEXIT_USER != 0)))
 }

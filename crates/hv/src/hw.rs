@@ -36,6 +36,12 @@ pub trait VmxHardware {
     fn set_gprs(&mut self, gprs: &[u64; 16]);
     /// CR2 (not part of the VMCS).
     fn cr2(&self) -> u64;
+    /// DR6 (not part of the VMCS).
+    fn dr6(&self) -> u64;
+    /// Sets DR6.
+    fn set_dr6(&mut self, value: u64);
+    /// The processor lost power while in the guest and will not run again.
+    fn powered_off(&self) -> bool;
     /// Size of physical memory.
     fn phys_size(&self) -> u64;
     /// Reads physical memory.
@@ -80,6 +86,15 @@ pub mod soft {
         fn cr2(&self) -> u64 {
             SoftCpu::cr2(self)
         }
+        fn dr6(&self) -> u64 {
+            SoftCpu::dr6(self)
+        }
+        fn set_dr6(&mut self, value: u64) {
+            SoftCpu::set_dr6(self, value)
+        }
+        fn powered_off(&self) -> bool {
+            SoftCpu::powered_off(self)
+        }
         fn phys_size(&self) -> u64 {
             self.memory().size()
         }
@@ -92,6 +107,71 @@ pub mod soft {
             self.memory_mut()
                 .write(addr, data)
                 .map_err(|e| HwError::PhysicalRange(e.addr))
+        }
+    }
+}
+
+/// A VMCS-shaped fake for unit tests of the exit handlers.
+#[cfg(test)]
+pub(crate) mod test_hw {
+    use super::{HwError, VmxHardware};
+    use std::collections::BTreeMap;
+
+    /// Fields default to 0; nothing runs.
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeHw {
+        pub fields: BTreeMap<u32, u64>,
+        pub gprs: [u64; 16],
+        pub dr6: u64,
+    }
+
+    impl VmxHardware for FakeHw {
+        fn vmread(&self, field: u32) -> Result<u64, HwError> {
+            Ok(self.fields.get(&field).copied().unwrap_or(0))
+        }
+        fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), HwError> {
+            self.fields.insert(field, value);
+            Ok(())
+        }
+        fn vmclear(&mut self) {}
+        fn vmlaunch(&mut self) -> Result<(), HwError> {
+            Ok(())
+        }
+        fn vmresume(&mut self) -> Result<(), HwError> {
+            Ok(())
+        }
+        fn capability(&self, _msr: u32) -> Option<u64> {
+            None
+        }
+        fn cpuid(&self, _leaf: u32, _subleaf: u32) -> [u32; 4] {
+            [0; 4]
+        }
+        fn gprs(&self) -> [u64; 16] {
+            self.gprs
+        }
+        fn set_gprs(&mut self, gprs: &[u64; 16]) {
+            self.gprs = *gprs;
+        }
+        fn cr2(&self) -> u64 {
+            0
+        }
+        fn dr6(&self) -> u64 {
+            self.dr6
+        }
+        fn set_dr6(&mut self, value: u64) {
+            self.dr6 = value;
+        }
+        fn powered_off(&self) -> bool {
+            false
+        }
+        fn phys_size(&self) -> u64 {
+            0
+        }
+        fn read_phys(&self, addr: u64, _buf: &mut [u8]) -> Result<(), HwError> {
+            Err(HwError::PhysicalRange(addr))
+        }
+        fn write_phys(&mut self, addr: u64, _data: &[u8]) -> Result<(), HwError> {
+            Err(HwError::PhysicalRange(addr))
         }
     }
 }

@@ -7,9 +7,7 @@ const LOAD: u64 = 0x10_0000;
 
 fn vm_with(code: &[u8]) -> (hv::soft::SoftVm, hv::soft::SoftVcpu) {
     let mut vm = SoftAccelerator::default()
-        .create_vm(&VmConfig {
-            memory_bytes: 4 << 20,
-        })
+        .create_vm(&VmConfig::with_memory(4 << 20))
         .unwrap();
     vm.write_memory(LOAD, code).unwrap();
     let vcpu = vm
@@ -97,28 +95,82 @@ fn cpuid_is_handled_in_l0() {
 }
 
 #[test]
-fn kick_interrupts_a_spinning_guest() {
+fn an_exit_request_interrupts_a_spinning_guest_and_host_ticks_do_not() {
     // jmp $
     let (_vm, mut vcpu) = vm_with(&[0xEB, 0xFE]);
-    let k = vcpu.kicker();
+    let control = vcpu.control();
     let t = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        k.kick();
+        for _ in 0..5 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            control.host_tick();
+        }
+        assert!(control.in_guest_for().is_some());
+        control.request_exit();
     });
     assert!(matches!(vcpu.run().unwrap(), VcpuExit::Interrupted));
     t.join().unwrap();
+    let stats = vcpu.stats();
+    let ext = stats
+        .internal_exits
+        .iter()
+        .find(|(n, _)| *n == "external-interrupt")
+        .map_or(0, |(_, c)| *c);
+    assert!(ext >= 2, "host ticks reached L0 {ext} times");
+    assert!(stats.longest_without_l0.unwrap() < std::time::Duration::from_secs(1));
+    assert!(vcpu.control().in_guest_for().is_none());
+}
+
+#[test]
+fn power_off_stops_a_vcpu_for_good() {
+    let (_vm, mut vcpu) = vm_with(&[0xEB, 0xFE]);
+    let control = vcpu.control();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        control.power_off();
+    });
+    assert!(matches!(vcpu.run().unwrap(), VcpuExit::PoweredOff));
+    t.join().unwrap();
+    assert!(matches!(vcpu.run().unwrap(), VcpuExit::PoweredOff));
+}
+
+#[test]
+fn an_injected_triple_fault_shuts_the_vcpu_down() {
+    let (_vm, mut vcpu) = vm_with(&[0xEB, 0xFE]);
+    vcpu.inject_triple_fault().unwrap();
+    assert!(matches!(vcpu.run().unwrap(), VcpuExit::Shutdown));
+}
+
+#[test]
+fn notify_can_be_enabled_only_before_vcpus_and_with_known_flags() {
+    use hv::accel::{notify_vmexit_arg, NOTIFY_VMEXIT_ENABLED, NOTIFY_VMEXIT_USER};
+    let acc = SoftAccelerator::default();
+    assert!(acc.supports_notify_vmexit());
+    let mut vm = acc.create_vm(&VmConfig::with_memory(1 << 20)).unwrap();
+    let bad = vm.enable_notify_vmexit(notify_vmexit_arg(0, 4 | NOTIFY_VMEXIT_ENABLED));
+    assert!(matches!(bad, Err(hv::accel::AccelError::InvalidConfig(_))));
+    vm.enable_notify_vmexit(notify_vmexit_arg(
+        0,
+        NOTIFY_VMEXIT_ENABLED | NOTIFY_VMEXIT_USER,
+    ))
+    .unwrap();
+    let entry = EntryState {
+        mode: EntryMode::Protected32Flat,
+        rip: 0,
+        rsp: 0,
+        rax: 0,
+        rbx: 0,
+    };
+    let _vcpu = vm.create_vcpu(0, &entry).unwrap();
+    let late = vm.enable_notify_vmexit(notify_vmexit_arg(0, NOTIFY_VMEXIT_ENABLED));
+    assert!(matches!(late, Err(hv::accel::AccelError::InvalidState(_))));
 }
 
 #[test]
 fn bad_memory_sizes_and_ranges_are_errors() {
     let acc = SoftAccelerator::default();
-    assert!(acc.create_vm(&VmConfig { memory_bytes: 0 }).is_err());
-    assert!(acc.create_vm(&VmConfig { memory_bytes: 4097 }).is_err());
-    let mut vm = acc
-        .create_vm(&VmConfig {
-            memory_bytes: 1 << 20,
-        })
-        .unwrap();
+    assert!(acc.create_vm(&VmConfig::with_memory(0)).is_err());
+    assert!(acc.create_vm(&VmConfig::with_memory(4097)).is_err());
+    let mut vm = acc.create_vm(&VmConfig::with_memory(1 << 20)).unwrap();
     assert!(vm.write_memory((1 << 20) - 1, &[0, 0]).is_err());
     assert!(vm.write_memory(u64::MAX, &[0]).is_err());
 }

@@ -23,6 +23,7 @@
 //! - `run_area` (private) reads the few fields of the shared `kvm_run` page
 //!   that `kvm-ioctls` does not expose.
 
+pub mod control;
 pub mod cpu_state;
 pub mod cpuid;
 pub mod exit;
@@ -32,6 +33,7 @@ pub mod system;
 pub mod vcpu;
 pub mod vm;
 
+pub use control::KvmControl;
 pub use system::{probe, KvmAccelerator, REQUIRED_API_VERSION};
 pub use vcpu::KvmVcpu;
 pub use vm::KvmVm;

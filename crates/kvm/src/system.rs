@@ -71,6 +71,12 @@ impl Accelerator for KvmAccelerator {
     fn create_vm(&self, config: &VmConfig) -> Result<KvmVm, AccelError> {
         KvmVm::new(&self.kvm, config)
     }
+
+    fn supports_notify_vmexit(&self) -> bool {
+        self.kvm
+            .check_extension_raw(kvm_bindings::KVM_CAP_X86_NOTIFY_VMEXIT.into())
+            > 0
+    }
 }
 
 /// Explains to the operator why the KVM device at `path` could not be
@@ -124,9 +130,7 @@ pub fn check_api_version(path: &Path, version: i32) -> Result<(), String> {
 pub fn probe() -> Result<(), String> {
     let accel = KvmAccelerator::open().map_err(|e| e.to_string())?;
     let mut vm = accel
-        .create_vm(&VmConfig {
-            memory_bytes: 0x1000,
-        })
+        .create_vm(&VmConfig::with_memory(0x1000))
         .map_err(|e| format!("KVM is present but cannot create a VM: {e}"))?;
     let entry = EntryState {
         mode: EntryMode::Protected32Flat,

@@ -4,9 +4,13 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use hv::accel::{AccelError, InternalError, Registers, Vcpu, VcpuExit, VcpuStats};
+use hv::accel::{
+    AccelError, GuestLevel, InternalError, NotifyExit, Registers, Vcpu, VcpuControl, VcpuExit,
+    VcpuStats,
+};
 use kvm_ioctls::VcpuFd;
 
+use crate::control::KvmControl;
 use crate::cpu_state;
 use crate::exit::{
     exit_name, ExitKind, KVM_EXIT_NOTIFY, KVM_EXIT_X86_BUS_LOCK, VMX_EXIT_BUS_LOCK, VMX_EXIT_NOTIFY,
@@ -31,6 +35,9 @@ pub struct KvmVcpu {
     _ram: Arc<GuestRam>,
     run_size: usize,
     id: u32,
+    control: Arc<KvmControl>,
+    notify_exits: u64,
+    triple_fault_event: bool,
 }
 
 impl fmt::Debug for KvmVcpu {
@@ -43,12 +50,21 @@ impl fmt::Debug for KvmVcpu {
 
 impl KvmVcpu {
     /// Wraps a configured vCPU descriptor.
-    pub(crate) fn new(fd: VcpuFd, ram: Arc<GuestRam>, run_size: usize, id: u32) -> Self {
+    pub(crate) fn new(
+        fd: VcpuFd,
+        ram: Arc<GuestRam>,
+        run_size: usize,
+        id: u32,
+        triple_fault_event: bool,
+    ) -> Self {
         Self {
             fd,
             _ram: ram,
             run_size,
             id,
+            control: Arc::new(KvmControl::default()),
+            notify_exits: 0,
+            triple_fault_event,
         }
     }
 
@@ -105,7 +121,7 @@ impl KvmVcpu {
         Ok(match reason {
             KVM_EXIT_NOTIFY => InternalError::UnhandledExit {
                 reason: VMX_EXIT_NOTIFY,
-                qualification: u64::from(run_area::notify_flags(&mut self.fd).unwrap_or(0)),
+                qualification: 0,
                 rip,
             },
             KVM_EXIT_X86_BUS_LOCK => InternalError::UnhandledExit {
@@ -131,6 +147,15 @@ fn corrupt_run_area(what: &'static str) -> AccelError {
 
 impl Vcpu for KvmVcpu {
     fn run(&mut self) -> Result<VcpuExit<'_>, AccelError> {
+        if self.control.is_powered_off() {
+            return Ok(VcpuExit::PoweredOff);
+        }
+        if self.control.take_exit_request() {
+            return Ok(VcpuExit::Interrupted);
+        }
+        if self.control.take_nmi() {
+            self.fd.nmi().map_err(host_error("KVM_NMI"))?;
+        }
         let kind = match self.fd.run() {
             Ok(exit) => ExitKind::of(&exit),
             Err(e) => {
@@ -159,6 +184,18 @@ impl Vcpu for KvmVcpu {
                     rip: self.rip()?,
                 })
             }
+            ExitKind::Other if run_area::exit_reason(&mut self.fd) == KVM_EXIT_NOTIFY => {
+                // KVM_EXIT_NOTIFY: only the context-invalid flag is reported.
+                self.notify_exits += 1;
+                let flags = run_area::notify_flags(&mut self.fd).unwrap_or(0);
+                VcpuExit::Notify(NotifyExit {
+                    context_invalid: flags & 1 != 0,
+                    level: GuestLevel::L1,
+                    qualification: None,
+                    rip: Some(self.rip()?),
+                    idt_vectoring_info: None,
+                })
+            }
             ExitKind::Other => VcpuExit::InternalError(self.other_exit()?),
         };
         Ok(exit)
@@ -172,7 +209,36 @@ impl Vcpu for KvmVcpu {
 
     fn stats(&self) -> VcpuStats {
         // KVM handles its own exits in the kernel and does not report them
-        // per reason to userspace.
-        VcpuStats::default()
+        // per reason to userspace; notify exits are counted as they reach
+        // userspace (Vigil enables them with the USER flag).
+        VcpuStats {
+            notify_exits: self.notify_exits,
+            ..VcpuStats::default()
+        }
+    }
+
+    fn control(&self) -> Arc<dyn VcpuControl> {
+        self.control.clone()
+    }
+
+    fn inject_triple_fault(&mut self) -> Result<(), AccelError> {
+        if !self.triple_fault_event {
+            return Err(AccelError::Unsupported(
+                "this host's KVM lacks KVM_CAP_X86_TRIPLE_FAULT_EVENT (218)".into(),
+            ));
+        }
+        let mut events = self
+            .fd
+            .get_vcpu_events()
+            .map_err(host_error("KVM_GET_VCPU_EVENTS"))?;
+        events.flags = kvm_bindings::KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+        events.triple_fault.pending = 1;
+        self.fd
+            .set_vcpu_events(&events)
+            .map_err(host_error("KVM_SET_VCPU_EVENTS"))
+    }
+
+    fn virtual_ns(&self) -> Option<u64> {
+        None
     }
 }

@@ -3,8 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hv::accel::{AccelError, EntryState, Vm, VmConfig};
-use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
+use hv::accel::{self, AccelError, EntryState, Vm, VmConfig};
+use kvm_bindings::{
+    kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_CAP_X86_NOTIFY_VMEXIT,
+    KVM_CAP_X86_TRIPLE_FAULT_EVENT, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::{Kvm, VmFd};
 
 use crate::cpu_state;
@@ -31,6 +34,9 @@ pub struct KvmVm {
     fd: VmFd,
     ram: Arc<GuestRam>,
     cpuid: CpuId,
+    notify_supported: bool,
+    triple_fault_event: bool,
+    vcpus: u32,
 }
 
 impl fmt::Debug for KvmVm {
@@ -44,6 +50,13 @@ impl fmt::Debug for KvmVm {
 impl KvmVm {
     /// Creates a VM on `kvm` with the RAM `config` asks for.
     pub(crate) fn new(kvm: &Kvm, config: &VmConfig) -> Result<Self, AccelError> {
+        if !config.intercept_ac_db {
+            return Err(AccelError::Unsupported(
+                "KVM always intercepts #AC and #DB; turning interception off needs the soft \
+                 accelerator"
+                    .into(),
+            ));
+        }
         let size = memory::validate_memory_size(config.memory_bytes)?;
         let fd = kvm.create_vm().map_err(host_error("KVM_CREATE_VM"))?;
         fd.set_identity_map_address(IDENTITY_MAP_ADDRESS)
@@ -69,7 +82,25 @@ impl KvmVm {
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(host_error("KVM_GET_SUPPORTED_CPUID"))?;
-        Ok(Self { fd, ram, cpuid })
+        let notify_supported = kvm.check_extension_raw(KVM_CAP_X86_NOTIFY_VMEXIT.into()) > 0;
+        // The triple-fault event lets userspace shut a vCPU down
+        // (`Vcpu::inject_triple_fault`); it must be enabled on the VM.
+        let triple_fault_event = kvm.check_extension_raw(KVM_CAP_X86_TRIPLE_FAULT_EVENT.into()) > 0
+            && fd
+                .enable_cap(&kvm_enable_cap {
+                    cap: KVM_CAP_X86_TRIPLE_FAULT_EVENT,
+                    args: [1, 0, 0, 0],
+                    ..Default::default()
+                })
+                .is_ok();
+        Ok(Self {
+            fd,
+            ram,
+            cpuid,
+            notify_supported,
+            triple_fault_event,
+            vcpus: 0,
+        })
     }
 
     /// Guest RAM size in bytes.
@@ -108,11 +139,34 @@ impl Vm for KvmVm {
             .map_err(host_error("KVM_SET_SREGS"))?;
         fd.set_regs(&cpu_state::entry_regs(entry))
             .map_err(host_error("KVM_SET_REGS"))?;
+        self.vcpus += 1;
         Ok(KvmVcpu::new(
             fd,
             Arc::clone(&self.ram),
             self.fd.run_size(),
             id,
+            self.triple_fault_event,
         ))
+    }
+
+    fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError> {
+        accel::parse_notify_vmexit_arg(arg)?;
+        if self.vcpus > 0 {
+            return Err(AccelError::InvalidState(
+                "notify VM exiting must be enabled before the VM's first vCPU is created".into(),
+            ));
+        }
+        if !self.notify_supported {
+            return Err(AccelError::Unsupported(
+                "this host's KVM has no notify VM exit (KVM_CAP_X86_NOTIFY_VMEXIT, 219)".into(),
+            ));
+        }
+        self.fd
+            .enable_cap(&kvm_enable_cap {
+                cap: KVM_CAP_X86_NOTIFY_VMEXIT,
+                args: [arg, 0, 0, 0],
+                ..Default::default()
+            })
+            .map_err(host_error("KVM_ENABLE_CAP(KVM_CAP_X86_NOTIFY_VMEXIT)"))
     }
 }

@@ -37,7 +37,7 @@ fn entry() -> EntryState {
 /// A VM with `code` at [`LOAD`] and one vCPU entered there.
 fn boot(accel: &KvmAccelerator, code: &[u8]) -> (KvmVm, KvmVcpu) {
     let mut vm = accel
-        .create_vm(&VmConfig { memory_bytes: RAM })
+        .create_vm(&VmConfig::with_memory(RAM))
         .expect("create VM");
     vm.write_memory(LOAD, code).expect("load guest");
     let vcpu = vm.create_vcpu(0, &entry()).expect("create vCPU");
@@ -347,7 +347,7 @@ fn memory_accesses_outside_ram_are_out_of_range() {
     let Some(accel) = kvm_or_skip("memory_accesses_outside_ram_are_out_of_range") else {
         return;
     };
-    let mut vm = accel.create_vm(&VmConfig { memory_bytes: RAM }).unwrap();
+    let mut vm = accel.create_vm(&VmConfig::with_memory(RAM)).unwrap();
     assert!(matches!(
         vm.write_memory(RAM - 2, &[0; 4]),
         Err(AccelError::OutOfRange { gpa, len: 4 }) if gpa == RAM - 2
@@ -372,7 +372,7 @@ fn bad_memory_sizes_are_invalid_config() {
         return;
     };
     for memory_bytes in [0, 0x1001, 0x10_0800, 1 << 40] {
-        match accel.create_vm(&VmConfig { memory_bytes }) {
+        match accel.create_vm(&VmConfig::with_memory(memory_bytes)) {
             Err(AccelError::InvalidConfig(_)) => {}
             other => panic!("{memory_bytes:#x}: expected InvalidConfig, got {other:?}"),
         }

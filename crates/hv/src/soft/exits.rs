@@ -1,9 +1,10 @@
 //! L0's VM-exit handlers: what the hypervisor handles itself and what goes
 //! to userspace.
 
-use crate::accel::{InternalError, VcpuExit};
+use super::events::{self, Reflected};
+use crate::accel::{GuestLevel, InternalError, NotifyExit, VcpuExit};
 use crate::hw::{HwError, VmxHardware};
-use x86::vmx::{exit_reason as er, field as f, intr_info, qualification as q};
+use x86::vmx::{exit_reason as er, field as f, interruptibility, intr_info, qualification as q};
 
 /// The outcome of handling one VM exit.
 #[derive(Debug)]
@@ -19,6 +20,11 @@ pub(crate) enum Handled {
     },
     /// IN for userspace.
     IoIn { port: u16, size: usize, len: u64 },
+    /// A host interrupt (the kick line): back to userspace only if it asked.
+    HostInterrupt,
+    /// A notify VM exit, handled in L0; the vCPU decides whether userspace
+    /// sees it.
+    Notify(NotifyExit),
     /// Any other exit to userspace.
     Exit(VcpuExit<'static>),
 }
@@ -65,9 +71,18 @@ pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwE
     let reason = raw as u16;
     let qual = hw.vmread(f::EXIT_QUALIFICATION)?;
     let len = hw.vmread(f::VM_EXIT_INSTRUCTION_LEN)?;
+    if !matches!(reason, er::EXCEPTION_NMI | er::TRIPLE_FAULT) {
+        // Whatever delivery the exit interrupted is delivered after it.
+        events::requeue_vectoring(hw)?;
+    }
     Ok(match reason {
-        er::EXTERNAL_INTERRUPT => Handled::Exit(VcpuExit::Interrupted),
+        er::EXCEPTION_NMI => match events::reflect_exception(hw, qual)? {
+            Reflected::Queued => Handled::Resume,
+            Reflected::TripleFault => Handled::Exit(VcpuExit::Shutdown),
+        },
+        er::EXTERNAL_INTERRUPT => Handled::HostInterrupt,
         er::TRIPLE_FAULT => Handled::Exit(VcpuExit::Shutdown),
+        er::NOTIFY => Handled::Notify(notify(hw, qual)?),
         er::HLT => {
             skip_instruction(hw, len)?;
             Handled::Exit(VcpuExit::Hlt)
@@ -129,6 +144,31 @@ pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwE
     })
 }
 
+/// The notify VM exit (SDM Vol. 3C §26.2, exit reason 75): the event being
+/// delivered is already re-queued; when the exit was incident to an IRET that
+/// unblocked NMIs (qualification bit 12), blocking by NMI is restored before
+/// re-entry, as for any exit during such an IRET (Vol. 3C §31.7.1.2) —
+/// unless the event re-queued is itself an NMI, which needs NMIs unblocked.
+fn notify(hw: &mut impl VmxHardware, qual: u64) -> Result<NotifyExit, HwError> {
+    let vectoring = hw.vmread(f::IDT_VECTORING_INFO)? as u32;
+    let nmi_requeued = vectoring & intr_info::VALID != 0
+        && (vectoring >> intr_info::TYPE_SHIFT) & 7 == intr_info::TYPE_NMI;
+    if qual & q::NOTIFY_NMI_UNBLOCKING_IRET != 0 && !nmi_requeued {
+        let state = hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)?;
+        hw.vmwrite(
+            f::GUEST_INTERRUPTIBILITY_INFO,
+            state | u64::from(interruptibility::NMI),
+        )?;
+    }
+    Ok(NotifyExit {
+        context_invalid: qual & q::NOTIFY_CONTEXT_INVALID != 0,
+        level: GuestLevel::L1,
+        qualification: Some(qual),
+        rip: Some(rip(hw)),
+        idt_vectoring_info: Some(vectoring),
+    })
+}
+
 /// Mask of the low `size` bytes.
 pub(crate) fn size_mask(size: usize) -> u64 {
     if size >= 8 {
@@ -179,5 +219,58 @@ fn msr(hw: &mut impl VmxHardware, write: bool, len: u64) -> Result<(), HwError> 
             skip_instruction(hw, len)
         }
         None => inject_exception(hw, x86::exception::GP, Some(0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hw::test_hw::FakeHw;
+
+    fn notify_exit(hw: &mut FakeHw, qual: u64, vectoring: u32) -> Handled {
+        hw.fields.insert(f::EXIT_QUALIFICATION, qual);
+        hw.fields
+            .insert(f::IDT_VECTORING_INFO, u64::from(vectoring));
+        hw.fields.insert(f::GUEST_RIP, 0x1234);
+        handle(hw, u64::from(er::NOTIFY)).unwrap()
+    }
+
+    #[test]
+    fn notify_requeues_the_stalled_event_and_reports_it() {
+        let mut hw = FakeHw::default();
+        let db = intr_info::make(1, intr_info::TYPE_HW_EXCEPTION, false);
+        let Handled::Notify(n) = notify_exit(&mut hw, 0, db) else {
+            panic!("not a notify outcome")
+        };
+        assert!(!n.context_invalid);
+        assert_eq!(n.rip, Some(0x1234));
+        assert_eq!(n.idt_vectoring_info, Some(db));
+        assert_eq!(hw.fields[&f::VM_ENTRY_INTR_INFO] as u32, db);
+        assert_eq!(hw.fields.get(&f::GUEST_INTERRUPTIBILITY_INFO), None);
+    }
+
+    #[test]
+    fn notify_bit_12_restores_nmi_blocking_unless_an_nmi_is_requeued() {
+        let mut hw = FakeHw::default();
+        let db = intr_info::make(1, intr_info::TYPE_HW_EXCEPTION, false);
+        notify_exit(&mut hw, q::NOTIFY_NMI_UNBLOCKING_IRET, db);
+        assert_eq!(
+            hw.fields[&f::GUEST_INTERRUPTIBILITY_INFO],
+            u64::from(interruptibility::NMI)
+        );
+        let mut hw = FakeHw::default();
+        let nmi = intr_info::make(2, intr_info::TYPE_NMI, false);
+        notify_exit(&mut hw, q::NOTIFY_NMI_UNBLOCKING_IRET, nmi);
+        assert_eq!(hw.fields.get(&f::GUEST_INTERRUPTIBILITY_INFO), None);
+    }
+
+    #[test]
+    fn notify_reports_an_invalid_context() {
+        let mut hw = FakeHw::default();
+        let Handled::Notify(n) = notify_exit(&mut hw, q::NOTIFY_CONTEXT_INVALID, 0) else {
+            panic!("not a notify outcome")
+        };
+        assert!(n.context_invalid);
+        assert_eq!(hw.fields.get(&f::VM_ENTRY_INTR_INFO), None);
     }
 }

@@ -1,9 +1,12 @@
 //! The soft accelerator: Vigil's L0 hypervisor running guests on the soft CPU.
 
+mod control;
+mod events;
 mod exits;
 mod setup;
 mod vcpu;
 mod vm;
 
+pub use control::SoftControl;
 pub use vcpu::SoftVcpu;
 pub use vm::{SoftAccelerator, SoftVm, MAX_MEMORY_BYTES};

@@ -80,6 +80,24 @@ impl PrivatePages {
     }
 }
 
+/// The VM-wide choices every vCPU is programmed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VmSettings {
+    /// Intercept #AC and #DB (exception bitmap bits 17 and 1).
+    pub intercept_ac_db: bool,
+    /// Notify VM exiting: the window, and whether every exit goes to userspace.
+    pub notify: Option<NotifySettings>,
+}
+
+/// Notify VM exiting as enabled on the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotifySettings {
+    /// Notify window in crystal-clock cycles (VMCS field 0x4024).
+    pub window: u32,
+    /// Every notify exit goes to userspace.
+    pub user: bool,
+}
+
 fn adjust(hw: &impl VmxHardware, cap_msr: u32, want: u32) -> u32 {
     let cap = hw.capability(cap_msr).unwrap_or(0);
     (want | cap as u32) & (cap >> 32) as u32
@@ -90,6 +108,7 @@ pub(crate) fn program(
     hw: &mut impl VmxHardware,
     pages: &PrivatePages,
     entry: &EntryState,
+    settings: &VmSettings,
 ) -> Result<(), HwError> {
     hw.vmclear();
     let pinv = adjust(hw, msr::VMX_PINBASED_CTLS, pin::EXT_INTR_EXITING);
@@ -104,7 +123,14 @@ pub(crate) fn program(
     let proc2v = adjust(
         hw,
         msr::VMX_PROCBASED_CTLS2,
-        proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST | proc2::ENABLE_RDTSCP,
+        proc2::ENABLE_EPT
+            | proc2::UNRESTRICTED_GUEST
+            | proc2::ENABLE_RDTSCP
+            | if settings.notify.is_some() {
+                proc2::NOTIFY_VM_EXITING
+            } else {
+                0
+            },
     );
     let exitv = adjust(
         hw,
@@ -118,7 +144,16 @@ pub(crate) fn program(
     put(f::SECONDARY_VM_EXEC_CONTROL, u64::from(proc2v))?;
     put(f::VM_EXIT_CONTROLS, u64::from(exitv))?;
     put(f::VM_ENTRY_CONTROLS, u64::from(entryv))?;
-    put(f::EXCEPTION_BITMAP, 0)?;
+    let intercepted = if settings.intercept_ac_db {
+        1 << x86::exception::AC | 1 << x86::exception::DB
+    } else {
+        0
+    };
+    put(f::EXCEPTION_BITMAP, intercepted)?;
+    put(
+        f::NOTIFY_WINDOW,
+        settings.notify.map_or(0, |n| u64::from(n.window)),
+    )?;
     put(f::MSR_BITMAP, pages.msr_bitmap)?;
     put(f::EPT_POINTER, pages.eptp())?;
     put(f::VMCS_LINK_POINTER, u64::MAX)?;

@@ -1,13 +1,17 @@
 //! The soft vCPU: the run loop of L0 (enter, take the exit, handle it in L0
 //! or return it to userspace).
 
+use super::control::SoftControl;
 use super::exits::{self, Handled};
-use super::setup::{self, PrivatePages};
-use crate::accel::{AccelError, EntryState, InternalError, Registers, Vcpu, VcpuExit, VcpuStats};
+use super::setup::{self, PrivatePages, VmSettings};
+use crate::accel::{
+    AccelError, EntryState, InternalError, Registers, Vcpu, VcpuControl, VcpuExit, VcpuStats,
+};
 use crate::hw::{HwError, VmxHardware};
-use softcpu::{Kicker, SoftCpu};
+use softcpu::SoftCpu;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use x86::vmx::field as f;
 
 /// An I/O exit waiting for userspace; completed on the next `run()`.
@@ -22,12 +26,17 @@ pub(crate) struct PendingIo {
 /// A vCPU of a soft VM.
 pub struct SoftVcpu {
     machine: Arc<Mutex<SoftCpu>>,
-    kicker: Kicker,
+    control: Arc<SoftControl>,
+    settings: VmSettings,
     launched: bool,
     pending_io: Option<PendingIo>,
     io_data: [u8; 8],
     io_len: usize,
     exits: BTreeMap<u16, u64>,
+    notify_exits: u64,
+    longest_in_guest: Duration,
+    triple_fault_pending: bool,
+    tsc_hz: u64,
 }
 
 impl SoftVcpu {
@@ -35,29 +44,35 @@ impl SoftVcpu {
         machine: Arc<Mutex<SoftCpu>>,
         pages: &PrivatePages,
         entry: &EntryState,
+        settings: &VmSettings,
     ) -> Result<Self, AccelError> {
-        let kicker = {
+        let (control, tsc_hz) = {
             let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
-            setup::program(&mut *cpu, pages, entry).map_err(|e| {
+            setup::program(&mut *cpu, pages, entry, settings).map_err(|e| {
                 AccelError::InvalidConfig(format!("programming the VMCS failed: {e:?}"))
             })?;
-            cpu.kicker()
+            let model = cpu.model();
+            let tsc_hz = u64::from(model.crystal_hz) * u64::from(model.tsc_ratio_numerator)
+                / u64::from(model.tsc_ratio_denominator.max(1));
+            (
+                SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line()),
+                tsc_hz.max(1),
+            )
         };
         Ok(SoftVcpu {
             machine,
-            kicker,
+            control: Arc::new(control),
+            settings: *settings,
             launched: false,
             pending_io: None,
             io_data: [0; 8],
             io_len: 0,
             exits: BTreeMap::new(),
+            notify_exits: 0,
+            longest_in_guest: Duration::ZERO,
+            triple_fault_pending: false,
+            tsc_hz,
         })
-    }
-
-    /// A handle that makes a running `run()` return `Interrupted` at the
-    /// guest's next instruction boundary (an external-interrupt VM exit).
-    pub fn kicker(&self) -> Kicker {
-        self.kicker.clone()
     }
 
     /// Counts of every VM exit L0 took, by basic exit reason.
@@ -93,13 +108,28 @@ impl Vcpu for SoftVcpu {
     fn run(&mut self) -> Result<VcpuExit<'_>, AccelError> {
         let machine = self.machine.clone();
         let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
+        if self.control.is_powered_off() || cpu.powered_off() {
+            return Ok(VcpuExit::PoweredOff);
+        }
         self.complete_io(&mut cpu).map_err(hw_error)?;
         loop {
+            if std::mem::take(&mut self.triple_fault_pending) {
+                return Ok(VcpuExit::Shutdown);
+            }
+            if self.control.take_exit_request() {
+                return Ok(VcpuExit::Interrupted);
+            }
+            let since = self.control.entering_guest();
             let entered = if self.launched {
                 VmxHardware::vmresume(&mut *cpu)
             } else {
                 VmxHardware::vmlaunch(&mut *cpu)
             };
+            let in_guest = self.control.back_in_l0(since);
+            self.longest_in_guest = self.longest_in_guest.max(in_guest);
+            if cpu.powered_off() {
+                return Ok(VcpuExit::PoweredOff);
+            }
             if let Err(HwError::VmFail(error)) = entered {
                 return Ok(VcpuExit::InternalError(InternalError::VmInstruction {
                     error,
@@ -112,6 +142,16 @@ impl Vcpu for SoftVcpu {
             *self.exits.entry(reason).or_insert(0) += 1;
             match exits::handle(&mut *cpu, raw).map_err(hw_error)? {
                 Handled::Resume => continue,
+                // A host interrupt: L0 has the CPU back; the loop's top
+                // decides whether userspace asked for it.
+                Handled::HostInterrupt => continue,
+                Handled::Notify(exit) => {
+                    self.notify_exits += 1;
+                    let user = self.settings.notify.is_some_and(|n| n.user);
+                    if user || exit.context_invalid {
+                        return Ok(VcpuExit::Notify(exit));
+                    }
+                }
                 Handled::IoOut {
                     port,
                     size,
@@ -166,6 +206,22 @@ impl Vcpu for SoftVcpu {
                 .iter()
                 .map(|(r, n)| (x86::vmx::exit_reason::name(*r), *n))
                 .collect(),
+            notify_exits: self.notify_exits,
+            longest_without_l0: Some(self.longest_in_guest),
         }
+    }
+
+    fn control(&self) -> Arc<dyn VcpuControl> {
+        self.control.clone()
+    }
+
+    fn inject_triple_fault(&mut self) -> Result<(), AccelError> {
+        self.triple_fault_pending = true;
+        Ok(())
+    }
+
+    fn virtual_ns(&self) -> Option<u64> {
+        let cpu = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        Some((u128::from(cpu.cycles()) * 1_000_000_000 / u128::from(self.tsc_hz)) as u64)
     }
 }

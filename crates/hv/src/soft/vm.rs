@@ -1,9 +1,9 @@
 //! The soft VM: guest RAM at guest-physical 0 in the machine's memory, with
 //! the hypervisor's private pages (EPT, MSR bitmap) above it.
 
-use super::setup::PrivatePages;
+use super::setup::{NotifySettings, PrivatePages, VmSettings};
 use super::vcpu::SoftVcpu;
-use crate::accel::{AccelError, Accelerator, EntryState, Vm, VmConfig};
+use crate::accel::{self, AccelError, Accelerator, EntryState, Vm, VmConfig};
 use crate::hw::VmxHardware;
 use softcpu::{CpuModel, SoftCpu};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,7 @@ pub struct SoftVm {
     pub(super) machine: Arc<Mutex<SoftCpu>>,
     pub(super) ram: u64,
     pub(super) private: PrivatePages,
+    settings: VmSettings,
     vcpu_created: bool,
 }
 
@@ -51,8 +52,17 @@ impl Accelerator for SoftAccelerator {
             machine: Arc::new(Mutex::new(cpu)),
             ram,
             private,
+            settings: VmSettings {
+                intercept_ac_db: config.intercept_ac_db,
+                notify: None,
+            },
             vcpu_created: false,
         })
+    }
+
+    fn supports_notify_vmexit(&self) -> bool {
+        let cap = softcpu::capability_msr(x86::msr::VMX_PROCBASED_CTLS2).unwrap_or(0);
+        (cap >> 32) as u32 & x86::vmx::proc2::NOTIFY_VM_EXITING != 0
     }
 }
 
@@ -96,6 +106,23 @@ impl Vm for SoftVm {
             ));
         }
         self.vcpu_created = true;
-        SoftVcpu::new(self.machine.clone(), &self.private, entry)
+        SoftVcpu::new(self.machine.clone(), &self.private, entry, &self.settings)
+    }
+
+    fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError> {
+        if self.vcpu_created {
+            return Err(AccelError::InvalidState(
+                "notify VM exiting must be enabled before the VM's first vCPU is created".into(),
+            ));
+        }
+        self.settings.notify = accel::parse_notify_vmexit_arg(arg)?
+            .map(|(window, user)| NotifySettings { window, user });
+        Ok(())
+    }
+
+    fn arm_notify_context_invalid(&mut self) -> Result<(), AccelError> {
+        let mut m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        m.arm_notify_context_invalid();
+        Ok(())
     }
 }
