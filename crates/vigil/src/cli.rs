@@ -10,7 +10,10 @@ use std::path::PathBuf;
 #[command(
     after_help = "Exit status of `vigil run`: (v << 1) | 1 when the guest writes v to port 0xF4; \
 2 bad arguments or kernel; 4 guest shutdown (triple fault); 6 guest halted for good; \
-8 accelerator internal error; 10 accelerator unavailable or failed."
+8 accelerator internal error, or a notify exit under --notify-vmexit internal-error; \
+10 accelerator unavailable or failed (or without notify under --notify-vmexit require); \
+12 --timeout passed; 14 the watchdog found the vCPU stalled and powered the VM off; \
+16 VM stopped by --notify-invalid stop."
 )]
 pub struct Cli {
     /// What to do.
@@ -25,6 +28,43 @@ pub enum Command {
     Run(RunArgs),
     /// List the built-in guests.
     Guests,
+    /// Run every notify scenario on the soft accelerator (benign guests, the
+    /// #AC and #DB storms with and without notify, internal-error, an
+    /// injected context-invalid exit) and print a table of outcomes.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `vigil demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// How long each contained storm runs before it is ended.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = vmm::duration::parse_duration)]
+    pub storm_time: std::time::Duration,
+    /// Watchdog bound for the scenarios without notify.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = vmm::duration::parse_duration)]
+    pub watchdog: std::time::Duration,
+}
+
+/// `--notify-vmexit` values (QEMU's, plus `require`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyVmexit {
+    /// Enable notify VM exits; log each and resume the guest (QEMU's default).
+    Run,
+    /// Enable them; stop the VM at the first one (exit status 8).
+    InternalError,
+    /// Do not enable them: only the watchdog ends an endless event delivery.
+    Disable,
+    /// As run, but refuse to start where the accelerator lacks them (status 10).
+    Require,
+}
+
+/// `--notify-invalid` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyInvalid {
+    /// Inject a triple fault: the VM shuts down (status 4).
+    Shutdown,
+    /// Pause the VM and print the vCPU state (status 16).
+    Stop,
 }
 
 /// Which accelerator runs the guest.
@@ -56,9 +96,47 @@ pub struct RunArgs {
     /// Guest RAM in MiB (2 to 3072).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=3072))]
     pub memory: u64,
-    /// Print exit counts per reason when the run ends (to stderr).
+    /// Print exit counts per reason, notify exits and responsiveness (the
+    /// longest host time the vCPU went without returning to L0) when the run
+    /// ends (to stderr).
     #[arg(long)]
     pub stats: bool,
+    /// Notify VM exits (QEMU's notify-vmexit): run logs each and resumes the
+    /// guest, internal-error stops the VM at the first, disable leaves them
+    /// off, require refuses to start without them.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = NotifyVmexit::Run)]
+    pub notify_vmexit: NotifyVmexit,
+    /// Notify window in crystal-clock cycles, on top of the CPU's own
+    /// threshold (QEMU's notify-window; 0 is safe for any real code).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub notify_window: u32,
+    /// What a notify exit with an invalid guest context does: shutdown
+    /// injects a triple fault, stop pauses the VM and prints its state.
+    #[arg(long, value_enum, value_name = "ACTION", default_value_t = NotifyInvalid::Shutdown)]
+    pub notify_invalid: NotifyInvalid,
+    /// Do not intercept #AC and #DB in L0 (soft accelerator only), so that
+    /// only notify VM exits contain the #AC and #DB delivery loops.
+    #[arg(long)]
+    pub no_intercept_ac_db: bool,
+    /// End the run after this much host time (e.g. 2s, 500ms; status 12).
+    #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Watchdog: a vCPU that stays in the guest this long without returning
+    /// to L0 is stalled, and the VM is powered off (status 14).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = vmm::duration::parse_duration)]
+    pub watchdog: std::time::Duration,
+    /// Write one JSON line per notable event (notify exits, shutdown,
+    /// watchdog, timeout, policy actions) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Raise one NMI on the vCPU this long after the start, as QEMU's
+    /// monitor command `nmi` does (the nmi-iret guest waits for it).
+    #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
+    pub nmi_after: Option<std::time::Duration>,
+    /// Fault injection for tests (soft accelerator only): the first notify
+    /// exit reports an invalid guest context, which silicon never does.
+    #[arg(long)]
+    pub inject_notify_invalid: bool,
     /// Kernel command line passed through multiboot.
     #[arg(long, value_name = "STRING")]
     pub append: Option<String>,

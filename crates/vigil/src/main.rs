@@ -1,11 +1,11 @@
 //! The `vigil` command: run guests on the soft accelerator or on KVM.
 
 mod cli;
+mod demo;
 mod stats;
 
 use clap::Parser;
-use cli::{AccelKind, Cli, Command, RunArgs};
-use hv::accel::Accelerator;
+use cli::{AccelKind, Cli, Command, NotifyInvalid, NotifyVmexit, RunArgs};
 use std::io::Write;
 use std::process::ExitCode;
 use vmm::outcome::{STATUS_ACCEL_FAILED, STATUS_USAGE};
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             0
         }
         Command::Run(args) => run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     ExitCode::from(status as u8)
 }
@@ -33,7 +34,8 @@ fn list_guests() {
         .unwrap_or(0);
     let mut out = std::io::stdout().lock();
     for g in guests::all() {
-        if writeln!(out, "{:<width$}  {}", g.name, g.summary).is_err() {
+        let endless = if g.endless { " [endless]" } else { "" };
+        if writeln!(out, "{:<width$}  {}{endless}", g.name, g.summary).is_err() {
             return;
         }
     }
@@ -62,14 +64,41 @@ fn run(args: &RunArgs) -> i32 {
             return STATUS_USAGE;
         }
     };
-    let options = vmm::RunOptions {
-        memory_mib: args.memory,
-        cmdline: args.append.clone().unwrap_or_default(),
+    if let Some(g) = args.guest.as_deref().and_then(guests::find) {
+        if g.endless && args.timeout.is_none() {
+            eprintln!(
+                "vigil: note: {} never ends by itself; pass --timeout DURATION or stop it with Ctrl-C",
+                g.name
+            );
+        }
+    }
+    let options = run_options(args);
+    let events: Option<Box<dyn Write + Send>> = match &args.events {
+        None => None,
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
+            Err(e) => {
+                eprintln!(
+                    "vigil: cannot create the event log '{}': {e}; check the path and its directory",
+                    path.display()
+                );
+                return STATUS_USAGE;
+            }
+        },
+    };
+    let output = vmm::RunOutput {
+        serial: Box::new(std::io::stdout()),
+        events,
     };
     let result = match args.accel {
-        AccelKind::Soft => run_on(&hv::soft::SoftAccelerator::default(), &image, &options),
+        AccelKind::Soft => vmm::run(
+            &hv::soft::SoftAccelerator::default(),
+            &image,
+            &options,
+            output,
+        ),
         AccelKind::Kvm => match kvm::KvmAccelerator::open() {
-            Ok(a) => run_on(&a, &image, &options),
+            Ok(a) => vmm::run(&a, &image, &options, output),
             Err(e) => Err(RunError::Accel(e)),
         },
     };
@@ -78,8 +107,13 @@ fn run(args: &RunArgs) -> i32 {
         Ok(report) => {
             if !matches!(report.end, vmm::RunEnd::DebugExit(_)) {
                 eprintln!("vigil: {}", report.end);
-                if let (vmm::RunEnd::InternalError(_) | vmm::RunEnd::FailEntry(_), Some(r)) =
-                    (&report.end, &report.registers)
+                if let (
+                    vmm::RunEnd::InternalError(_)
+                    | vmm::RunEnd::FailEntry(_)
+                    | vmm::RunEnd::NotifyInternalError(_)
+                    | vmm::RunEnd::Stopped(_),
+                    Some(r),
+                ) = (&report.end, &report.registers)
                 {
                     eprintln!("vigil: vCPU state: {r}");
                 }
@@ -100,10 +134,33 @@ fn run(args: &RunArgs) -> i32 {
     }
 }
 
-fn run_on<A: Accelerator>(
-    accel: &A,
-    image: &[u8],
-    options: &vmm::RunOptions,
-) -> Result<vmm::RunReport, RunError> {
-    vmm::run(accel, image, options, Box::new(std::io::stdout()))
+/// The run options the arguments ask for.
+fn run_options(args: &RunArgs) -> vmm::RunOptions {
+    use vmm::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
+    vmm::RunOptions {
+        memory_mib: args.memory,
+        cmdline: args.append.clone().unwrap_or_default(),
+        notify: NotifyOptions {
+            policy: match args.notify_vmexit {
+                NotifyVmexit::Run => NotifyPolicy::Run,
+                NotifyVmexit::InternalError => NotifyPolicy::InternalError,
+                NotifyVmexit::Disable => NotifyPolicy::Disable,
+                NotifyVmexit::Require => NotifyPolicy::Require,
+            },
+            window: args.notify_window,
+            on_invalid: match args.notify_invalid {
+                NotifyInvalid::Shutdown => InvalidContextAction::Shutdown,
+                NotifyInvalid::Stop => InvalidContextAction::Stop,
+            },
+            intercept_ac_db: !args.no_intercept_ac_db,
+            inject_context_invalid: args.inject_notify_invalid,
+        },
+        limits: vmm::monitor::Limits {
+            timeout: args.timeout,
+            watchdog: args.watchdog,
+            nmi_after: args.nmi_after,
+            ..vmm::monitor::Limits::default()
+        },
+        warnings: true,
+    }
 }

@@ -19,4 +19,29 @@ pub fn print(report: &RunReport, accel: &str) {
         "stats: unclaimed port accesses {}",
         report.unclaimed_port_accesses
     );
+    let n = &report.notify;
+    eprintln!(
+        "stats: notify vm exits {} (notify {})",
+        n.exits,
+        if n.enabled { "enabled" } else { "off" }
+    );
+    if let Some(ns) = n.first_exit_virtual_ns {
+        eprintln!(
+            "stats: first notify exit at virtual time {}",
+            crate::demo::ns(ns)
+        );
+    }
+    match n.longest_without_l0 {
+        Some(d) => eprintln!(
+            "stats: responsiveness: longest host time without returning to L0 {:.3} ms",
+            d.as_secs_f64() * 1e3
+        ),
+        None => {
+            eprintln!("stats: responsiveness: not observable on {accel} (the host kernel is L0)")
+        }
+    }
+    if let Some(ns) = n.virtual_ns {
+        eprintln!("stats: virtual time {}", crate::demo::ns(ns));
+    }
+    eprintln!("stats: host time {:.3} s", n.host_time.as_secs_f64());
 }

@@ -2,12 +2,21 @@
 //!
 //! It loads a guest ([`loader`]), builds the PC devices ([`devices`]), and
 //! drives one vCPU on any accelerator through the run API of
-//! [`hv::accel`] ([`runner`]), deciding what each exit means for the run.
+//! [`hv::accel`] ([`runner`]), deciding what each exit means for the run:
+//! the operator's notify policy ([`policy`]), the event log ([`events`]),
+//! and the monitor that plays the host timer, the timeout and the watchdog
+//! ([`monitor`]).
 
 pub mod devices;
+pub mod duration;
+pub mod events;
 pub mod loader;
+pub mod monitor;
 pub mod outcome;
+pub mod policy;
 pub mod runner;
+#[cfg(test)]
+mod test_util;
 
 pub use outcome::{RunEnd, RunReport};
-pub use runner::{run, RunError, RunOptions};
+pub use runner::{run, RunError, RunOptions, RunOutput};

@@ -10,11 +10,15 @@
 //! | 2 | bad command line, or a kernel file that cannot be loaded |
 //! | 4 | the guest shut down (triple fault) |
 //! | 6 | the guest halted with nothing left to wake it |
-//! | 8 | the accelerator met something it cannot handle (internal error, failed entry) |
-//! | 10 | the accelerator is unavailable or failed |
+//! | 8 | the accelerator met something it cannot handle (internal error, failed entry), or a notify exit under `--notify-vmexit internal-error` |
+//! | 10 | the accelerator is unavailable or failed, or cannot provide what `--notify-vmexit require` asks |
+//! | 12 | `--timeout` passed |
+//! | 14 | the watchdog found the vCPU stalled (no return to L0) and powered the VM off |
+//! | 16 | the VM was stopped (paused) by `--notify-invalid stop` |
 
-use hv::accel::InternalError;
+use hv::accel::{InternalError, NotifyExit};
 use std::fmt;
+use std::time::Duration;
 
 /// Exit status: bad command line or unloadable kernel.
 pub const STATUS_USAGE: i32 = 2;
@@ -26,6 +30,12 @@ pub const STATUS_HALTED: i32 = 6;
 pub const STATUS_INTERNAL_ERROR: i32 = 8;
 /// Exit status: accelerator unavailable or failed.
 pub const STATUS_ACCEL_FAILED: i32 = 10;
+/// Exit status: the timeout passed.
+pub const STATUS_TIMEOUT: i32 = 12;
+/// Exit status: the vCPU stalled and the watchdog powered the VM off.
+pub const STATUS_STALLED: i32 = 14;
+/// Exit status: the VM was stopped by the context-invalid policy.
+pub const STATUS_STOPPED: i32 = 16;
 
 /// Why a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +50,18 @@ pub enum RunEnd {
     InternalError(InternalError),
     /// VM entry failed with this hardware reason.
     FailEntry(u64),
+    /// A notify exit under `--notify-vmexit internal-error`.
+    NotifyInternalError(NotifyExit),
+    /// A notify exit reported an invalid context and `--notify-invalid stop`
+    /// paused the VM.
+    Stopped(NotifyExit),
+    /// The timeout passed.
+    Timeout(Duration),
+    /// The vCPU went this long without returning to L0; the watchdog powered
+    /// the VM off.
+    Stalled(Duration),
+    /// The vCPU's power was cut by someone other than the monitor.
+    PoweredOff,
 }
 
 impl RunEnd {
@@ -49,7 +71,12 @@ impl RunEnd {
             RunEnd::DebugExit(v) => ((v << 1) | 1) as i32,
             RunEnd::Shutdown => STATUS_SHUTDOWN,
             RunEnd::Halted => STATUS_HALTED,
-            RunEnd::InternalError(_) | RunEnd::FailEntry(_) => STATUS_INTERNAL_ERROR,
+            RunEnd::InternalError(_) | RunEnd::FailEntry(_) | RunEnd::NotifyInternalError(_) => {
+                STATUS_INTERNAL_ERROR
+            }
+            RunEnd::Stopped(_) => STATUS_STOPPED,
+            RunEnd::Timeout(_) => STATUS_TIMEOUT,
+            RunEnd::Stalled(_) | RunEnd::PoweredOff => STATUS_STALLED,
         }
     }
 }
@@ -62,8 +89,64 @@ impl fmt::Display for RunEnd {
             RunEnd::Halted => write!(f, "guest halted with nothing left to wake it"),
             RunEnd::InternalError(e) => write!(f, "internal error: {e}"),
             RunEnd::FailEntry(r) => write!(f, "VM entry failed (hardware reason {r:#x})"),
+            RunEnd::NotifyInternalError(n) => write!(
+                f,
+                "internal error: notify VM exit{} (the CPU spent the whole notify window without \
+                 reaching an instruction boundary); stopped as --notify-vmexit internal-error asks, \
+                 use --notify-vmexit run to log it and resume",
+                describe(n)
+            ),
+            RunEnd::Stopped(n) => write!(
+                f,
+                "VM stopped: notify VM exit with an invalid guest context{}; the vCPU cannot be \
+                 resumed (--notify-invalid stop; shutdown would reset it with a triple fault)",
+                describe(n)
+            ),
+            RunEnd::Timeout(d) => write!(f, "timeout: the run was ended after {:.3} s (--timeout)", d.as_secs_f64()),
+            RunEnd::Stalled(d) => write!(
+                f,
+                "watchdog: vCPU 0 stalled, {:.3} s in the guest without returning to L0 \
+                 (an endless event delivery, which no interrupt can break); powered the VM off. \
+                 Enable notify VM exits (--notify-vmexit run) or #AC/#DB interception to contain it",
+                d.as_secs_f64()
+            ),
+            RunEnd::PoweredOff => write!(f, "the vCPU was powered off"),
         }
     }
+}
+
+/// ` at rip R while delivering vector V` for a notify exit, as far as known.
+fn describe(n: &NotifyExit) -> String {
+    let mut s = String::new();
+    if let Some(rip) = n.rip {
+        s += &format!(" at rip {rip:#x}");
+    }
+    if let Some(v) = n.idt_vectoring_info.filter(|v| v & (1 << 31) != 0) {
+        s += &format!(" while delivering vector {}", v & 0xFF);
+    }
+    if n.level == hv::accel::GuestLevel::L2 {
+        s += " in L2";
+    }
+    s
+}
+
+/// Notify and responsiveness figures of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyReport {
+    /// Whether notify VM exiting was enabled.
+    pub enabled: bool,
+    /// Notify exits counted by the accelerator.
+    pub exits: u64,
+    /// Virtual time of the first notify exit, where the accelerator keeps one.
+    pub first_exit_virtual_ns: Option<u64>,
+    /// Exit qualification of the first notify exit, where reported.
+    pub first_exit_qualification: Option<u64>,
+    /// Longest host time in the guest without returning to L0.
+    pub longest_without_l0: Option<Duration>,
+    /// Virtual time at the end of the run.
+    pub virtual_ns: Option<u64>,
+    /// Host time of the run.
+    pub host_time: Duration,
 }
 
 /// What a run produced besides its serial output.
@@ -79,6 +162,8 @@ pub struct RunReport {
     pub unclaimed_port_accesses: u64,
     /// Guest registers at the end, when the accelerator could provide them.
     pub registers: Option<hv::accel::Registers>,
+    /// Notify exits and responsiveness.
+    pub notify: NotifyReport,
 }
 
 #[cfg(test)]
@@ -94,6 +179,9 @@ mod tests {
             RunEnd::Halted,
             RunEnd::FailEntry(0),
             RunEnd::InternalError(InternalError::Host { suberror: 1 }),
+            RunEnd::Timeout(Duration::from_secs(1)),
+            RunEnd::Stalled(Duration::from_secs(1)),
+            RunEnd::PoweredOff,
         ] {
             assert_eq!(end.status() % 2, 0, "{end}");
         }

@@ -1,13 +1,20 @@
-//! The vCPU loop: load the kernel, run, dispatch each exit to a device or
-//! decide the run is over.
+//! The vCPU loop: load the kernel, apply the notify policy, run with the
+//! monitor watching, dispatch each exit to a device or decide the run is over.
 
 use crate::devices::{DeviceAction, PortBus};
+use crate::events::{Event, EventLog};
 use crate::loader::{self, LoadError};
-use crate::outcome::{RunEnd, RunReport};
-use hv::accel::{AccelError, Accelerator, Vcpu, VcpuExit, Vm, VmConfig};
+use crate::monitor::{Limits, Monitor, Verdict};
+use crate::outcome::{NotifyReport, RunEnd, RunReport};
+use crate::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
+use hv::accel::{
+    notify_vmexit_arg, AccelError, Accelerator, NotifyExit, Vcpu, VcpuExit, Vm, VmConfig,
+    NOTIFY_VMEXIT_ENABLED, NOTIFY_VMEXIT_USER,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
+use std::time::Instant;
 
 /// Options of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +23,13 @@ pub struct RunOptions {
     pub memory_mib: u64,
     /// Kernel command line passed through multiboot.
     pub cmdline: String,
+    /// Notify VM exit policy.
+    pub notify: NotifyOptions,
+    /// Timeout, watchdog and host tick.
+    pub limits: Limits,
+    /// Print warnings (the first notify exit under `run`, a missing notify
+    /// capability) to stderr as they happen.
+    pub warnings: bool,
 }
 
 impl Default for RunOptions {
@@ -23,8 +37,19 @@ impl Default for RunOptions {
         RunOptions {
             memory_mib: 128,
             cmdline: String::new(),
+            notify: NotifyOptions::default(),
+            limits: Limits::default(),
+            warnings: true,
         }
     }
+}
+
+/// Where a run's output goes.
+pub struct RunOutput {
+    /// COM1.
+    pub serial: Box<dyn Write + Send>,
+    /// The `--events` JSON-lines log, if any.
+    pub events: Option<Box<dyn Write + Send>>,
 }
 
 /// A run that could not take place or was cut short by the host side.
@@ -36,6 +61,12 @@ pub enum RunError {
     Accel(AccelError),
     /// The device configuration is inconsistent.
     Devices(String),
+    /// `--notify-vmexit require` on an accelerator without notify VM exits.
+    NotifyUnavailable(&'static str),
+    /// The monitor thread could not be started.
+    Monitor(std::io::Error),
+    /// The event log could not be written.
+    Events(std::io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -44,6 +75,14 @@ impl fmt::Display for RunError {
             RunError::Load(e) => write!(f, "{e}"),
             RunError::Accel(e) => write!(f, "{e}"),
             RunError::Devices(e) => write!(f, "device setup failed: {e}"),
+            RunError::NotifyUnavailable(accel) => write!(
+                f,
+                "--notify-vmexit require: the {accel} accelerator on this host has no notify VM \
+                 exit (KVM_CAP_X86_NOTIFY_VMEXIT); use --accel soft, or --notify-vmexit run to \
+                 go on without it"
+            ),
+            RunError::Monitor(e) => write!(f, "cannot start the monitor thread: {e}"),
+            RunError::Events(e) => write!(f, "cannot write the event log: {e}"),
         }
     }
 }
@@ -56,26 +95,82 @@ impl From<AccelError> for RunError {
     }
 }
 
-/// Loads `image` as a multiboot kernel and runs it on `accel` until it ends,
-/// with COM1 output going to `serial_out`.
+/// An event about a notify exit.
+fn notify_event(
+    kind: &'static str,
+    n: &NotifyExit,
+    virtual_ns: Option<u64>,
+    detail: String,
+) -> Event {
+    Event {
+        kind,
+        virtual_ns,
+        vcpu: 0,
+        level: Some(n.level),
+        exit_reason: Some(x86::vmx::exit_reason::NOTIFY),
+        qualification: n.qualification,
+        rip: n.rip,
+        idt_vectoring_info: n.idt_vectoring_info,
+        detail,
+    }
+}
+
+/// Loads `image` as a multiboot kernel and runs it on `accel` until it ends.
 pub fn run<A: Accelerator>(
     accel: &A,
     image: &[u8],
     options: &RunOptions,
-    serial_out: Box<dyn Write + Send>,
+    output: RunOutput,
 ) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let mut log = EventLog::new(output.events);
     let memory_bytes = options.memory_mib.checked_mul(1 << 20).ok_or_else(|| {
         RunError::Accel(AccelError::InvalidConfig("memory size overflows".into()))
     })?;
     let boot =
         loader::load_multiboot(image, memory_bytes, &options.cmdline).map_err(RunError::Load)?;
-    let mut bus = PortBus::pc_default(serial_out).map_err(|e| RunError::Devices(e.to_string()))?;
-    let mut vm = accel.create_vm(&VmConfig { memory_bytes })?;
+    let mut bus =
+        PortBus::pc_default(output.serial).map_err(|e| RunError::Devices(e.to_string()))?;
+    let policy = options.notify.policy;
+    let notify_on = policy.wants_notify() && accel.supports_notify_vmexit();
+    if policy == NotifyPolicy::Require && !notify_on {
+        return Err(RunError::NotifyUnavailable(accel.name()));
+    }
+    if policy.wants_notify() && !notify_on {
+        let detail = format!(
+            "the {} accelerator has no notify VM exit; running without it",
+            accel.name()
+        );
+        if options.warnings {
+            eprintln!("vigil: warning: {detail} (--notify-vmexit require refuses instead)");
+        }
+        log.record(&Event {
+            kind: "notify-unavailable",
+            detail,
+            ..Event::default()
+        });
+    }
+    let mut vm = accel.create_vm(&VmConfig {
+        memory_bytes,
+        intercept_ac_db: options.notify.intercept_ac_db,
+    })?;
     for (gpa, bytes) in &boot.regions {
         vm.write_memory(*gpa, bytes)?;
     }
+    if notify_on {
+        // USER: every notify exit comes here, to be logged and judged.
+        let flags = NOTIFY_VMEXIT_ENABLED | NOTIFY_VMEXIT_USER;
+        vm.enable_notify_vmexit(notify_vmexit_arg(options.notify.window, flags))?;
+    }
+    if options.notify.inject_context_invalid {
+        vm.arm_notify_context_invalid()?;
+    }
     let mut vcpu = vm.create_vcpu(0, &boot.entry)?;
+    let monitor = Monitor::spawn(vcpu.control(), options.limits).map_err(RunError::Monitor)?;
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut first_notify_ns = None;
+    let mut first_notify_qual = None;
+    let mut warned = false;
     let end = loop {
         let exit = vcpu.run()?;
         *counts.entry(exit.kind()).or_insert(0) += 1;
@@ -88,20 +183,131 @@ pub fn run<A: Accelerator>(
             VcpuExit::IoIn { port, data } => bus.read(port, data),
             VcpuExit::Hlt => break RunEnd::Halted,
             VcpuExit::Shutdown => break RunEnd::Shutdown,
-            // Nothing kicks the vCPU yet; a spurious kick just resumes.
-            VcpuExit::Interrupted => {}
+            VcpuExit::Interrupted | VcpuExit::PoweredOff => {
+                match monitor.verdict() {
+                    Some(Verdict::Timeout(d)) => break RunEnd::Timeout(d),
+                    Some(Verdict::Stalled(d)) => break RunEnd::Stalled(d),
+                    None if matches!(exit, VcpuExit::PoweredOff) => break RunEnd::PoweredOff,
+                    // A spurious interruption: resume.
+                    None => {}
+                }
+            }
             VcpuExit::FailEntry { hardware_reason } => break RunEnd::FailEntry(hardware_reason),
             VcpuExit::InternalError(e) => break RunEnd::InternalError(e),
+            VcpuExit::Notify(n) => {
+                let now = vcpu.virtual_ns();
+                if first_notify_ns.is_none() && first_notify_qual.is_none() {
+                    first_notify_ns = now;
+                    first_notify_qual = n.qualification;
+                }
+                log.record(&notify_event(
+                    "notify-exit",
+                    &n,
+                    now,
+                    if n.context_invalid {
+                        "notify VM exit, guest context invalid".into()
+                    } else {
+                        "notify VM exit: no instruction boundary within the notify window".into()
+                    },
+                ));
+                if n.context_invalid {
+                    match options.notify.on_invalid {
+                        InvalidContextAction::Shutdown => {
+                            vcpu.inject_triple_fault()?;
+                            log.record(&notify_event(
+                                "policy",
+                                &n,
+                                now,
+                                "context invalid: triple fault injected (--notify-invalid shutdown)"
+                                    .into(),
+                            ));
+                        }
+                        InvalidContextAction::Stop => {
+                            log.record(&notify_event(
+                                "policy",
+                                &n,
+                                now,
+                                "context invalid: VM stopped (--notify-invalid stop)".into(),
+                            ));
+                            break RunEnd::Stopped(n);
+                        }
+                    }
+                } else if policy == NotifyPolicy::InternalError {
+                    log.record(&notify_event(
+                        "policy",
+                        &n,
+                        now,
+                        "VM stopped at the first notify exit (--notify-vmexit internal-error)"
+                            .into(),
+                    ));
+                    break RunEnd::NotifyInternalError(n);
+                } else if !warned {
+                    warned = true;
+                    if options.warnings {
+                        eprintln!(
+                            "vigil: warning: notify window exceeded in the guest{}; resuming it \
+                             (further notify exits are counted, see --stats and --events)",
+                            n.rip.map_or(String::new(), |r| format!(" at rip {r:#x}"))
+                        );
+                    }
+                }
+            }
         }
     };
+    let verdict = monitor.finish();
+    let end = match (end, verdict) {
+        // The monitor cut the power while the loop was deciding otherwise.
+        (RunEnd::PoweredOff, Some(Verdict::Stalled(d))) => RunEnd::Stalled(d),
+        (end, _) => end,
+    };
+    let stats = vcpu.stats();
+    let virtual_ns = vcpu.virtual_ns();
+    match &end {
+        RunEnd::Shutdown => log.record(&Event {
+            kind: "shutdown",
+            virtual_ns,
+            level: Some(hv::accel::GuestLevel::L1),
+            exit_reason: Some(x86::vmx::exit_reason::TRIPLE_FAULT),
+            detail: "the guest shut down (triple fault)".into(),
+            ..Event::default()
+        }),
+        RunEnd::Stalled(d) => log.record(&Event {
+            kind: "watchdog",
+            virtual_ns,
+            detail: format!(
+                "vCPU 0 spent {:.3} s in the guest without returning to L0; powered off",
+                d.as_secs_f64()
+            ),
+            ..Event::default()
+        }),
+        RunEnd::Timeout(d) => log.record(&Event {
+            kind: "timeout",
+            virtual_ns,
+            detail: format!("run ended by --timeout after {:.3} s", d.as_secs_f64()),
+            ..Event::default()
+        }),
+        _ => {}
+    }
+    if let Some(e) = log.take_error() {
+        return Err(RunError::Events(e));
+    }
     Ok(RunReport {
         end,
         userspace_exits: counts.into_iter().collect(),
-        internal_exits: vcpu.stats().internal_exits,
+        internal_exits: stats.internal_exits,
         unclaimed_port_accesses: {
             let u = bus.unclaimed();
             u.reads + u.writes
         },
         registers: vcpu.registers().ok(),
+        notify: NotifyReport {
+            enabled: notify_on,
+            exits: stats.notify_exits,
+            first_exit_virtual_ns: first_notify_ns,
+            first_exit_qualification: first_notify_qual,
+            longest_without_l0: stats.longest_without_l0,
+            virtual_ns,
+            host_time: started.elapsed(),
+        },
     })
 }

@@ -31,20 +31,7 @@ impl PortBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_util::SharedBuf as Shared;
 
     #[test]
     fn pc_default_bus() {
@@ -53,7 +40,7 @@ mod tests {
         for &b in b"ok\n" {
             assert_eq!(bus.write(0x3F8, &[b]), DeviceAction::None);
         }
-        assert_eq!(&*out.0.lock().unwrap(), b"ok\n");
+        assert_eq!(&*out.bytes(), b"ok\n");
         let mut lsr = [0];
         bus.read(0x3FD, &mut lsr);
         assert_eq!(lsr[0] & 0x60, 0x60);

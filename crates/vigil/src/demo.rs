@@ -1,0 +1,297 @@
+//! `vigil demo`: every notify scenario on the soft accelerator, as a table.
+//!
+//! Each scenario runs a built-in guest under one policy and is judged by
+//! how it ended; a scenario that ends in any other way is marked
+//! `UNEXPECTED` and makes the command fail.
+
+use crate::cli::DemoArgs;
+use std::io::Write;
+use std::time::Duration;
+use vmm::monitor::Limits;
+use vmm::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
+use vmm::{RunEnd, RunOptions, RunReport};
+
+/// How a scenario is expected to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// The guest finishes and reports success.
+    Completed,
+    /// Runs until the storm time with notify exits keeping L0 in control.
+    ContainedByNotify,
+    /// Runs until the storm time with intercepted #AC/#DB exits.
+    ContainedByInterception,
+    /// The watchdog powers it off.
+    Stalled,
+    /// Stopped at the first notify exit.
+    InternalError,
+    /// Shut down by the injected triple fault.
+    ShutDown,
+    /// Paused by the context-invalid policy.
+    Stopped,
+}
+
+struct Scenario {
+    name: &'static str,
+    guest: &'static str,
+    notify: NotifyOptions,
+    expect: Expect,
+    /// Raise an NMI this long after the start.
+    nmi_after: Option<Duration>,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let base = NotifyOptions::default();
+    let bare = NotifyOptions {
+        intercept_ac_db: false,
+        ..base
+    };
+    let s = |name, guest, notify, expect| Scenario {
+        name,
+        guest,
+        notify,
+        expect,
+        nmi_after: None,
+    };
+    vec![
+        s("benign", "hello64", base, Expect::Completed),
+        s("benign", "sieve", base, Expect::Completed),
+        s("benign", "selftest", base, Expect::Completed),
+        s("#AC storm", "ac-storm", bare, Expect::ContainedByNotify),
+        s("#DB storm", "db-storm", bare, Expect::ContainedByNotify),
+        Scenario {
+            nmi_after: Some(Duration::from_millis(20)),
+            ..s(
+                "NMI, IRET, #DB storm",
+                "nmi-iret",
+                bare,
+                Expect::ContainedByNotify,
+            )
+        },
+        s(
+            "#AC storm",
+            "ac-storm",
+            NotifyOptions {
+                policy: NotifyPolicy::Disable,
+                ..bare
+            },
+            Expect::Stalled,
+        ),
+        s(
+            "#DB storm",
+            "db-storm",
+            NotifyOptions {
+                policy: NotifyPolicy::Disable,
+                ..bare
+            },
+            Expect::Stalled,
+        ),
+        s(
+            "#AC storm",
+            "ac-storm",
+            base,
+            Expect::ContainedByInterception,
+        ),
+        s(
+            "#DB storm",
+            "db-storm",
+            base,
+            Expect::ContainedByInterception,
+        ),
+        s(
+            "#AC storm",
+            "ac-storm",
+            NotifyOptions {
+                policy: NotifyPolicy::InternalError,
+                ..bare
+            },
+            Expect::InternalError,
+        ),
+        s(
+            "#DB storm, context invalid",
+            "db-storm",
+            NotifyOptions {
+                inject_context_invalid: true,
+                ..bare
+            },
+            Expect::ShutDown,
+        ),
+        s(
+            "#DB storm, context invalid",
+            "db-storm",
+            NotifyOptions {
+                inject_context_invalid: true,
+                on_invalid: InvalidContextAction::Stop,
+                ..bare
+            },
+            Expect::Stopped,
+        ),
+    ]
+}
+
+/// The policy column: the options that differ from a plain run.
+fn policy_text(n: &NotifyOptions) -> String {
+    let mut s = format!("notify {}", n.policy);
+    if n.inject_context_invalid {
+        s += &format!(", invalid->{}", n.on_invalid.name());
+    }
+    s += if n.intercept_ac_db {
+        ", intercept"
+    } else {
+        ", no intercept"
+    };
+    s
+}
+
+fn exception_exits(r: &RunReport) -> u64 {
+    r.internal_exits
+        .iter()
+        .find(|(n, _)| *n == "exception-nmi")
+        .map_or(0, |(_, c)| *c)
+}
+
+/// The outcome column, and which expectation it meets.
+fn judge(r: &RunReport) -> (String, Option<Expect>) {
+    let n = &r.notify;
+    match &r.end {
+        RunEnd::DebugExit(0) if n.exits == 0 => ("completed".into(), Some(Expect::Completed)),
+        RunEnd::Timeout(_) if n.exits > 0 => (
+            format!(
+                "contained: {} notify exits{}",
+                n.exits,
+                if n.first_exit_qualification.unwrap_or(0) & (1 << 12) != 0 {
+                    ", 1st bit 12"
+                } else {
+                    ""
+                }
+            ),
+            Some(Expect::ContainedByNotify),
+        ),
+        RunEnd::Timeout(_) if exception_exits(r) > 0 => (
+            format!("contained: {} #AC/#DB exits", exception_exits(r)),
+            Some(Expect::ContainedByInterception),
+        ),
+        RunEnd::Stalled(d) => (
+            format!("stalled {:.2} s, powered off", d.as_secs_f64()),
+            Some(Expect::Stalled),
+        ),
+        RunEnd::NotifyInternalError(_) => (
+            "stopped at 1st notify exit".into(),
+            Some(Expect::InternalError),
+        ),
+        RunEnd::Shutdown => ("shut down (triple fault)".into(), Some(Expect::ShutDown)),
+        RunEnd::Stopped(_) => ("stopped, context invalid".into(), Some(Expect::Stopped)),
+        other => (other.to_string(), None),
+    }
+}
+
+/// Virtual nanoseconds for people.
+pub fn ns(ns: u64) -> String {
+    if ns >= 1_000_000 {
+        format!("{:.3} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.3} us", ns as f64 / 1e3)
+    }
+}
+
+/// Runs the demo; returns the process status (0 when every scenario ended
+/// as expected).
+pub fn run(args: &DemoArgs) -> i32 {
+    let accel = hv::soft::SoftAccelerator::default();
+    let mut out = std::io::stdout().lock();
+    let header = [
+        "scenario",
+        "guest",
+        "policy",
+        "outcome",
+        "1st notify (virtual)",
+        "longest without L0 (host)",
+    ];
+    let widths = [26, 9, 44, 40, 20, 25];
+    let line = |cells: [&str; 6]| -> String {
+        let mut s = String::new();
+        for (c, w) in cells.iter().zip(widths) {
+            s += &format!("{c:<w$}  ");
+        }
+        s.trim_end().to_string()
+    };
+    let _ = writeln!(
+        out,
+        "Vigil notify demo on the soft accelerator: window 0 + the model's threshold of {} \
+         crystal cycles; storms end after {:.1} s, the watchdog fires after {:.1} s.\n",
+        softcpu::CpuModel::default().notify_threshold,
+        args.storm_time.as_secs_f64(),
+        args.watchdog.as_secs_f64()
+    );
+    let _ = writeln!(out, "{}", line(header));
+    let mut failures = 0;
+    for sc in scenarios() {
+        let Some(guest) = guests::find(sc.guest) else {
+            let _ = writeln!(out, "{}: built-in guest {} missing", sc.name, sc.guest);
+            failures += 1;
+            continue;
+        };
+        let options = RunOptions {
+            notify: sc.notify,
+            limits: Limits {
+                timeout: Some(if sc.expect == Expect::Completed {
+                    Duration::from_secs(30)
+                } else {
+                    args.storm_time
+                }),
+                watchdog: args.watchdog,
+                nmi_after: sc.nmi_after,
+                ..Limits::default()
+            },
+            warnings: false,
+            ..RunOptions::default()
+        };
+        let output = vmm::RunOutput {
+            serial: Box::new(std::io::sink()),
+            events: None,
+        };
+        let (outcome, first, longest) = match vmm::run(&accel, guest.image, &options, output) {
+            Ok(report) => {
+                let (mut text, met) = judge(&report);
+                if met != Some(sc.expect) {
+                    text = format!("UNEXPECTED: {text}");
+                    failures += 1;
+                }
+                (
+                    text,
+                    report
+                        .notify
+                        .first_exit_virtual_ns
+                        .map_or("-".to_string(), ns),
+                    report
+                        .notify
+                        .longest_without_l0
+                        .map_or("-".to_string(), |d| {
+                            format!("{:.3} ms", d.as_secs_f64() * 1e3)
+                        }),
+                )
+            }
+            Err(e) => {
+                failures += 1;
+                (format!("UNEXPECTED: {e}"), "-".into(), "-".into())
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            line([
+                sc.name,
+                sc.guest,
+                &policy_text(&sc.notify),
+                &outcome,
+                &first,
+                &longest
+            ])
+        );
+    }
+    if failures > 0 {
+        let _ = writeln!(out, "\n{failures} scenario(s) did not end as expected");
+        1
+    } else {
+        0
+    }
+}
