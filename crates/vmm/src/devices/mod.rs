@@ -5,16 +5,20 @@
 //! * [`serial`]: a 16550A UART ([`Serial`]), COM1 at [`COM1_BASE`].
 //! * [`debug_exit`]: QEMU's isa-debug-exit ([`DebugExit`]) at
 //!   [`DEBUG_EXIT_BASE`].
+//! * [`fw_cfg`]: QEMU's firmware configuration device ([`FwCfg`]) at
+//!   [`FW_CFG_BASE`].
 //!
 //! [`PortBus::pc_default`] builds the bus of the guest ABI: COM1 and the
 //! debug-exit device.
 
 pub mod bus;
 pub mod debug_exit;
+pub mod fw_cfg;
 pub mod serial;
 
 pub use bus::{BusError, DeviceAction, PortBus, PortDevice, UnclaimedAccesses};
 pub use debug_exit::{exit_status, DebugExit, DEBUG_EXIT_BASE, DEBUG_EXIT_LEN};
+pub use fw_cfg::{FwCfg, FwCfgError, FW_CFG_BASE, FW_CFG_LEN};
 pub use serial::{Serial, COM1_BASE, SERIAL_LEN};
 
 impl PortBus {
