@@ -7,6 +7,8 @@
 //!   [`DEBUG_EXIT_BASE`].
 //! * [`fw_cfg`]: QEMU's firmware configuration device ([`FwCfg`]) at
 //!   [`FW_CFG_BASE`].
+//! * [`pic`]: the 8259A pair ([`DualPic`]) at [`PIC_MASTER_BASE`] and
+//!   [`PIC_SLAVE_BASE`].
 //! * [`testdev`]: QEMU's pc-testdev ([`TestDevPorts`] at
 //!   [`TESTDEV_PORT_BASE`], [`TestDevIrqLines`], [`TestDevMmio`]).
 //!
@@ -16,12 +18,14 @@
 pub mod bus;
 pub mod debug_exit;
 pub mod fw_cfg;
+pub mod pic;
 pub mod serial;
 pub mod testdev;
 
 pub use bus::{BusError, DeviceAction, PortBus, PortDevice, UnclaimedAccesses};
 pub use debug_exit::{exit_status, DebugExit, DEBUG_EXIT_BASE, DEBUG_EXIT_LEN};
 pub use fw_cfg::{FwCfg, FwCfgError, FW_CFG_BASE, FW_CFG_LEN};
+pub use pic::{DualPic, Pic8259, PicPorts, SharedPic, PIC_LEN, PIC_MASTER_BASE, PIC_SLAVE_BASE};
 pub use serial::{Serial, COM1_BASE, SERIAL_LEN};
 pub use testdev::{
     IrqLineLevels, TestDevIrqLines, TestDevMmio, TestDevPorts, TESTDEV_IRQ_BASE, TESTDEV_IRQ_LEN,
