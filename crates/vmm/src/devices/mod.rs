@@ -9,6 +9,8 @@
 //!   [`FW_CFG_BASE`].
 //! * [`pic`]: the 8259A pair ([`DualPic`]) at [`PIC_MASTER_BASE`] and
 //!   [`PIC_SLAVE_BASE`].
+//! * [`pit`]: the 8254 PIT ([`Pit`]) at [`PIT_BASE`], counting a shared
+//!   [`VirtualClock`].
 //! * [`testdev`]: QEMU's pc-testdev ([`TestDevPorts`] at
 //!   [`TESTDEV_PORT_BASE`], [`TestDevIrqLines`], [`TestDevMmio`]).
 //!
@@ -19,6 +21,7 @@ pub mod bus;
 pub mod debug_exit;
 pub mod fw_cfg;
 pub mod pic;
+pub mod pit;
 pub mod serial;
 pub mod testdev;
 
@@ -26,6 +29,7 @@ pub use bus::{BusError, DeviceAction, PortBus, PortDevice, UnclaimedAccesses};
 pub use debug_exit::{exit_status, DebugExit, DEBUG_EXIT_BASE, DEBUG_EXIT_LEN};
 pub use fw_cfg::{FwCfg, FwCfgError, FW_CFG_BASE, FW_CFG_LEN};
 pub use pic::{DualPic, Pic8259, PicPorts, SharedPic, PIC_LEN, PIC_MASTER_BASE, PIC_SLAVE_BASE};
+pub use pit::{Pit, VirtualClock, PIT_BASE, PIT_HZ, PIT_IRQ, PIT_LEN};
 pub use serial::{Serial, COM1_BASE, SERIAL_LEN};
 pub use testdev::{
     IrqLineLevels, TestDevIrqLines, TestDevMmio, TestDevPorts, TESTDEV_IRQ_BASE, TESTDEV_IRQ_LEN,
