@@ -9,4 +9,5 @@
 pub mod accel;
 pub mod ept;
 pub mod hw;
+pub mod lapic;
 pub mod soft;

@@ -5,17 +5,36 @@
 //! * [`serial`]: a 16550A UART ([`Serial`]), COM1 at [`COM1_BASE`].
 //! * [`debug_exit`]: QEMU's isa-debug-exit ([`DebugExit`]) at
 //!   [`DEBUG_EXIT_BASE`].
+//! * [`fw_cfg`]: QEMU's firmware configuration device ([`FwCfg`]) at
+//!   [`FW_CFG_BASE`].
+//! * [`pic`]: the 8259A pair ([`DualPic`]) at [`PIC_MASTER_BASE`] and
+//!   [`PIC_SLAVE_BASE`].
+//! * [`pit`]: the 8254 PIT ([`Pit`]) at [`PIT_BASE`], counting a shared
+//!   [`VirtualClock`].
+//! * [`testdev`]: QEMU's pc-testdev ([`TestDevPorts`] at
+//!   [`TESTDEV_PORT_BASE`], [`TestDevIrqLines`], [`TestDevMmio`]).
 //!
 //! [`PortBus::pc_default`] builds the bus of the guest ABI: COM1 and the
 //! debug-exit device.
 
 pub mod bus;
 pub mod debug_exit;
+pub mod fw_cfg;
+pub mod pic;
+pub mod pit;
 pub mod serial;
+pub mod testdev;
 
 pub use bus::{BusError, DeviceAction, PortBus, PortDevice, UnclaimedAccesses};
 pub use debug_exit::{exit_status, DebugExit, DEBUG_EXIT_BASE, DEBUG_EXIT_LEN};
+pub use fw_cfg::{FwCfg, FwCfgError, FW_CFG_BASE, FW_CFG_LEN};
+pub use pic::{DualPic, Pic8259, PicPorts, SharedPic, PIC_LEN, PIC_MASTER_BASE, PIC_SLAVE_BASE};
+pub use pit::{Pit, VirtualClock, PIT_BASE, PIT_HZ, PIT_IRQ, PIT_LEN};
 pub use serial::{Serial, COM1_BASE, SERIAL_LEN};
+pub use testdev::{
+    IrqLineLevels, TestDevIrqLines, TestDevMmio, TestDevPorts, TESTDEV_IRQ_BASE, TESTDEV_IRQ_LEN,
+    TESTDEV_MMIO_BASE, TESTDEV_MMIO_LEN, TESTDEV_PORT_BASE, TESTDEV_PORT_LEN,
+};
 
 impl PortBus {
     /// The guest ABI's port devices: a 16550A UART at COM1 (0x3F8–0x3FF)
