@@ -353,6 +353,9 @@ pub trait VcpuControl: Send + Sync {
     /// How long the vCPU has been in the guest since it last returned to L0,
     /// or `None` when it is not in the guest (or the accelerator cannot tell).
     fn in_guest_for(&self) -> Option<Duration>;
+    /// The vCPU's virtual time in nanoseconds as of its last VM exit, where
+    /// the accelerator keeps one (devices that count time read it).
+    fn virtual_ns(&self) -> Option<u64>;
     /// Raises an NMI on the vCPU (QEMU's monitor `nmi`, `KVM_NMI`): the
     /// guest takes it through its IDT at the next instruction boundary where
     /// NMIs are not blocked.

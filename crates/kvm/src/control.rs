@@ -46,6 +46,10 @@ impl VcpuControl for KvmControl {
         None
     }
 
+    fn virtual_ns(&self) -> Option<u64> {
+        None
+    }
+
     fn inject_nmi(&self) {
         self.nmi_pending.store(true, Ordering::Release);
     }

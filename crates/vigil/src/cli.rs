@@ -137,9 +137,16 @@ pub struct RunArgs {
     /// exit reports an invalid guest context, which silicon never does.
     #[arg(long)]
     pub inject_notify_invalid: bool,
-    /// Kernel command line passed through multiboot.
+    /// Kernel command line passed through multiboot. As with QEMU's -append,
+    /// the kernel sees the kernel's name, a space, then STRING.
     #[arg(long, value_name = "STRING")]
     pub append: Option<String>,
+    /// Load FILE as a multiboot module (repeatable, in order), as QEMU's
+    /// -initrd "FILE STRING,...": the module's string is FILE, then a space
+    /// and STRING when given. The first module is commonly a text file of
+    /// KEY=VALUE lines.
+    #[arg(long, value_name = "FILE[,STRING]")]
+    pub module: Vec<String>,
     /// Run a built-in guest by name (see `vigil guests`).
     #[arg(long, value_name = "NAME")]
     pub guest: Option<String>,

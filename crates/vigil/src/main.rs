@@ -72,7 +72,14 @@ fn run(args: &RunArgs) -> i32 {
             );
         }
     }
-    let options = run_options(args);
+    let mut options = run_options(args);
+    match load_modules(&args.module) {
+        Ok(m) => options.modules = m,
+        Err(msg) => {
+            eprintln!("vigil: {msg}");
+            return STATUS_USAGE;
+        }
+    }
     let events: Option<Box<dyn Write + Send>> = match &args.events {
         None => None,
         Some(path) => match std::fs::File::create(path) {
@@ -134,12 +141,54 @@ fn run(args: &RunArgs) -> i32 {
     }
 }
 
+/// Reads each `--module FILE[,STRING]`: the module's string is what QEMU's
+/// `-initrd` gives it, the file name followed by the arguments.
+fn load_modules(specs: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (file, args) = match spec.split_once(',') {
+                Some((f, a)) => (f, Some(a)),
+                None => (spec.as_str(), None),
+            };
+            if file.is_empty() {
+                return Err(format!(
+                    "--module '{spec}' names no file; use --module FILE[,STRING]"
+                ));
+            }
+            let data =
+                std::fs::read(file).map_err(|e| format!("cannot read module '{file}': {e}"))?;
+            let string = match args {
+                Some(a) => format!("{file} {a}"),
+                None => file.to_string(),
+            };
+            Ok((string, data))
+        })
+        .collect()
+}
+
+/// The kernel's name as the guest sees it at the start of its command line:
+/// the file as given, or the built-in guest's name.
+fn kernel_name(args: &RunArgs) -> String {
+    match (&args.guest, &args.kernel) {
+        (Some(name), _) => name.clone(),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => String::new(),
+    }
+}
+
 /// The run options the arguments ask for.
 fn run_options(args: &RunArgs) -> vmm::RunOptions {
     use vmm::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
     vmm::RunOptions {
         memory_mib: args.memory,
-        cmdline: args.append.clone().unwrap_or_default(),
+        // QEMU's multiboot loader: the kernel file name, a space, -append.
+        cmdline: format!(
+            "{} {}",
+            kernel_name(args),
+            args.append.as_deref().unwrap_or_default()
+        ),
+        modules: Vec::new(),
         notify: NotifyOptions {
             policy: match args.notify_vmexit {
                 NotifyVmexit::Run => NotifyPolicy::Run,

@@ -160,6 +160,9 @@ mod tests {
                 .load(Ordering::Relaxed)
                 .then(|| self.start.elapsed())
         }
+        fn virtual_ns(&self) -> Option<u64> {
+            None
+        }
         fn inject_nmi(&self) {}
         fn power_off(&self) {
             self.off.store(true, Ordering::Relaxed);

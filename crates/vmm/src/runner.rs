@@ -1,7 +1,7 @@
 //! The vCPU loop: load the kernel, apply the notify policy, run with the
 //! monitor watching, dispatch each exit to a device or decide the run is over.
 
-use crate::devices::{DeviceAction, PortBus};
+use crate::devices::{DeviceAction, PortBus, VirtualClock};
 use crate::events::{Event, EventLog};
 use crate::loader::{self, LoadError};
 use crate::monitor::{Limits, Monitor, Verdict};
@@ -21,8 +21,11 @@ use std::time::Instant;
 pub struct RunOptions {
     /// Guest RAM in MiB.
     pub memory_mib: u64,
-    /// Kernel command line passed through multiboot.
+    /// Kernel command line passed through multiboot (QEMU passes the kernel
+    /// file name, a space, and `-append`'s text; the caller composes it).
     pub cmdline: String,
+    /// Multiboot modules, in order: `(string, contents)`.
+    pub modules: Vec<(String, Vec<u8>)>,
     /// Notify VM exit policy.
     pub notify: NotifyOptions,
     /// Timeout, watchdog and host tick.
@@ -37,6 +40,7 @@ impl Default for RunOptions {
         RunOptions {
             memory_mib: 128,
             cmdline: String::new(),
+            modules: Vec::new(),
             notify: NotifyOptions::default(),
             limits: Limits::default(),
             warnings: true,
@@ -127,10 +131,17 @@ pub fn run<A: Accelerator>(
     let memory_bytes = options.memory_mib.checked_mul(1 << 20).ok_or_else(|| {
         RunError::Accel(AccelError::InvalidConfig("memory size overflows".into()))
     })?;
-    let boot =
-        loader::load_multiboot(image, memory_bytes, &options.cmdline).map_err(RunError::Load)?;
-    let mut bus =
-        PortBus::pc_default(output.serial).map_err(|e| RunError::Devices(e.to_string()))?;
+    let modules: Vec<loader::Module<'_>> = options
+        .modules
+        .iter()
+        .map(|(string, data)| loader::Module { data, string })
+        .collect();
+    let boot = loader::load_multiboot_with_modules(image, memory_bytes, &options.cmdline, &modules)
+        .map_err(RunError::Load)?;
+    let clock = VirtualClock::new();
+    let (mut bus, _pic) = PortBus::pc(output.serial, memory_bytes, clock.clone())
+        .map_err(|e| RunError::Devices(e.to_string()))?;
+
     let policy = options.notify.policy;
     let notify_on = policy.wants_notify() && accel.supports_notify_vmexit();
     if policy == NotifyPolicy::Require && !notify_on {
@@ -166,7 +177,8 @@ pub fn run<A: Accelerator>(
         vm.arm_notify_context_invalid()?;
     }
     let mut vcpu = vm.create_vcpu(0, &boot.entry)?;
-    let monitor = Monitor::spawn(vcpu.control(), options.limits).map_err(RunError::Monitor)?;
+    let control = vcpu.control();
+    let monitor = Monitor::spawn(control.clone(), options.limits).map_err(RunError::Monitor)?;
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut first_notify_ns = None;
     let mut first_notify_qual = None;
@@ -174,6 +186,13 @@ pub fn run<A: Accelerator>(
     let end = loop {
         let exit = vcpu.run()?;
         *counts.entry(exit.kind()).or_insert(0) += 1;
+        // Devices that count time (the PIT) see the vCPU's virtual time, or
+        // host time where the accelerator keeps none.
+        clock.set_ns(
+            control
+                .virtual_ns()
+                .unwrap_or_else(|| started.elapsed().as_nanos() as u64),
+        );
         match exit {
             VcpuExit::IoOut { port, data } => {
                 if let DeviceAction::Exit(v) = bus.write(port, data) {

@@ -21,10 +21,14 @@ pub struct SoftControl {
     /// plus one; 0 while it is in L0 or userspace.
     entered: AtomicU64,
     epoch: Instant,
+    /// Virtual time (core cycles) at the last VM exit.
+    exit_cycles: AtomicU64,
+    /// Core (TSC) frequency.
+    tsc_hz: u64,
 }
 
 impl SoftControl {
-    pub(crate) fn new(kick: Kicker, power: PowerSwitch, nmi: Kicker) -> Self {
+    pub(crate) fn new(kick: Kicker, power: PowerSwitch, nmi: Kicker, tsc_hz: u64) -> Self {
         SoftControl {
             kick,
             power,
@@ -32,7 +36,14 @@ impl SoftControl {
             exit_requested: AtomicBool::new(false),
             entered: AtomicU64::new(0),
             epoch: Instant::now(),
+            exit_cycles: AtomicU64::new(0),
+            tsc_hz: tsc_hz.max(1),
         }
+    }
+
+    /// Records the virtual time of a VM exit.
+    pub(crate) fn note_exit_cycles(&self, cycles: u64) {
+        self.exit_cycles.store(cycles, Ordering::Release);
     }
 
     /// Records a VM entry; returns the instant it happened.
@@ -79,6 +90,11 @@ impl VcpuControl for SoftControl {
                 Some(Duration::from_nanos(now.saturating_sub(t - 1)))
             }
         }
+    }
+
+    fn virtual_ns(&self) -> Option<u64> {
+        let cycles = self.exit_cycles.load(Ordering::Acquire);
+        Some((u128::from(cycles) * 1_000_000_000 / u128::from(self.tsc_hz)) as u64)
     }
 
     fn inject_nmi(&self) {

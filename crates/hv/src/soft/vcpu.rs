@@ -55,7 +55,7 @@ impl SoftVcpu {
             let tsc_hz = u64::from(model.crystal_hz) * u64::from(model.tsc_ratio_numerator)
                 / u64::from(model.tsc_ratio_denominator.max(1));
             (
-                SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line()),
+                SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line(), tsc_hz),
                 tsc_hz.max(1),
             )
         };
@@ -126,6 +126,7 @@ impl Vcpu for SoftVcpu {
                 VmxHardware::vmlaunch(&mut *cpu)
             };
             let in_guest = self.control.back_in_l0(since);
+            self.control.note_exit_cycles(cpu.cycles());
             self.longest_in_guest = self.longest_in_guest.max(in_guest);
             if cpu.powered_off() {
                 return Ok(VcpuExit::PoweredOff);

@@ -131,10 +131,14 @@ impl FwCfg {
     /// An fw_cfg device describing a machine with `ram_bytes` of RAM and
     /// `cpus` CPUs (also reported as the maximum), booted with `cmdline`
     /// (bytes after a NUL, if any, are dropped: the item is a C string).
+    /// An empty `cmdline` leaves both command-line items empty (size 0), as
+    /// QEMU does for a kernel that gets its command line another way.
     /// The signature item is selected, as after QEMU's reset.
     pub fn new(ram_bytes: u64, cpus: u16, cmdline: &[u8]) -> FwCfg {
         let mut cmd: Vec<u8> = cmdline.iter().copied().take_while(|&b| b != 0).collect();
-        cmd.push(0);
+        if !cmd.is_empty() {
+            cmd.push(0);
+        }
         let cmd_len = u32::try_from(cmd.len()).unwrap_or(u32::MAX);
         let mut items = BTreeMap::new();
         items.insert(FW_CFG_SIGNATURE, b"QEMU".to_vec());
@@ -295,7 +299,8 @@ mod tests {
     fn past_the_end_and_unknown_keys_read_zero() {
         let mut bus = bus(FwCfg::new(1 << 20, 1, b""));
         assert_eq!(read_item(&mut bus, FW_CFG_SIGNATURE, 6), b"QEMU\0\0");
-        assert_eq!(read_item(&mut bus, FW_CFG_CMDLINE_SIZE, 4), [1, 0, 0, 0]);
+        // An empty command line is no item at all (QEMU with a multiboot kernel).
+        assert_eq!(read_item(&mut bus, FW_CFG_CMDLINE_SIZE, 4), [0, 0, 0, 0]);
         assert_eq!(read_item(&mut bus, FW_CFG_CMDLINE_DATA, 2), [0, 0]);
         for key in [0x0002, 0x0013, 0x4000, 0x8000, 0xFFFF] {
             assert_eq!(read_item(&mut bus, key, 3), [0, 0, 0], "key {key:#x}");

@@ -15,7 +15,9 @@
 //!   [`TESTDEV_PORT_BASE`], [`TestDevIrqLines`], [`TestDevMmio`]).
 //!
 //! [`PortBus::pc_default`] builds the bus of the guest ABI: COM1 and the
-//! debug-exit device.
+//! debug-exit device. [`PortBus::pc`] adds what QEMU's PC with `-kernel`
+//! offers test kernels on ports: fw_cfg, the PIC pair, the PIT and
+//! pc-testdev.
 
 pub mod bus;
 pub mod debug_exit;
@@ -45,12 +47,75 @@ impl PortBus {
         bus.register(DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, Box::new(DebugExit::new()))?;
         Ok(bus)
     }
+
+    /// [`PortBus::pc_default`] plus the port devices of QEMU's PC: fw_cfg
+    /// (0x510) describing `ram_bytes` and one CPU, the 8259A pair (0x20,
+    /// 0xA0), the 8254 PIT (0x40) counting `clock`, and pc-testdev's ports
+    /// (0xE0, 0x2000).
+    ///
+    /// fw_cfg's command-line items are empty, as QEMU leaves them for a
+    /// multiboot kernel (it reads its command line from the multiboot
+    /// information). Interrupt lines are modelled but not yet delivered to
+    /// the vCPU: kernels can program and mask the PIC and read the PIT.
+    pub fn pc(
+        serial_out: Box<dyn std::io::Write + Send>,
+        ram_bytes: u64,
+        clock: VirtualClock,
+    ) -> Result<(PortBus, SharedPic), BusError> {
+        let mut bus = PortBus::pc_default(serial_out)?;
+        bus.register(
+            FW_CFG_BASE,
+            FW_CFG_LEN,
+            Box::new(FwCfg::new(ram_bytes, 1, b"")),
+        )?;
+        let (pic, master, slave) = DualPic::shared();
+        bus.register(PIC_MASTER_BASE, PIC_LEN, Box::new(master))?;
+        bus.register(PIC_SLAVE_BASE, PIC_LEN, Box::new(slave))?;
+        bus.register(PIT_BASE, PIT_LEN, Box::new(Pit::new(clock)))?;
+        bus.register(
+            TESTDEV_PORT_BASE,
+            TESTDEV_PORT_LEN,
+            Box::new(TestDevPorts::new()),
+        )?;
+        bus.register(
+            TESTDEV_IRQ_BASE,
+            TESTDEV_IRQ_LEN,
+            Box::new(TestDevIrqLines::new(IrqLineLevels::new())),
+        )?;
+        Ok((bus, pic))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_util::SharedBuf as Shared;
+
+    #[test]
+    fn pc_bus_has_the_qemu_port_devices() {
+        let (mut bus, _pic) =
+            PortBus::pc(Box::new(Shared::default()), 128 << 20, VirtualClock::new()).unwrap();
+        bus.write(0x510, &[0, 0]);
+        let mut sig = [0u8; 4];
+        for b in &mut sig {
+            let mut v = [0];
+            bus.read(0x511, &mut v);
+            *b = v[0];
+        }
+        assert_eq!(&sig, b"QEMU");
+        bus.write(0xE0, &0x1234_5678u32.to_le_bytes());
+        bus.write(0xE0, &[0xAB]);
+        let mut v = [0; 4];
+        bus.read(0xE0, &mut v);
+        assert_eq!(u32::from_le_bytes(v), 0x1234_56AB);
+        bus.write(0x21, &[0xFF]);
+        bus.write(0xA1, &[0xFF]);
+        let (mut m, mut sl) = ([0], [0]);
+        bus.read(0x21, &mut m);
+        bus.read(0xA1, &mut sl);
+        assert_eq!((m[0], sl[0]), (0xFF, 0xFF));
+        assert_eq!(bus.unclaimed(), UnclaimedAccesses::default());
+    }
 
     #[test]
     fn pc_default_bus() {

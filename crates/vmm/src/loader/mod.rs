@@ -40,6 +40,17 @@
 //! | `0x90E0` ([`BOOTLOADER_NAME_ADDR`]) | 0x20 | `"vigil\0"` |
 //! | `0x9100` ([`CMDLINE_ADDR`]) | ≤ 0xF00 | command line, NUL-terminated |
 //!
+//! With modules ([`load_multiboot_with_modules`], QEMU's `-initrd
+//! "file args,file2"`), the page below holds their descriptors and strings:
+//!
+//! | guest address | size | contents |
+//! |---|---|---|
+//! | `0x8000` ([`MODS_ADDR`]) | 16 × count | `mod_start, mod_end, string, 0` per module |
+//! | after them | rest of the page | the modules' strings, NUL-terminated |
+//!
+//! Module contents follow the kernel's highest loaded byte, each on a 4 KiB
+//! boundary, in order; the info structure then also sets MODS (bit 3).
+//!
 //! The info structure sets flags MEM (bit 0), CMDLINE (bit 2), MMAP (bit 6)
 //! and BOOT_LOADER_NAME (bit 9):
 //!
@@ -85,6 +96,10 @@ pub const BOOTLOADER_NAME: &str = "vigil";
 pub const CMDLINE_ADDR: u64 = 0x9100;
 /// End (exclusive) of the page that holds all boot information.
 pub const BOOT_INFO_LIMIT: u64 = 0xA000;
+/// Guest-physical address of the module descriptors (`mods_addr`).
+pub const MODS_ADDR: u64 = 0x8000;
+/// Size of one module descriptor.
+pub const MOD_ENTRY_SIZE: u64 = 16;
 /// Longest command line accepted, in bytes, not counting the NUL.
 pub const CMDLINE_MAX: usize = (BOOT_INFO_LIMIT - CMDLINE_ADDR - 1) as usize;
 /// Smallest guest RAM the loader can describe: everything below 1 MiB.
@@ -105,8 +120,14 @@ pub const SUPPORTED_REQUIRED_FLAGS: u32 = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO;
 
 /// Info flag: `mem_lower` and `mem_upper` are valid.
 pub const INFO_MEM: u32 = 1 << 0;
+/// Info flag: `boot_device` is valid.
+pub const INFO_BOOT_DEVICE: u32 = 1 << 1;
 /// Info flag: `cmdline` is valid.
 pub const INFO_CMDLINE: u32 = 1 << 2;
+/// Info flag: `mods_count` and `mods_addr` are valid.
+pub const INFO_MODS: u32 = 1 << 3;
+/// The `boot_device` QEMU's multiboot loader reports (no BIOS drive, whole disk).
+pub const BOOT_DEVICE: u32 = 0x8000_FFFF;
 /// Info flag: `mmap_length` and `mmap_addr` are valid.
 pub const INFO_MMAP: u32 = 1 << 6;
 /// Info flag: `boot_loader_name` is valid.
@@ -122,7 +143,10 @@ mod info {
     pub const FLAGS: usize = 0;
     pub const MEM_LOWER: usize = 4;
     pub const MEM_UPPER: usize = 8;
+    pub const BOOT_DEVICE: usize = 12;
     pub const CMDLINE: usize = 16;
+    pub const MODS_COUNT: usize = 20;
+    pub const MODS_ADDR: usize = 24;
     pub const MMAP_LENGTH: usize = 44;
     pub const MMAP_ADDR: usize = 48;
     pub const BOOT_LOADER_NAME: usize = 64;
@@ -278,6 +302,34 @@ pub enum LoadError {
     },
     /// Nothing to load.
     NoLoadableSegment,
+    /// The modules' descriptors and strings do not fit in their page.
+    ModuleStringsTooLong {
+        /// Bytes they need.
+        needed: u64,
+    },
+    /// A module does not fit in guest RAM after the kernel.
+    ModuleOutsideRam {
+        /// Module index.
+        index: usize,
+        /// Where it would start.
+        addr: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// A segment overlaps the module descriptors the loader writes.
+    SegmentOverlapsModuleList {
+        /// Guest-physical load address.
+        addr: u64,
+    },
+}
+
+/// A multiboot module: its contents and the string the kernel sees for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module<'a> {
+    /// The module's bytes.
+    pub data: &'a [u8],
+    /// Its string (QEMU: the file name and any arguments after it).
+    pub string: &'a str,
 }
 
 /// Formats a byte count as "N MiB" when exact, else "N bytes".
@@ -404,6 +456,18 @@ impl fmt::Display for LoadError {
                 f,
                 "kernel has nothing to load (no PT_LOAD segment with a non-zero size); check the linker script"
             ),
+            LoadError::ModuleStringsTooLong { needed } => write!(
+                f,
+                "module descriptors and strings need {needed} bytes but the loader has one 4 KiB page for them; use fewer or shorter --module strings"
+            ),
+            LoadError::ModuleOutsideRam { index, addr, size } => write!(
+                f,
+                "module {index} ({size} bytes) would end beyond guest RAM when loaded at {addr:#x}; raise --memory"
+            ),
+            LoadError::SegmentOverlapsModuleList { addr } => write!(
+                f,
+                "segment at {addr:#x} overlaps the module descriptors at {MODS_ADDR:#x}-{BOOT_INFO_ADDR:#x}; link the kernel elsewhere (e.g. at 1 MiB)"
+            ),
         }
     }
 }
@@ -490,6 +554,18 @@ pub fn load_multiboot(
     memory_bytes: u64,
     cmdline: &str,
 ) -> Result<BootImage, LoadError> {
+    load_multiboot_with_modules(image, memory_bytes, cmdline, &[])
+}
+
+/// [`load_multiboot`] with modules, as `qemu-system-x86_64 -kernel K -append
+/// S -initrd M` presents them: each module page-aligned after the kernel,
+/// described at [`MODS_ADDR`] with its string.
+pub fn load_multiboot_with_modules(
+    image: &[u8],
+    memory_bytes: u64,
+    cmdline: &str,
+    modules: &[Module<'_>],
+) -> Result<BootImage, LoadError> {
     if memory_bytes < MIN_MEMORY {
         return Err(LoadError::MemoryTooSmall { memory_bytes });
     }
@@ -518,8 +594,14 @@ pub fn load_multiboot(
         return Err(LoadError::NoLoadableSegment);
     }
 
-    let info = build_boot_info(memory_bytes, cmdline);
+    let info = build_boot_info(memory_bytes, cmdline, modules.len());
     let info_end = BOOT_INFO_ADDR + info.len() as u64;
+    let module_list = module_list_size(modules);
+    if module_list > 4096 {
+        return Err(LoadError::ModuleStringsTooLong {
+            needed: module_list,
+        });
+    }
     let mut regions = Vec::with_capacity(segments.len() + 1);
     for (i, seg) in segments.iter().enumerate() {
         let end = seg
@@ -536,6 +618,9 @@ pub fn load_multiboot(
                 addr: seg.addr,
                 size: seg.size,
             });
+        }
+        if !modules.is_empty() && seg.addr < BOOT_INFO_ADDR && MODS_ADDR < end {
+            return Err(LoadError::SegmentOverlapsModuleList { addr: seg.addr });
         }
         for other in &segments[..i] {
             // `other` was checked above, so its end cannot overflow.
@@ -560,6 +645,12 @@ pub fn load_multiboot(
             head.copy_from_slice(seg.data);
         }
         regions.push((seg.addr, bytes));
+    }
+    if !modules.is_empty() {
+        let kernel_end = segments.iter().map(|s| s.addr + s.size).max().unwrap_or(0);
+        let (list, placed) = place_modules(modules, kernel_end, memory_bytes)?;
+        regions.extend(placed);
+        regions.push((MODS_ADDR, list));
     }
     regions.push((BOOT_INFO_ADDR, info));
 
@@ -793,7 +884,51 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
 
 /// Builds the boot information page contents (see the module documentation),
 /// starting at [`BOOT_INFO_ADDR`]. `cmdline` must fit and hold no NUL.
-fn build_boot_info(memory_bytes: u64, cmdline: &str) -> Vec<u8> {
+/// Bytes the module descriptors and their NUL-terminated strings take.
+fn module_list_size(modules: &[Module<'_>]) -> u64 {
+    modules
+        .iter()
+        .map(|m| MOD_ENTRY_SIZE + m.string.len() as u64 + 1)
+        .sum()
+}
+
+/// `(guest-physical address, bytes)` regions to copy into guest RAM.
+type Regions = Vec<(u64, Vec<u8>)>;
+
+/// Places the modules page-aligned from `kernel_end`; returns the descriptor
+/// page contents and the module regions.
+fn place_modules(
+    modules: &[Module<'_>],
+    kernel_end: u64,
+    memory_bytes: u64,
+) -> Result<(Vec<u8>, Regions), LoadError> {
+    let mut list = vec![0u8; modules.len() * MOD_ENTRY_SIZE as usize];
+    let mut regions = Vec::with_capacity(modules.len());
+    let mut next = kernel_end.div_ceil(4096) * 4096;
+    for (index, m) in modules.iter().enumerate() {
+        let size = m.data.len() as u64;
+        let end = next
+            .checked_add(size)
+            .filter(|&e| e <= memory_bytes && e <= u64::from(u32::MAX))
+            .ok_or(LoadError::ModuleOutsideRam {
+                index,
+                addr: next,
+                size,
+            })?;
+        let string_addr = MODS_ADDR + list.len() as u64;
+        list.extend_from_slice(m.string.as_bytes());
+        list.push(0);
+        let e = index * MOD_ENTRY_SIZE as usize;
+        list[e..e + 4].copy_from_slice(&(next as u32).to_le_bytes());
+        list[e + 4..e + 8].copy_from_slice(&(end as u32).to_le_bytes());
+        list[e + 8..e + 12].copy_from_slice(&(string_addr as u32).to_le_bytes());
+        regions.push((next, m.data.to_vec()));
+        next = end.div_ceil(4096) * 4096;
+    }
+    Ok((list, regions))
+}
+
+fn build_boot_info(memory_bytes: u64, cmdline: &str, modules: usize) -> Vec<u8> {
     let mut page = vec![0u8; (CMDLINE_ADDR - BOOT_INFO_ADDR) as usize];
     let put32 = |page: &mut Vec<u8>, off: usize, v: u32| {
         page[off..off + 4].copy_from_slice(&v.to_le_bytes());
@@ -809,11 +944,17 @@ fn build_boot_info(memory_bytes: u64, cmdline: &str) -> Vec<u8> {
         entries.push((MIB, memory_bytes - MIB, MMAP_AVAILABLE));
     }
 
+    let mods = if modules > 0 { INFO_MODS } else { 0 };
     put32(
         &mut page,
         info::FLAGS,
-        INFO_MEM | INFO_CMDLINE | INFO_MMAP | INFO_BOOTLOADER_NAME,
+        INFO_MEM | INFO_BOOT_DEVICE | INFO_CMDLINE | mods | INFO_MMAP | INFO_BOOTLOADER_NAME,
     );
+    put32(&mut page, info::BOOT_DEVICE, BOOT_DEVICE);
+    if modules > 0 {
+        put32(&mut page, info::MODS_COUNT, modules as u32);
+        put32(&mut page, info::MODS_ADDR, MODS_ADDR as u32);
+    }
     put32(&mut page, info::MEM_LOWER, MEM_LOWER_KIB);
     put32(&mut page, info::MEM_UPPER, mem_upper);
     put32(&mut page, info::CMDLINE, CMDLINE_ADDR as u32);

@@ -153,15 +153,16 @@ fn entry_state_is_the_multiboot_handoff() {
 fn info_fields() {
     let img = load_multiboot(&kernel(), RAM, "console=ttyS0").unwrap();
     let info = info_region(&img);
-    assert_eq!(rd32(info, 0), 1 | 4 | 64 | 512);
+    assert_eq!(rd32(info, 0), 1 | 2 | 4 | 64 | 512);
     assert_eq!(rd32(info, 4), 639);
     assert_eq!(rd32(info, 8), 15 * 1024);
+    assert_eq!(rd32(info, 12), 0x8000_FFFF);
     assert_eq!(u64::from(rd32(info, 16)), CMDLINE_ADDR);
     assert_eq!(u64::from(rd32(info, 48)), MMAP_ADDR);
     assert_eq!(rd32(info, 44), 4 * 24);
     assert_eq!(u64::from(rd32(info, 64)), BOOTLOADER_NAME_ADDR);
     // Fields this loader does not provide stay zero.
-    for off in [12, 20, 24, 28, 32, 36, 40, 52, 56, 60, 68, 72, 76] {
+    for off in [20, 24, 28, 32, 36, 40, 52, 56, 60, 68, 72, 76] {
         assert_eq!(rd32(info, off), 0, "offset {off}");
     }
     let name = (BOOTLOADER_NAME_ADDR - BOOT_INFO_ADDR) as usize;
@@ -810,4 +811,74 @@ fn error_messages_are_one_line() {
     }
     .to_string()
     .contains("needs 52 bytes but the file has 10"));
+}
+
+#[test]
+fn modules_follow_the_kernel_page_aligned_with_their_strings() {
+    let a = b"CPUS=1\n".to_vec();
+    let b = vec![7u8; 5000];
+    let mods = [
+        Module {
+            data: &a,
+            string: "config.txt",
+        },
+        Module {
+            data: &b,
+            string: "blob.bin arg1 arg2",
+        },
+    ];
+    let img = load_multiboot_with_modules(&kernel(), RAM, "k", &mods).unwrap();
+    let info = info_region(&img);
+    assert_eq!(rd32(info, 0) & 8, 8, "MODS flag");
+    assert_eq!(rd32(info, 20), 2);
+    assert_eq!(u64::from(rd32(info, 24)), MODS_ADDR);
+    let (_, list) = img
+        .regions
+        .iter()
+        .find(|(gpa, _)| *gpa == MODS_ADDR)
+        .expect("module list");
+    let kernel_end = img.regions[..img.regions.len() - 4]
+        .iter()
+        .map(|(g, b)| g + b.len() as u64)
+        .max()
+        .unwrap();
+    let mut prev_end = kernel_end;
+    for (i, m) in mods.iter().enumerate() {
+        let start = u64::from(rd32(list, i * 16));
+        let end = u64::from(rd32(list, i * 16 + 4));
+        let string = u64::from(rd32(list, i * 16 + 8));
+        assert_eq!(start % 4096, 0, "module {i} page-aligned");
+        assert!(start >= prev_end, "module {i} after what precedes it");
+        assert_eq!(end - start, m.data.len() as u64);
+        let off = (string - MODS_ADDR) as usize;
+        assert_eq!(
+            &list[off..off + m.string.len() + 1],
+            [m.string.as_bytes(), b"\0"].concat()
+        );
+        let (_, bytes) = img.regions.iter().find(|(g, _)| *g == start).unwrap();
+        assert_eq!(bytes, &m.data.to_vec());
+        prev_end = end;
+    }
+}
+
+#[test]
+fn module_errors() {
+    let big = vec![0u8; RAM as usize];
+    let m = [Module {
+        data: &big,
+        string: "big",
+    }];
+    assert!(matches!(
+        load_multiboot_with_modules(&kernel(), RAM, "", &m),
+        Err(LoadError::ModuleOutsideRam { index: 0, .. })
+    ));
+    let long = "x".repeat(5000);
+    let m = [Module {
+        data: b"",
+        string: &long,
+    }];
+    assert!(matches!(
+        load_multiboot_with_modules(&kernel(), RAM, "", &m),
+        Err(LoadError::ModuleStringsTooLong { .. })
+    ));
 }

@@ -1,0 +1,90 @@
+//! The PC platform a QEMU-targeted test kernel sees: multiboot command line
+//! and modules, fw_cfg, pc-testdev, the PIC — on soft and, where usable, on
+//! KVM. (`bench/pc-qemu.sh` runs the same kernel under QEMU TCG.)
+
+mod common;
+
+use common::vigil;
+
+fn probe(accel: &str, dir: &std::path::Path) -> (i32, String, String) {
+    let config = dir.join("config.txt");
+    std::fs::write(&config, "CPUS=1\nTIMER_HZ=100\n").unwrap();
+    let c = config.to_str().unwrap();
+    let second = format!("{c},arg1 arg2");
+    vigil(&[
+        "run",
+        "--accel",
+        accel,
+        "--guest",
+        "pc-probe",
+        "--append",
+        "hello world",
+        "--module",
+        c,
+        "--module",
+        &second,
+    ])
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn the_boot_contract_and_port_devices_match_qemu() {
+    let dir = scratch("platform");
+    let (status, out, err) = probe("soft", &dir);
+    assert_eq!(status, 1, "{out}\n{err}");
+    let c = dir.join("config.txt");
+    let c = c.to_str().unwrap();
+    // What qemu-system-x86_64 -kernel pc-probe.elf -append "hello world"
+    // -initrd "config.txt,config.txt arg1 arg2" prints (bench/pc-qemu.sh),
+    // with the file names as given.
+    for want in [
+        "magic 0x2badb002 flags 0x24f".to_string(),
+        "boot_device 0x8000ffff".to_string(),
+        "cmdline 'pc-probe hello world'".to_string(),
+        "mods_count 2".to_string(),
+        format!("module 0: size 20 page-aligned 1 string '{c}' first line 'CPUS=1'"),
+        format!("module 1: size 20 page-aligned 1 string '{c} arg1 arg2' first line 'CPUS=1'"),
+        "fw_cfg signature 'QEMU'".to_string(),
+        "fw_cfg ram 128 MiB".to_string(),
+        "fw_cfg cpus 1".to_string(),
+        "fw_cfg cmdline size 0 ''".to_string(),
+        "testdev scratch 0x12345678".to_string(),
+        "testdev scratch after byte write 0x123456ab".to_string(),
+        "pic masks 0xff 0xff".to_string(),
+    ] {
+        assert!(
+            out.lines().any(|l| l == want),
+            "missing '{want}' in:\n{out}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn soft_and_kvm_present_the_same_platform() {
+    if let Err(why) = kvm::probe() {
+        println!("SKIP soft_and_kvm_present_the_same_platform: KVM unusable here: {why}");
+        return;
+    }
+    let dir = scratch("platform-kvm");
+    let soft = probe("soft", &dir);
+    let kvm = probe("kvm", &dir);
+    assert_eq!((soft.0, &soft.1), (kvm.0, &kvm.1), "kvm stderr: {}", kvm.2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn module_errors_are_one_line() {
+    let (status, _, err) = vigil(&["run", "--guest", "pc-probe", "--module", "/nonexistent/m"]);
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("cannot read module '/nonexistent/m'"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (status, _, err) = vigil(&["run", "--guest", "pc-probe", "--module", ",x"]);
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("names no file"), "{err}");
+}
