@@ -398,7 +398,8 @@ pub trait Vm {
     /// `KVM_ENABLE_CAP(KVM_CAP_X86_NOTIFY_VMEXIT)`: `arg` is
     /// [`notify_vmexit_arg`]`(window, flags)`. Allowed only before the first
     /// vCPU exists; flags other than [`NOTIFY_VMEXIT_ENABLED`] and
-    /// [`NOTIFY_VMEXIT_USER`] are refused; without `ENABLED` notify stays off.
+    /// [`NOTIFY_VMEXIT_USER`] are refused, and so is an argument without
+    /// `ENABLED`.
     fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError>;
     /// Makes the next notify VM exit report an invalid guest context, a
     /// fault-injection hook for tests and demonstrations: silicon is
@@ -424,10 +425,10 @@ pub trait Accelerator {
 }
 
 /// Checks the argument of [`Vm::enable_notify_vmexit`] and returns the
-/// window and whether exits go to userspace, or `None` when `ENABLED` is
-/// clear (notify off). Shared by the accelerators so they refuse the same
-/// arguments.
-pub fn parse_notify_vmexit_arg(arg: u64) -> Result<Option<(u32, bool)>, AccelError> {
+/// window and whether exits go to userspace. Unknown flags and a missing
+/// `ENABLED` are refused, as KVM refuses them (EINVAL). Shared by the
+/// accelerators so they refuse the same arguments.
+pub fn parse_notify_vmexit_arg(arg: u64) -> Result<(u32, bool), AccelError> {
     let flags = arg & 0xFFFF_FFFF;
     let known = NOTIFY_VMEXIT_ENABLED | NOTIFY_VMEXIT_USER;
     if flags & !known != 0 {
@@ -437,7 +438,9 @@ pub fn parse_notify_vmexit_arg(arg: u64) -> Result<Option<(u32, bool)>, AccelErr
         )));
     }
     if flags & NOTIFY_VMEXIT_ENABLED == 0 {
-        return Ok(None);
+        return Err(AccelError::InvalidConfig(
+            "notify VM exit flags lack ENABLED (1), which KVM requires; to keep notify off, do not enable it".into(),
+        ));
     }
-    Ok(Some(((arg >> 32) as u32, flags & NOTIFY_VMEXIT_USER != 0)))
+    Ok(((arg >> 32) as u32, flags & NOTIFY_VMEXIT_USER != 0))
 }

@@ -100,15 +100,19 @@ fn an_exit_request_interrupts_a_spinning_guest_and_host_ticks_do_not() {
     let (_vm, mut vcpu) = vm_with(&[0xEB, 0xFE]);
     let control = vcpu.control();
     let t = std::thread::spawn(move || {
+        let mut seen_in_guest = false;
         for _ in 0..5 {
             std::thread::sleep(std::time::Duration::from_millis(10));
+            seen_in_guest |= control.in_guest_for().is_some();
             control.host_tick();
         }
-        assert!(control.in_guest_for().is_some());
+        // Assert only after the vCPU has been let go, so a failure here
+        // cannot leave `run()` spinning forever.
         control.request_exit();
+        seen_in_guest
     });
     assert!(matches!(vcpu.run().unwrap(), VcpuExit::Interrupted));
-    t.join().unwrap();
+    assert!(t.join().unwrap(), "the vCPU was never seen in the guest");
     let stats = vcpu.stats();
     let ext = stats
         .internal_exits
@@ -147,6 +151,8 @@ fn notify_can_be_enabled_only_before_vcpus_and_with_known_flags() {
     assert!(acc.supports_notify_vmexit());
     let mut vm = acc.create_vm(&VmConfig::with_memory(1 << 20)).unwrap();
     let bad = vm.enable_notify_vmexit(notify_vmexit_arg(0, 4 | NOTIFY_VMEXIT_ENABLED));
+    assert!(matches!(bad, Err(hv::accel::AccelError::InvalidConfig(_))));
+    let bad = vm.enable_notify_vmexit(notify_vmexit_arg(100, NOTIFY_VMEXIT_USER));
     assert!(matches!(bad, Err(hv::accel::AccelError::InvalidConfig(_))));
     vm.enable_notify_vmexit(notify_vmexit_arg(
         0,

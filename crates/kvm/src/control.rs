@@ -2,13 +2,43 @@
 //!
 //! The kernel is L0 here: it gets the physical CPU back at every host timer
 //! interrupt on its own, and userspace cannot see those returns, so
-//! [`VcpuControl::in_guest_for`] answers `None` and [`VcpuControl::host_tick`]
-//! has nothing to do. Exit requests, NMIs (`KVM_NMI`) and power-off take effect before the next
-//! `KVM_RUN` (a vCPU inside `KVM_RUN` is not interrupted by signal here).
+//! [`VcpuControl::in_guest_for`] answers `None`. To make a vCPU that is
+//! inside `KVM_RUN` come back to userspace (an exit request, an NMI to
+//! inject, power-off), the control sends its thread a real-time signal with
+//! an empty handler installed without `SA_RESTART`: `KVM_RUN` returns
+//! `EINTR`, as in QEMU and cloud-hypervisor. A signal that lands just before
+//! `KVM_RUN` starts would be lost, so every host tick sends it again while a
+//! request is pending.
 
 use hv::accel::VcpuControl;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::Duration;
+
+/// The signal that kicks a vCPU thread out of `KVM_RUN`.
+fn kick_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 1
+}
+
+extern "C" fn ignore_kick(_: libc::c_int) {}
+
+/// Installs the empty handler for the kick signal, once per process.
+fn install_kick_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed `sigaction` is a valid value to fill in; the
+        // handler is an `extern "C"` function that does nothing, so it is
+        // async-signal-safe; `sa_flags` leaves out SA_RESTART so that a
+        // blocking ioctl returns EINTR. `sigaction` only reads `act`.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = ignore_kick as *const () as usize;
+            act.sa_flags = 0;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(kick_signal(), &act, std::ptr::null_mut());
+        }
+    });
+}
 
 /// Flags shared between the vCPU's thread and the host's threads.
 #[derive(Debug, Default)]
@@ -16,9 +46,24 @@ pub struct KvmControl {
     exit_requested: AtomicBool,
     powered_off: AtomicBool,
     nmi_pending: AtomicBool,
+    /// The thread inside `run()`, while one is.
+    thread: Mutex<Option<libc::pthread_t>>,
 }
 
 impl KvmControl {
+    /// Records the calling thread as the vCPU's (before `KVM_RUN`).
+    pub(crate) fn enter(&self) {
+        install_kick_handler();
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(me);
+    }
+
+    /// Forgets the vCPU's thread (after `KVM_RUN`).
+    pub(crate) fn leave(&self) {
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Takes a pending exit request.
     pub(crate) fn take_exit_request(&self) -> bool {
         self.exit_requested.swap(false, Ordering::AcqRel)
@@ -33,14 +78,39 @@ impl KvmControl {
     pub(crate) fn is_powered_off(&self) -> bool {
         self.powered_off.load(Ordering::Acquire)
     }
+
+    /// Sends the kick signal to the vCPU thread, if it is inside `run()`.
+    fn kick(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = *thread {
+            // SAFETY: `t` is the id of a thread that is inside `run()`: it
+            // is cleared (under this lock) before that thread leaves
+            // `run()`, so the thread is alive. The signal's handler is
+            // installed (in `enter`) before the id is published.
+            unsafe {
+                libc::pthread_kill(t, kick_signal());
+            }
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.exit_requested.load(Ordering::Acquire)
+            || self.powered_off.load(Ordering::Acquire)
+            || self.nmi_pending.load(Ordering::Acquire)
+    }
 }
 
 impl VcpuControl for KvmControl {
     fn request_exit(&self) {
         self.exit_requested.store(true, Ordering::Release);
+        self.kick();
     }
 
-    fn host_tick(&self) {}
+    fn host_tick(&self) {
+        if self.pending() {
+            self.kick();
+        }
+    }
 
     fn in_guest_for(&self) -> Option<Duration> {
         None
@@ -52,9 +122,11 @@ impl VcpuControl for KvmControl {
 
     fn inject_nmi(&self) {
         self.nmi_pending.store(true, Ordering::Release);
+        self.kick();
     }
 
     fn power_off(&self) {
         self.powered_off.store(true, Ordering::Release);
+        self.kick();
     }
 }

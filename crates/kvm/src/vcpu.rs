@@ -156,11 +156,19 @@ impl Vcpu for KvmVcpu {
         if self.control.take_nmi() {
             self.fd.nmi().map_err(host_error("KVM_NMI"))?;
         }
-        let kind = match self.fd.run() {
-            Ok(exit) => ExitKind::of(&exit),
+        self.control.enter();
+        let ran = self.fd.run().map(|exit| ExitKind::of(&exit));
+        self.control.leave();
+        let kind = match ran {
+            Ok(kind) => kind,
             Err(e) => {
                 let err = io::Error::from_raw_os_error(e.errno());
                 if err.kind() == io::ErrorKind::Interrupted {
+                    // Kicked by the control: say why.
+                    if self.control.is_powered_off() {
+                        return Ok(VcpuExit::PoweredOff);
+                    }
+                    self.control.take_exit_request();
                     return Ok(VcpuExit::Interrupted);
                 }
                 return Err(AccelError::Host {

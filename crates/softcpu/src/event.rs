@@ -243,7 +243,15 @@ impl SoftCpu {
             if ev.kind == EventKind::HardwareException {
                 let first_class = vec::class(ev.vector);
                 let second_class = vec::class(second.vector);
-                if first_class == Class::DoubleFault {
+                // SDM Vol. 3A §6.15, interrupt 8: a contributory exception or
+                // a page fault while calling the #DF handler is a shutdown; a
+                // benign one is delivered like any other.
+                if first_class == Class::DoubleFault
+                    && matches!(
+                        second_class,
+                        Class::Contributory | Class::PageFault | Class::DoubleFault
+                    )
+                {
                     self.vectoring = None;
                     return Err(Stop::VmExit(ExitInfo::new(exit_reason::TRIPLE_FAULT, 0)));
                 }

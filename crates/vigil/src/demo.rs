@@ -170,7 +170,7 @@ fn judge(r: &RunReport) -> (String, Option<Expect>) {
             format!("contained: {} #AC/#DB exits", exception_exits(r)),
             Some(Expect::ContainedByInterception),
         ),
-        RunEnd::Stalled(d) => (
+        RunEnd::Stalled { in_guest: d, .. } => (
             format!("stalled {:.2} s, powered off", d.as_secs_f64()),
             Some(Expect::Stalled),
         ),
@@ -196,6 +196,13 @@ pub fn ns(ns: u64) -> String {
 /// Runs the demo; returns the process status (0 when every scenario ended
 /// as expected).
 pub fn run(args: &DemoArgs) -> i32 {
+    let limits = match Limits::with_watchdog(args.watchdog) {
+        Ok(l) => l,
+        Err(msg) => {
+            eprintln!("vigil: {msg}");
+            return vmm::outcome::STATUS_USAGE;
+        }
+    };
     let accel = hv::soft::SoftAccelerator::default();
     let mut out = std::io::stdout().lock();
     let header = [
@@ -238,9 +245,8 @@ pub fn run(args: &DemoArgs) -> i32 {
                 } else {
                     args.storm_time
                 }),
-                watchdog: args.watchdog,
                 nmi_after: sc.nmi_after,
-                ..Limits::default()
+                ..limits
             },
             warnings: false,
             ..RunOptions::default()

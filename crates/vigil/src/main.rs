@@ -56,7 +56,38 @@ fn kernel_image(args: &RunArgs) -> Result<std::borrow::Cow<'static, [u8]>, Strin
         .map_err(|e| format!("cannot read kernel '{}': {e}", path.display()))
 }
 
+/// Option combinations that cannot work, refused before anything starts.
+fn check_combinations(args: &RunArgs) -> Result<(), String> {
+    let kvm = args.accel == AccelKind::Kvm;
+    if kvm && args.no_intercept_ac_db {
+        return Err(
+            "--no-intercept-ac-db needs --accel soft: KVM always intercepts #AC and #DB".into(),
+        );
+    }
+    if kvm && args.inject_notify_invalid {
+        return Err("--inject-notify-invalid needs --accel soft (a soft CPU test knob)".into());
+    }
+    if args.notify_vmexit == NotifyVmexit::Disable {
+        if args.inject_notify_invalid {
+            return Err(
+                "--inject-notify-invalid has no effect with --notify-vmexit disable; drop one"
+                    .into(),
+            );
+        }
+        if args.notify_window != 0 {
+            return Err(
+                "--notify-window has no effect with --notify-vmexit disable; drop one".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn run(args: &RunArgs) -> i32 {
+    if let Err(msg) = check_combinations(args) {
+        eprintln!("vigil: {msg}");
+        return STATUS_USAGE;
+    }
     let image = match kernel_image(args) {
         Ok(i) => i,
         Err(msg) => {
@@ -72,7 +103,13 @@ fn run(args: &RunArgs) -> i32 {
             );
         }
     }
-    let mut options = run_options(args);
+    let mut options = match run_options(args) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("vigil: {msg}");
+            return STATUS_USAGE;
+        }
+    };
     match load_modules(&args.module) {
         Ok(m) => options.modules = m,
         Err(msg) => {
@@ -112,6 +149,9 @@ fn run(args: &RunArgs) -> i32 {
     let _ = std::io::stdout().flush();
     match result {
         Ok(report) => {
+            if let Some(e) = &report.event_log_error {
+                eprintln!("vigil: warning: {e}");
+            }
             if !matches!(report.end, vmm::RunEnd::DebugExit(_)) {
                 eprintln!("vigil: {}", report.end);
                 if let (
@@ -178,9 +218,14 @@ fn kernel_name(args: &RunArgs) -> String {
 }
 
 /// The run options the arguments ask for.
-fn run_options(args: &RunArgs) -> vmm::RunOptions {
+fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, String> {
     use vmm::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
-    vmm::RunOptions {
+    let limits = vmm::monitor::Limits {
+        timeout: args.timeout,
+        nmi_after: args.nmi_after,
+        ..vmm::monitor::Limits::with_watchdog(args.watchdog)?
+    };
+    Ok(vmm::RunOptions {
         memory_mib: args.memory,
         // QEMU's multiboot loader: the kernel file name, a space, -append.
         cmdline: format!(
@@ -204,12 +249,7 @@ fn run_options(args: &RunArgs) -> vmm::RunOptions {
             intercept_ac_db: !args.no_intercept_ac_db,
             inject_context_invalid: args.inject_notify_invalid,
         },
-        limits: vmm::monitor::Limits {
-            timeout: args.timeout,
-            watchdog: args.watchdog,
-            nmi_after: args.nmi_after,
-            ..vmm::monitor::Limits::default()
-        },
+        limits,
         warnings: true,
-    }
+    })
 }

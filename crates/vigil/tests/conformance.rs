@@ -82,6 +82,11 @@ fn suite_passes_on_soft_without_ac_db_interception() {
     for g in conformance_guests() {
         let (status, out, _) = common::vigil(&["run", "--guest", &g, "--no-intercept-ac-db"]);
         assert_eq!(status, 1, "{g} failed without interception:\n{out}");
+        let (_, intercepted, _) = common::vigil(&["run", "--guest", &g]);
+        assert_eq!(
+            out, intercepted,
+            "{g}: output depends on #AC/#DB interception"
+        );
     }
 }
 

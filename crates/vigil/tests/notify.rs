@@ -146,14 +146,11 @@ fn the_policy_matrix() {
     assert_eq!(status, 16, "{err}");
     assert!(err.contains("invalid guest context"), "{err}");
     assert!(err.contains("vCPU state: rip="), "{err}");
-    // disable: nothing to be invalid about; the watchdog ends it.
-    let (status, _, err) = with(&[
-        "--notify-vmexit",
-        "disable",
-        "--inject-notify-invalid",
-        "--watchdog",
-        "300ms",
-    ]);
+    // disable: no notify exit can be invalid, so the knob is refused up
+    // front; without it the watchdog ends the storm.
+    let (status, _, err) = with(&["--notify-vmexit", "disable", "--inject-notify-invalid"]);
+    assert_eq!(status, 2, "{err}");
+    let (status, _, err) = with(&["--notify-vmexit", "disable", "--watchdog", "300ms"]);
     assert_eq!(status, 14, "{err}");
     // require on the soft accelerator: it has notify, so it runs.
     let (status, _, err) = vigil(&["run", "--guest", "hello64", "--notify-vmexit", "require"]);
@@ -243,6 +240,65 @@ fn bad_options_are_one_line_errors() {
     assert_eq!(err.lines().count(), 1, "{err}");
     let (status, _, err) = vigil(&["run", "--guest", "hello64", "--notify-vmexit", "sometimes"]);
     assert_eq!(status, 2, "{err}");
+    for args in [
+        &["--watchdog", "5ms"][..],
+        &["--notify-vmexit", "disable", "--inject-notify-invalid"][..],
+        &["--notify-vmexit", "disable", "--notify-window", "10"][..],
+        &["--accel", "kvm", "--no-intercept-ac-db"][..],
+        &["--accel", "kvm", "--inject-notify-invalid"][..],
+    ] {
+        let mut a = vec!["run", "--guest", "hello64"];
+        a.extend_from_slice(args);
+        let (status, _, err) = vigil(&a);
+        assert_eq!(status, 2, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_long_window_loses_to_the_watchdog_and_says_so() {
+    let (status, _, err) = vigil(&[
+        "run",
+        "--guest",
+        "db-storm",
+        "--no-intercept-ac-db",
+        "--notify-window",
+        "4294967295",
+        "--watchdog",
+        "300ms",
+    ]);
+    assert_eq!(status, 14, "{err}");
+    assert!(
+        err.contains("window is longer than the watchdog bound"),
+        "{err}"
+    );
+}
+
+#[test]
+fn timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run() {
+    if let Err(why) = kvm::probe() {
+        println!("SKIP timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run: KVM unusable here: {why}");
+        return;
+    }
+    // nmi-iret spins without exits until an NMI arrives.
+    let t = std::time::Instant::now();
+    let (status, _, err) = vigil(&[
+        "run",
+        "--accel",
+        "kvm",
+        "--guest",
+        "nmi-iret",
+        "--nmi-after",
+        "100ms",
+        "--timeout",
+        "600ms",
+    ]);
+    assert_eq!(status, 12, "{err}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[test]

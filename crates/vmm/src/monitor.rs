@@ -5,9 +5,13 @@
 //! Every `tick` it raises a host interrupt on the vCPU
 //! ([`VcpuControl::host_tick`]): a guest that reaches instruction boundaries
 //! returns to L0 within one tick and is resumed. A vCPU that has been in the
-//! guest for longer than the watchdog bound is stalled — inside an endless
-//! event delivery, which no interrupt can break — and the monitor powers it
-//! off. At the timeout it powers the vCPU off too: the run is over either
+//! guest for longer than the watchdog bound, while the monitor itself kept
+//! running on time for that long and kept ticking it, is stalled — inside a
+//! stretch with no instruction boundary, such as an endless event delivery,
+//! which no interrupt can break — and the monitor powers it off. A late
+//! wake-up of the monitor (the whole process was stopped or starved) starts
+//! the judgement afresh, so a suspended VMM is not mistaken for a stalled
+//! vCPU. At the timeout it powers the vCPU off too: the run is over either
 //! way, and power-off is the one thing that stops even a stalled vCPU.
 
 use hv::accel::VcpuControl;
@@ -37,6 +41,31 @@ impl Default for Limits {
             tick: Duration::from_millis(10),
             nmi_after: None,
         }
+    }
+}
+
+/// Smallest watchdog bound: ten of the default host ticks.
+pub const MIN_WATCHDOG: Duration = Duration::from_millis(100);
+
+impl Limits {
+    /// Default limits with `watchdog` as the bound and the tick shortened
+    /// to a tenth of it where needed, so that a guest that reaches
+    /// instruction boundaries is ticked back to L0 many times per bound.
+    pub fn with_watchdog(watchdog: Duration) -> Result<Limits, String> {
+        if watchdog < MIN_WATCHDOG {
+            return Err(format!(
+                "--watchdog {:.3}s is too short: a healthy vCPU returns to L0 at every 10 ms host tick, \
+                 so the bound must be at least {} ms",
+                watchdog.as_secs_f64(),
+                MIN_WATCHDOG.as_millis()
+            ));
+        }
+        let d = Limits::default();
+        Ok(Limits {
+            watchdog,
+            tick: d.tick.min(watchdog / 10),
+            ..d
+        })
     }
 }
 
@@ -110,6 +139,11 @@ fn watch(control: &dyn VcpuControl, limits: Limits, shared: &(Mutex<Shared>, Con
     let (state, wake) = shared;
     let mut guard = lock(state);
     let mut nmi = limits.nmi_after;
+    let mut last_wake = start;
+    // Since when the monitor has woken on time at every tick.
+    let mut punctual_since = start;
+    // A wake this much later than asked means the host did not run us.
+    let late = limits.tick * 2 + Duration::from_millis(50);
     loop {
         let (g, _) = wake
             .wait_timeout_while(guard, limits.tick, |s| !s.stop)
@@ -118,17 +152,25 @@ fn watch(control: &dyn VcpuControl, limits: Limits, shared: &(Mutex<Shared>, Con
         if guard.stop {
             return;
         }
+        let now = Instant::now();
+        if now.duration_since(last_wake) > late {
+            punctual_since = now;
+        }
+        last_wake = now;
         control.host_tick();
         if nmi.is_some_and(|t| start.elapsed() >= t) {
             nmi = None;
             control.inject_nmi();
         }
-        let verdict = match control.in_guest_for() {
-            Some(d) if d > limits.watchdog => Some(Verdict::Stalled(d)),
-            _ => limits
+        let stalled = control.in_guest_for().filter(|d| {
+            *d > limits.watchdog && now.duration_since(punctual_since) > limits.watchdog
+        });
+        let verdict = match stalled {
+            Some(d) => Some(Verdict::Stalled(d)),
+            None => limits
                 .timeout
                 .filter(|t| start.elapsed() >= *t)
-                .map(Verdict::Timeout),
+                .map(|_| Verdict::Timeout(start.elapsed())),
         };
         if let Some(v) = verdict {
             guard.verdict = Some(v);
@@ -143,22 +185,30 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    /// A vCPU that is "in the guest" since `entered` (ms after start), or not.
+    /// A vCPU that is always in the guest: stuck since the start, or
+    /// returning to L0 and re-entering at every host tick, as a healthy
+    /// guest does.
     struct Fake {
         start: Instant,
         stuck: AtomicBool,
         ticks: AtomicU64,
         off: AtomicBool,
+        entered: Mutex<Instant>,
     }
     impl VcpuControl for Fake {
         fn request_exit(&self) {}
         fn host_tick(&self) {
             self.ticks.fetch_add(1, Ordering::Relaxed);
+            if !self.stuck.load(Ordering::Relaxed) {
+                *self.entered.lock().unwrap() = Instant::now();
+            }
         }
         fn in_guest_for(&self) -> Option<Duration> {
-            self.stuck
-                .load(Ordering::Relaxed)
-                .then(|| self.start.elapsed())
+            if self.stuck.load(Ordering::Relaxed) {
+                Some(self.start.elapsed())
+            } else {
+                Some(self.entered.lock().unwrap().elapsed())
+            }
         }
         fn virtual_ns(&self) -> Option<u64> {
             None
@@ -175,6 +225,7 @@ mod tests {
             stuck: AtomicBool::new(stuck),
             ticks: AtomicU64::new(0),
             off: AtomicBool::new(false),
+            entered: Mutex::new(Instant::now()),
         })
     }
 
@@ -218,6 +269,26 @@ mod tests {
         let m = Monitor::spawn(f.clone(), limits).unwrap();
         assert!(matches!(wait_for(&m), Verdict::Timeout(_)));
         assert!(f.off.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_vcpu_ticked_back_to_l0_is_never_stalled() {
+        let f = fake(false);
+        let limits = Limits {
+            timeout: Some(Duration::from_millis(400)),
+            ..Limits::with_watchdog(Duration::from_millis(100)).unwrap()
+        };
+        let m = Monitor::spawn(f.clone(), limits).unwrap();
+        assert!(matches!(wait_for(&m), Verdict::Timeout(_)));
+    }
+
+    #[test]
+    fn too_short_a_watchdog_is_refused_and_the_tick_follows_the_bound() {
+        assert!(Limits::with_watchdog(Duration::from_millis(20)).is_err());
+        let l = Limits::with_watchdog(Duration::from_millis(100)).unwrap();
+        assert_eq!(l.tick, Duration::from_millis(10));
+        let l = Limits::with_watchdog(Duration::from_secs(5)).unwrap();
+        assert_eq!(l.tick, Duration::from_millis(10));
     }
 
     #[test]

@@ -59,7 +59,12 @@ pub enum RunEnd {
     Timeout(Duration),
     /// The vCPU went this long without returning to L0; the watchdog powered
     /// the VM off.
-    Stalled(Duration),
+    Stalled {
+        /// Host time in the guest without a return to L0.
+        in_guest: Duration,
+        /// Whether notify VM exiting was on (its window was then too long).
+        notify: bool,
+    },
     /// The vCPU's power was cut by someone other than the monitor.
     PoweredOff,
 }
@@ -76,7 +81,7 @@ impl RunEnd {
             }
             RunEnd::Stopped(_) => STATUS_STOPPED,
             RunEnd::Timeout(_) => STATUS_TIMEOUT,
-            RunEnd::Stalled(_) | RunEnd::PoweredOff => STATUS_STALLED,
+            RunEnd::Stalled { .. } | RunEnd::PoweredOff => STATUS_STALLED,
         }
     }
 }
@@ -103,12 +108,19 @@ impl fmt::Display for RunEnd {
                 describe(n)
             ),
             RunEnd::Timeout(d) => write!(f, "timeout: the run was ended after {:.3} s (--timeout)", d.as_secs_f64()),
-            RunEnd::Stalled(d) => write!(
+            RunEnd::Stalled { in_guest, notify } => write!(
                 f,
-                "watchdog: vCPU 0 stalled, {:.3} s in the guest without returning to L0 \
-                 (an endless event delivery, which no interrupt can break); powered the VM off. \
-                 Enable notify VM exits (--notify-vmexit run) or #AC/#DB interception to contain it",
-                d.as_secs_f64()
+                "watchdog: vCPU 0 stalled, {:.3} s in the guest without returning to L0 (no \
+                 instruction boundary, as in an endless event delivery, which no interrupt can \
+                 break); powered the VM off. {}",
+                in_guest.as_secs_f64(),
+                if *notify {
+                    "Notify VM exits were on but their window is longer than the watchdog bound: \
+                     lower --notify-window or raise --watchdog"
+                } else {
+                    "Enable notify VM exits (--notify-vmexit run) or #AC/#DB interception to \
+                     contain it"
+                }
             ),
             RunEnd::PoweredOff => write!(f, "the vCPU was powered off"),
         }
@@ -164,6 +176,9 @@ pub struct RunReport {
     pub registers: Option<hv::accel::Registers>,
     /// Notify exits and responsiveness.
     pub notify: NotifyReport,
+    /// Why the event log stopped being written, if it did (the run itself
+    /// went on).
+    pub event_log_error: Option<String>,
 }
 
 #[cfg(test)]
@@ -180,7 +195,10 @@ mod tests {
             RunEnd::FailEntry(0),
             RunEnd::InternalError(InternalError::Host { suberror: 1 }),
             RunEnd::Timeout(Duration::from_secs(1)),
-            RunEnd::Stalled(Duration::from_secs(1)),
+            RunEnd::Stalled {
+                in_guest: Duration::from_secs(1),
+                notify: false,
+            },
             RunEnd::PoweredOff,
         ] {
             assert_eq!(end.status() % 2, 0, "{end}");

@@ -69,8 +69,6 @@ pub enum RunError {
     NotifyUnavailable(&'static str),
     /// The monitor thread could not be started.
     Monitor(std::io::Error),
-    /// The event log could not be written.
-    Events(std::io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -86,7 +84,6 @@ impl fmt::Display for RunError {
                  go on without it"
             ),
             RunError::Monitor(e) => write!(f, "cannot start the monitor thread: {e}"),
-            RunError::Events(e) => write!(f, "cannot write the event log: {e}"),
         }
     }
 }
@@ -205,7 +202,12 @@ pub fn run<A: Accelerator>(
             VcpuExit::Interrupted | VcpuExit::PoweredOff => {
                 match monitor.verdict() {
                     Some(Verdict::Timeout(d)) => break RunEnd::Timeout(d),
-                    Some(Verdict::Stalled(d)) => break RunEnd::Stalled(d),
+                    Some(Verdict::Stalled(d)) => {
+                        break RunEnd::Stalled {
+                            in_guest: d,
+                            notify: notify_on,
+                        }
+                    }
                     None if matches!(exit, VcpuExit::PoweredOff) => break RunEnd::PoweredOff,
                     // A spurious interruption: resume.
                     None => {}
@@ -276,7 +278,10 @@ pub fn run<A: Accelerator>(
     let verdict = monitor.finish();
     let end = match (end, verdict) {
         // The monitor cut the power while the loop was deciding otherwise.
-        (RunEnd::PoweredOff, Some(Verdict::Stalled(d))) => RunEnd::Stalled(d),
+        (RunEnd::PoweredOff, Some(Verdict::Stalled(d))) => RunEnd::Stalled {
+            in_guest: d,
+            notify: notify_on,
+        },
         (end, _) => end,
     };
     let stats = vcpu.stats();
@@ -290,7 +295,7 @@ pub fn run<A: Accelerator>(
             detail: "the guest shut down (triple fault)".into(),
             ..Event::default()
         }),
-        RunEnd::Stalled(d) => log.record(&Event {
+        RunEnd::Stalled { in_guest: d, .. } => log.record(&Event {
             kind: "watchdog",
             virtual_ns,
             detail: format!(
@@ -307,9 +312,9 @@ pub fn run<A: Accelerator>(
         }),
         _ => {}
     }
-    if let Some(e) = log.take_error() {
-        return Err(RunError::Events(e));
-    }
+    let event_log_error = log
+        .take_error()
+        .map(|e| format!("the event log could not be written ({e}); events after that were lost"));
     Ok(RunReport {
         end,
         userspace_exits: counts.into_iter().collect(),
@@ -328,5 +333,6 @@ pub fn run<A: Accelerator>(
             virtual_ns,
             host_time: started.elapsed(),
         },
+        event_log_error,
     })
 }

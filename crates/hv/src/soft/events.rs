@@ -73,7 +73,9 @@ pub(crate) enum Reflected {
 /// For #DB the status bits the exit qualification carries are written to
 /// DR6 first (a #DB VM exit leaves DR6 alone, SDM Vol. 3C §27.1). When the
 /// exception arose while another hardware exception was being delivered, the
-/// double-fault rules of SDM Vol. 3A Table 6-5 apply; benign pairs are
+/// double-fault rules of SDM Vol. 3A Table 6-5 apply, and §6.15 (interrupt
+/// 8) for a fault during #DF delivery: a contributory exception or a page
+/// fault there is a shutdown, a benign one is delivered; benign pairs are
 /// delivered one after the other, which is what keeps the #AC and #DB loops
 /// going — each iteration now through L0. An external interrupt or NMI whose
 /// delivery was interrupted is not re-queued behind the exception (one event
@@ -87,8 +89,10 @@ pub(crate) fn reflect_exception(
     let len = hw.vmread(f::VM_EXIT_INSTRUCTION_LEN)?;
     let vector = (info & intr_info::VECTOR_MASK) as u8;
     if vector == vec::DB && kind(info) == intr_info::TYPE_HW_EXCEPTION {
-        // B0–B3, BD, BS and RTM sit at the same positions in both (Table 27-1).
-        let status = qualification & (0xF | 1 << 13 | 1 << 14 | 1 << 16);
+        // B0–B3, BD and BS sit at the same positions in both (SDM Vol. 3C
+        // §27.2.1, Table 27-1). RTM (bit 16) is active-low in DR6 and this
+        // processor has no RTM: it stays 1.
+        let status = qualification & (0xF | 1 << 13 | 1 << 14);
         let dr6 = hw.dr6();
         hw.set_dr6((dr6 & !0xF) | status | 0xFFFF_0FF0);
     }
@@ -97,7 +101,12 @@ pub(crate) fn reflect_exception(
         {
             let first = vec::class((outer & intr_info::VECTOR_MASK) as u8);
             let second = vec::class(vector);
-            if first == Class::DoubleFault {
+            if first == Class::DoubleFault
+                && matches!(
+                    second,
+                    Class::Contributory | Class::PageFault | Class::DoubleFault
+                )
+            {
                 return Ok(Reflected::TripleFault);
             }
             if matches!(
@@ -153,8 +162,15 @@ mod tests {
             hw.fields[&f::VM_ENTRY_INTR_INFO] as u32,
             hw_exc(vec::DF, true)
         );
-        exit_with(&mut hw, hw_exc(vec::AC, true), hw_exc(vec::DF, true));
+        exit_with(&mut hw, hw_exc(vec::GP, true), hw_exc(vec::DF, true));
         assert_eq!(reflect_exception(&mut hw, 0), Ok(Reflected::TripleFault));
+        // A benign exception during #DF delivery is delivered (SDM §6.15).
+        exit_with(&mut hw, hw_exc(vec::AC, true), hw_exc(vec::DF, true));
+        assert_eq!(reflect_exception(&mut hw, 0), Ok(Reflected::Queued));
+        assert_eq!(
+            hw.fields[&f::VM_ENTRY_INTR_INFO] as u32,
+            hw_exc(vec::AC, true)
+        );
     }
 
     #[test]

@@ -115,8 +115,8 @@ impl Vm for SoftVm {
                 "notify VM exiting must be enabled before the VM's first vCPU is created".into(),
             ));
         }
-        self.settings.notify = accel::parse_notify_vmexit_arg(arg)?
-            .map(|(window, user)| NotifySettings { window, user });
+        let (window, user) = accel::parse_notify_vmexit_arg(arg)?;
+        self.settings.notify = Some(NotifySettings { window, user });
         Ok(())
     }
 
