@@ -48,12 +48,14 @@ struct Spec {
     sources: Vec<String>,
     summary: String,
     endless: bool,
+    configured: bool,
 }
 
 /// Reads every `guests/<dir>/guest.list`. Each non-comment line describes
 /// one guest: `name | 32 or 64 | sources relative to the directory | summary`;
 /// the width may be followed by `endless` for a guest that never ends by
-/// itself (the notify storms).
+/// itself (the notify storms) and by `configured` for one that needs a
+/// command line or modules (see its source).
 /// Guests are listed in directory order, then line order.
 fn read_specs(root: &Path) -> Vec<Spec> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(root)
@@ -85,11 +87,14 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 Some("64") => Width::W64,
                 _ => bad_line(&list, n + 1),
             };
-            let endless = match (mode.next(), mode.next()) {
-                (None, None) => false,
-                (Some("endless"), None) => true,
-                _ => bad_line(&list, n + 1),
-            };
+            let (mut endless, mut configured) = (false, false);
+            for word in mode {
+                match word {
+                    "endless" if !endless => endless = true,
+                    "configured" if !configured => configured = true,
+                    _ => bad_line(&list, n + 1),
+                }
+            }
             specs.push(Spec {
                 name: fields[0].to_string(),
                 width,
@@ -99,6 +104,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                     .collect(),
                 summary: fields[3].to_string(),
                 endless,
+                configured,
             });
         }
     }
@@ -113,7 +119,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
 /// Stops the build on a malformed `guest.list` line.
 fn bad_line(list: &Path, line: usize) -> ! {
     panic!(
-        "guests: {}:{line}: want `name | 32|64 [endless] | sources | summary`",
+        "guests: {}:{line}: want `name | 32|64 [endless] [configured] | sources | summary`",
         list.display()
     )
 }
@@ -124,10 +130,11 @@ fn write_table(out: &Path, specs: &[Spec]) {
     for g in specs {
         let image = out.join(format!("{}.elf", g.name));
         t.push_str(&format!(
-            "    Guest {{ name: {:?}, summary: {:?}, endless: {}, image: include_bytes!({:?}) }},\n",
+            "    Guest {{ name: {:?}, summary: {:?}, endless: {}, configured: {}, image: include_bytes!({:?}) }},\n",
             g.name,
             g.summary,
             g.endless,
+            g.configured,
             image.display().to_string()
         ));
     }

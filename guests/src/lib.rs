@@ -22,6 +22,9 @@ pub struct Guest {
     /// The guest never ends by itself (the notify storms): run it with a
     /// timeout or under the watchdog.
     pub endless: bool,
+    /// The guest needs a command line or modules to run its checks (see
+    /// its source and the test that runs it).
+    pub configured: bool,
     /// The Multiboot v1 ELF32 image.
     pub image: &'static [u8],
 }

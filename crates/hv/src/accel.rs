@@ -30,6 +30,22 @@ pub enum VcpuExit<'a> {
         /// The bytes written, little-endian; `data.len()` is the access size.
         data: &'a [u8],
     },
+    /// The guest read a guest-physical address that is not RAM (and that
+    /// no device of the accelerator claims). The caller fills `data` before
+    /// the next `run()`, which completes the load (`KVM_EXIT_MMIO`).
+    MmioRead {
+        /// Guest-physical address.
+        addr: u64,
+        /// Bytes to return, little-endian; `data.len()` is the access size.
+        data: &'a mut [u8],
+    },
+    /// The guest wrote a guest-physical address that is not RAM.
+    MmioWrite {
+        /// Guest-physical address.
+        addr: u64,
+        /// The bytes written, little-endian.
+        data: &'a [u8],
+    },
     /// The guest halted with nothing left to wake it.
     Hlt,
     /// The guest shut down (a triple fault).
@@ -59,6 +75,8 @@ impl VcpuExit<'_> {
         match self {
             VcpuExit::IoIn { .. } => "io-in",
             VcpuExit::IoOut { .. } => "io-out",
+            VcpuExit::MmioRead { .. } => "mmio-read",
+            VcpuExit::MmioWrite { .. } => "mmio-write",
             VcpuExit::Hlt => "hlt",
             VcpuExit::Shutdown => "shutdown",
             VcpuExit::Interrupted => "interrupted",

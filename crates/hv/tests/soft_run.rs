@@ -63,13 +63,54 @@ fn triple_fault_is_a_shutdown() {
 }
 
 #[test]
-fn access_beyond_ram_is_reported_not_fatal() {
-    // mov eax, [0xfee00000]
-    let code = [0xA1, 0x00, 0x00, 0xE0, 0xFE];
+fn mmio_loads_and_stores_go_to_userspace_and_complete() {
+    // mov eax, [0xfeb00000]; mov [0xfeb00010], ax; out 0xf4, eax
+    let code = [
+        0xA1, 0x00, 0x00, 0xB0, 0xFE, 0x66, 0xA3, 0x10, 0x00, 0xB0, 0xFE, 0xE7, 0xF4,
+    ];
     let (_vm, mut vcpu) = vm_with(&code);
     match vcpu.run().unwrap() {
-        VcpuExit::InternalError(InternalError::UnmappedAccess { gpa, rip }) => {
-            assert_eq!((gpa, rip), (0xFEE0_0000, LOAD));
+        VcpuExit::MmioRead { addr, data } => {
+            assert_eq!((addr, data.len()), (0xFEB0_0000, 4));
+            data.copy_from_slice(&0xCAFE_F00Du32.to_le_bytes());
+        }
+        e => panic!("{e:?}"),
+    }
+    match vcpu.run().unwrap() {
+        VcpuExit::MmioWrite { addr, data } => {
+            assert_eq!((addr, data), (0xFEB0_0010, &0xF00Du16.to_le_bytes()[..]));
+        }
+        e => panic!("{e:?}"),
+    }
+    match vcpu.run().unwrap() {
+        VcpuExit::IoOut { port: 0xF4, data } => {
+            assert_eq!(data, 0xCAFE_F00Du32.to_le_bytes());
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn the_local_apic_is_emulated_in_l0() {
+    // mov eax, [0xfee00030] (version); out 0xf4, eax
+    let code = [0xA1, 0x30, 0x00, 0xE0, 0xFE, 0xE7, 0xF4];
+    let (_vm, mut vcpu) = vm_with(&code);
+    match vcpu.run().unwrap() {
+        VcpuExit::IoOut { port: 0xF4, data } => {
+            assert_eq!(data, 0x0005_0014u32.to_le_bytes());
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn executing_from_mmio_is_an_unmapped_access() {
+    // jmp 0xfeb00000 (as push imm32; ret)
+    let code = [0x68, 0x00, 0x00, 0xB0, 0xFE, 0xC3];
+    let (_vm, mut vcpu) = vm_with(&code);
+    match vcpu.run().unwrap() {
+        VcpuExit::InternalError(InternalError::UnmappedAccess { gpa, .. }) => {
+            assert_eq!(gpa, 0xFEB0_0000);
         }
         e => panic!("{e:?}"),
     }

@@ -13,7 +13,7 @@
 //! and then reads what it needs from `kvm_run` through this module.
 
 use kvm_bindings::{
-    kvm_run, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_IN, KVM_EXIT_NOTIFY,
+    kvm_run, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_IN, KVM_EXIT_MMIO, KVM_EXIT_NOTIFY,
 };
 use kvm_ioctls::VcpuFd;
 
@@ -104,4 +104,21 @@ pub(crate) fn io_data<'a>(
     // the kernel only accesses the page inside KVM_RUN, which needs that
     // same mutable borrow.
     Some(unsafe { std::slice::from_raw_parts_mut(base.add(offset), len) })
+}
+
+/// A `KVM_EXIT_MMIO` access: its guest-physical address, whether it is a
+/// store, and its data bytes (`len` of them, at most 8) in the run area,
+/// which the caller fills for a load before the next `KVM_RUN`.
+pub(crate) fn mmio(vcpu: &mut VcpuFd) -> Option<(u64, bool, &mut [u8])> {
+    let run = vcpu.get_kvm_run();
+    if run.exit_reason != KVM_EXIT_MMIO {
+        return None;
+    }
+    // SAFETY: reading and borrowing a union member. The kernel filled `mmio`
+    // for KVM_EXIT_MMIO (checked above); it is integers and a byte array, so
+    // any bit pattern is valid. The borrow of `data` is tied to the mutable
+    // borrow of `vcpu`, as for the port-I/O data.
+    let m = unsafe { &mut run.__bindgen_anon_1.mmio };
+    let len = usize::try_from(m.len).ok().filter(|&l| l <= m.data.len())?;
+    Some((m.phys_addr, m.is_write != 0, &mut m.data[..len]))
 }

@@ -186,7 +186,14 @@ impl Vcpu for KvmVcpu {
             ExitKind::InternalError => VcpuExit::InternalError(InternalError::Host {
                 suberror: run_area::internal_suberror(&mut self.fd).unwrap_or(0),
             }),
-            ExitKind::Mmio { gpa } | ExitKind::MemoryFault { gpa } => {
+            ExitKind::Mmio { .. } => {
+                return match run_area::mmio(&mut self.fd) {
+                    Some((addr, true, data)) => Ok(VcpuExit::MmioWrite { addr, data }),
+                    Some((addr, false, data)) => Ok(VcpuExit::MmioRead { addr, data }),
+                    None => Err(corrupt_run_area("KVM_EXIT_MMIO with a bad length")),
+                };
+            }
+            ExitKind::MemoryFault { gpa } => {
                 VcpuExit::InternalError(InternalError::UnmappedAccess {
                     gpa,
                     rip: self.rip()?,

@@ -246,25 +246,26 @@ fn software_interrupt_is_shutdown_or_a_host_error() {
 }
 
 #[test]
-fn access_outside_ram_is_unmapped_access() {
-    let Some(accel) = kvm_or_skip("access_outside_ram_is_unmapped_access") else {
+fn access_outside_ram_is_an_mmio_exit() {
+    let Some(accel) = kvm_or_skip("access_outside_ram_is_an_mmio_exit") else {
         return;
     };
     let code = [
         0x90, // nop
-        0xA1, 0x00, 0x00, 0xE0, 0xFE, // mov eax, [0xfee00000]
-        0xF4,
+        0xA1, 0x00, 0x00, 0xB0, 0xFE, // mov eax, [0xfeb00000]
+        0xE7, 0xF4, // out 0xf4, eax
     ];
     let (_vm, mut vcpu) = boot(&accel, &code);
     match vcpu.run().unwrap() {
-        VcpuExit::InternalError(e) => assert_eq!(
-            e,
-            InternalError::UnmappedAccess {
-                gpa: 0xFEE0_0000,
-                rip: LOAD + 1
-            }
-        ),
-        other => panic!("expected an unmapped access, got {other:?}"),
+        VcpuExit::MmioRead { addr, data } => {
+            assert_eq!((addr, data.len()), (0xFEB0_0000, 4));
+            data.copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        }
+        other => panic!("expected an MMIO read, got {other:?}"),
+    }
+    match vcpu.run().unwrap() {
+        VcpuExit::IoOut { port: 0xF4, data } => assert_eq!(data, 0x1234_5678u32.to_le_bytes()),
+        other => panic!("expected the OUT, got {other:?}"),
     }
 }
 

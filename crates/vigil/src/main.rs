@@ -35,7 +35,18 @@ fn list_guests() {
     let mut out = std::io::stdout().lock();
     for g in guests::all() {
         let endless = if g.endless { " [endless]" } else { "" };
-        if writeln!(out, "{:<width$}  {}{endless}", g.name, g.summary).is_err() {
+        let configured = if g.configured {
+            " [needs --append/--module]"
+        } else {
+            ""
+        };
+        if writeln!(
+            out,
+            "{:<width$}  {}{endless}{configured}",
+            g.name, g.summary
+        )
+        .is_err()
+        {
             return;
         }
     }

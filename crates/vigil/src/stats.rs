@@ -19,6 +19,10 @@ pub fn print(report: &RunReport, accel: &str) {
         "stats: unclaimed port accesses {}",
         report.unclaimed_port_accesses
     );
+    eprintln!(
+        "stats: unclaimed mmio accesses {}",
+        report.unclaimed_mmio_accesses
+    );
     let n = &report.notify;
     eprintln!(
         "stats: notify vm exits {} (notify {})",

@@ -88,3 +88,34 @@ fn module_errors_are_one_line() {
     assert_eq!(status, 2, "{err}");
     assert!(err.contains("names no file"), "{err}");
 }
+
+/// Runs pc-kernel as QEMU would be asked to: `--append "mode=check"` and a
+/// KEY=VALUE module giving the CPU count.
+fn pc_kernel(accel: &str, dir: &std::path::Path) -> (i32, String, String) {
+    let config = dir.join("config.txt");
+    std::fs::write(&config, "CPUS=1\nMEMORY=128\n").unwrap();
+    vigil(&[
+        "run",
+        "--accel",
+        accel,
+        "--guest",
+        "pc-kernel",
+        "--append",
+        "mode=check",
+        "--module",
+        config.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn pc_kernel_passes_on_soft() {
+    let dir = scratch("pc-kernel");
+    let (status, out, err) = pc_kernel("soft", &dir);
+    assert_eq!(status, 1, "{out}\n{err}");
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(out.contains("PASS apic-timer-periodic"), "{out}");
+    assert!(out.contains("PASS testdev-mmio-buffer"), "{out}");
+    let checks = out.lines().filter(|l| l.starts_with("PASS ")).count();
+    assert!(checks >= 18, "{checks} checks\n{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -172,6 +172,8 @@ pub struct RunReport {
     pub internal_exits: Vec<(&'static str, u64)>,
     /// Port accesses no device claimed.
     pub unclaimed_port_accesses: u64,
+    /// MMIO accesses no device claimed (unassigned memory).
+    pub unclaimed_mmio_accesses: u64,
     /// Guest registers at the end, when the accelerator could provide them.
     pub registers: Option<hv::accel::Registers>,
     /// Notify exits and responsiveness.

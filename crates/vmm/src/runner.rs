@@ -1,7 +1,9 @@
 //! The vCPU loop: load the kernel, apply the notify policy, run with the
 //! monitor watching, dispatch each exit to a device or decide the run is over.
 
-use crate::devices::{DeviceAction, PortBus, VirtualClock};
+use crate::devices::{
+    DeviceAction, MmioBus, PortBus, TestDevMmio, VirtualClock, TESTDEV_MMIO_BASE, TESTDEV_MMIO_LEN,
+};
 use crate::events::{Event, EventLog};
 use crate::loader::{self, LoadError};
 use crate::monitor::{Limits, Monitor, Verdict};
@@ -138,6 +140,12 @@ pub fn run<A: Accelerator>(
     let clock = VirtualClock::new();
     let (mut bus, _pic) = PortBus::pc(output.serial, memory_bytes, clock.clone())
         .map_err(|e| RunError::Devices(e.to_string()))?;
+    let mut mmio = MmioBus::new();
+    mmio.register(
+        TESTDEV_MMIO_BASE,
+        TESTDEV_MMIO_LEN as u64,
+        Box::new(TestDevMmio::new()),
+    );
 
     let policy = options.notify.policy;
     let notify_on = policy.wants_notify() && accel.supports_notify_vmexit();
@@ -197,6 +205,8 @@ pub fn run<A: Accelerator>(
                 }
             }
             VcpuExit::IoIn { port, data } => bus.read(port, data),
+            VcpuExit::MmioRead { addr, data } => mmio.read(addr, data),
+            VcpuExit::MmioWrite { addr, data } => mmio.write(addr, data),
             VcpuExit::Hlt => break RunEnd::Halted,
             VcpuExit::Shutdown => break RunEnd::Shutdown,
             VcpuExit::Interrupted | VcpuExit::PoweredOff => {
@@ -323,6 +333,7 @@ pub fn run<A: Accelerator>(
             let u = bus.unclaimed();
             u.reads + u.writes
         },
+        unclaimed_mmio_accesses: mmio.unclaimed(),
         registers: vcpu.registers().ok(),
         notify: NotifyReport {
             enabled: notify_on,

@@ -44,7 +44,7 @@ pub(crate) fn skip_instruction(hw: &mut impl VmxHardware, len: u64) -> Result<()
 }
 
 /// Queues a hardware exception for the next VM entry.
-fn inject_exception(
+pub(crate) fn inject_exception(
     hw: &mut impl VmxHardware,
     vector: u8,
     error_code: Option<u32>,
@@ -179,14 +179,16 @@ pub(crate) fn size_mask(size: usize) -> u64 {
 }
 
 /// CPUID as the guest sees it: the processor's answer without VMX (not
-/// offered to guests yet) and with the hypervisor-present bit.
+/// offered to guests yet), with the hypervisor-present bit and the APIC
+/// timer's TSC-deadline mode (L0 emulates the local APIC).
 fn cpuid(hw: &mut impl VmxHardware) -> Result<(), HwError> {
     let mut g = hw.gprs();
     let leaf = g[0] as u32;
     let mut r = hw.cpuid(leaf, g[1] as u32);
     if leaf == 1 {
         r[2] &= !(1 << 5);
-        r[2] |= 1 << 31;
+        // Hypervisor present; TSC-deadline mode of L0's local APIC.
+        r[2] |= 1 << 31 | 1 << 24;
     }
     g[0] = u64::from(r[0]);
     g[3] = u64::from(r[1]);
@@ -201,7 +203,6 @@ fn msr(hw: &mut impl VmxHardware, write: bool, len: u64) -> Result<(), HwError> 
     let mut g = hw.gprs();
     let index = g[1] as u32;
     let value = match (index, write) {
-        (x86::msr::APIC_BASE, false) => Some(0xFEE0_0900),
         // IA32_FEATURE_CONTROL: locked, VMX off (VMX is not offered to guests yet).
         (x86::msr::FEATURE_CONTROL, false) => Some(1),
         // MTRR capability and default type reads: none and uncached.

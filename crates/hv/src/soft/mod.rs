@@ -1,8 +1,10 @@
 //! The soft accelerator: Vigil's L0 hypervisor running guests on the soft CPU.
 
+mod apic;
 mod control;
 mod events;
 mod exits;
+mod mmio;
 mod setup;
 mod vcpu;
 mod vm;

@@ -1,8 +1,10 @@
 //! The soft vCPU: the run loop of L0 (enter, take the exit, handle it in L0
 //! or return it to userspace).
 
+use super::apic::{ApicExit, ApicWiring};
 use super::control::SoftControl;
 use super::exits::{self, Handled};
+use super::mmio::{self, Access, Dest, MmioError};
 use super::setup::{self, PrivatePages, VmSettings};
 use crate::accel::{
     AccelError, EntryState, InternalError, Registers, Vcpu, VcpuControl, VcpuExit, VcpuStats,
@@ -14,13 +16,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use x86::vmx::field as f;
 
-/// An I/O exit waiting for userspace; completed on the next `run()`.
+/// An exit to userspace that the next `run()` completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PendingIo {
-    /// Access size for IN (the data goes to RAX), `None` for OUT.
-    pub in_size: Option<usize>,
-    /// Length of the I/O instruction.
-    pub len: u64,
+pub(crate) enum Pending {
+    /// Port I/O: for IN the access size (the data goes to RAX).
+    Io {
+        /// Access size for IN, `None` for OUT.
+        in_size: Option<usize>,
+        /// Length of the I/O instruction.
+        len: u64,
+    },
+    /// MMIO: for a load, where the data goes.
+    Mmio {
+        /// Access size and destination of a load; `None` for a store.
+        load: Option<(usize, Dest)>,
+        /// Length of the instruction.
+        len: u64,
+    },
 }
 
 /// A vCPU of a soft VM.
@@ -29,7 +41,8 @@ pub struct SoftVcpu {
     control: Arc<SoftControl>,
     settings: VmSettings,
     launched: bool,
-    pending_io: Option<PendingIo>,
+    pending: Option<Pending>,
+    apic: ApicWiring,
     io_data: [u8; 8],
     io_len: usize,
     exits: BTreeMap<u16, u64>,
@@ -46,7 +59,7 @@ impl SoftVcpu {
         entry: &EntryState,
         settings: &VmSettings,
     ) -> Result<Self, AccelError> {
-        let (control, tsc_hz) = {
+        let (control, tsc_hz, apic) = {
             let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
             setup::program(&mut *cpu, pages, entry, settings).map_err(|e| {
                 AccelError::InvalidConfig(format!("programming the VMCS failed: {e:?}"))
@@ -57,6 +70,7 @@ impl SoftVcpu {
             (
                 SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line(), tsc_hz),
                 tsc_hz.max(1),
+                ApicWiring::new(model.tsc_ratio_numerator, model.tsc_ratio_denominator),
             )
         };
         Ok(SoftVcpu {
@@ -64,7 +78,8 @@ impl SoftVcpu {
             control: Arc::new(control),
             settings: *settings,
             launched: false,
-            pending_io: None,
+            pending: None,
+            apic,
             io_data: [0; 8],
             io_len: 0,
             exits: BTreeMap::new(),
@@ -81,7 +96,17 @@ impl SoftVcpu {
     }
 
     fn complete_io(&mut self, cpu: &mut SoftCpu) -> Result<(), HwError> {
-        if let Some(io) = self.pending_io.take() {
+        if let Some(Pending::Mmio { load, len }) = self.pending {
+            self.pending = None;
+            if let Some((size, dest)) = load {
+                let mut v = [0u8; 8];
+                v[..size].copy_from_slice(&self.io_data[..size]);
+                mmio::complete_read(cpu, size, dest, u64::from_le_bytes(v));
+            }
+            return exits::skip_instruction(cpu, len);
+        }
+        if let Some(Pending::Io { in_size, len }) = self.pending.take() {
+            let io = PendingIoParts { in_size, len };
             if let Some(size) = io.in_size {
                 let mut gprs = cpu.gprs();
                 let mut v = [0u8; 8];
@@ -98,6 +123,125 @@ impl SoftVcpu {
         }
         Ok(())
     }
+}
+
+/// What L0 did with an exit before the common handlers.
+enum Local {
+    /// Handled (the APIC, an interrupt window, the preemption timer): resume.
+    Resume,
+    /// Not one of these exits: the common handlers take it.
+    NotMine,
+    /// Ends `run()` with this exit.
+    Exit(VcpuExit<'static>),
+    /// An MMIO store for userspace.
+    MmioWrite {
+        addr: u64,
+        size: usize,
+        value: u64,
+        len: u64,
+    },
+    /// An MMIO load for userspace.
+    MmioRead {
+        addr: u64,
+        size: usize,
+        dest: Dest,
+        len: u64,
+    },
+}
+
+impl SoftVcpu {
+    /// Exits about the local APIC, interrupt delivery and MMIO.
+    fn local_exit(&mut self, cpu: &mut SoftCpu, raw: u64, now: u64) -> Result<Local, HwError> {
+        use x86::vmx::exit_reason as er;
+        if raw & u64::from(er::ENTRY_FAILURE) != 0 {
+            return Ok(Local::NotMine);
+        }
+        match raw as u16 {
+            er::INTERRUPT_WINDOW | er::PREEMPTION_TIMER => Ok(Local::Resume),
+            er::HLT if self.apic.hlt_waits(&*cpu, now)? => {
+                // Wait for the interrupt in the HLT activity state: the soft
+                // CPU lets virtual time run to the next event.
+                let len = VmxHardware::vmread(&*cpu, f::VM_EXIT_INSTRUCTION_LEN)?;
+                exits::skip_instruction(cpu, len)?;
+                VmxHardware::vmwrite(
+                    cpu,
+                    f::GUEST_ACTIVITY_STATE,
+                    u64::from(x86::vmx::activity::HLT),
+                )?;
+                Ok(Local::Resume)
+            }
+            er::MSR_READ | er::MSR_WRITE => {
+                let write = raw as u16 == er::MSR_WRITE;
+                match self.apic.msr(cpu, write, now) {
+                    None => Ok(Local::NotMine),
+                    Some(ApicExit::Resume) => {
+                        let len = VmxHardware::vmread(&*cpu, f::VM_EXIT_INSTRUCTION_LEN)?;
+                        exits::skip_instruction(cpu, len)?;
+                        Ok(Local::Resume)
+                    }
+                    Some(ApicExit::GeneralProtection) => {
+                        exits::inject_exception(cpu, x86::exception::GP, Some(0))?;
+                        Ok(Local::Resume)
+                    }
+                }
+            }
+            er::EPT_VIOLATION => self.mmio_exit(cpu, now),
+            _ => Ok(Local::NotMine),
+        }
+    }
+
+    /// An EPT violation: an instruction's data access to an address that is
+    /// not RAM is emulated (the APIC page here, the rest in userspace);
+    /// anything else stays an unmapped access.
+    fn mmio_exit(&mut self, cpu: &mut SoftCpu, now: u64) -> Result<Local, HwError> {
+        let gpa = VmxHardware::vmread(&*cpu, f::GUEST_PHYSICAL_ADDRESS)?;
+        let qual = VmxHardware::vmread(&*cpu, f::EXIT_QUALIFICATION)?;
+        let vectoring = VmxHardware::vmread(&*cpu, f::IDT_VECTORING_INFO)? as u32;
+        // Bit 2: the access was an instruction fetch; a valid IDT-vectoring
+        // field: it was event delivery, not an instruction's operand.
+        if qual & 4 != 0 || vectoring & x86::vmx::intr_info::VALID != 0 {
+            return Ok(Local::NotMine);
+        }
+        let rip = VmxHardware::vmread(&*cpu, f::GUEST_RIP)?;
+        let ins = match mmio::decode(&*cpu) {
+            Ok(i) => i,
+            Err(MmioError::Hw(e)) => return Err(e),
+            Err(MmioError::Fetch) => return Ok(Local::NotMine),
+            Err(MmioError::Unsupported) => {
+                return Ok(Local::Exit(VcpuExit::InternalError(
+                    InternalError::Emulation {
+                        what: "an MMIO access by an instruction other than MOV, MOVZX or MOVSX",
+                        rip,
+                    },
+                )))
+            }
+        };
+        if self.apic.claims(gpa) {
+            self.apic.mmio(cpu, gpa, ins.access, now);
+            exits::skip_instruction(cpu, ins.len)?;
+            return Ok(Local::Resume);
+        }
+        Ok(match ins.access {
+            Access::Write { size, value } => Local::MmioWrite {
+                addr: gpa,
+                size,
+                value,
+                len: ins.len,
+            },
+            Access::Read { size, dest } => Local::MmioRead {
+                addr: gpa,
+                size,
+                dest,
+                len: ins.len,
+            },
+        })
+    }
+}
+
+/// The fields of a pending port access.
+struct PendingIoParts {
+    in_size: Option<usize>,
+    len: u64,
 }
 
 fn hw_error(e: HwError) -> AccelError {
@@ -119,6 +263,8 @@ impl Vcpu for SoftVcpu {
             if self.control.take_exit_request() {
                 return Ok(VcpuExit::Interrupted);
             }
+            let now = cpu.cycles();
+            self.apic.before_entry(&mut *cpu, now).map_err(hw_error)?;
             let since = self.control.entering_guest();
             let entered = if self.launched {
                 VmxHardware::vmresume(&mut *cpu)
@@ -141,6 +287,43 @@ impl Vcpu for SoftVcpu {
             let raw = VmxHardware::vmread(&*cpu, f::VM_EXIT_REASON).map_err(hw_error)?;
             let reason = raw as u16;
             *self.exits.entry(reason).or_insert(0) += 1;
+            let now = cpu.cycles();
+            match self.local_exit(&mut cpu, raw, now).map_err(hw_error)? {
+                Local::Resume => continue,
+                Local::NotMine => {}
+                Local::Exit(e) => return Ok(e),
+                Local::MmioWrite {
+                    addr,
+                    size,
+                    value,
+                    len,
+                } => {
+                    self.io_data = value.to_le_bytes();
+                    self.io_len = size;
+                    self.pending = Some(Pending::Mmio { load: None, len });
+                    return Ok(VcpuExit::MmioWrite {
+                        addr,
+                        data: &self.io_data[..self.io_len],
+                    });
+                }
+                Local::MmioRead {
+                    addr,
+                    size,
+                    dest,
+                    len,
+                } => {
+                    self.io_data = [0; 8];
+                    self.io_len = size;
+                    self.pending = Some(Pending::Mmio {
+                        load: Some((size, dest)),
+                        len,
+                    });
+                    return Ok(VcpuExit::MmioRead {
+                        addr,
+                        data: &mut self.io_data[..self.io_len],
+                    });
+                }
+            }
             match exits::handle(&mut *cpu, raw).map_err(hw_error)? {
                 Handled::Resume => continue,
                 // A host interrupt: L0 has the CPU back; the loop's top
@@ -161,7 +344,7 @@ impl Vcpu for SoftVcpu {
                 } => {
                     self.io_data = value.to_le_bytes();
                     self.io_len = size;
-                    self.pending_io = Some(PendingIo { in_size: None, len });
+                    self.pending = Some(Pending::Io { in_size: None, len });
                     return Ok(VcpuExit::IoOut {
                         port,
                         data: &self.io_data[..self.io_len],
@@ -170,7 +353,7 @@ impl Vcpu for SoftVcpu {
                 Handled::IoIn { port, size, len } => {
                     self.io_data = [0; 8];
                     self.io_len = size;
-                    self.pending_io = Some(PendingIo {
+                    self.pending = Some(Pending::Io {
                         in_size: Some(size),
                         len,
                     });

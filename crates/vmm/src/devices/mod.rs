@@ -11,6 +11,8 @@
 //!   [`PIC_SLAVE_BASE`].
 //! * [`pit`]: the 8254 PIT ([`Pit`]) at [`PIT_BASE`], counting a shared
 //!   [`VirtualClock`].
+//! * [`mmio_bus`]: [`MmioBus`], the guest-physical devices (pc-testdev's
+//!   buffer), unassigned memory reading all ones.
 //! * [`testdev`]: QEMU's pc-testdev ([`TestDevPorts`] at
 //!   [`TESTDEV_PORT_BASE`], [`TestDevIrqLines`], [`TestDevMmio`]).
 //!
@@ -22,6 +24,7 @@
 pub mod bus;
 pub mod debug_exit;
 pub mod fw_cfg;
+pub mod mmio_bus;
 pub mod pic;
 pub mod pit;
 pub mod serial;
@@ -30,6 +33,7 @@ pub mod testdev;
 pub use bus::{BusError, DeviceAction, PortBus, PortDevice, UnclaimedAccesses};
 pub use debug_exit::{exit_status, DebugExit, DEBUG_EXIT_BASE, DEBUG_EXIT_LEN};
 pub use fw_cfg::{FwCfg, FwCfgError, FW_CFG_BASE, FW_CFG_LEN};
+pub use mmio_bus::{MmioBus, MmioDevice};
 pub use pic::{DualPic, Pic8259, PicPorts, SharedPic, PIC_LEN, PIC_MASTER_BASE, PIC_SLAVE_BASE};
 pub use pit::{Pit, VirtualClock, PIT_BASE, PIT_HZ, PIT_IRQ, PIT_LEN};
 pub use serial::{Serial, COM1_BASE, SERIAL_LEN};

@@ -1,0 +1,159 @@
+//! The local APIC of a soft vCPU, where KVM keeps its in-kernel LAPIC: the
+//! register page (through MMIO emulation), IA32_APIC_BASE and
+//! IA32_TSC_DEADLINE, and interrupt delivery into the guest.
+//!
+//! Before every VM entry L0 brings the APIC's timer up to the vCPU's virtual
+//! time and, when an interrupt is deliverable and the guest can take it
+//! (RFLAGS.IF = 1, no STI or MOV-SS shadow, nothing else being injected),
+//! injects it as an external interrupt through the VM-entry
+//! interruption-information field; when the guest cannot take it yet,
+//! interrupt-window exiting brings the CPU back as soon as it can (SDM Vol.
+//! 3C §26.7.5). The VMX-preemption timer, armed for the APIC timer's next
+//! deadline, makes the CPU leave the guest when the timer fires, and a HLT
+//! with interrupts enabled and an interrupt to come is entered as the HLT
+//! activity state, so the soft CPU skips virtual time to that deadline.
+
+use super::mmio::{self, Access};
+use crate::hw::{HwError, VmxHardware};
+use crate::lapic::{
+    Lapic, LapicConfig, TimerClock, APIC_PAGE_LEN, MSR_APIC_BASE, MSR_TSC_DEADLINE,
+};
+use x86::vmx::{activity, field as f, interruptibility, intr_info, pin, proc};
+
+/// A soft vCPU's local APIC and its wiring.
+#[derive(Debug)]
+pub(crate) struct ApicWiring {
+    lapic: Lapic,
+}
+
+/// What an APIC-related exit became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApicExit {
+    /// Handled: enter the guest again.
+    Resume,
+    /// A write to IA32_APIC_BASE the APIC refuses: inject #GP(0).
+    GeneralProtection,
+}
+
+impl ApicWiring {
+    /// The APIC of the bootstrap processor of a CPU whose TSC runs at
+    /// `numerator / denominator` times its crystal clock (CPUID.15H).
+    pub(crate) fn new(numerator: u32, denominator: u32) -> Self {
+        ApicWiring {
+            lapic: Lapic::new(LapicConfig {
+                clock: TimerClock {
+                    tsc_ratio_numerator: numerator.max(1),
+                    tsc_ratio_denominator: denominator.max(1),
+                },
+                ..LapicConfig::default()
+            }),
+        }
+    }
+
+    /// Whether the guest-physical address lies in the APIC's register page.
+    pub(crate) fn claims(&self, gpa: u64) -> bool {
+        self.lapic
+            .mmio_base()
+            .is_some_and(|base| gpa >= base && gpa < base + APIC_PAGE_LEN)
+    }
+
+    /// Carries out an emulated access to the register page.
+    pub(crate) fn mmio(&mut self, hw: &mut impl VmxHardware, gpa: u64, access: Access, now: u64) {
+        let base = self.lapic.mmio_base().unwrap_or(0);
+        let offset = gpa - base;
+        match access {
+            Access::Read { size, dest } => {
+                let mut b = [0u8; 8];
+                self.lapic.mmio_read(offset, &mut b[..size], now);
+                mmio::complete_read(hw, size, dest, u64::from_le_bytes(b));
+            }
+            Access::Write { size, value } => {
+                self.lapic
+                    .mmio_write(offset, &value.to_le_bytes()[..size], now);
+            }
+        }
+    }
+
+    /// RDMSR/WRMSR of IA32_APIC_BASE or IA32_TSC_DEADLINE; `None` for other MSRs.
+    pub(crate) fn msr(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        write: bool,
+        now: u64,
+    ) -> Option<ApicExit> {
+        let mut g = hw.gprs();
+        let index = g[1] as u32;
+        if index != MSR_APIC_BASE && index != MSR_TSC_DEADLINE {
+            return None;
+        }
+        let value = (g[2] << 32) | (g[0] & 0xFFFF_FFFF);
+        if write {
+            if index == MSR_APIC_BASE {
+                if self.lapic.write_apic_base(value).is_err() {
+                    return Some(ApicExit::GeneralProtection);
+                }
+            } else {
+                self.lapic.write_tsc_deadline(value, now);
+            }
+        } else {
+            let v = if index == MSR_APIC_BASE {
+                self.lapic.apic_base()
+            } else {
+                self.lapic.tsc_deadline()
+            };
+            g[0] = v & 0xFFFF_FFFF;
+            g[2] = v >> 32;
+            hw.set_gprs(&g);
+        }
+        Some(ApicExit::Resume)
+    }
+
+    /// Whether a HLT should wait for an interrupt rather than end the run:
+    /// interrupts are enabled and the APIC has one pending or a timer armed.
+    pub(crate) fn hlt_waits(&mut self, hw: &impl VmxHardware, now: u64) -> Result<bool, HwError> {
+        self.lapic.advance(now);
+        let rflags = hw.vmread(f::GUEST_RFLAGS)?;
+        Ok(rflags & x86::rflags::IF != 0
+            && (self.lapic.pending_vector().is_some() || self.lapic.next_deadline().is_some()))
+    }
+
+    /// Interrupt delivery and the timer, just before a VM entry at virtual
+    /// time `now`.
+    pub(crate) fn before_entry(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        now: u64,
+    ) -> Result<(), HwError> {
+        self.lapic.advance(now);
+        let mut procv = hw.vmread(f::CPU_BASED_VM_EXEC_CONTROL)? as u32;
+        procv &= !proc::INTR_WINDOW_EXITING;
+        if self.lapic.pending_vector().is_some() {
+            let queued = hw.vmread(f::VM_ENTRY_INTR_INFO)? as u32 & intr_info::VALID != 0;
+            let rflags = hw.vmread(f::GUEST_RFLAGS)?;
+            let shadow = hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)? as u32
+                & (interruptibility::STI | interruptibility::MOV_SS);
+            if !queued && rflags & x86::rflags::IF != 0 && shadow == 0 {
+                let vector = self.lapic.acknowledge();
+                let info = intr_info::make(vector, intr_info::TYPE_EXT_INTR, false);
+                hw.vmwrite(f::VM_ENTRY_INTR_INFO, u64::from(info))?;
+                // Delivery wakes a halted CPU (SDM Vol. 3C §26.6.2).
+                hw.vmwrite(f::GUEST_ACTIVITY_STATE, u64::from(activity::ACTIVE))?;
+            } else {
+                procv |= proc::INTR_WINDOW_EXITING;
+            }
+        }
+        hw.vmwrite(f::CPU_BASED_VM_EXEC_CONTROL, u64::from(procv))?;
+        // The preemption timer counts TSC cycles here (IA32_VMX_MISC[4:0] = 0);
+        // a deadline beyond its 32 bits takes a second round.
+        let mut pinv = hw.vmread(f::PIN_BASED_VM_EXEC_CONTROL)? as u32;
+        match self.lapic.next_deadline() {
+            Some(deadline) => {
+                pinv |= pin::PREEMPTION_TIMER;
+                let left = deadline.saturating_sub(now).min(u64::from(u32::MAX));
+                hw.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, left)?;
+            }
+            None => pinv &= !pin::PREEMPTION_TIMER,
+        }
+        hw.vmwrite(f::PIN_BASED_VM_EXEC_CONTROL, u64::from(pinv))
+    }
+}

@@ -1,0 +1,220 @@
+/*
+ * pc-kernel - a test kernel written the way suites for QEMU's `-kernel`
+ * are (kvm-unit-tests style), to judge Vigil's PC platform against QEMU:
+ *
+ *   vigil run --guest pc-kernel --append "mode=check" --module config.txt
+ *   qemu-system-x86_64 -kernel pc-kernel.elf -append "mode=check" \
+ *       -initrd config.txt -device pc-testdev -device isa-debug-exit,...
+ *
+ * where config.txt holds KEY=VALUE lines, among them CPUS=<n>. It checks
+ * the multiboot command line and module, fw_cfg, pc-testdev's port and MMIO
+ * buffer, the local APIC's registers and its timer in periodic and one-shot
+ * modes (interrupts counted by a handler that sends EOI). Every line it
+ * prints is the same on every engine that implements the platform.
+ */
+#include "rt.h"
+
+struct mb_info {
+	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
+};
+struct mb_module {
+	uint32_t start, end, string, reserved;
+};
+
+#define APIC_BASE 0xFEE00000u
+#define APIC_ID 0x20
+#define APIC_VERSION 0x30
+#define APIC_TPR 0x80
+#define APIC_EOI 0xB0
+#define APIC_SVR 0xF0
+#define APIC_ISR0 0x100
+#define APIC_LVT_TIMER 0x320
+#define APIC_TIMER_INIT 0x380
+#define APIC_TIMER_CUR 0x390
+#define APIC_TIMER_DIV 0x3E0
+#define LVT_MASKED (1u << 16)
+#define LVT_PERIODIC (1u << 17)
+#define TIMER_VECTOR 0x40
+
+#define TESTDEV_MMIO 0xFF000000u
+
+static inline uint32_t apic_read(uint32_t reg)
+{
+	return *(volatile uint32_t *)(uintptr_t)(APIC_BASE + reg);
+}
+
+static inline void apic_write(uint32_t reg, uint32_t v)
+{
+	*(volatile uint32_t *)(uintptr_t)(APIC_BASE + reg) = v;
+}
+
+/* ------------------------------------------------ the timer interrupt */
+
+volatile uint32_t timer_ticks;
+void timer_isr(void);
+__asm__(".text\n"
+	".globl timer_isr\n"
+	"timer_isr:\n\t"
+	"incl timer_ticks\n\t"
+	"movl $0, 0xFEE000B0\n\t" /* EOI */
+	"iret\n");
+
+static void set_gate(unsigned vector, void (*fn)(void))
+{
+	struct dtr idtr = sidt();
+	uint32_t *g = (uint32_t *)(uintptr_t)(idtr.base + vector * 8);
+	uint32_t off = (uint32_t)(uintptr_t)fn;
+	g[0] = (off & 0xFFFF) | ((uint32_t)SEL_CODE32 << 16);
+	g[1] = (off & 0xFFFF0000) | 0x8E00; /* present, DPL 0, 32-bit interrupt gate */
+}
+
+/* Waits with interrupts enabled until `n` timer interrupts arrived, or a
+ * generous bound of HLTs passed (each HLT ends at some interrupt). */
+static void wait_ticks(uint32_t n)
+{
+	for (unsigned i = 0; i < 1000 && timer_ticks < n; i++)
+		__asm__ volatile("sti; hlt; cli" ::: "memory");
+}
+
+/* ------------------------------------------------ fw_cfg */
+
+static void fw_cfg_select(uint16_t key)
+{
+	outw(0x510, key);
+}
+
+static uint64_t fw_cfg_le(uint16_t key, unsigned bytes)
+{
+	uint64_t v = 0;
+	fw_cfg_select(key);
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint64_t)inb(0x511) << (8 * i);
+	return v;
+}
+
+/* ------------------------------------------------ KEY=VALUE module */
+
+static int config_value(const char *p, const char *end, const char *key, uint32_t *out)
+{
+	size_t klen = strlen(key);
+	while (p < end) {
+		const char *line = p;
+		while (p < end && *p != '\n')
+			p++;
+		if ((size_t)(p - line) > klen && memcmp(line, key, klen) == 0 && line[klen] == '=') {
+			uint32_t v = 0;
+			for (const char *q = line + klen + 1; q < p && *q >= '0' && *q <= '9'; q++)
+				v = v * 10 + (uint32_t)(*q - '0');
+			*out = v;
+			return 1;
+		}
+		p++;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------ checks */
+
+static void boot_checks(const struct mb_info *mb)
+{
+	report("multiboot-magic", boot_magic == 0x2BADB002, "eax %#x", boot_magic);
+	const char *cmd = (const char *)(uintptr_t)mb->cmdline;
+	const char *args = cmd;
+	while (*args && *args != ' ')
+		args++;
+	report("cmdline-kernel-name-then-append",
+	       (mb->flags & 4) && *args == ' ' && strcmp(args + 1, "mode=check") == 0,
+	       "arguments after the kernel name '%s'", *args ? args + 1 : "");
+	report("module-present", (mb->flags & 8) && mb->mods_count >= 1, "mods_count %u",
+	       mb->mods_count);
+}
+
+static void platform_checks(const struct mb_info *mb)
+{
+	char sig[5] = { 0 };
+	fw_cfg_select(0);
+	for (int i = 0; i < 4; i++)
+		sig[i] = (char)inb(0x511);
+	report("fw-cfg-signature", strcmp(sig, "QEMU") == 0, "'%s'", sig);
+	uint32_t cpus = (uint32_t)fw_cfg_le(0x0005, 2);
+	uint32_t want = 0;
+	const struct mb_module *m = (const struct mb_module *)(uintptr_t)mb->mods_addr;
+	int have = mb->mods_count >= 1 &&
+		   config_value((const char *)(uintptr_t)m[0].start,
+				(const char *)(uintptr_t)m[0].end, "CPUS", &want);
+	report("module-cpus-match-fw-cfg", have && cpus == want, "fw_cfg %u, module CPUS=%u", cpus,
+	       want);
+	uint64_t ram = fw_cfg_le(0x0003, 8);
+	report("fw-cfg-ram-size", ram == 128u << 20, "%u MiB", (uint32_t)(ram >> 20));
+
+	outl(0xE0, 0xCAFEF00D);
+	report("testdev-port-scratch", inl(0xE0) == 0xCAFEF00D, "%#x", inl(0xE0));
+	volatile uint32_t *buf = (volatile uint32_t *)(uintptr_t)TESTDEV_MMIO;
+	buf[0] = 0x01234567;
+	buf[1] = 0x89ABCDEF;
+	report("testdev-mmio-buffer", buf[0] == 0x01234567 && buf[1] == 0x89ABCDEF, "%#x %#x",
+	       buf[0], buf[1]);
+	/* Mask the legacy PIC, as such kernels do before using the APIC. */
+	outb(0x21, 0xFF);
+	outb(0xA1, 0xFF);
+	report("pic-masked", inb(0x21) == 0xFF && inb(0xA1) == 0xFF, "%#x %#x", inb(0x21),
+	       inb(0xA1));
+}
+
+static void apic_checks(void)
+{
+	uint64_t base = rdmsr(0x1B);
+	report("apic-base-msr", (base & ~0xFFFull) == APIC_BASE && (base & (1u << 11)) &&
+					(base & (1u << 8)),
+	       "IA32_APIC_BASE %#llx", (unsigned long long)base);
+	uint32_t ver = apic_read(APIC_VERSION);
+	report("apic-version", (ver & 0xFF) >= 0x10 && (ver & 0xFF) <= 0x15 && ((ver >> 16) & 0xFF) >= 5,
+	       "version %#x max LVT %u", ver & 0xFF, (ver >> 16) & 0xFF);
+	report("apic-id-zero", apic_read(APIC_ID) >> 24 == 0, "%#x", apic_read(APIC_ID));
+	apic_write(APIC_TPR, 0x20);
+	report("apic-tpr", (apic_read(APIC_TPR) & 0xFF) == 0x20, "%#x", apic_read(APIC_TPR));
+	apic_write(APIC_TPR, 0);
+	apic_write(APIC_SVR, 0x1FF);
+	report("apic-software-enabled", apic_read(APIC_SVR) == 0x1FF, "SVR %#x", apic_read(APIC_SVR));
+
+	set_gate(TIMER_VECTOR, timer_isr);
+	/* Periodic: five interrupts, then masked; none after that. */
+	timer_ticks = 0;
+	apic_write(APIC_TIMER_DIV, 0x3); /* divide by 16 */
+	apic_write(APIC_LVT_TIMER, TIMER_VECTOR | LVT_PERIODIC);
+	apic_write(APIC_TIMER_INIT, 200000);
+	uint32_t c1 = apic_read(APIC_TIMER_CUR);
+	for (volatile int i = 0; i < 2000; i++)
+		;
+	uint32_t c2 = apic_read(APIC_TIMER_CUR);
+	/* The values depend on the engine's speed; only their order is printed. */
+	report("apic-timer-counts-down", c1 <= 200000 && c2 < c1, "current count %s",
+	       c1 <= 200000 && c2 < c1 ? "decreasing" : "not decreasing");
+	wait_ticks(5);
+	apic_write(APIC_LVT_TIMER, TIMER_VECTOR | LVT_PERIODIC | LVT_MASKED);
+	uint32_t seen = timer_ticks;
+	report("apic-timer-periodic", seen == 5, "%u interrupts (want 5)", seen);
+	apic_write(APIC_TIMER_INIT, 0);
+	report("apic-isr-clear-after-eoi", apic_read(APIC_ISR0 + 0x10 * (TIMER_VECTOR / 32)) == 0,
+	       "ISR word %#x", apic_read(APIC_ISR0 + 0x10 * (TIMER_VECTOR / 32)));
+
+	/* One-shot: exactly one interrupt, and the count stops at 0. */
+	timer_ticks = 0;
+	apic_write(APIC_LVT_TIMER, TIMER_VECTOR);
+	apic_write(APIC_TIMER_INIT, 50000);
+	wait_ticks(1);
+	for (volatile int i = 0; i < 20000; i++)
+		;
+	report("apic-timer-one-shot", timer_ticks == 1 && apic_read(APIC_TIMER_CUR) == 0,
+	       "%u interrupts, current count %u", timer_ticks, apic_read(APIC_TIMER_CUR));
+	apic_write(APIC_LVT_TIMER, LVT_MASKED);
+}
+
+int main(void)
+{
+	const struct mb_info *mb = (const struct mb_info *)(uintptr_t)boot_info;
+	boot_checks(mb);
+	platform_checks(mb);
+	apic_checks();
+	report_done();
+}
