@@ -375,9 +375,14 @@ fn main() {
         .args(rt)
         .args(objs);
         run(ld);
-        // .boot holds the 32-bit entry code; .text is in the guest's width.
-        verify_instructions(&tools, &linked, ".boot", true);
-        verify_instructions(&tools, &linked, ".text", g.width == Width::W32);
+        // .boot holds the 32-bit entry code; .text is in the guest's width;
+        // .text16, where a guest has it, is 16-bit code it runs in real mode.
+        verify_instructions(&tools, &linked, ".boot", Some("i386"));
+        let text_machine = (g.width == Width::W32).then_some("i386");
+        verify_instructions(&tools, &linked, ".text", text_machine);
+        if has_section(&tools, &linked, ".text16") {
+            verify_instructions(&tools, &linked, ".text16", Some("i8086"));
+        }
         if g.width == Width::W64 {
             let mut objcopy = Command::new(&tools.objcopy);
             objcopy.args(["-O", "elf32-i386"]).arg(&linked).arg(&image);
@@ -436,12 +441,25 @@ fn forbidden_reason(text: &str) -> Option<&'static str> {
     None
 }
 
-/// Disassemble `section` of `elf` and fail the build on forbidden instructions.
-fn verify_instructions(tools: &Tools, elf: &Path, section: &str, code32: bool) {
+/// Whether `elf` has a section called `section` (objdump's section headers).
+fn has_section(tools: &Tools, elf: &Path, section: &str) -> bool {
+    let mut cmd = Command::new(&tools.objdump);
+    cmd.arg("-h").arg(elf);
+    let out = cmd.output();
+    let out = out.unwrap_or_else(|e| panic!("guests: cannot run `{}`: {e}", describe(&cmd)));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(section))
+}
+
+/// Disassemble `section` of `elf` (as `machine`, objdump's `-M`: i386 or
+/// i8086, or the file's own width) and fail the build on forbidden
+/// instructions.
+fn verify_instructions(tools: &Tools, elf: &Path, section: &str, machine: Option<&str>) {
     let mut cmd = Command::new(&tools.objdump);
     cmd.args(["-d", "-w", "-j", section]);
-    if code32 {
-        cmd.args(["-M", "i386"]);
+    if let Some(m) = machine {
+        cmd.args(["-M", m]);
     }
     cmd.arg(elf);
     let out = cmd.output();

@@ -472,14 +472,19 @@ impl SoftCpu {
     /// Protected-mode segment checks on a data access: null (unusable)
     /// segment, type and limit, including expand-down segments (SDM Vol. 3A
     /// §5.3, §5.4.1). #SS(0) for SS, #GP(0) otherwise; none in 64-bit mode.
+    ///
+    /// Real-address mode keeps only the limit check, against the limit in
+    /// the hidden part of the segment register (0xFFFF unless protected mode
+    /// left another one): an operand that extends beyond it is #GP, or #SS
+    /// for SS, without an error code (SDM Vol. 3A §20.1.1, and the
+    /// "Real-Address Mode Exceptions" of every instruction in Vol. 2). There
+    /// are no type or privilege checks there.
     #[inline]
     pub(crate) fn segment_check(&self, seg: Seg, offset: u64, size: usize, write: bool) -> Ex<()> {
-        if self.s.cr0 & x86::cr::CR0_PE == 0
-            || self.s.mode64()
-            || self.s.rflags & x86::rflags::VM != 0
-        {
+        if self.s.mode64() || self.s.rflags & x86::rflags::VM != 0 {
             return Ok(());
         }
+        let real = self.s.cr0 & x86::cr::CR0_PE == 0;
         let s = &self.s.seg[seg as usize];
         let vector = if seg == Seg::Ss {
             x86::exception::SS
@@ -487,20 +492,22 @@ impl SoftCpu {
             x86::exception::GP
         };
         let fault = Err(Exception::with_code(vector, 0).into());
-        if s.ar & x86::segment::AR_UNUSABLE != 0 || s.ar & x86::segment::AR_P == 0 {
-            return fault;
-        }
         let ty = s.ar & 0xF;
         let code = ty & x86::segment::TYPE_CODE != 0;
-        let readable_or_writable = ty & x86::segment::TYPE_RW != 0;
-        // Writes need writable data; reads of code need a readable segment.
-        let denied = if write {
-            code || !readable_or_writable
-        } else {
-            code && !readable_or_writable
-        };
-        if denied {
-            return fault;
+        if !real {
+            if s.ar & x86::segment::AR_UNUSABLE != 0 || s.ar & x86::segment::AR_P == 0 {
+                return fault;
+            }
+            let readable_or_writable = ty & x86::segment::TYPE_RW != 0;
+            // Writes need writable data; reads of code need a readable segment.
+            let denied = if write {
+                code || !readable_or_writable
+            } else {
+                code && !readable_or_writable
+            };
+            if denied {
+                return fault;
+            }
         }
         let last = offset.wrapping_add(size as u64 - 1);
         let limit = u64::from(s.limit);

@@ -187,6 +187,12 @@ impl SoftCpu {
             if self.power_cut() {
                 return Err(Stop::PowerOff);
             }
+            if self.s.real_mode() {
+                // Real-address mode has no error codes: none is pushed, and
+                // none is reported with an exit (SDM Vol. 3A §20.1.4; Vol. 3C
+                // §28.2.2: the error-code-valid bit is 0 when CR0.PE is 0).
+                ev.error_code = None;
+            }
             if !std::mem::take(&mut skip_bitmap) && self.exception_exits(&ev) {
                 let mut info = ExitInfo::new(exit_reason::EXCEPTION_NMI, 0);
                 info.intr_info = ev.vmx_info();
@@ -363,7 +369,15 @@ impl SoftCpu {
         }
     }
 
-    /// Real-mode delivery through the interrupt vector table.
+    /// Real-address-mode delivery through the interrupt vector table (SDM
+    /// Vol. 3A §20.1.4, Vol. 2A INT n "REAL-ADDRESS-MODE"): the IDTR base
+    /// locates a table of 4-byte offset:segment entries; an entry beyond the
+    /// IDTR limit is #GP (which, delivered the same way, may become #DF and a
+    /// triple fault). FLAGS, CS and IP are pushed as three words on the
+    /// current stack (#SS if it has no room, the state untouched), no error
+    /// code; IF, TF and AC are cleared, and CS:IP is loaded from the entry
+    /// with CS's base = selector * 16 (CS keeps its hidden limit and
+    /// attributes, as any real-mode CS load does).
     fn deliver_real(&mut self, ev: &Event) -> Ex<()> {
         let off = u64::from(ev.vector) * 4;
         if off + 3 > u64::from(self.s.idtr.limit) {

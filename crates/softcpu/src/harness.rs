@@ -29,6 +29,9 @@ pub const CODE: u64 = 0x10_0000;
 const EPT_BASE: u64 = RAM;
 const PT_BASE: u64 = 0x8000;
 
+/// The initial stack pointer in [`Mode::Real`] (SS base 0).
+pub const REAL_MODE_SP: u64 = 0xFFF0;
+
 /// The harness CPU's notify threshold in crystal-clock cycles (lower than a
 /// real part's, so that delivery loops end quickly in tests).
 pub const NOTIFY_THRESHOLD: u32 = 1_000;
@@ -195,7 +198,15 @@ fn program(cpu: &mut SoftCpu, mode: Mode) {
     );
     put(f::GUEST_RFLAGS, 2);
     put(f::GUEST_RIP, rip);
-    put(f::GUEST_RSP, 0x8_0000);
+    // Real mode: a stack inside SS's 64 KiB limit (offsets beyond it are #SS there).
+    put(
+        f::GUEST_RSP,
+        if mode == Mode::Real {
+            REAL_MODE_SP
+        } else {
+            0x8_0000
+        },
+    );
     put(f::GUEST_DR7, 0x400);
 }
 

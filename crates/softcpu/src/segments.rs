@@ -10,6 +10,10 @@ use x86::segment::{
     TYPE_CODE, TYPE_EC, TYPE_RW,
 };
 
+/// Access rights of a data segment after reset (present, read/write,
+/// accessed, 16-bit, byte granular; SDM Vol. 3A Table 9-1), in the VMCS layout.
+const REAL_MODE_DATA_AR: u32 = 0x93;
+
 /// A raw descriptor with its decoded cache form.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Descriptor {
@@ -78,10 +82,19 @@ impl SoftCpu {
             return Err(Exception::ud().into());
         }
         if self.s.cr0 & x86::cr::CR0_PE == 0 || self.s.rflags & x86::rflags::VM != 0 {
-            // Real and virtual-8086 mode: base = selector * 16.
+            // Real and virtual-8086 mode: base = selector * 16; the limit and
+            // attributes in the hidden part stay as they were (SDM Vol. 3A
+            // §20.1.1, §9.9.2: a program sets them in protected mode before
+            // it clears PE). A register that protected mode left null
+            // (unusable) becomes usable again, with the attributes it has
+            // after reset: a 64 KiB read/write data segment (§9.1.1, Table 9-1).
             let s = &mut self.s.seg[seg as usize];
             s.selector = sel;
             s.base = u64::from(sel) << 4;
+            if s.ar & AR_UNUSABLE != 0 || s.ar & x86::segment::AR_P == 0 {
+                s.ar = REAL_MODE_DATA_AR;
+                s.limit = 0xFFFF;
+            }
             if seg == Seg::Ss {
                 self.next_blocking.mov_ss = true;
             }
@@ -147,10 +160,18 @@ impl SoftCpu {
         outer_stack: Option<(u16, u64)>,
     ) -> Ex<()> {
         if self.s.cr0 & x86::cr::CR0_PE == 0 || self.s.rflags & x86::rflags::VM != 0 {
+            // Real-address mode (SDM Vol. 2A JMP, CALL, Vol. 2B RET, IRET:
+            // the real-address-mode branches): CS = selector, base =
+            // selector * 16, no descriptor, no privilege check. `off` is
+            // already of the operand size (a 16-bit one is IP); an EIP beyond
+            // the CS limit is #GP(0) and nothing is loaded.
             let cs = &mut self.s.seg[Seg::Cs as usize];
+            if off > u64::from(cs.limit) {
+                return Err(Exception::gp(0).into());
+            }
             cs.selector = sel;
             cs.base = u64::from(sel) << 4;
-            self.next_rip = off & 0xFFFF;
+            self.next_rip = off;
             return Ok(());
         }
         if sel & !3 == 0 {

@@ -137,9 +137,19 @@ pub struct CpuState {
 
 impl CpuState {
     /// Current privilege level: the DPL of SS (SDM Vol. 3A §5.5; equal to CS.RPL outside
-    /// conforming-code corner cases, and the VMCS convention).
+    /// conforming-code corner cases, and the VMCS convention). Real-address
+    /// mode has no privilege levels and runs at CPL 0 (SDM Vol. 3A §20.1),
+    /// whatever attributes the hidden SS cache kept from protected mode.
     pub fn cpl(&self) -> u8 {
+        if self.cr0 & x86::cr::CR0_PE == 0 {
+            return 0;
+        }
         self.seg[Seg::Ss as usize].dpl()
+    }
+
+    /// Whether the processor is in real-address mode (CR0.PE = 0).
+    pub fn real_mode(&self) -> bool {
+        self.cr0 & x86::cr::CR0_PE == 0
     }
 
     /// Whether IA-32e mode is active.

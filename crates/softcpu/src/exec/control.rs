@@ -8,12 +8,18 @@ use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 impl SoftCpu {
     /// Sets the next RIP after checking it: non-canonical in 64-bit mode is #GP(0)
-    /// (SDM Vol. 2A JMP, "If target offset ... is not in canonical form").
+    /// (SDM Vol. 2A JMP, "If target offset ... is not in canonical form"),
+    /// beyond the CS limit elsewhere.
+    ///
+    /// Outside 64-bit mode `target` is already of the branch's operand size
+    /// (the decoder sizes relative targets, a register or memory operand has
+    /// that size, RET pops it): a 16-bit branch gives IP, one with 0x66 in
+    /// 16-bit code gives a full EIP, which is checked, not truncated (SDM
+    /// JMP/CALL/RET: "IF OperandSize = 32 ... EIP ← tempEIP").
     pub(crate) fn jump_near(&mut self, target: u64) -> Ex<()> {
         let target = match self.s.bitness() {
             64 => target,
-            32 => target & 0xFFFF_FFFF,
-            _ => target & 0xFFFF,
+            _ => target & 0xFFFF_FFFF,
         };
         if self.s.mode64() {
             let top = (target as i64) >> 47;
@@ -124,7 +130,12 @@ impl SoftCpu {
                     let off = self.pop(size)?;
                     let sel = self.pop(size)? as u16;
                     let rpl = sel & 3;
-                    if u8::try_from(rpl).unwrap_or(3) > self.s.cpl() {
+                    // In real-address mode a selector is a paragraph number:
+                    // its low bits are no RPL, and RETF never changes stacks
+                    // (SDM Vol. 2B RET, real-address mode).
+                    let outer =
+                        !self.s.real_mode() && u8::try_from(rpl).unwrap_or(3) > self.s.cpl();
+                    if outer {
                         // Return to an outer privilege level: pop SS:RSP too.
                         let ss = self.s.stack_size();
                         let sp = self.s.gpr[4].wrapping_add(imm);

@@ -114,7 +114,17 @@ impl SoftCpu {
                 let seg = Self::mem_seg(ins);
                 let limit = self.read_mem(seg, ea, 2)? as u32;
                 let base_size = if self.s.mode64() { 8 } else { 4 };
-                let base = self.read_mem(seg, ea.wrapping_add(2), base_size)?;
+                let mut base = self.read_mem(seg, ea.wrapping_add(2), base_size)?;
+                // With a 16-bit operand size only a 24-bit base is loaded
+                // (SDM Vol. 2A LGDT/LIDT: "IF OperandSize = 16 THEN
+                // GDTR(Base) ← SRC[40:16] AND 00FFFFFFH"), as real-mode
+                // code written for the 80286 expects.
+                if matches!(
+                    ins.code(),
+                    iced_x86::Code::Lgdt_m1632_16 | iced_x86::Code::Lidt_m1632_16
+                ) {
+                    base &= 0x00FF_FFFF;
+                }
                 let t = if ins.mnemonic() == M::Lgdt {
                     &mut self.s.gdtr
                 } else {
@@ -194,13 +204,7 @@ impl SoftCpu {
                 };
                 self.write_op(ins, 0, size, v)
             }
-            M::Lmsw => {
-                self.require_cpl0()?;
-                let v = self.read_op(ins, 0, 2)? & 0xF;
-                // LMSW cannot clear PE.
-                let new = (self.s.cr0 & !0xE) | v | (self.s.cr0 & CR0_PE);
-                self.write_cr0(ins, new)
-            }
+            M::Lmsw => self.lmsw(ins),
             M::Swapgs => {
                 if !self.s.mode64() {
                     return Err(Exception::ud().into());
@@ -396,6 +400,51 @@ impl SoftCpu {
         };
         self.s.cr0 = v | CR0_ET;
         if (old ^ v) & (CR0_PG | CR0_WP | CR0_PE) != 0 {
+            self.tlb.flush();
+        }
+        Ok(())
+    }
+
+    /// LMSW: loads CR0[3:0] from the source, except that it can set PE but
+    /// never clear it (SDM Vol. 2A LMSW). It is how real-mode code written
+    /// for the 80286 enters protected mode.
+    ///
+    /// In VMX non-root operation only the low four bits of the CR0
+    /// guest/host mask matter: LMSW exits when it would set PE while the
+    /// mask owns PE and the read shadow has it clear, or write any of bits
+    /// 3:1 the mask owns with a value other than the shadow's (SDM Vol. 3C
+    /// §26.1.3); the exit qualification has access type 3, the operand type
+    /// (bit 6) and the source data in bits 31:16 (Table 28-3), and a memory
+    /// operand's guest-linear address. Without an exit, bits the mask owns
+    /// keep their value (§26.3).
+    fn lmsw(&mut self, ins: &Instruction) -> Ex<()> {
+        self.require_cpl0()?;
+        let src = self.read_op(ins, 0, 2)? & 0xFFFF;
+        let mut owned = 0;
+        if self.vmx.non_root {
+            let m = self.vmx.ctl.cr0_mask & 0xF;
+            let shadow = self.vmx.ctl.cr0_shadow;
+            let sets_owned_pe = m & src & CR0_PE != 0 && shadow & CR0_PE == 0;
+            let changes_owned = (src ^ shadow) & m & 0xE != 0;
+            if sets_owned_pe || changes_owned {
+                let memory = ins.op0_kind() == OpKind::Memory;
+                let mut info = crate::fault::ExitInfo::new(
+                    er::CR_ACCESS,
+                    (3 << 4) | (u64::from(memory) << 6) | (src << 16),
+                );
+                info.instruction_len = ins.len() as u32;
+                if memory {
+                    let ea = self.effective_address(ins);
+                    info.guest_linear = self.linear(Self::mem_seg(ins), ea);
+                }
+                return Err(Stop::VmExit(info));
+            }
+            owned = self.vmx.ctl.cr0_mask;
+        }
+        let old = self.s.cr0;
+        let loaded = (old & !0xF) | (src & 0xF) | (old & CR0_PE);
+        self.s.cr0 = ((loaded & !owned) | (old & owned)) | CR0_ET;
+        if (old ^ self.s.cr0) & CR0_PE != 0 {
             self.tlb.flush();
         }
         Ok(())

@@ -76,6 +76,18 @@ pub(crate) fn seg_fields() -> &'static [(u32, u32, u32, u32); 6] {
     &SEG_FIELDS
 }
 
+/// The access-rights checks every usable segment register passes at VM entry
+/// (SDM Vol. 3C §27.3.1.2): reserved bits 11:8 and 31:17 are 0, and G
+/// agrees with the limit — G = 0 when any of limit bits 11:0 is 0, G = 1
+/// when any of bits 31:20 is 1.
+fn ar_limit_consistent(ar: u32, limit: u32) -> bool {
+    let g = ar & x86::segment::AR_G != 0;
+    ar & 0xF00 == 0
+        && ar & 0xFFFE_0000 == 0
+        && (limit & 0xFFF == 0xFFF || !g)
+        && (limit >> 20 == 0 || g)
+}
+
 fn fits(value: u32, default1: u32, allowed1: u32) -> bool {
     value & default1 == default1 && value & !allowed1 == 0
 }
@@ -265,6 +277,7 @@ impl SoftCpu {
         let cs_ar = v.get32(f::GUEST_CS_AR_BYTES);
         let ss_ar = v.get32(f::GUEST_SS_AR_BYTES);
         let v86 = rflags & x86::rflags::VM != 0;
+        let dpl = |ar: u32| (ar >> 5) & 3;
         if !v86 {
             let ty = cs_ar & 0xF;
             let code_ok = matches!(ty, 9 | 11 | 13 | 15) || (unrestricted && ty == 3);
@@ -274,13 +287,30 @@ impl SoftCpu {
             if ia32e && cs_ar & AR_L != 0 && cs_ar & AR_DB != 0 {
                 return bad;
             }
-            // SS.DPL = CS.DPL for non-conforming code, and SS.RPL = CS.RPL.
+            // SS.RPL = CS.RPL without unrestricted guest.
             let cs_sel = v.get(f::GUEST_CS_SELECTOR) as u16;
             let ss_sel = v.get(f::GUEST_SS_SELECTOR) as u16;
             if !unrestricted && (ss_sel & 3) != (cs_sel & 3) {
                 return bad;
             }
-            if matches!(ty, 9 | 11) && (cs_ar >> 5) & 3 != (ss_ar >> 5) & 3 {
+            // CS.DPL: 0 for a data-segment CS (type 3, unrestricted guest
+            // only), = SS.DPL for non-conforming code, <= SS.DPL for
+            // conforming code.
+            let cs_dpl_ok = match ty {
+                3 => dpl(cs_ar) == 0,
+                9 | 11 => dpl(cs_ar) == dpl(ss_ar),
+                _ => dpl(cs_ar) <= dpl(ss_ar),
+            };
+            if !cs_dpl_ok {
+                return bad;
+            }
+            // SS.DPL: = SS.RPL without unrestricted guest; 0 when CS is a
+            // data segment or the guest will be in real-address mode
+            // (CR0.PE = 0), which runs at CPL 0.
+            if !unrestricted && dpl(ss_ar) != u32::from(ss_sel & 3) {
+                return bad;
+            }
+            if (ty == 3 || cr0 & CR0_PE == 0) && dpl(ss_ar) != 0 {
                 return bad;
             }
             if ss_ar & AR_UNUSABLE == 0 {
@@ -289,13 +319,34 @@ impl SoftCpu {
                     return bad;
                 }
             }
-            for (_, _, _, ar_f) in [SEG_FIELDS[0], SEG_FIELDS[3], SEG_FIELDS[4], SEG_FIELDS[5]] {
+            for (sel_f, _, _, ar_f) in [SEG_FIELDS[0], SEG_FIELDS[3], SEG_FIELDS[4], SEG_FIELDS[5]]
+            {
                 let ar = v.get32(ar_f);
                 if ar & AR_UNUSABLE != 0 {
                     continue;
                 }
                 let ty = ar & 0xF;
                 if ty & 1 == 0 || ar & AR_S == 0 || ar & AR_P == 0 || (ty & 8 != 0 && ty & 2 == 0) {
+                    return bad;
+                }
+                // Data and non-conforming code: DPL >= RPL, unless unrestricted guest.
+                let rpl = (v.get(sel_f) & 3) as u32;
+                if !unrestricted && ty <= 11 && dpl(ar) < rpl {
+                    return bad;
+                }
+            }
+            // Reserved access-rights bits (11:8, 31:17), and the granularity
+            // that the limit implies, for every usable register.
+            for (_, _, limit_f, ar_f) in SEG_FIELDS {
+                let ar = v.get32(ar_f);
+                if ar & AR_UNUSABLE == 0 && !ar_limit_consistent(ar, v.get32(limit_f)) {
+                    return bad;
+                }
+            }
+            // Base addresses: bits 63:32 of CS, and of usable SS, DS and ES, are 0.
+            for (i, (_, base_f, _, ar_f)) in SEG_FIELDS.iter().enumerate() {
+                let checked = i == 1 || (i <= 3 && v.get32(*ar_f) & AR_UNUSABLE == 0);
+                if checked && v.get(*base_f) >> 32 != 0 {
                     return bad;
                 }
             }
@@ -310,12 +361,18 @@ impl SoftCpu {
         if !tr_ok || tr_ar & AR_S != 0 || tr_ar & AR_P == 0 || tr_ar & AR_UNUSABLE != 0 {
             return bad;
         }
+        if !ar_limit_consistent(tr_ar, v.get32(f::GUEST_TR_LIMIT)) {
+            return bad;
+        }
         if v.get(f::GUEST_TR_SELECTOR) & 4 != 0 {
             return bad;
         }
         let ldtr_ar = v.get32(f::GUEST_LDTR_AR_BYTES);
         if ldtr_ar & AR_UNUSABLE == 0
-            && (ldtr_ar & 0xF != 2 || ldtr_ar & AR_S != 0 || ldtr_ar & AR_P == 0)
+            && (ldtr_ar & 0xF != 2
+                || ldtr_ar & AR_S != 0
+                || ldtr_ar & AR_P == 0
+                || !ar_limit_consistent(ldtr_ar, v.get32(f::GUEST_LDTR_LIMIT)))
         {
             return bad;
         }
