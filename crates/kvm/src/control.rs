@@ -48,6 +48,8 @@ pub struct KvmControl {
     nmi_pending: AtomicBool,
     /// The thread inside `run()`, while one is.
     thread: Mutex<Option<libc::pthread_t>>,
+    /// When the userspace APIC's timer fires next.
+    timer_due: Mutex<Option<std::time::Instant>>,
 }
 
 impl KvmControl {
@@ -62,6 +64,24 @@ impl KvmControl {
     /// Forgets the vCPU's thread (after `KVM_RUN`).
     pub(crate) fn leave(&self) {
         *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Publishes when the APIC timer fires next (host ticks kick the vCPU
+    /// out of `KVM_RUN` once it has passed).
+    pub(crate) fn set_timer_due(&self, due: Option<std::time::Instant>) {
+        *self.timer_due.lock().unwrap_or_else(|p| p.into_inner()) = due;
+    }
+
+    fn timer_passed(&self) -> bool {
+        self.timer_due
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| std::time::Instant::now() >= t)
+    }
+
+    /// Whether a host thread wants the vCPU back (exit, NMI, power-off).
+    pub(crate) fn wants_vcpu(&self) -> bool {
+        self.pending()
     }
 
     /// Takes a pending exit request.
@@ -107,7 +127,7 @@ impl VcpuControl for KvmControl {
     }
 
     fn host_tick(&self) {
-        if self.pending() {
+        if self.pending() || self.timer_passed() {
             self.kick();
         }
     }

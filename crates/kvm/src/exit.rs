@@ -28,6 +28,8 @@ pub enum ExitKind {
     Shutdown,
     /// `KVM_EXIT_INTR`.
     Interrupted,
+    /// `KVM_EXIT_IRQ_WINDOW_OPEN`: the guest can take an interrupt.
+    IrqWindowOpen,
     /// `KVM_EXIT_FAIL_ENTRY` with the hardware's reason.
     FailEntry {
         /// Hardware entry-failure reason.
@@ -57,6 +59,7 @@ impl ExitKind {
             KvmExit::Hlt => ExitKind::Hlt,
             KvmExit::Shutdown => ExitKind::Shutdown,
             KvmExit::Intr => ExitKind::Interrupted,
+            KvmExit::IrqWindowOpen => ExitKind::IrqWindowOpen,
             KvmExit::FailEntry(hardware_reason, _cpu) => ExitKind::FailEntry {
                 hardware_reason: *hardware_reason,
             },

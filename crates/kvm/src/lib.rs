@@ -23,6 +23,7 @@
 //! - `run_area` (private) reads the few fields of the shared `kvm_run` page
 //!   that `kvm-ioctls` does not expose.
 
+mod apic;
 pub mod control;
 pub mod cpu_state;
 pub mod cpuid;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hv::accel::{
     AccelError, GuestLevel, InternalError, NotifyExit, Registers, Vcpu, VcpuControl, VcpuExit,
@@ -10,6 +11,7 @@ use hv::accel::{
 };
 use kvm_ioctls::VcpuFd;
 
+use crate::apic::UserApic;
 use crate::control::KvmControl;
 use crate::cpu_state;
 use crate::exit::{
@@ -38,6 +40,7 @@ pub struct KvmVcpu {
     control: Arc<KvmControl>,
     notify_exits: u64,
     triple_fault_event: bool,
+    apic: UserApic,
 }
 
 impl fmt::Debug for KvmVcpu {
@@ -65,6 +68,7 @@ impl KvmVcpu {
             control: Arc::new(KvmControl::default()),
             notify_exits: 0,
             triple_fault_event,
+            apic: UserApic::new(),
         }
     }
 
@@ -83,6 +87,29 @@ impl KvmVcpu {
     /// pending `IN` first, so the guest state is consistent when it returns.
     pub fn set_immediate_exit(&mut self, on: bool) {
         self.fd.set_kvm_immediate_exit(u8::from(on));
+    }
+
+    /// A HLT with interrupts enabled and an APIC interrupt to come: waits
+    /// (in host time) until it is due or a host thread wants the vCPU;
+    /// `false` when nothing can wake the guest (the run's end).
+    fn hlt_waits(&mut self) -> Result<bool, AccelError> {
+        let rflags = self
+            .fd
+            .get_regs()
+            .map_err(host_error("KVM_GET_REGS"))?
+            .rflags;
+        if rflags & (1 << 9) == 0 {
+            return Ok(false);
+        }
+        let Some(mut left) = self.apic.wake_in() else {
+            return Ok(false);
+        };
+        while !left.is_zero() && !self.control.wants_vcpu() {
+            let step = left.min(Duration::from_millis(1));
+            std::thread::sleep(step);
+            left = left.saturating_sub(step);
+        }
+        Ok(true)
     }
 
     /// The guest RIP now.
@@ -147,41 +174,47 @@ fn corrupt_run_area(what: &'static str) -> AccelError {
 
 impl Vcpu for KvmVcpu {
     fn run(&mut self) -> Result<VcpuExit<'_>, AccelError> {
-        if self.control.is_powered_off() {
-            return Ok(VcpuExit::PoweredOff);
-        }
-        if self.control.take_exit_request() {
-            return Ok(VcpuExit::Interrupted);
-        }
-        if self.control.take_nmi() {
-            self.fd.nmi().map_err(host_error("KVM_NMI"))?;
-        }
-        self.control.enter();
-        let ran = self.fd.run().map(|exit| ExitKind::of(&exit));
-        self.control.leave();
-        let kind = match ran {
-            Ok(kind) => kind,
-            Err(e) => {
-                let err = io::Error::from_raw_os_error(e.errno());
-                if err.kind() == io::ErrorKind::Interrupted {
-                    // Kicked by the control: say why.
-                    if self.control.is_powered_off() {
-                        return Ok(VcpuExit::PoweredOff);
-                    }
-                    self.control.take_exit_request();
-                    return Ok(VcpuExit::Interrupted);
+        // Exits the accelerator finishes itself (the APIC, interrupt windows,
+        // timer kicks, HLT waiting for an interrupt) loop here; the rest
+        // leave the loop and go to userspace below.
+        let kind = loop {
+            if self.control.is_powered_off() {
+                return Ok(VcpuExit::PoweredOff);
+            }
+            if self.control.take_exit_request() {
+                return Ok(VcpuExit::Interrupted);
+            }
+            if self.control.take_nmi() {
+                self.fd.nmi().map_err(host_error("KVM_NMI"))?;
+            }
+            self.apic.before_run(&mut self.fd, &self.control)?;
+            self.control.enter();
+            let ran = self.fd.run().map(|exit| ExitKind::of(&exit));
+            self.control.leave();
+            match ran {
+                // Kicked: by a request (the loop's top answers it) or by the
+                // APIC timer (the top injects).
+                Err(e) if e.errno() == libc::EINTR => continue,
+                Err(e) => {
+                    return Err(AccelError::Host {
+                        op: "KVM_RUN",
+                        source: io::Error::from_raw_os_error(e.errno()),
+                    })
                 }
-                return Err(AccelError::Host {
-                    op: "KVM_RUN",
-                    source: err,
-                });
+                Ok(ExitKind::IrqWindowOpen) => continue,
+                Ok(ExitKind::Mmio { gpa }) if self.apic.claims(gpa) => {
+                    self.apic.mmio(&mut self.fd);
+                    continue;
+                }
+                Ok(ExitKind::Hlt) if self.hlt_waits()? => continue,
+                Ok(kind) => break kind,
             }
         };
         let exit = match kind {
             ExitKind::Io => return self.io_exit(),
             ExitKind::Hlt => VcpuExit::Hlt,
             ExitKind::Shutdown => VcpuExit::Shutdown,
-            ExitKind::Interrupted => VcpuExit::Interrupted,
+            ExitKind::Interrupted | ExitKind::IrqWindowOpen => VcpuExit::Interrupted,
             ExitKind::FailEntry { hardware_reason } => VcpuExit::FailEntry { hardware_reason },
             ExitKind::InternalError => VcpuExit::InternalError(InternalError::Host {
                 suberror: run_area::internal_suberror(&mut self.fd).unwrap_or(0),

@@ -115,6 +115,20 @@ pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwE
                 }
             }
         }
+        er::CR_ACCESS => match cr_access(hw, qual)? {
+            CrAccess::Done => {
+                skip_instruction(hw, len)?;
+                Handled::Resume
+            }
+            CrAccess::Faulted => Handled::Resume,
+            CrAccess::Unhandled => {
+                Handled::Exit(VcpuExit::InternalError(InternalError::UnhandledExit {
+                    reason,
+                    qualification: qual,
+                    rip: rip(hw),
+                }))
+            }
+        },
         er::MSR_READ | er::MSR_WRITE => {
             msr(hw, reason == er::MSR_WRITE, len)?;
             Handled::Resume
@@ -167,6 +181,59 @@ fn notify(hw: &mut impl VmxHardware, qual: u64) -> Result<NotifyExit, HwError> {
         rip: Some(rip(hw)),
         idt_vectoring_info: Some(vectoring),
     })
+}
+
+/// A MOV to CR0 or CR4 that touched a bit L0 owns (CR0.NE, CR4.VMXE; SDM
+/// Vol. 3C §26.1.3). CR0: the guest sees its NE in the read shadow while the
+/// real CR0 keeps NE = 1, the other bits take effect, and a change of PG
+/// with EFER.LME = 1 enters or leaves IA-32e mode as the CPU would (SDM Vol.
+/// 3A §10.8.5). CR4.VMXE = 1: VMX is not offered, so #GP(0) as on a
+/// processor without it.
+fn cr_access(hw: &mut impl VmxHardware, qual: u64) -> Result<CrAccess, HwError> {
+    use x86::cr::{CR0_NE, CR0_PG, CR4_VMXE, EFER_LMA, EFER_LME};
+    let cr = qual & 0xF;
+    let access_type = (qual >> 4) & 3;
+    if access_type != 0 {
+        return Ok(CrAccess::Unhandled);
+    }
+    let value = hw.gprs()[((qual >> 8) & 0xF) as usize];
+    match cr {
+        0 => {
+            let old = hw.vmread(f::GUEST_CR0)?;
+            hw.vmwrite(f::CR0_READ_SHADOW, value)?;
+            hw.vmwrite(f::GUEST_CR0, value | CR0_NE)?;
+            if (old ^ value) & CR0_PG != 0 {
+                let efer = hw.vmread(f::GUEST_IA32_EFER)?;
+                let lma = efer & EFER_LME != 0 && value & CR0_PG != 0;
+                let efer = if lma {
+                    efer | EFER_LMA
+                } else {
+                    efer & !EFER_LMA
+                };
+                hw.vmwrite(f::GUEST_IA32_EFER, efer)?;
+                let entry = hw.vmread(f::VM_ENTRY_CONTROLS)?;
+                let ia32e = u64::from(x86::vmx::entry_ctl::IA32E_MODE_GUEST);
+                let entry = if lma { entry | ia32e } else { entry & !ia32e };
+                hw.vmwrite(f::VM_ENTRY_CONTROLS, entry)?;
+            }
+            Ok(CrAccess::Done)
+        }
+        4 if value & CR4_VMXE != 0 => {
+            inject_exception(hw, x86::exception::GP, Some(0))?;
+            Ok(CrAccess::Faulted)
+        }
+        _ => Ok(CrAccess::Unhandled),
+    }
+}
+
+/// What L0 made of a control-register access exit.
+enum CrAccess {
+    /// Emulated: step over the instruction.
+    Done,
+    /// A fault was injected; the instruction is not completed.
+    Faulted,
+    /// Not an access L0 emulates.
+    Unhandled,
 }
 
 /// Mask of the low `size` bytes.
@@ -273,5 +340,53 @@ mod tests {
         };
         assert!(n.context_invalid);
         assert_eq!(hw.fields.get(&f::VM_ENTRY_INTR_INFO), None);
+    }
+}
+
+#[cfg(test)]
+mod cr_tests {
+    use super::*;
+    use crate::hw::test_hw::FakeHw;
+    use x86::cr::{CR0_NE, CR0_PE, CR0_PG, EFER_LMA, EFER_LME};
+
+    #[test]
+    fn a_cr0_write_clearing_ne_lands_in_the_shadow_and_can_enter_long_mode() {
+        let mut hw = FakeHw::default();
+        hw.gprs[0] = CR0_PE | CR0_PG; // NE clear
+        hw.fields.insert(f::GUEST_CR0, CR0_PE | CR0_NE);
+        hw.fields.insert(f::GUEST_IA32_EFER, EFER_LME);
+        // MOV to CR0 from RAX, 3-byte instruction.
+        hw.fields.insert(f::EXIT_QUALIFICATION, 0);
+        hw.fields.insert(f::VM_EXIT_INSTRUCTION_LEN, 3);
+        hw.fields.insert(f::GUEST_RIP, 0x1000);
+        assert!(matches!(
+            handle(&mut hw, u64::from(er::CR_ACCESS)).unwrap(),
+            Handled::Resume
+        ));
+        assert_eq!(hw.fields[&f::GUEST_CR0], CR0_PE | CR0_PG | CR0_NE);
+        assert_eq!(hw.fields[&f::CR0_READ_SHADOW], CR0_PE | CR0_PG);
+        assert_eq!(hw.fields[&f::GUEST_IA32_EFER], EFER_LME | EFER_LMA);
+        assert_ne!(
+            hw.fields[&f::VM_ENTRY_CONTROLS] & u64::from(x86::vmx::entry_ctl::IA32E_MODE_GUEST),
+            0
+        );
+        assert_eq!(hw.fields[&f::GUEST_RIP], 0x1003);
+    }
+
+    #[test]
+    fn setting_cr4_vmxe_is_a_general_protection_fault() {
+        let mut hw = FakeHw::default();
+        hw.gprs[3] = x86::cr::CR4_VMXE;
+        hw.fields.insert(f::EXIT_QUALIFICATION, 4 | (3 << 8));
+        hw.fields.insert(f::GUEST_RIP, 0x1000);
+        assert!(matches!(
+            handle(&mut hw, u64::from(er::CR_ACCESS)).unwrap(),
+            Handled::Resume
+        ));
+        assert_eq!(
+            hw.fields[&f::VM_ENTRY_INTR_INFO] as u32,
+            intr_info::make(x86::exception::GP, intr_info::TYPE_HW_EXCEPTION, true)
+        );
+        assert_eq!(hw.fields[&f::GUEST_RIP], 0x1000);
     }
 }

@@ -1,0 +1,118 @@
+//! The local APIC of a KVM vCPU, emulated in userspace as QEMU does with
+//! `kernel-irqchip=off`: this accelerator creates no in-kernel interrupt
+//! controller (so every HLT and port access reaches userspace), and the
+//! guest must still find the same xAPIC at 0xFEE00000 as on the soft
+//! accelerator. It is `hv`'s register model ([`hv::lapic::Lapic`]) driven by
+//! host time: the vCPU's "TSC" for the model is host nanoseconds × 2 (the
+//! soft CPU's 2 GHz), so the timer runs at the same 25 MHz crystal rate.
+//!
+//! Interrupts go in with `KVM_INTERRUPT` when `kvm_run` says the guest can
+//! take one, or after `request_interrupt_window` brings it back when it
+//! can. The timer's deadline is published to [`KvmControl`], whose host
+//! ticks kick the vCPU out of `KVM_RUN` once it has passed.
+
+use crate::control::KvmControl;
+use crate::run_area;
+use hv::accel::AccelError;
+use hv::lapic::{Lapic, LapicConfig, APIC_PAGE_LEN};
+use kvm_ioctls::VcpuFd;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// `KVM_INTERRUPT`: `_IOW(KVMIO, 0x86, struct kvm_interrupt)`.
+const KVM_INTERRUPT: u64 = 0x4004_AE86;
+
+/// A vCPU's userspace local APIC.
+#[derive(Debug)]
+pub(crate) struct UserApic {
+    lapic: Lapic,
+    start: Instant,
+}
+
+impl UserApic {
+    /// The bootstrap processor's APIC.
+    pub(crate) fn new() -> Self {
+        UserApic {
+            lapic: Lapic::new(LapicConfig::default()),
+            start: Instant::now(),
+        }
+    }
+
+    /// The model's time: host nanoseconds since the vCPU was made, × 2.
+    fn now(&self) -> u64 {
+        (self.start.elapsed().as_nanos() as u64).saturating_mul(2)
+    }
+
+    /// The host instant of model time `tsc`.
+    fn instant_of(&self, tsc: u64) -> Instant {
+        self.start + Duration::from_nanos(tsc / 2)
+    }
+
+    /// Whether `gpa` lies in the APIC's register page.
+    pub(crate) fn claims(&self, gpa: u64) -> bool {
+        self.lapic
+            .mmio_base()
+            .is_some_and(|b| gpa >= b && gpa < b + APIC_PAGE_LEN)
+    }
+
+    /// Completes a `KVM_EXIT_MMIO` to the register page.
+    pub(crate) fn mmio(&mut self, fd: &mut VcpuFd) {
+        let now = self.now();
+        let base = self.lapic.mmio_base().unwrap_or(0);
+        if let Some((addr, write, data)) = run_area::mmio(fd) {
+            if write {
+                self.lapic.mmio_write(addr - base, data, now);
+            } else {
+                self.lapic.mmio_read(addr - base, data, now);
+            }
+        }
+    }
+
+    /// Before `KVM_RUN`: injects a deliverable interrupt if the guest can
+    /// take it, or asks KVM for an interrupt window; publishes the timer's
+    /// next deadline to `control`.
+    pub(crate) fn before_run(
+        &mut self,
+        fd: &mut VcpuFd,
+        control: &KvmControl,
+    ) -> Result<(), AccelError> {
+        self.lapic.advance(self.now());
+        let run = fd.get_kvm_run();
+        run.request_interrupt_window = 0;
+        if self.lapic.pending_vector().is_some() {
+            if run.ready_for_interrupt_injection != 0 && run.if_flag != 0 {
+                let vector = self.lapic.acknowledge();
+                let irq = kvm_bindings::kvm_interrupt {
+                    irq: u32::from(vector),
+                };
+                // SAFETY: KVM_INTERRUPT on a vCPU descriptor this process
+                // owns reads one `struct kvm_interrupt`, which `irq` is and
+                // which outlives the call; it writes nothing of ours.
+                let r = unsafe { libc::ioctl(fd.as_raw_fd(), KVM_INTERRUPT as _, &irq) };
+                if r < 0 {
+                    return Err(AccelError::Host {
+                        op: "KVM_INTERRUPT",
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+            } else {
+                fd.get_kvm_run().request_interrupt_window = 1;
+            }
+        }
+        control.set_timer_due(self.lapic.next_deadline().map(|d| self.instant_of(d)));
+        Ok(())
+    }
+
+    /// For a HLT with interrupts enabled: how long until the APIC has an
+    /// interrupt (zero if it has one now), or `None` if nothing will come.
+    pub(crate) fn wake_in(&mut self) -> Option<Duration> {
+        let now = self.now();
+        self.lapic.advance(now);
+        if self.lapic.pending_vector().is_some() {
+            return Some(Duration::ZERO);
+        }
+        self.lapic
+            .next_deadline()
+            .map(|d| Duration::from_nanos(d.saturating_sub(now) / 2))
+    }
+}
