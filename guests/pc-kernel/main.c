@@ -9,10 +9,15 @@
  * where config.txt holds KEY=VALUE lines, among them CPUS=<n>. It checks
  * the multiboot command line and module, fw_cfg, pc-testdev's port and MMIO
  * buffer, the local APIC's registers and its timer in periodic and one-shot
- * modes (interrupts counted by a handler that sends EOI). Every line it
- * prints is the same on every engine that implements the platform.
+ * modes (interrupts counted by a handler that sends EOI), and, last, a trip
+ * to real-address mode and back (rm.S): CR0.PE cleared and set again, 16-bit
+ * code with segment:offset addressing, an INT n through an IVT at 0, then
+ * the protected-mode state and a timer interrupt through the restored IDT.
+ * Every line it prints is the same on every engine that implements the
+ * platform.
  */
 #include "rt.h"
+#include "rm.h"
 
 struct mb_info {
 	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
@@ -210,11 +215,157 @@ static void apic_checks(void)
 	apic_write(APIC_LVT_TIMER, LVT_MASKED);
 }
 
+/* ------------------------------------------------ real mode and back */
+
+extern char rm_blob[], rm_blob_end[], rm_int[], rm_unexpected[], rm_gdt[];
+uint32_t rm_call(void);
+
+#define OFF(sym) ((uint32_t)((uintptr_t)(sym) - (uintptr_t)rm_blob))
+
+/* A variable of the 16-bit code's data area (rm.h). */
+static uint32_t low32(uint32_t off)
+{
+	return *(volatile uint32_t *)(uintptr_t)(RM_BASE + off);
+}
+
+static uint32_t low16(uint32_t off)
+{
+	return *(volatile uint16_t *)(uintptr_t)(RM_BASE + off);
+}
+
+static uint16_t selector(int which)
+{
+	uint16_t v;
+
+	switch (which) {
+	case 0: __asm__ volatile("mov %%cs, %0" : "=r"(v)); break;
+	case 1: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
+	case 2: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
+	default: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
+	}
+	return v;
+}
+
+static int same_dtr(struct dtr a, struct dtr b)
+{
+	return a.limit == b.limit && a.base == b.base;
+}
+
+/* Copies the 16-bit code to RM_BASE and builds the IVT at 0: vector
+ * RM_VECTOR names rm_int, every other vector rm_unexpected. */
+static int realmode_setup(void)
+{
+	uint32_t n = (uint32_t)(rm_blob_end - rm_blob);
+	uintptr_t ivt_addr = IVT_BASE;
+	volatile uint32_t *ivt;
+
+	if (n > D_BASE) { /* the code would run into its data area (rm.h) */
+		report("realmode-blob-fits", 0, "%u bytes, limit %u", n, D_BASE);
+		return 0;
+	}
+	memcpy((void *)(uintptr_t)RM_BASE, rm_blob, n);
+	memset((void *)(uintptr_t)(RM_BASE + D_BASE), 0, D_END - D_BASE);
+	/* Hide the constant 0 from gcc, which would treat it as a null pointer. */
+	__asm__("" : "+r"(ivt_addr));
+	ivt = (volatile uint32_t *)ivt_addr;
+	/* Each IVT entry is offset (low word) : segment (high word). */
+	for (uint32_t v = 0; v < 256; v++)
+		ivt[v] = (uint32_t)RM_SEG << 16 | OFF(rm_unexpected);
+	ivt[RM_VECTOR] = (uint32_t)RM_SEG << 16 | OFF(rm_int);
+	return 1;
+}
+
+static void realmode_checks(void)
+{
+	/* The APIC timer is masked and IF is 0 here; rm_call keeps it so. */
+	if (!realmode_setup())
+		return;
+	struct dtr gdt0 = sgdt(), idt0 = sidt();
+	uint32_t cr0 = read_cr0(), flags = read_flags();
+	uint32_t rounds = rm_call();
+	struct dtr gdt1 = sgdt(), idt1 = sidt();
+	uint32_t cr0_after = read_cr0(), flags_after = read_flags();
+
+	if (low16(D_UNEXP))
+		report("realmode-unexpected-interrupt", 0, "%u, the last at %04x:%04x",
+		       low16(D_UNEXP), low16(D_UNEXP_CS), low16(D_UNEXP_IP));
+
+	/* SDM Vol. 3A §9.9.2: MOV CR0 clears PE and nothing else; the far JMP
+	 * loads CS = RM_SEG. §9.9.1: PE set again, a far JMP to 32-bit code. */
+	uint32_t pm = low32(D_CR0_PM), rm = low32(D_CR0_RM);
+	int pe_ok = (pm & 1) && rm == (pm & ~1u);
+	report("realmode-round-trip", rounds == 1 && low16(D_CS_RM) == RM_SEG && pe_ok,
+	       "round trips %u, cs %#x after the far jmp, cr0.pe %u then %u, other cr0 bits %s",
+	       rounds, low16(D_CS_RM), pm & 1, rm & 1, (rm | 1) == pm ? "unchanged" : "changed");
+
+	/* SMSW is CR0[15:0]; SIDT shows the IVT loaded for real mode. */
+	uint32_t msw = low16(D_SMSW), idt_limit = low16(D_IDTR), idt_base = low32(D_IDTR + 2);
+	report("realmode-smsw-sidt",
+	       msw == (rm & 0xFFFF) && idt_limit == IVT_LIMIT && idt_base == IVT_BASE,
+	       "msw pe %u %s, idtr base %#x limit %#x", msw & 1,
+	       msw == (rm & 0xFFFF) ? "= cr0[15:0]" : "differs from cr0", idt_base, idt_limit);
+
+	/* sum(i*i, 1..40) = 40*41*81/6 = 22140 = 0x567C; 0xFFFF + 3 = 0x0002
+	 * with CF (carry out) and AF (0xF + 3 carries out of bit 3), PF 0 (one
+	 * bit set); 0x10000 / 7 = 0x2492 remainder 2. */
+	uint32_t add_fl = low16(D_ADD_FL) & FLAGS_ARITH;
+	report("realmode-arith",
+	       low16(D_SUM) == 0x567C && low16(D_ADD) == 2 && add_fl == (FLAGS_CF | FLAGS_AF) &&
+		       low16(D_DIV) == 0x2492 && low16(D_DIV_REM) == 2,
+	       "sum %#x, 0xffff+3 = %#x flags %#x, 0x10000/7 = %#x rem %u", low16(D_SUM),
+	       low16(D_ADD), add_fl, low16(D_DIV), low16(D_DIV_REM));
+
+	/* linear = segment * 16 + offset; 16-bit offsets wrap; 0xFFFF:0x10 is
+	 * 1 MiB, where the multiboot header's magic is. */
+	report("realmode-segment-offset",
+	       low16(D_ALIAS) == 0xBEEF && (low16(D_WRAP) & 0xFF) == 0x5A &&
+		       low32(D_HIGH) == 0x1BADB002,
+	       "4123:0004 %#x, es:[bx+si] wraps to %#x, ffff:0010 %#x", low16(D_ALIAS),
+	       low16(D_WRAP) & 0xFF, low32(D_HIGH));
+
+	/* SDM Vol. 3A §20.1.4: INT pushes FLAGS, CS, IP (6 bytes), takes CS:IP
+	 * from IVT entry n, clears IF and TF; IRET pops them back, so CF = 1
+	 * set before the INT survives the handler's ADD. */
+	uint32_t mask = FLAGS_ARITH | FLAGS_DF | FLAGS_IF | FLAGS_TF;
+	uint32_t fl = low16(D_INT_FL) & mask, hfl = low16(D_INT_HFL) & mask;
+	uint32_t rfl = low16(D_INT_RFL) & mask;
+	int int_ok = low16(D_INT_COUNT) == 1 && low16(D_INT_IP) == low16(D_INT_WANT) &&
+		     low16(D_INT_CS) == RM_SEG && low16(D_INT_SP) == 6 && fl == FLAGS_CF &&
+		     hfl == FLAGS_CF && low16(D_INT_AX) == 0x1234 + RM_INT_ADD &&
+		     low16(D_INT_AFTER) == 0 && rfl == FLAGS_CF;
+	report("realmode-int-through-ivt", int_ok,
+	       "int %#x: %u entry, frame %u bytes ip %s cs %#x flags %#x, handler flags %#x, "
+	       "ax %#x, after iret sp %+d flags %#x",
+	       RM_VECTOR, low16(D_INT_COUNT), low16(D_INT_SP),
+	       low16(D_INT_IP) == low16(D_INT_WANT) ? "next" : "wrong", low16(D_INT_CS), fl, hfl,
+	       low16(D_INT_AX), (int)(int16_t)low16(D_INT_AFTER), rfl);
+
+	/* Back in 32-bit protected mode: the runtime's selectors, GDTR, IDTR,
+	 * CR0 and EFLAGS, and the APIC timer's interrupt delivered through the
+	 * restored IDT (its gate at TIMER_VECTOR). */
+	int sel_ok = selector(0) == SEL_CODE32 && selector(1) == SEL_DATA &&
+		     selector(2) == SEL_DATA && selector(3) == SEL_DATA;
+	timer_ticks = 0;
+	apic_write(APIC_LVT_TIMER, TIMER_VECTOR);
+	apic_write(APIC_TIMER_INIT, 50000);
+	wait_ticks(1);
+	apic_write(APIC_LVT_TIMER, LVT_MASKED);
+	uint32_t ticks = timer_ticks;
+	report("protected-mode-restored",
+	       sel_ok && same_dtr(gdt0, gdt1) && same_dtr(idt0, idt1) && cr0 == cr0_after &&
+		       flags == flags_after && ticks == 1,
+	       "selectors %s, gdtr %s, idtr %s, cr0 %s, eflags %s, %u timer interrupt",
+	       sel_ok ? "restored" : "differ", same_dtr(gdt0, gdt1) ? "restored" : "differs",
+	       same_dtr(idt0, idt1) ? "restored" : "differs", cr0 == cr0_after ? "restored" : "differs",
+	       flags == flags_after ? "restored" : "differs", ticks);
+}
+
 int main(void)
 {
 	const struct mb_info *mb = (const struct mb_info *)(uintptr_t)boot_info;
 	boot_checks(mb);
 	platform_checks(mb);
 	apic_checks();
+	realmode_checks();
 	report_done();
 }

@@ -192,6 +192,10 @@ impl Vcpu for KvmVcpu {
             let ran = self.fd.run().map(|exit| ExitKind::of(&exit));
             self.control.leave();
             match ran {
+                // `immediate_exit` set by the caller: return at once.
+                Err(e) if e.errno() == libc::EINTR && self.fd.get_kvm_run().immediate_exit != 0 => {
+                    return Ok(VcpuExit::Interrupted)
+                }
                 // Kicked: by a request (the loop's top answers it) or by the
                 // APIC timer (the top injects).
                 Err(e) if e.errno() == libc::EINTR => continue,
