@@ -57,12 +57,21 @@ static inline void apic_write(uint32_t reg, uint32_t v)
 
 volatile uint32_t timer_ticks;
 void timer_isr(void);
+/*
+ * The handler returns without IRET: it reloads EFLAGS from the frame with
+ * POPF and returns with a far RET that drops the frame's EFLAGS. For an
+ * interrupt taken at the same privilege level this is what IRET does
+ * (NMI unblocking aside), and it runs on hosts whose KVM cannot execute a
+ * 32-bit IRET (kvm_pvm stops on it).
+ */
 __asm__(".text\n"
 	".globl timer_isr\n"
 	"timer_isr:\n\t"
 	"incl timer_ticks\n\t"
 	"movl $0, 0xFEE000B0\n\t" /* EOI */
-	"iret\n");
+	"pushl 8(%esp)\n\t"      /* the interrupted EFLAGS */
+	"popfl\n\t"
+	"lret $4\n");
 
 static void set_gate(unsigned vector, void (*fn)(void))
 {

@@ -130,9 +130,9 @@ fn pc_kernel_agrees_on_kvm_as_far_as_kvm_runs_it() {
     let soft = pc_kernel("soft", &dir);
     let kvm = pc_kernel("kvm", &dir);
     if kvm.0 == 8 && kvm.2.contains("host accelerator internal error") {
-        // kvm_pvm stops on a 32-bit IRET (the timer handler's); what it
-        // printed before must agree, and it must have got past the APIC
-        // register checks.
+        // A host KVM that cannot run some instruction (kvm_pvm cannot run a
+        // 32-bit IRET; pc-kernel avoids it): what it printed before must
+        // agree, and it must have got past the APIC register checks.
         assert!(
             soft.1.starts_with(&kvm.1),
             "soft:\n{}\nkvm:\n{}",
