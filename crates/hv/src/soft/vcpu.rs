@@ -125,6 +125,26 @@ impl SoftVcpu {
     }
 }
 
+impl SoftVcpu {
+    /// Keeps a store's bytes for userspace, and what the next `run()`
+    /// completes.
+    fn stash_store(&mut self, value: u64, size: usize, pending: Pending) -> &[u8] {
+        self.io_data = value.to_le_bytes();
+        self.io_len = size;
+        self.pending = Some(pending);
+        &self.io_data[..self.io_len]
+    }
+
+    /// Zeroed room for a load's bytes, which userspace fills before the
+    /// next `run()` completes the load.
+    fn stash_load(&mut self, size: usize, pending: Pending) -> &mut [u8] {
+        self.io_data = [0; 8];
+        self.io_len = size;
+        self.pending = Some(pending);
+        &mut self.io_data[..self.io_len]
+    }
+}
+
 /// What L0 did with an exit before the common handlers.
 enum Local {
     /// Handled (the APIC, an interrupt window, the preemption timer): resume.
@@ -298,13 +318,8 @@ impl Vcpu for SoftVcpu {
                     value,
                     len,
                 } => {
-                    self.io_data = value.to_le_bytes();
-                    self.io_len = size;
-                    self.pending = Some(Pending::Mmio { load: None, len });
-                    return Ok(VcpuExit::MmioWrite {
-                        addr,
-                        data: &self.io_data[..self.io_len],
-                    });
+                    let data = self.stash_store(value, size, Pending::Mmio { load: None, len });
+                    return Ok(VcpuExit::MmioWrite { addr, data });
                 }
                 Local::MmioRead {
                     addr,
@@ -312,16 +327,9 @@ impl Vcpu for SoftVcpu {
                     dest,
                     len,
                 } => {
-                    self.io_data = [0; 8];
-                    self.io_len = size;
-                    self.pending = Some(Pending::Mmio {
-                        load: Some((size, dest)),
-                        len,
-                    });
-                    return Ok(VcpuExit::MmioRead {
-                        addr,
-                        data: &mut self.io_data[..self.io_len],
-                    });
+                    let load = Some((size, dest));
+                    let data = self.stash_load(size, Pending::Mmio { load, len });
+                    return Ok(VcpuExit::MmioRead { addr, data });
                 }
             }
             match exits::handle(&mut *cpu, raw).map_err(hw_error)? {
@@ -342,25 +350,16 @@ impl Vcpu for SoftVcpu {
                     value,
                     len,
                 } => {
-                    self.io_data = value.to_le_bytes();
-                    self.io_len = size;
-                    self.pending = Some(Pending::Io { in_size: None, len });
-                    return Ok(VcpuExit::IoOut {
-                        port,
-                        data: &self.io_data[..self.io_len],
-                    });
+                    let data = self.stash_store(value, size, Pending::Io { in_size: None, len });
+                    return Ok(VcpuExit::IoOut { port, data });
                 }
                 Handled::IoIn { port, size, len } => {
-                    self.io_data = [0; 8];
-                    self.io_len = size;
-                    self.pending = Some(Pending::Io {
+                    let pending = Pending::Io {
                         in_size: Some(size),
                         len,
-                    });
-                    return Ok(VcpuExit::IoIn {
-                        port,
-                        data: &mut self.io_data[..self.io_len],
-                    });
+                    };
+                    let data = self.stash_load(size, pending);
+                    return Ok(VcpuExit::IoIn { port, data });
                 }
                 Handled::Exit(e) => return Ok(e),
             }
