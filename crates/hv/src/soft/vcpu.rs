@@ -373,10 +373,15 @@ impl Vcpu for SoftVcpu {
             gpr: cpu.gprs(),
             rip: r(f::GUEST_RIP)?,
             rflags: r(f::GUEST_RFLAGS)?,
-            cr0: r(f::GUEST_CR0)?,
+            // CR0 and CR4 as the guest reads them: host-owned bits come
+            // from the read shadows (SDM Vol. 3C, "Guest/Host Masks and Read
+            // Shadows for CR0 and CR4").
+            cr0: (r(f::GUEST_CR0)? & !r(f::CR0_GUEST_HOST_MASK)?)
+                | (r(f::CR0_READ_SHADOW)? & r(f::CR0_GUEST_HOST_MASK)?),
             cr2: cpu.cr2(),
             cr3: r(f::GUEST_CR3)?,
-            cr4: r(f::GUEST_CR4)?,
+            cr4: (r(f::GUEST_CR4)? & !r(f::CR4_GUEST_HOST_MASK)?)
+                | (r(f::CR4_READ_SHADOW)? & r(f::CR4_GUEST_HOST_MASK)?),
             efer: r(f::GUEST_IA32_EFER)?,
             cs: r(f::GUEST_CS_SELECTOR)? as u16,
         })
