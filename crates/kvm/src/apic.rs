@@ -8,10 +8,9 @@
 //!
 //! Interrupts go in with `KVM_INTERRUPT` when `kvm_run` says the guest can
 //! take one, or after `request_interrupt_window` brings it back when it
-//! can. The timer's deadline is published to [`KvmControl`], whose host
-//! ticks kick the vCPU out of `KVM_RUN` once it has passed.
+//! can. The host ticks of [`KvmControl`](crate::control::KvmControl) bring the vCPU out of `KVM_RUN`
+//! every 10 ms, which is when a timer that has fired is noticed.
 
-use crate::control::KvmControl;
 use crate::run_area;
 use hv::accel::AccelError;
 use hv::lapic::{Lapic, LapicConfig, APIC_PAGE_LEN};
@@ -43,11 +42,6 @@ impl UserApic {
         (self.start.elapsed().as_nanos() as u64).saturating_mul(2)
     }
 
-    /// The host instant of model time `tsc`.
-    fn instant_of(&self, tsc: u64) -> Instant {
-        self.start + Duration::from_nanos(tsc / 2)
-    }
-
     /// Whether `gpa` lies in the APIC's register page.
     pub(crate) fn claims(&self, gpa: u64) -> bool {
         self.lapic
@@ -69,13 +63,8 @@ impl UserApic {
     }
 
     /// Before `KVM_RUN`: injects a deliverable interrupt if the guest can
-    /// take it, or asks KVM for an interrupt window; publishes the timer's
-    /// next deadline to `control`.
-    pub(crate) fn before_run(
-        &mut self,
-        fd: &mut VcpuFd,
-        control: &KvmControl,
-    ) -> Result<(), AccelError> {
+    /// take it, or asks KVM for an interrupt window.
+    pub(crate) fn before_run(&mut self, fd: &mut VcpuFd) -> Result<(), AccelError> {
         self.lapic.advance(self.now());
         let run = fd.get_kvm_run();
         run.request_interrupt_window = 0;
@@ -99,7 +88,6 @@ impl UserApic {
                 fd.get_kvm_run().request_interrupt_window = 1;
             }
         }
-        control.set_timer_due(self.lapic.next_deadline().map(|d| self.instant_of(d)));
         Ok(())
     }
 

@@ -1,8 +1,13 @@
 //! [`KvmControl`]: the host's handle on a KVM vCPU.
 //!
 //! The kernel is L0 here: it gets the physical CPU back at every host timer
-//! interrupt on its own, and userspace cannot see those returns, so
-//! [`VcpuControl::in_guest_for`] answers `None`. To make a vCPU that is
+//! interrupt on its own, and userspace cannot see those returns. What
+//! userspace can see is whether the vCPU answers a kick: every host tick
+//! sends one, and [`VcpuControl::in_guest_for`] is the time since the oldest
+//! kick the vCPU has not answered by leaving `KVM_RUN` — the watchdog's
+//! measure here. A vCPU that never answers is stalled (only the notify
+//! capability could end a microcode loop; the watchdog detects, it cannot
+//! break). To make a vCPU that is
 //! inside `KVM_RUN` come back to userspace (an exit request, an NMI to
 //! inject, power-off), the control sends its thread a real-time signal with
 //! an empty handler installed without `SA_RESTART`: `KVM_RUN` returns
@@ -48,8 +53,8 @@ pub struct KvmControl {
     nmi_pending: AtomicBool,
     /// The thread inside `run()`, while one is.
     thread: Mutex<Option<libc::pthread_t>>,
-    /// When the userspace APIC's timer fires next.
-    timer_due: Mutex<Option<std::time::Instant>>,
+    /// The oldest kick the vCPU has not answered.
+    unanswered_since: Mutex<Option<std::time::Instant>>,
 }
 
 impl KvmControl {
@@ -61,22 +66,13 @@ impl KvmControl {
         *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(me);
     }
 
-    /// Forgets the vCPU's thread (after `KVM_RUN`).
+    /// Forgets the vCPU's thread (after `KVM_RUN`): every kick is answered.
     pub(crate) fn leave(&self) {
         *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// Publishes when the APIC timer fires next (host ticks kick the vCPU
-    /// out of `KVM_RUN` once it has passed).
-    pub(crate) fn set_timer_due(&self, due: Option<std::time::Instant>) {
-        *self.timer_due.lock().unwrap_or_else(|p| p.into_inner()) = due;
-    }
-
-    fn timer_passed(&self) -> bool {
-        self.timer_due
+        *self
+            .unanswered_since
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| std::time::Instant::now() >= t)
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Whether a host thread wants the vCPU back (exit, NMI, power-off).
@@ -103,6 +99,10 @@ impl KvmControl {
     fn kick(&self) {
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = *thread {
+            self.unanswered_since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(std::time::Instant::now);
             // SAFETY: `t` is the id of a thread that is inside `run()`: it
             // is cleared (under this lock) before that thread leaves
             // `run()`, so the thread is alive. The signal's handler is
@@ -127,13 +127,17 @@ impl VcpuControl for KvmControl {
     }
 
     fn host_tick(&self) {
-        if self.pending() || self.timer_passed() {
-            self.kick();
-        }
+        // Every tick probes the vCPU: a healthy one leaves KVM_RUN with
+        // EINTR at once and goes back in (or answers the request, or takes
+        // the APIC interrupt that is due).
+        self.kick();
     }
 
     fn in_guest_for(&self) -> Option<Duration> {
-        None
+        self.unanswered_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed())
     }
 
     fn virtual_ns(&self) -> Option<u64> {

@@ -13,6 +13,7 @@
 //!
 //! Layout:
 //! - [`system`] opens `/dev/kvm`: [`KvmAccelerator`] and [`probe`].
+//! - [`caps`] reports the host KVM's notify-related capabilities.
 //! - [`memory`] holds guest RAM and its bounds checks.
 //! - [`vm`] holds [`KvmVm`].
 //! - [`vcpu`] holds [`KvmVcpu`] and the mapping of its exits.
@@ -24,12 +25,13 @@
 //!   that `kvm-ioctls` does not expose.
 
 mod apic;
+pub mod caps;
 pub mod control;
 pub mod cpu_state;
 pub mod cpuid;
 pub mod exit;
 pub mod memory;
-mod run_area;
+pub mod run_area;
 pub mod system;
 pub mod vcpu;
 pub mod vm;

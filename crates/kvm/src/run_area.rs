@@ -67,15 +67,27 @@ pub(crate) fn internal_suberror(vcpu: &mut VcpuFd) -> Option<u32> {
     Some(unsafe { run.__bindgen_anon_1.internal.suberror })
 }
 
-/// The flags of a `KVM_EXIT_NOTIFY` exit (bit 0: VM context invalid).
-pub(crate) fn notify_flags(vcpu: &mut VcpuFd) -> Option<u32> {
-    let run = vcpu.get_kvm_run();
+/// `kvm_run.notify.flags` bit 0: the VM context is invalid
+/// (`KVM_NOTIFY_CONTEXT_INVALID`).
+pub const NOTIFY_CONTEXT_INVALID: u32 = 1 << 0;
+
+/// A `KVM_EXIT_NOTIFY` (exit 37) decoded from a run structure: whether the
+/// guest context is invalid, or `None` for any other exit. Pure, so it can
+/// be tested on synthetic run structures without notify-capable hardware.
+pub fn decode_notify(run: &kvm_run) -> Option<bool> {
     if run.exit_reason != KVM_EXIT_NOTIFY {
         return None;
     }
     // SAFETY: reading a union member. The kernel filled `notify` for
-    // KVM_EXIT_NOTIFY (checked above), and it is a plain integer.
-    Some(unsafe { run.__bindgen_anon_1.notify.flags })
+    // KVM_EXIT_NOTIFY (checked above), and it is a plain integer, valid for
+    // any bit pattern.
+    let flags = unsafe { run.__bindgen_anon_1.notify.flags };
+    Some(flags & NOTIFY_CONTEXT_INVALID != 0)
+}
+
+/// The context-invalid flag of the vCPU's last exit, if it was a notify exit.
+pub(crate) fn notify_context_invalid(vcpu: &mut VcpuFd) -> Option<bool> {
+    decode_notify(vcpu.get_kvm_run())
 }
 
 /// The data bytes of the port-I/O request `req`, inside the vCPU's run area
@@ -121,4 +133,29 @@ pub(crate) fn mmio(vcpu: &mut VcpuFd) -> Option<(u64, bool, &mut [u8])> {
     let m = unsafe { &mut run.__bindgen_anon_1.mmio };
     let len = usize::try_from(m.len).ok().filter(|&l| l <= m.data.len())?;
     Some((m.phys_addr, m.is_write != 0, &mut m.data[..len]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(reason: u32, flags: u32) -> kvm_run {
+        // SAFETY: kvm_run is a plain C struct of integers, arrays and
+        // unions of such; all zeroes is a valid value.
+        let mut run: kvm_run = unsafe { std::mem::zeroed() };
+        run.exit_reason = reason;
+        run.__bindgen_anon_1.notify.flags = flags;
+        run
+    }
+
+    #[test]
+    fn exit_37_and_its_flags() {
+        assert_eq!(KVM_EXIT_NOTIFY, 37);
+        assert_eq!(decode_notify(&run_with(37, 0)), Some(false));
+        assert_eq!(decode_notify(&run_with(37, 1)), Some(true));
+        // Undefined flag bits do not make a context invalid.
+        assert_eq!(decode_notify(&run_with(37, 0xFFFF_FFFE)), Some(false));
+        assert_eq!(decode_notify(&run_with(KVM_EXIT_IO, 1)), None);
+        assert_eq!(decode_notify(&run_with(0, 0)), None);
+    }
 }

@@ -187,7 +187,7 @@ impl Vcpu for KvmVcpu {
             if self.control.take_nmi() {
                 self.fd.nmi().map_err(host_error("KVM_NMI"))?;
             }
-            self.apic.before_run(&mut self.fd, &self.control)?;
+            self.apic.before_run(&mut self.fd)?;
             self.control.enter();
             let ran = self.fd.run().map(|exit| ExitKind::of(&exit));
             self.control.leave();
@@ -239,9 +239,9 @@ impl Vcpu for KvmVcpu {
             ExitKind::Other if run_area::exit_reason(&mut self.fd) == KVM_EXIT_NOTIFY => {
                 // KVM_EXIT_NOTIFY: only the context-invalid flag is reported.
                 self.notify_exits += 1;
-                let flags = run_area::notify_flags(&mut self.fd).unwrap_or(0);
+                let invalid = run_area::notify_context_invalid(&mut self.fd).unwrap_or(false);
                 VcpuExit::Notify(NotifyExit {
-                    context_invalid: flags & 1 != 0,
+                    context_invalid: invalid,
                     level: GuestLevel::L1,
                     qualification: None,
                     rip: Some(self.rip()?),

@@ -415,3 +415,22 @@ fn immediate_exit_is_interrupted() {
     assert_eq!(step(&mut vcpu, 0), "out 0x80 [02]");
     assert_eq!(step(&mut vcpu, 0), "Hlt");
 }
+
+#[test]
+fn an_injected_triple_fault_shuts_the_vcpu_down() {
+    let Some(accel) = kvm_or_skip("an_injected_triple_fault_shuts_the_vcpu_down") else {
+        return;
+    };
+    // out 0xf8, al; jmp $ — it runs once, then spins until the injection.
+    let code = [0xE6, 0xF8, 0xEB, 0xFE];
+    let (_vm, mut vcpu) = boot(&accel, &code);
+    let first = format!("{:?}", vcpu.run().unwrap());
+    assert!(first.starts_with("IoOut { port: 248"), "{first}");
+    match vcpu.inject_triple_fault() {
+        Ok(()) => assert!(matches!(vcpu.run().unwrap(), VcpuExit::Shutdown)),
+        Err(AccelError::Unsupported(why)) => {
+            println!("SKIP: this host's KVM has no triple-fault event: {why}")
+        }
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -32,6 +32,22 @@ pub enum Command {
     /// #AC and #DB storms with and without notify, internal-error, an
     /// injected context-invalid exit) and print a table of outcomes.
     Demo(DemoArgs),
+    /// Report, per accelerator, the capabilities that contain CPU-stall
+    /// attacks (notify VM exits, triple-fault injection, bus-lock exits,
+    /// nested state), the CPU, and what Vigil will do with each on this host.
+    /// Exits 0 even when /dev/kvm is unusable (that is reported).
+    Caps(CapsArgs),
+}
+
+/// Arguments of `vigil caps`.
+#[derive(Debug, clap::Args)]
+pub struct CapsArgs {
+    /// Report only this accelerator (default: soft, then kvm).
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelKind>,
+    /// Print one JSON object instead of aligned text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `vigil demo`.

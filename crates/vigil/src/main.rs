@@ -1,5 +1,6 @@
 //! The `vigil` command: run guests on the soft accelerator or on KVM.
 
+mod caps;
 mod cli;
 mod demo;
 mod stats;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Caps(args) => caps::run(&args),
     };
     ExitCode::from(status as u8)
 }

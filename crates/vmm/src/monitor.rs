@@ -44,6 +44,10 @@ impl Default for Limits {
     }
 }
 
+/// How long a powered-off, stalled vCPU has to come back before the VMM
+/// gives up on it and exits.
+pub const UNRESPONSIVE_GRACE: Duration = Duration::from_secs(2);
+
 /// Smallest watchdog bound: ten of the default host ticks.
 pub const MIN_WATCHDOG: Duration = Duration::from_millis(100);
 
@@ -175,6 +179,24 @@ fn watch(control: &dyn VcpuControl, limits: Limits, shared: &(Mutex<Shared>, Con
         if let Some(v) = verdict {
             guard.verdict = Some(v);
             control.power_off();
+            if let Verdict::Stalled(d) = v {
+                // Power-off stops a soft vCPU wherever it is. A vCPU of a
+                // hardware accelerator stuck where no signal reaches it
+                // never comes back to the run loop: the VMM then reports
+                // and ends the process itself.
+                let (g, _) = wake
+                    .wait_timeout_while(guard, UNRESPONSIVE_GRACE, |s| !s.stop)
+                    .unwrap_or_else(|p| p.into_inner());
+                if !g.stop {
+                    eprintln!(
+                        "vigil: watchdog: vCPU 0 stalled ({:.3} s without answering a kick) and \
+                         did not stop when powered off; ending the VMM. Only notify VM exits can \
+                         break such a stall",
+                        d.as_secs_f64()
+                    );
+                    std::process::exit(crate::outcome::STATUS_STALLED);
+                }
+            }
             return;
         }
     }

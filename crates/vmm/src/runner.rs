@@ -154,11 +154,12 @@ pub fn run<A: Accelerator>(
     }
     if policy.wants_notify() && !notify_on {
         let detail = format!(
-            "the {} accelerator has no notify VM exit; running without it",
+            "the {} accelerator on this host has no notify VM exit (KVM_CAP_X86_NOTIFY_VMEXIT): \
+             CPU-stall attacks inside event delivery are not contained",
             accel.name()
         );
         if options.warnings {
-            eprintln!("vigil: warning: {detail} (--notify-vmexit require refuses instead)");
+            eprintln!("vigil: warning: {detail}; --notify-vmexit require refuses to start instead");
         }
         log.record(&Event {
             kind: "notify-unavailable",
@@ -243,16 +244,26 @@ pub fn run<A: Accelerator>(
                 ));
                 if n.context_invalid {
                     match options.notify.on_invalid {
-                        InvalidContextAction::Shutdown => {
-                            vcpu.inject_triple_fault()?;
-                            log.record(&notify_event(
+                        InvalidContextAction::Shutdown => match vcpu.inject_triple_fault() {
+                            Ok(()) => log.record(&notify_event(
                                 "policy",
                                 &n,
                                 now,
                                 "context invalid: triple fault injected (--notify-invalid shutdown)"
                                     .into(),
-                            ));
-                        }
+                            )),
+                            // No triple-fault event on this host: stop instead.
+                            Err(AccelError::Unsupported(why)) => {
+                                log.record(&notify_event(
+                                    "policy",
+                                    &n,
+                                    now,
+                                    format!("context invalid: VM stopped, no triple fault possible ({why})"),
+                                ));
+                                break RunEnd::Stopped(n);
+                            }
+                            Err(e) => return Err(e.into()),
+                        },
                         InvalidContextAction::Stop => {
                             log.record(&notify_event(
                                 "policy",
