@@ -67,6 +67,10 @@ pub enum VcpuExit<'a> {
     /// The vCPU's power was cut ([`VcpuControl::power_off`]): it will never
     /// run guest code again.
     PoweredOff,
+    /// The guest asserted a bus lock (a locked access split across cache
+    /// lines); the instruction has completed (`KVM_EXIT_X86_BUS_LOCK`,
+    /// after [`Vm::enable_bus_lock_exit`]).
+    BusLock,
 }
 
 impl VcpuExit<'_> {
@@ -84,6 +88,7 @@ impl VcpuExit<'_> {
             VcpuExit::InternalError(_) => "internal-error",
             VcpuExit::Notify(_) => "notify",
             VcpuExit::PoweredOff => "powered-off",
+            VcpuExit::BusLock => "bus-lock",
         }
     }
 }
@@ -356,6 +361,8 @@ pub struct VcpuStats {
     /// The longest host time the vCPU spent in the guest without returning
     /// to L0 ("responsiveness"), where the accelerator can measure it.
     pub longest_without_l0: Option<Duration>,
+    /// Bus-lock exits taken.
+    pub bus_lock_exits: u64,
 }
 
 /// Thread-safe control of a vCPU for the host side: the timers, the watchdog
@@ -419,6 +426,10 @@ pub trait Vm {
     /// [`NOTIFY_VMEXIT_USER`] are refused, and so is an argument without
     /// `ENABLED`.
     fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError>;
+    /// Makes every bus lock the guest asserts end `run()` with
+    /// [`VcpuExit::BusLock`] (`KVM_CAP_X86_BUS_LOCK_EXIT` with
+    /// `KVM_BUS_LOCK_DETECTION_EXIT`). Allowed only before the first vCPU.
+    fn enable_bus_lock_exit(&mut self) -> Result<(), AccelError>;
     /// Makes the next notify VM exit report an invalid guest context, a
     /// fault-injection hook for tests and demonstrations: silicon is
     /// documented never to produce one. Only the soft accelerator has it.
@@ -440,6 +451,9 @@ pub trait Accelerator {
     /// Whether VMs can enable notify VM exiting
     /// (`KVM_CHECK_EXTENSION(KVM_CAP_X86_NOTIFY_VMEXIT)`).
     fn supports_notify_vmexit(&self) -> bool;
+    /// Whether VMs can enable bus-lock exits
+    /// (`KVM_CHECK_EXTENSION(KVM_CAP_X86_BUS_LOCK_EXIT)` has the exit mode).
+    fn supports_bus_lock_exit(&self) -> bool;
 }
 
 /// Checks the argument of [`Vm::enable_notify_vmexit`] and returns the

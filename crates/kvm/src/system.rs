@@ -72,6 +72,13 @@ impl Accelerator for KvmAccelerator {
         KvmVm::new(&self.kvm, config)
     }
 
+    fn supports_bus_lock_exit(&self) -> bool {
+        let modes = self
+            .kvm
+            .check_extension_raw(kvm_bindings::KVM_CAP_X86_BUS_LOCK_EXIT.into());
+        modes > 0 && modes as u32 & kvm_bindings::KVM_BUS_LOCK_DETECTION_EXIT != 0
+    }
+
     fn supports_notify_vmexit(&self) -> bool {
         self.kvm
             .check_extension_raw(kvm_bindings::KVM_CAP_X86_NOTIFY_VMEXIT.into())

@@ -39,6 +39,7 @@ pub struct KvmVcpu {
     id: u32,
     control: Arc<KvmControl>,
     notify_exits: u64,
+    bus_lock_exits: u64,
     triple_fault_event: bool,
     apic: UserApic,
 }
@@ -67,6 +68,7 @@ impl KvmVcpu {
             id,
             control: Arc::new(KvmControl::default()),
             notify_exits: 0,
+            bus_lock_exits: 0,
             triple_fault_event,
             apic: UserApic::new(),
         }
@@ -236,6 +238,10 @@ impl Vcpu for KvmVcpu {
                     rip: self.rip()?,
                 })
             }
+            ExitKind::Other if run_area::exit_reason(&mut self.fd) == KVM_EXIT_X86_BUS_LOCK => {
+                self.bus_lock_exits += 1;
+                VcpuExit::BusLock
+            }
             ExitKind::Other if run_area::exit_reason(&mut self.fd) == KVM_EXIT_NOTIFY => {
                 // KVM_EXIT_NOTIFY: only the context-invalid flag is reported.
                 self.notify_exits += 1;
@@ -265,6 +271,7 @@ impl Vcpu for KvmVcpu {
         // userspace (Vigil enables them with the USER flag).
         VcpuStats {
             notify_exits: self.notify_exits,
+            bus_lock_exits: self.bus_lock_exits,
             ..VcpuStats::default()
         }
     }

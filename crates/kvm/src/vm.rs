@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use hv::accel::{self, AccelError, EntryState, Vm, VmConfig};
 use kvm_bindings::{
-    kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_CAP_X86_NOTIFY_VMEXIT,
-    KVM_CAP_X86_TRIPLE_FAULT_EVENT, KVM_MAX_CPUID_ENTRIES,
+    kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_BUS_LOCK_DETECTION_EXIT,
+    KVM_CAP_X86_BUS_LOCK_EXIT, KVM_CAP_X86_NOTIFY_VMEXIT, KVM_CAP_X86_TRIPLE_FAULT_EVENT,
+    KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Kvm, VmFd};
 
@@ -35,6 +36,7 @@ pub struct KvmVm {
     ram: Arc<GuestRam>,
     cpuid: CpuId,
     notify_supported: bool,
+    bus_lock_modes: u32,
     triple_fault_event: bool,
     vcpus: u32,
 }
@@ -83,6 +85,9 @@ impl KvmVm {
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(host_error("KVM_GET_SUPPORTED_CPUID"))?;
         let notify_supported = kvm.check_extension_raw(KVM_CAP_X86_NOTIFY_VMEXIT.into()) > 0;
+        let bus_lock_modes = kvm
+            .check_extension_raw(KVM_CAP_X86_BUS_LOCK_EXIT.into())
+            .max(0) as u32;
         // The triple-fault event lets userspace shut a vCPU down
         // (`Vcpu::inject_triple_fault`); it must be enabled on the VM.
         let triple_fault_event = kvm.check_extension_raw(KVM_CAP_X86_TRIPLE_FAULT_EVENT.into()) > 0
@@ -98,6 +103,7 @@ impl KvmVm {
             ram,
             cpuid,
             notify_supported,
+            bus_lock_modes,
             triple_fault_event,
             vcpus: 0,
         })
@@ -147,6 +153,26 @@ impl Vm for KvmVm {
             id,
             self.triple_fault_event,
         ))
+    }
+
+    fn enable_bus_lock_exit(&mut self) -> Result<(), AccelError> {
+        if self.vcpus > 0 {
+            return Err(AccelError::InvalidState(
+                "bus-lock exits must be enabled before the VM's first vCPU is created".into(),
+            ));
+        }
+        if self.bus_lock_modes & KVM_BUS_LOCK_DETECTION_EXIT == 0 {
+            return Err(AccelError::Unsupported(
+                "this host's KVM has no bus-lock exit (KVM_CAP_X86_BUS_LOCK_EXIT, 193)".into(),
+            ));
+        }
+        self.fd
+            .enable_cap(&kvm_enable_cap {
+                cap: KVM_CAP_X86_BUS_LOCK_EXIT,
+                args: [u64::from(KVM_BUS_LOCK_DETECTION_EXIT), 0, 0, 0],
+                ..Default::default()
+            })
+            .map_err(host_error("KVM_ENABLE_CAP(KVM_CAP_X86_BUS_LOCK_EXIT)"))
     }
 
     fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError> {

@@ -108,6 +108,7 @@ impl SoftCpu {
         let gen = self.code.gen;
         self.next_rip = op.next_ip;
         self.tick(1);
+        let split_lock = self.split_lock(&op);
         let result = (op.handler)(self, &op);
         let len = op.ins.len() as u32;
         let mnemonic = op.ins.mnemonic();
@@ -129,6 +130,13 @@ impl SoftCpu {
                 if !matches!(mnemonic, Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq) {
                     self.s.rflags &= !RF;
                 }
+                if split_lock {
+                    // Bus-lock detection: a trap-like VM exit after the
+                    // locked access that spanned two cache lines (SDM Vol.
+                    // 3C, "VM Exits Caused by Bus Locks"; exit reason 74).
+                    self.debug.pending = 0;
+                    return Err(Stop::VmExit(ExitInfo::new(exit_reason::BUS_LOCK, 0)));
+                }
                 self.debug_traps(flags_before, mnemonic)
             }
             Err(stop) => {
@@ -139,6 +147,26 @@ impl SoftCpu {
                 self.fault(stop)
             }
         }
+    }
+
+    /// Whether `op` is a locked read-modify-write (LOCK prefix, or XCHG with
+    /// memory, which locks implicitly) whose operand spans two 64-byte cache
+    /// lines — a split lock, asserting a bus lock — while bus-lock
+    /// detection is on.
+    fn split_lock(&self, op: &crate::decode::Op) -> bool {
+        let ins = &op.ins;
+        if !(ins.has_lock_prefix() || ins.mnemonic() == Mnemonic::Xchg)
+            || !self.vmx.non_root
+            || !self.vmx.proc2(x86::vmx::proc2::BUS_LOCK_DETECTION)
+        {
+            return false;
+        }
+        if !(0..ins.op_count()).any(|i| ins.op_kind(i) == iced_x86::OpKind::Memory) {
+            return false;
+        }
+        let size = ins.memory_size().size() as u64;
+        let la = self.linear(op.mem.seg, self.ea(&op.mem));
+        (la & 63) + size > 64
     }
 
     /// Whether decoded blocks may run: nothing that must be looked at

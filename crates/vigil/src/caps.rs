@@ -158,9 +158,16 @@ pub fn soft_report() -> AccelReport {
             Capability {
                 name: "bus_lock_exit",
                 kvm_cap: CAP_BUS_LOCK_EXIT,
-                present: false,
-                value: 0,
-                action: "not available: hv offers no bus-lock exit".into(),
+                // As the soft accelerator answers it (the soft CPU's
+                // secondary controls allow bus-lock detection).
+                present: hv::accel::Accelerator::supports_bus_lock_exit(
+                    &hv::soft::SoftAccelerator::default(),
+                ),
+                value: 2,
+                action: "enabled at VM creation (bus-lock detection, exit 74 after each split \
+                         lock): bus locks are counted (--stats), and --bus-lock-ratelimit N \
+                         holds the vCPU to N per second"
+                    .into(),
             },
             Capability {
                 name: "nested_state",
@@ -244,11 +251,12 @@ pub fn kvm_capabilities(caps: &KvmCaps) -> Vec<Capability> {
             present: bus_lock,
             value: caps.bus_lock_exit,
             action: if bus_lock {
-                "available, but Vigil does not enable it: bus locks are neither counted nor \
-                 reported"
+                "enabled at VM creation (KVM_BUS_LOCK_DETECTION_EXIT): bus locks are counted \
+                 (--stats), and --bus-lock-ratelimit N holds the vCPU to N per second"
                     .into()
             } else {
-                "not available: bus locks are not detected".into()
+                "not available: bus locks are not detected, and --bus-lock-ratelimit is refused"
+                    .into()
             },
         },
         Capability {
@@ -464,7 +472,7 @@ mod tests {
     }
 
     #[test]
-    fn soft_offers_notify_and_triple_fault_only() {
+    fn soft_offers_notify_triple_fault_and_bus_lock() {
         let r = soft_report();
         let present: Vec<_> = r.capabilities.iter().map(|c| (c.name, c.present)).collect();
         assert_eq!(
@@ -472,7 +480,7 @@ mod tests {
             [
                 ("notify_vmexit", true),
                 ("triple_fault_event", true),
-                ("bus_lock_exit", false),
+                ("bus_lock_exit", true),
                 ("nested_state", false)
             ]
         );

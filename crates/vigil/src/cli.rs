@@ -145,6 +145,11 @@ pub struct RunArgs {
     /// watchdog, timeout, policy actions) to FILE.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Hold the vCPU back so it asserts at most N bus locks (split-lock
+    /// atomics) per second, as QEMU's bus-lock-ratelimit; needs an
+    /// accelerator that reports bus locks (status 10 otherwise).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub bus_lock_ratelimit: Option<u32>,
     /// Raise one NMI on the vCPU this long after the start, as QEMU's
     /// monitor command `nmi` does (the nmi-iret guest waits for it).
     #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]

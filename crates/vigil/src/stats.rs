@@ -23,6 +23,10 @@ pub fn print(report: &RunReport, accel: &str) {
         "stats: unclaimed mmio accesses {}",
         report.unclaimed_mmio_accesses
     );
+    match report.bus_lock_exits {
+        Some(b) => eprintln!("stats: bus-lock exits {b}"),
+        None => eprintln!("stats: bus-lock exits not reported by {accel}"),
+    }
     let n = &report.notify;
     eprintln!(
         "stats: notify vm exits {} (notify {})",

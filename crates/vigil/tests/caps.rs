@@ -57,7 +57,7 @@ fn soft_offers_notify() {
     assert_eq!(notify["kvm_cap"], 219);
     assert!(notify["action"].as_str().unwrap().contains("ENABLED|USER"));
     assert_eq!(cap(soft, "triple_fault_event")["present"], true);
-    assert_eq!(cap(soft, "bus_lock_exit")["present"], false);
+    assert_eq!(cap(soft, "bus_lock_exit")["present"], true);
     assert_eq!(cap(soft, "nested_state")["present"], false);
     assert!(accel(&report, "kvm").is_none());
 }

@@ -174,6 +174,8 @@ pub struct RunReport {
     pub unclaimed_port_accesses: u64,
     /// MMIO accesses no device claimed (unassigned memory).
     pub unclaimed_mmio_accesses: u64,
+    /// Bus locks the guest asserted, where the accelerator reports them.
+    pub bus_lock_exits: Option<u64>,
     /// Guest registers at the end, when the accelerator could provide them.
     pub registers: Option<hv::accel::Registers>,
     /// Notify exits and responsiveness.

@@ -35,6 +35,11 @@ pub struct RunOptions {
     /// Print warnings (the first notify exit under `run`, a missing notify
     /// capability) to stderr as they happen.
     pub warnings: bool,
+    /// At most this many guest bus locks per second (QEMU's
+    /// `bus-lock-ratelimit`): the vCPU is held back when it asserts more.
+    /// `None`: bus locks are counted where the accelerator reports them,
+    /// never slowed.
+    pub bus_lock_ratelimit: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -46,6 +51,7 @@ impl Default for RunOptions {
             notify: NotifyOptions::default(),
             limits: Limits::default(),
             warnings: true,
+            bus_lock_ratelimit: None,
         }
     }
 }
@@ -69,6 +75,8 @@ pub enum RunError {
     Devices(String),
     /// `--notify-vmexit require` on an accelerator without notify VM exits.
     NotifyUnavailable(&'static str),
+    /// `--bus-lock-ratelimit` on an accelerator without bus-lock exits.
+    BusLockUnavailable(&'static str),
     /// The monitor thread could not be started.
     Monitor(std::io::Error),
 }
@@ -86,6 +94,11 @@ impl fmt::Display for RunError {
                  go on without it"
             ),
             RunError::Monitor(e) => write!(f, "cannot start the monitor thread: {e}"),
+            RunError::BusLockUnavailable(accel) => write!(
+                f,
+                "--bus-lock-ratelimit: the {accel} accelerator on this host cannot report bus \
+                 locks (KVM_CAP_X86_BUS_LOCK_EXIT); use --accel soft or drop the option"
+            ),
         }
     }
 }
@@ -95,6 +108,38 @@ impl std::error::Error for RunError {}
 impl From<AccelError> for RunError {
     fn from(e: AccelError) -> Self {
         RunError::Accel(e)
+    }
+}
+
+/// At most `per_second` events per second: each `take` beyond that sleeps
+/// until the next one-second window (QEMU's bus-lock rate limit).
+struct RateLimiter {
+    per_second: u32,
+    window: Instant,
+    used: u32,
+}
+
+impl RateLimiter {
+    fn new(per_second: u32) -> Self {
+        RateLimiter {
+            per_second: per_second.max(1),
+            window: Instant::now(),
+            used: 0,
+        }
+    }
+
+    fn take(&mut self) {
+        let second = std::time::Duration::from_secs(1);
+        if self.window.elapsed() >= second {
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        if self.used >= self.per_second {
+            std::thread::sleep(second.saturating_sub(self.window.elapsed()));
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
     }
 }
 
@@ -147,6 +192,10 @@ pub fn run<A: Accelerator>(
         Box::new(TestDevMmio::new()),
     );
 
+    let bus_locks_reported = accel.supports_bus_lock_exit();
+    if options.bus_lock_ratelimit.is_some() && !bus_locks_reported {
+        return Err(RunError::BusLockUnavailable(accel.name()));
+    }
     let policy = options.notify.policy;
     let notify_on = policy.wants_notify() && accel.supports_notify_vmexit();
     if policy == NotifyPolicy::Require && !notify_on {
@@ -179,6 +228,9 @@ pub fn run<A: Accelerator>(
         let flags = NOTIFY_VMEXIT_ENABLED | NOTIFY_VMEXIT_USER;
         vm.enable_notify_vmexit(notify_vmexit_arg(options.notify.window, flags))?;
     }
+    if bus_locks_reported {
+        vm.enable_bus_lock_exit()?;
+    }
     if options.notify.inject_context_invalid {
         vm.arm_notify_context_invalid()?;
     }
@@ -189,6 +241,7 @@ pub fn run<A: Accelerator>(
     let mut first_notify_ns = None;
     let mut first_notify_qual = None;
     let mut warned = false;
+    let mut bus_lock_limiter = options.bus_lock_ratelimit.map(RateLimiter::new);
     let end = loop {
         let exit = vcpu.run()?;
         *counts.entry(exit.kind()).or_insert(0) += 1;
@@ -222,6 +275,11 @@ pub fn run<A: Accelerator>(
                     None if matches!(exit, VcpuExit::PoweredOff) => break RunEnd::PoweredOff,
                     // A spurious interruption: resume.
                     None => {}
+                }
+            }
+            VcpuExit::BusLock => {
+                if let Some(limiter) = bus_lock_limiter.as_mut() {
+                    limiter.take();
                 }
             }
             VcpuExit::FailEntry { hardware_reason } => break RunEnd::FailEntry(hardware_reason),
@@ -345,6 +403,7 @@ pub fn run<A: Accelerator>(
             u.reads + u.writes
         },
         unclaimed_mmio_accesses: mmio.unclaimed(),
+        bus_lock_exits: bus_locks_reported.then_some(stats.bus_lock_exits),
         registers: vcpu.registers().ok(),
         notify: NotifyReport {
             enabled: notify_on,

@@ -87,6 +87,8 @@ pub(crate) struct VmSettings {
     pub intercept_ac_db: bool,
     /// Notify VM exiting: the window, and whether every exit goes to userspace.
     pub notify: Option<NotifySettings>,
+    /// Bus-lock detection (secondary control bit 30): exit 74 after each.
+    pub bus_lock_exit: bool,
 }
 
 /// Notify VM exiting as enabled on the VM.
@@ -128,6 +130,11 @@ pub(crate) fn program(
             | proc2::ENABLE_RDTSCP
             | if settings.notify.is_some() {
                 proc2::NOTIFY_VM_EXITING
+            } else {
+                0
+            }
+            | if settings.bus_lock_exit {
+                proc2::BUS_LOCK_DETECTION
             } else {
                 0
             },

@@ -47,6 +47,7 @@ pub struct SoftVcpu {
     io_len: usize,
     exits: BTreeMap<u16, u64>,
     notify_exits: u64,
+    bus_lock_exits: u64,
     longest_in_guest: Duration,
     triple_fault_pending: bool,
     tsc_hz: u64,
@@ -84,6 +85,7 @@ impl SoftVcpu {
             io_len: 0,
             exits: BTreeMap::new(),
             notify_exits: 0,
+            bus_lock_exits: 0,
             longest_in_guest: Duration::ZERO,
             triple_fault_pending: false,
             tsc_hz,
@@ -178,6 +180,11 @@ impl SoftVcpu {
         }
         match raw as u16 {
             er::INTERRUPT_WINDOW | er::PREEMPTION_TIMER => Ok(Local::Resume),
+            // Trap-like: the locked instruction has completed.
+            er::BUS_LOCK => {
+                self.bus_lock_exits += 1;
+                Ok(Local::Exit(VcpuExit::BusLock))
+            }
             er::HLT if self.apic.hlt_waits(&*cpu, now)? => {
                 // Wait for the interrupt in the HLT activity state: the soft
                 // CPU lets virtual time run to the next event.
@@ -396,6 +403,7 @@ impl Vcpu for SoftVcpu {
                 .collect(),
             notify_exits: self.notify_exits,
             longest_without_l0: Some(self.longest_in_guest),
+            bus_lock_exits: self.bus_lock_exits,
         }
     }
 

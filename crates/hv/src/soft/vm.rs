@@ -55,15 +55,25 @@ impl Accelerator for SoftAccelerator {
             settings: VmSettings {
                 intercept_ac_db: config.intercept_ac_db,
                 notify: None,
+                bus_lock_exit: false,
             },
             vcpu_created: false,
         })
     }
 
     fn supports_notify_vmexit(&self) -> bool {
-        let cap = softcpu::capability_msr(x86::msr::VMX_PROCBASED_CTLS2).unwrap_or(0);
-        (cap >> 32) as u32 & x86::vmx::proc2::NOTIFY_VM_EXITING != 0
+        proc2_allowed(x86::vmx::proc2::NOTIFY_VM_EXITING)
     }
+
+    fn supports_bus_lock_exit(&self) -> bool {
+        proc2_allowed(x86::vmx::proc2::BUS_LOCK_DETECTION)
+    }
+}
+
+/// Whether the soft CPU's IA32_VMX_PROCBASED_CTLS2 allows `bit` to be 1.
+fn proc2_allowed(bit: u32) -> bool {
+    let cap = softcpu::capability_msr(x86::msr::VMX_PROCBASED_CTLS2).unwrap_or(0);
+    (cap >> 32) as u32 & bit != 0
 }
 
 impl SoftVm {
@@ -117,6 +127,16 @@ impl Vm for SoftVm {
         }
         let (window, user) = accel::parse_notify_vmexit_arg(arg)?;
         self.settings.notify = Some(NotifySettings { window, user });
+        Ok(())
+    }
+
+    fn enable_bus_lock_exit(&mut self) -> Result<(), AccelError> {
+        if self.vcpu_created {
+            return Err(AccelError::InvalidState(
+                "bus-lock exits must be enabled before the VM's first vCPU is created".into(),
+            ));
+        }
+        self.settings.bus_lock_exit = true;
         Ok(())
     }
 

@@ -191,7 +191,11 @@ pub(crate) enum BlockRole {
 /// (breakpoints, single-step, interrupt shadows) cannot change inside one.
 pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
     use Mnemonic as M;
-    if ins.has_lock_prefix() {
+    // Locked accesses (a LOCK prefix, or XCHG with memory, locked
+    // implicitly) run alone: bus-lock detection looks at each one.
+    let xchg_mem =
+        ins.mnemonic() == M::Xchg && (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
+    if ins.has_lock_prefix() || xchg_mem {
         return BlockRole::Alone;
     }
     // Segment-register operands (MOV/PUSH/POP sreg) change what blocks assume.

@@ -45,6 +45,7 @@ pub const PROC2_ALLOWED1: u32 = proc2::ENABLE_EPT
     | proc2::ENABLE_RDTSCP
     | proc2::WBINVD_EXITING
     | proc2::UNRESTRICTED_GUEST
+    | proc2::BUS_LOCK_DETECTION
     | proc2::NOTIFY_VM_EXITING;
 /// VM-exit controls that must be 1.
 pub const EXIT_DEFAULT1: u32 = 0x0003_6DFF;
