@@ -193,6 +193,14 @@ impl Vcpu for KvmVcpu {
             self.control.enter();
             let ran = self.fd.run().map(|exit| ExitKind::of(&exit));
             self.control.leave();
+            // A bus lock may come with any exit, not only its own
+            // (KVM_RUN_X86_BUS_LOCK in kvm_run.flags): count it here.
+            if self.fd.get_kvm_run().flags
+                & u16::try_from(kvm_bindings::KVM_RUN_X86_BUS_LOCK).unwrap_or(0)
+                != 0
+            {
+                self.bus_lock_exits += 1;
+            }
             match ran {
                 // `immediate_exit` set by the caller: return at once.
                 Err(e) if e.errno() == libc::EINTR && self.fd.get_kvm_run().immediate_exit != 0 => {
@@ -238,8 +246,8 @@ impl Vcpu for KvmVcpu {
                     rip: self.rip()?,
                 })
             }
+            // Counted above, from kvm_run.flags.
             ExitKind::Other if run_area::exit_reason(&mut self.fd) == KVM_EXIT_X86_BUS_LOCK => {
-                self.bus_lock_exits += 1;
                 VcpuExit::BusLock
             }
             ExitKind::Other if run_area::exit_reason(&mut self.fd) == KVM_EXIT_NOTIFY => {

@@ -287,7 +287,10 @@ impl SoftCpu {
     fn boundary_exit(&mut self) -> Option<ExitInfo> {
         if let Some(deadline) = self.preemption_deadline {
             if self.cycles >= deadline {
-                self.halted = false;
+                // A VM exit caused directly by an event leaves the HLT state
+                // only after the exit (SDM Vol. 3C §27.1): the saved
+                // activity state stays HLT, so the hypervisor resumes a
+                // halted guest still halted.
                 return Some(ExitInfo::new(exit_reason::PREEMPTION_TIMER, 0));
             }
         }
@@ -334,7 +337,7 @@ impl SoftCpu {
             && !self.shadow.mov_ss
         {
             self.ack_ext_intr();
-            self.halted = false;
+            // Still halted when the exit is saved (SDM Vol. 3C §27.1).
             let mut info = ExitInfo::new(exit_reason::EXTERNAL_INTERRUPT, 0);
             if self.vmx.ctl.exit & exit_ctl::ACK_INTR_ON_EXIT != 0 {
                 info.intr_info = Event::new(KICK_VECTOR, EventKind::External, 0).vmx_info()

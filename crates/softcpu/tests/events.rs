@@ -81,3 +81,31 @@ fn interrupt_window_opens_one_instruction_after_sti() {
     let rip = cpu.vmread(f::GUEST_RIP).unwrap();
     assert_eq!(rip, softcpu::harness::CODE + 2);
 }
+
+#[test]
+fn a_halted_guest_stays_halted_across_timer_and_interrupt_exits() {
+    // jmp $ — never executed while the guest is in the HLT state.
+    let mut cpu = machine(Mode::Protected32, &[0xEB, 0xFE]);
+    let pinv = cpu.vmread(f::PIN_BASED_VM_EXEC_CONTROL).unwrap();
+    cpu.vmwrite(
+        f::PIN_BASED_VM_EXEC_CONTROL,
+        pinv | u64::from(pin::PREEMPTION_TIMER | pin::EXT_INTR_EXITING),
+    )
+    .unwrap();
+    cpu.vmwrite(f::GUEST_ACTIVITY_STATE, 1).unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 5_000).unwrap();
+    let rip = cpu.vmread(f::GUEST_RIP).unwrap();
+    let before = cpu.cycles();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::PREEMPTION_TIMER);
+    assert!(cpu.cycles() - before >= 5_000);
+    // SDM Vol. 3C §27.1: the return to the active state happens only after
+    // an exit caused directly by the event; the saved state is still HLT.
+    assert_eq!(cpu.vmread(f::GUEST_ACTIVITY_STATE).unwrap(), 1);
+    assert_eq!(cpu.vmread(f::GUEST_RIP).unwrap(), rip);
+    // The same for the host's interrupt.
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, u64::from(u32::MAX))
+        .unwrap();
+    cpu.kicker().kick();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::EXTERNAL_INTERRUPT);
+    assert_eq!(cpu.vmread(f::GUEST_ACTIVITY_STATE).unwrap(), 1);
+}

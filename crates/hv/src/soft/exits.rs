@@ -199,6 +199,9 @@ fn cr_access(hw: &mut impl VmxHardware, qual: u64) -> Result<CrAccess, HwError> 
     let value = hw.gprs()[((qual >> 8) & 0xF) as usize];
     match cr {
         0 => {
+            // CR0 is 32 bits wide; bits 63:32 of the source are ignored
+            // outside 64-bit mode and must be 0 in it (SDM Vol. 3A §2.5).
+            let value = value & 0xFFFF_FFFF;
             let old = hw.vmread(f::GUEST_CR0)?;
             hw.vmwrite(f::CR0_READ_SHADOW, value)?;
             hw.vmwrite(f::GUEST_CR0, value | CR0_NE)?;

@@ -155,7 +155,13 @@ pub(crate) fn decode(hw: &impl VmxHardware) -> Result<MmioInstruction, MmioError
     hw.read_phys(translate(hw, la)?, &mut bytes[..first])
         .map_err(|_| MmioError::Fetch)?;
     if first < 15 {
-        if let Ok(gpa) = translate(hw, la + first as u64) {
+        let next = la.wrapping_add(first as u64);
+        let next = if bitness == 64 {
+            next
+        } else {
+            next & 0xFFFF_FFFF
+        };
+        if let Ok(gpa) = translate(hw, next) {
             // A missing next page only matters if the instruction needs it.
             let _ = hw.read_phys(gpa, &mut bytes[first..]);
         }
