@@ -75,11 +75,6 @@ impl KvmControl {
             .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// Whether a host thread wants the vCPU back (exit, NMI, power-off).
-    pub(crate) fn wants_vcpu(&self) -> bool {
-        self.pending()
-    }
-
     /// Takes a pending exit request.
     pub(crate) fn take_exit_request(&self) -> bool {
         self.exit_requested.swap(false, Ordering::AcqRel)
@@ -113,7 +108,8 @@ impl KvmControl {
         }
     }
 
-    fn pending(&self) -> bool {
+    /// Whether a host thread wants the vCPU back (exit, NMI, power-off).
+    pub(crate) fn wants_vcpu(&self) -> bool {
         self.exit_requested.load(Ordering::Acquire)
             || self.powered_off.load(Ordering::Acquire)
             || self.nmi_pending.load(Ordering::Acquire)

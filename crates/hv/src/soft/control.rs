@@ -41,6 +41,11 @@ impl SoftControl {
         }
     }
 
+    /// Nanoseconds of `cycles` core cycles.
+    pub(crate) fn ns_of(&self, cycles: u64) -> u64 {
+        (u128::from(cycles) * 1_000_000_000 / u128::from(self.tsc_hz)) as u64
+    }
+
     /// Records the virtual time of a VM exit.
     pub(crate) fn note_exit_cycles(&self, cycles: u64) {
         self.exit_cycles.store(cycles, Ordering::Release);
@@ -93,8 +98,7 @@ impl VcpuControl for SoftControl {
     }
 
     fn virtual_ns(&self) -> Option<u64> {
-        let cycles = self.exit_cycles.load(Ordering::Acquire);
-        Some((u128::from(cycles) * 1_000_000_000 / u128::from(self.tsc_hz)) as u64)
+        Some(self.ns_of(self.exit_cycles.load(Ordering::Acquire)))
     }
 
     fn inject_nmi(&self) {

@@ -45,6 +45,19 @@ pub(crate) struct Dest {
     signed: bool,
 }
 
+impl Dest {
+    /// The accumulator as `IN` writes it: AL or AX keep the rest of RAX,
+    /// EAX zero-extends (the same rule as any load of that width).
+    pub(crate) fn rax(width: usize) -> Dest {
+        Dest {
+            index: 0,
+            width,
+            high8: false,
+            signed: false,
+        }
+    }
+}
+
 /// An instruction that touched MMIO, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MmioInstruction {

@@ -50,7 +50,6 @@ pub struct SoftVcpu {
     bus_lock_exits: u64,
     longest_in_guest: Duration,
     triple_fault_pending: bool,
-    tsc_hz: u64,
 }
 
 impl SoftVcpu {
@@ -60,7 +59,7 @@ impl SoftVcpu {
         entry: &EntryState,
         settings: &VmSettings,
     ) -> Result<Self, AccelError> {
-        let (control, tsc_hz, apic) = {
+        let (control, apic) = {
             let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
             setup::program(&mut *cpu, pages, entry, settings).map_err(|e| {
                 AccelError::InvalidConfig(format!("programming the VMCS failed: {e:?}"))
@@ -70,7 +69,6 @@ impl SoftVcpu {
                 / u64::from(model.tsc_ratio_denominator.max(1));
             (
                 SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line(), tsc_hz),
-                tsc_hz.max(1),
                 ApicWiring::new(model.tsc_ratio_numerator, model.tsc_ratio_denominator),
             )
         };
@@ -88,7 +86,6 @@ impl SoftVcpu {
             bus_lock_exits: 0,
             longest_in_guest: Duration::ZERO,
             triple_fault_pending: false,
-            tsc_hz,
         })
     }
 
@@ -97,33 +94,23 @@ impl SoftVcpu {
         &self.exits
     }
 
+    /// Completes the exit userspace just handled: an IN or MMIO load takes
+    /// its bytes (into RAX, or the load's register), and the instruction is
+    /// stepped over.
     fn complete_io(&mut self, cpu: &mut SoftCpu) -> Result<(), HwError> {
-        if let Some(Pending::Mmio { load, len }) = self.pending {
-            self.pending = None;
-            if let Some((size, dest)) = load {
-                let mut v = [0u8; 8];
-                v[..size].copy_from_slice(&self.io_data[..size]);
-                mmio::complete_read(cpu, size, dest, u64::from_le_bytes(v));
+        let (load, len) = match self.pending.take() {
+            None => return Ok(()),
+            Some(Pending::Io { in_size, len }) => {
+                (in_size.map(|size| (size, Dest::rax(size))), len)
             }
-            return exits::skip_instruction(cpu, len);
+            Some(Pending::Mmio { load, len }) => (load, len),
+        };
+        if let Some((size, dest)) = load {
+            let mut v = [0u8; 8];
+            v[..size].copy_from_slice(&self.io_data[..size]);
+            mmio::complete_read(cpu, size, dest, u64::from_le_bytes(v));
         }
-        if let Some(Pending::Io { in_size, len }) = self.pending.take() {
-            let io = PendingIoParts { in_size, len };
-            if let Some(size) = io.in_size {
-                let mut gprs = cpu.gprs();
-                let mut v = [0u8; 8];
-                v[..size].copy_from_slice(&self.io_data[..size]);
-                let v = u64::from_le_bytes(v);
-                gprs[0] = match size {
-                    1 => (gprs[0] & !0xFF) | v,
-                    2 => (gprs[0] & !0xFFFF) | v,
-                    _ => v & 0xFFFF_FFFF,
-                };
-                cpu.set_gprs(&gprs);
-            }
-            exits::skip_instruction(cpu, io.len)?;
-        }
-        Ok(())
+        exits::skip_instruction(cpu, len)
     }
 }
 
@@ -263,12 +250,6 @@ impl SoftVcpu {
             },
         })
     }
-}
-
-/// The fields of a pending port access.
-struct PendingIoParts {
-    in_size: Option<usize>,
-    len: u64,
 }
 
 fn hw_error(e: HwError) -> AccelError {
@@ -418,6 +399,6 @@ impl Vcpu for SoftVcpu {
 
     fn virtual_ns(&self) -> Option<u64> {
         let cpu = self.machine.lock().unwrap_or_else(|p| p.into_inner());
-        Some((u128::from(cpu.cycles()) * 1_000_000_000 / u128::from(self.tsc_hz)) as u64)
+        Some(self.control.ns_of(cpu.cycles()))
     }
 }
