@@ -40,6 +40,7 @@
 #include "rm.h"
 
 #define O(x) x - rm_blob
+#include "rmswitch.inc"
 
 	.section .text16, "ax"
 	.code16
@@ -51,12 +52,7 @@ rm_blob:
 
 /* 16-bit protected mode: CS = SEL_CODE16 (base RM_BASE). */
 rm_pm16:
-	movw $SEL_DATA16, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %fs
-	movw %ax, %gs
-	movw %ax, %ss
+	RM_LOAD_DATA_SEGS SEL_DATA16
 	/* Pointers and strings the routines use (the data area is not part of the blob). */
 	movw $IVT_LIMIT, D_IVT_PTR
 	movl $IVT_BASE, D_IVT_PTR + 2
@@ -740,30 +736,10 @@ rm_call:
 	movw %ax, RM_BASE + D_TARGET
 	movl 28(%esp), %eax
 	movb %al, RM_BASE + D_LMSW
-	movl %esp, saved_esp
-	sgdt saved_gdtr
-	sidt saved_idtr
-	lgdt rm_gdt_ptr
-	lidt rm_ivt_ptr
-	ljmp $SEL_CODE16, $O(rm_pm16)
+	RM_ENTER_PM16
 
 	.globl rm_back32
 rm_back32:
-	movw $SEL_DATA, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %fs
-	movw %ax, %gs
-	movw %ax, %ss
-	movl saved_esp, %esp
-	lgdt saved_gdtr
-	lidt saved_idtr
-	popfl
-	popl %edi
-	popl %esi
-	popl %ebx
-	popl %ebp
-	movzwl RM_BASE + D_ROUNDS, %eax
-	ret
+	RM_RETURN_PM32
 
 	.section .note.GNU-stack, "", @progbits
