@@ -286,6 +286,10 @@ pub struct VmConfig {
     /// at every iteration (what KVM and Xen always do). On by default;
     /// turning it off leaves only notify VM exiting to contain them.
     pub intercept_ac_db: bool,
+    /// Offer VMX to the guest, so that it can run guests of its own (nested
+    /// virtualization; the soft accelerator only). On by default, as KVM's
+    /// `nested=1`.
+    pub nested_vmx: bool,
 }
 
 impl VmConfig {
@@ -294,6 +298,7 @@ impl VmConfig {
         VmConfig {
             memory_bytes,
             intercept_ac_db: true,
+            nested_vmx: true,
         }
     }
 }

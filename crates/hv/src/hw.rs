@@ -22,6 +22,9 @@ pub trait VmxHardware {
     fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), HwError>;
     /// VMCLEAR of the current VMCS.
     fn vmclear(&mut self);
+    /// VMPTRLD: makes the VMCS in the region at host-physical `region`
+    /// current (its first dword holds the revision identifier).
+    fn vmptrld(&mut self, region: u64) -> Result<(), HwError>;
     /// VMLAUNCH; returns after the VM exit (or VM-entry failure) it leads to.
     fn vmlaunch(&mut self) -> Result<(), HwError>;
     /// VMRESUME; returns after the VM exit it leads to.
@@ -36,6 +39,8 @@ pub trait VmxHardware {
     fn set_gprs(&mut self, gprs: &[u64; 16]);
     /// CR2 (not part of the VMCS).
     fn cr2(&self) -> u64;
+    /// Sets CR2 (before injecting a page fault).
+    fn set_cr2(&mut self, value: u64);
     /// DR6 (not part of the VMCS).
     fn dr6(&self) -> u64;
     /// Sets DR6.
@@ -65,6 +70,9 @@ pub mod soft {
         fn vmclear(&mut self) {
             SoftCpu::vmclear(self)
         }
+        fn vmptrld(&mut self, region: u64) -> Result<(), HwError> {
+            SoftCpu::vmptrld(self, region).map_err(|f| HwError::VmFail(f.error))
+        }
         fn vmlaunch(&mut self) -> Result<(), HwError> {
             SoftCpu::vmlaunch(self).map_err(|f| HwError::VmFail(f.error))
         }
@@ -85,6 +93,9 @@ pub mod soft {
         }
         fn cr2(&self) -> u64 {
             SoftCpu::cr2(self)
+        }
+        fn set_cr2(&mut self, value: u64) {
+            SoftCpu::set_cr2(self, value)
         }
         fn dr6(&self) -> u64 {
             SoftCpu::dr6(self)
@@ -123,6 +134,7 @@ pub(crate) mod test_hw {
         pub fields: BTreeMap<u32, u64>,
         pub gprs: [u64; 16],
         pub dr6: u64,
+        pub cr2: u64,
     }
 
     impl VmxHardware for FakeHw {
@@ -134,6 +146,9 @@ pub(crate) mod test_hw {
             Ok(())
         }
         fn vmclear(&mut self) {}
+        fn vmptrld(&mut self, _region: u64) -> Result<(), HwError> {
+            Ok(())
+        }
         fn vmlaunch(&mut self) -> Result<(), HwError> {
             Ok(())
         }
@@ -153,7 +168,10 @@ pub(crate) mod test_hw {
             self.gprs = *gprs;
         }
         fn cr2(&self) -> u64 {
-            0
+            self.cr2
+        }
+        fn set_cr2(&mut self, value: u64) {
+            self.cr2 = value;
         }
         fn dr6(&self) -> u64 {
             self.dr6

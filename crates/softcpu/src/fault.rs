@@ -52,6 +52,9 @@ pub struct ExitInfo {
     pub guest_linear: u64,
     /// Guest-physical address (EPT exits).
     pub guest_physical: u64,
+    /// VM-exit instruction-information field (VMX instructions, SDM Vol.
+    /// 3C §28.2.5).
+    pub instruction_info: u32,
 }
 
 impl ExitInfo {
@@ -65,6 +68,7 @@ impl ExitInfo {
             intr_error_code: 0,
             guest_linear: 0,
             guest_physical: 0,
+            instruction_info: 0,
         }
     }
 }

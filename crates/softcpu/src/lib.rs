@@ -34,7 +34,7 @@ pub use memory::{OutOfRange, PhysMemory};
 pub use run::KICK_VECTOR;
 pub use vmx::caps::capability_msr;
 pub use vmx::entry::VmFail;
-pub use vmx::vmcs::{FieldError, LaunchState, Vmcs};
+pub use vmx::vmcs::{FieldError, LaunchState, Vmcs, FIELDS as VMCS_FIELDS};
 
 impl SoftCpu {
     /// VMREAD from the current VMCS.
@@ -73,8 +73,47 @@ impl SoftCpu {
         self.s.dr[6] = value;
     }
 
+    /// Sets CR2 (a hypervisor injecting a #PF sets CR2 first: VM entry does
+    /// not, SDM Vol. 3C §27.6.1).
+    pub fn set_cr2(&mut self, value: u64) {
+        self.s.cr2 = value;
+    }
+
     /// VMCLEAR of the current VMCS: launch state becomes clear.
     pub fn vmclear(&mut self) {
         self.vmx.vmcs.launch_state = LaunchState::Clear;
+    }
+
+    /// VMPTRLD: makes the VMCS in the 4 KiB region at `region` current (SDM
+    /// Vol. 3C §31.3 VMPTRLD). The region's first dword must hold this
+    /// processor's revision identifier; the VMCS data itself is kept on chip,
+    /// as the SDM allows (§25.11.1), so switching back and forth between
+    /// VMCSs keeps each one's fields and launch state. Before the first
+    /// VMPTRLD the processor has one unnamed current VMCS.
+    pub fn vmptrld(&mut self, region: u64) -> Result<(), VmFail> {
+        use x86::vmx::instruction_error as ie;
+        if region & 0xFFF != 0
+            || region
+                .checked_add(4096)
+                .is_none_or(|end| end > self.memory().size())
+        {
+            return Err(VmFail {
+                error: ie::VMPTRLD_INVALID_ADDRESS,
+            });
+        }
+        let revision = self.phys_read(region, 4) as u32 & 0x7FFF_FFFF;
+        if u64::from(revision) != capability_msr(x86::msr::VMX_BASIC).unwrap_or(0) & 0x7FFF_FFFF {
+            return Err(VmFail {
+                error: ie::VMPTRLD_INCORRECT_REVISION,
+            });
+        }
+        self.vmx.make_current(region);
+        Ok(())
+    }
+
+    /// VMPTRST: the region address of the current VMCS (`None` for the
+    /// unnamed VMCS of a processor that never executed VMPTRLD).
+    pub fn vmptrst(&self) -> Option<u64> {
+        self.vmx.current
     }
 }

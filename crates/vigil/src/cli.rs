@@ -134,6 +134,11 @@ pub struct RunArgs {
     /// only notify VM exits contain the #AC and #DB delivery loops.
     #[arg(long)]
     pub no_intercept_ac_db: bool,
+    /// Do not offer VMX to the guest (soft accelerator only; nested VMX is
+    /// on by default there, as with KVM's nested=1). The kvm accelerator
+    /// never offers it.
+    #[arg(long)]
+    pub no_nested: bool,
     /// End the run after this much host time (e.g. 2s, 500ms; status 12).
     #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
     pub timeout: Option<std::time::Duration>,

@@ -265,5 +265,6 @@ fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, String> {
         limits,
         warnings: true,
         bus_lock_ratelimit: args.bus_lock_ratelimit,
+        nested_vmx: !args.no_nested,
     })
 }

@@ -40,6 +40,9 @@ pub struct RunOptions {
     /// `None`: bus locks are counted where the accelerator reports them,
     /// never slowed.
     pub bus_lock_ratelimit: Option<u32>,
+    /// Offer VMX to the guest (nested virtualization), where the
+    /// accelerator can.
+    pub nested_vmx: bool,
 }
 
 impl Default for RunOptions {
@@ -52,6 +55,7 @@ impl Default for RunOptions {
             limits: Limits::default(),
             warnings: true,
             bus_lock_ratelimit: None,
+            nested_vmx: true,
         }
     }
 }
@@ -219,6 +223,7 @@ pub fn run<A: Accelerator>(
     let mut vm = accel.create_vm(&VmConfig {
         memory_bytes,
         intercept_ac_db: options.notify.intercept_ac_db,
+        nested_vmx: options.nested_vmx,
     })?;
     for (gpa, bytes) in &boot.regions {
         vm.write_memory(*gpa, bytes)?;

@@ -4,6 +4,8 @@
 
 /// VMCS field encodings (SDM Vol. 3C Appendix B).
 pub mod field {
+    /// Virtual-processor identifier (16-bit control field).
+    pub const VIRTUAL_PROCESSOR_ID: u32 = 0x0000;
     // 16-bit guest-state fields.
     /// Guest ES selector.
     pub const GUEST_ES_SELECTOR: u32 = 0x0800;
@@ -244,6 +246,10 @@ pub mod field {
     pub const HOST_GDTR_BASE: u32 = 0x6C0C;
     /// Host IDTR base.
     pub const HOST_IDTR_BASE: u32 = 0x6C0E;
+    /// Host IA32_SYSENTER_ESP.
+    pub const HOST_IA32_SYSENTER_ESP: u32 = 0x6C10;
+    /// Host IA32_SYSENTER_EIP.
+    pub const HOST_IA32_SYSENTER_EIP: u32 = 0x6C12;
     /// Host RSP.
     pub const HOST_RSP: u32 = 0x6C14;
     /// Host RIP.
@@ -620,6 +626,24 @@ pub mod qualification {
 
 /// VM-instruction error numbers (SDM Vol. 3C §31.4).
 pub mod instruction_error {
+    /// VMCALL executed in VMX root operation.
+    pub const VMCALL_IN_ROOT: u32 = 1;
+    /// VMCLEAR with an invalid physical address.
+    pub const VMCLEAR_INVALID_ADDRESS: u32 = 2;
+    /// VMCLEAR with the VMXON pointer.
+    pub const VMCLEAR_VMXON_POINTER: u32 = 3;
+    /// VMPTRLD with an invalid physical address.
+    pub const VMPTRLD_INVALID_ADDRESS: u32 = 9;
+    /// VMPTRLD with the VMXON pointer.
+    pub const VMPTRLD_VMXON_POINTER: u32 = 10;
+    /// VMPTRLD with an incorrect VMCS revision identifier.
+    pub const VMPTRLD_INCORRECT_REVISION: u32 = 11;
+    /// VMXON executed in VMX root operation.
+    pub const VMXON_IN_ROOT: u32 = 15;
+    /// VM entry with events blocked by MOV SS.
+    pub const ENTRY_MOV_SS_BLOCKING: u32 = 26;
+    /// Invalid operand to INVEPT/INVVPID.
+    pub const INVALID_INVEPT_INVVPID_OPERAND: u32 = 28;
     /// VMLAUNCH with non-clear VMCS.
     pub const VMLAUNCH_NONCLEAR: u32 = 4;
     /// VMRESUME with non-launched VMCS.

@@ -117,6 +117,18 @@ impl ApicWiring {
             && (self.lapic.pending_vector().is_some() || self.lapic.next_deadline().is_some()))
     }
 
+    /// Whether an interrupt is deliverable at virtual time `now`.
+    pub(crate) fn has_pending(&mut self, now: u64) -> bool {
+        self.lapic.advance(now);
+        self.lapic.pending_vector().is_some()
+    }
+
+    /// Acknowledges the highest pending interrupt (INTA): it moves to
+    /// in-service; its vector.
+    pub(crate) fn acknowledge(&mut self) -> u8 {
+        self.lapic.acknowledge()
+    }
+
     /// Interrupt delivery and the timer, just before a VM entry at virtual
     /// time `now`.
     pub(crate) fn before_entry(

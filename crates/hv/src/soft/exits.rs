@@ -2,6 +2,7 @@
 //! to userspace.
 
 use super::events::{self, Reflected};
+use super::nested::L1Caps;
 use crate::accel::{GuestLevel, InternalError, NotifyExit, VcpuExit};
 use crate::hw::{HwError, VmxHardware};
 use x86::vmx::{exit_reason as er, field as f, interruptibility, intr_info, qualification as q};
@@ -61,8 +62,22 @@ fn rip(hw: &impl VmxHardware) -> u64 {
     hw.vmread(f::GUEST_RIP).unwrap_or(0)
 }
 
+/// What the guest at hand is offered of VMX: L1's capabilities when nested
+/// VMX is on and the exit is L1's, and whether L1 is in VMX operation.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct VmxOffer<'a> {
+    /// The capabilities, when VMX is offered to this guest.
+    pub caps: Option<&'a L1Caps>,
+    /// The guest executed VMXON (and no VMXOFF since).
+    pub on: bool,
+}
+
 /// Handles the VM exit whose exit-reason field is `raw`.
-pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwError> {
+pub(crate) fn handle(
+    hw: &mut impl VmxHardware,
+    raw: u64,
+    vmx: VmxOffer<'_>,
+) -> Result<Handled, HwError> {
     if raw & u64::from(er::ENTRY_FAILURE) != 0 {
         return Ok(Handled::Exit(VcpuExit::FailEntry {
             hardware_reason: raw,
@@ -88,7 +103,7 @@ pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwE
             Handled::Exit(VcpuExit::Hlt)
         }
         er::CPUID => {
-            cpuid(hw)?;
+            cpuid(hw, vmx.caps.is_some())?;
             skip_instruction(hw, len)?;
             Handled::Resume
         }
@@ -115,7 +130,7 @@ pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwE
                 }
             }
         }
-        er::CR_ACCESS => match cr_access(hw, qual)? {
+        er::CR_ACCESS => match cr_access(hw, qual, vmx)? {
             CrAccess::Done => {
                 skip_instruction(hw, len)?;
                 Handled::Resume
@@ -130,12 +145,13 @@ pub(crate) fn handle(hw: &mut impl VmxHardware, raw: u64) -> Result<Handled, HwE
             }
         },
         er::MSR_READ | er::MSR_WRITE => {
-            msr(hw, reason == er::MSR_WRITE, len)?;
+            msr(hw, reason == er::MSR_WRITE, len, vmx.caps)?;
             Handled::Resume
         }
         er::VMCALL | er::VMCLEAR..=er::VMXON | er::INVEPT | er::INVVPID | er::XSETBV | er::INVD => {
-            // VMX is not offered to this guest, and there are no hypercalls:
-            // #UD, as on a processor without these features.
+            // VMX is not offered to this guest (when it is, the nested code
+            // takes these exits first), and there are no hypercalls: #UD,
+            // as on a processor without these features.
             if reason == er::INVD {
                 skip_instruction(hw, len)?;
             } else {
@@ -187,9 +203,11 @@ fn notify(hw: &mut impl VmxHardware, qual: u64) -> Result<NotifyExit, HwError> {
 /// Vol. 3C §26.1.3). CR0: the guest sees its NE in the read shadow while the
 /// real CR0 keeps NE = 1, the other bits take effect, and a change of PG
 /// with EFER.LME = 1 enters or leaves IA-32e mode as the CPU would (SDM Vol.
-/// 3A §10.8.5). CR4.VMXE = 1: VMX is not offered, so #GP(0) as on a
-/// processor without it.
-fn cr_access(hw: &mut impl VmxHardware, qual: u64) -> Result<CrAccess, HwError> {
+/// 3A §10.8.5). CR4.VMXE: where VMX is offered, the guest's value lands in
+/// the read shadow (the real CR4.VMXE stays 1), except that clearing it in
+/// VMX operation is #GP(0) (SDM Vol. 3C §24.8); where it is not offered,
+/// setting it is #GP(0) as on a processor without VMX.
+fn cr_access(hw: &mut impl VmxHardware, qual: u64, vmx: VmxOffer<'_>) -> Result<CrAccess, HwError> {
     use x86::cr::{CR0_NE, CR0_PG, CR4_VMXE, EFER_LMA, EFER_LME};
     let cr = qual & 0xF;
     let access_type = (qual >> 4) & 3;
@@ -221,9 +239,21 @@ fn cr_access(hw: &mut impl VmxHardware, qual: u64) -> Result<CrAccess, HwError> 
             }
             Ok(CrAccess::Done)
         }
-        4 if value & CR4_VMXE != 0 => {
-            inject_exception(hw, x86::exception::GP, Some(0))?;
-            Ok(CrAccess::Faulted)
+        4 => {
+            let setting = value & CR4_VMXE != 0;
+            let refused = if vmx.caps.is_some() {
+                !setting && vmx.on
+            } else {
+                setting
+            };
+            if refused {
+                inject_exception(hw, x86::exception::GP, Some(0))?;
+                return Ok(CrAccess::Faulted);
+            }
+            let shadow = hw.vmread(f::CR4_READ_SHADOW)? & !CR4_VMXE;
+            hw.vmwrite(f::CR4_READ_SHADOW, shadow | (value & CR4_VMXE))?;
+            hw.vmwrite(f::GUEST_CR4, value | CR4_VMXE)?;
+            Ok(CrAccess::Done)
         }
         _ => Ok(CrAccess::Unhandled),
     }
@@ -248,15 +278,18 @@ pub(crate) fn size_mask(size: usize) -> u64 {
     }
 }
 
-/// CPUID as the guest sees it: the processor's answer without VMX (not
-/// offered to guests yet), with the hypervisor-present bit and the APIC
-/// timer's TSC-deadline mode (L0 emulates the local APIC).
-fn cpuid(hw: &mut impl VmxHardware) -> Result<(), HwError> {
+/// CPUID as the guest sees it: the processor's answer, with VMX only where
+/// L0 offers it, the hypervisor-present bit and the APIC timer's
+/// TSC-deadline mode (L0 emulates the local APIC).
+fn cpuid(hw: &mut impl VmxHardware, vmx: bool) -> Result<(), HwError> {
     let mut g = hw.gprs();
     let leaf = g[0] as u32;
     let mut r = hw.cpuid(leaf, g[1] as u32);
     if leaf == 1 {
         r[2] &= !(1 << 5);
+        if vmx {
+            r[2] |= 1 << 5;
+        }
         // Hypervisor present; TSC-deadline mode of L0's local APIC.
         r[2] |= 1 << 31 | 1 << 24;
     }
@@ -269,12 +302,21 @@ fn cpuid(hw: &mut impl VmxHardware) -> Result<(), HwError> {
 }
 
 /// RDMSR/WRMSR of MSRs that are not passed through.
-fn msr(hw: &mut impl VmxHardware, write: bool, len: u64) -> Result<(), HwError> {
+fn msr(
+    hw: &mut impl VmxHardware,
+    write: bool,
+    len: u64,
+    vmx: Option<&L1Caps>,
+) -> Result<(), HwError> {
     let mut g = hw.gprs();
     let index = g[1] as u32;
     let value = match (index, write) {
-        // IA32_FEATURE_CONTROL: locked, VMX off (VMX is not offered to guests yet).
-        (x86::msr::FEATURE_CONTROL, false) => Some(1),
+        // IA32_FEATURE_CONTROL: locked; VMX outside SMX enabled where VMX is
+        // offered (bit 2), off otherwise. Writes to a locked MSR are #GP.
+        (x86::msr::FEATURE_CONTROL, false) => Some(if vmx.is_some() { 5 } else { 1 }),
+        // The VMX capability MSRs, where VMX is offered (#GP otherwise, or
+        // for one this VMX lacks).
+        (0x480..=0x491, false) => vmx.and_then(|c| c.rdmsr(index)),
         // MTRR capability and default type reads: none and uncached.
         (0xFE, false) | (0x2FF, false) => Some(0),
         (0x2FF, true) => Some(0),
@@ -303,7 +345,7 @@ mod tests {
         hw.fields
             .insert(f::IDT_VECTORING_INFO, u64::from(vectoring));
         hw.fields.insert(f::GUEST_RIP, 0x1234);
-        handle(hw, u64::from(er::NOTIFY)).unwrap()
+        handle(hw, u64::from(er::NOTIFY), VmxOffer::default()).unwrap()
     }
 
     #[test]
@@ -363,7 +405,7 @@ mod cr_tests {
         hw.fields.insert(f::VM_EXIT_INSTRUCTION_LEN, 3);
         hw.fields.insert(f::GUEST_RIP, 0x1000);
         assert!(matches!(
-            handle(&mut hw, u64::from(er::CR_ACCESS)).unwrap(),
+            handle(&mut hw, u64::from(er::CR_ACCESS), VmxOffer::default()).unwrap(),
             Handled::Resume
         ));
         assert_eq!(hw.fields[&f::GUEST_CR0], CR0_PE | CR0_PG | CR0_NE);
@@ -383,7 +425,7 @@ mod cr_tests {
         hw.fields.insert(f::EXIT_QUALIFICATION, 4 | (3 << 8));
         hw.fields.insert(f::GUEST_RIP, 0x1000);
         assert!(matches!(
-            handle(&mut hw, u64::from(er::CR_ACCESS)).unwrap(),
+            handle(&mut hw, u64::from(er::CR_ACCESS), VmxOffer::default()).unwrap(),
             Handled::Resume
         ));
         assert_eq!(

@@ -86,62 +86,92 @@ impl From<HwError> for MmioError {
 
 const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
-fn read_u64(hw: &impl VmxHardware, gpa: u64, size: usize) -> Result<u64, MmioError> {
-    let mut b = [0u8; 8];
-    hw.read_phys(gpa, &mut b[..size])
-        .map_err(|_| MmioError::Fetch)?;
-    Ok(u64::from_le_bytes(b))
-}
-
 /// Guest-physical address of the guest-linear address `la`, through the
 /// guest's paging structures (32-bit, PAE or 4-level; SDM Vol. 3A §4.3–§4.5).
 /// hv's EPT is the identity over RAM, so guest-physical is host-physical.
 fn translate(hw: &impl VmxHardware, la: u64) -> Result<u64, MmioError> {
+    match walk(hw, la) {
+        Ok(Some(t)) => Ok(t.gpa),
+        Ok(None) | Err(_) => Err(MmioError::Fetch),
+    }
+}
+
+/// Where a guest-linear address leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Translation {
+    /// The guest-physical address.
+    pub gpa: u64,
+    /// Every level of the walk allows writes (R/W = 1; always with paging off).
+    pub writable: bool,
+}
+
+/// Walks the current guest's paging structures for `la`: `None` when an
+/// entry on the way is not present (a page fault); an error when a paging
+/// structure lies outside memory.
+pub(crate) fn walk(hw: &impl VmxHardware, la: u64) -> Result<Option<Translation>, HwError> {
     let cr0 = hw.vmread(f::GUEST_CR0)?;
     if cr0 & CR0_PG == 0 {
-        return Ok(la & 0xFFFF_FFFF);
+        return Ok(Some(Translation {
+            gpa: la & 0xFFFF_FFFF,
+            writable: true,
+        }));
     }
     let cr3 = hw.vmread(f::GUEST_CR3)?;
     let cr4 = hw.vmread(f::GUEST_CR4)?;
     let efer = hw.vmread(f::GUEST_IA32_EFER)?;
+    let read = |gpa: u64, size: usize| -> Result<u64, HwError> {
+        let mut b = [0u8; 8];
+        hw.read_phys(gpa, &mut b[..size])?;
+        Ok(u64::from_le_bytes(b))
+    };
     let present = |e: u64| e & 1 != 0;
+    let mut writable = true;
     if cr4 & CR4_PAE == 0 {
-        let pde = read_u64(hw, (cr3 & 0xFFFF_F000) + ((la >> 22) & 0x3FF) * 4, 4)?;
+        let pde = read((cr3 & 0xFFFF_F000) + ((la >> 22) & 0x3FF) * 4, 4)?;
         if !present(pde) {
-            return Err(MmioError::Fetch);
+            return Ok(None);
         }
+        writable &= pde & 2 != 0;
         if pde & 0x80 != 0 && cr4 & CR4_PSE != 0 {
-            return Ok((pde & 0xFFC0_0000) | (la & 0x3F_FFFF));
+            let gpa = (pde & 0xFFC0_0000) | (la & 0x3F_FFFF);
+            return Ok(Some(Translation { gpa, writable }));
         }
-        let pte = read_u64(hw, (pde & 0xFFFF_F000) + ((la >> 12) & 0x3FF) * 4, 4)?;
+        let pte = read((pde & 0xFFFF_F000) + ((la >> 12) & 0x3FF) * 4, 4)?;
         if !present(pte) {
-            return Err(MmioError::Fetch);
+            return Ok(None);
         }
-        return Ok((pte & 0xFFFF_F000) | (la & 0xFFF));
+        writable &= pte & 2 != 0;
+        let gpa = (pte & 0xFFFF_F000) | (la & 0xFFF);
+        return Ok(Some(Translation { gpa, writable }));
     }
     let (mut table, levels) = if efer & EFER_LMA != 0 {
         (cr3 & ADDR_MASK, 4)
     } else {
-        let pdpte = read_u64(hw, (cr3 & 0xFFFF_FFE0) + ((la >> 30) & 3) * 8, 8)?;
+        let pdpte = read((cr3 & 0xFFFF_FFE0) + ((la >> 30) & 3) * 8, 8)?;
         if !present(pdpte) {
-            return Err(MmioError::Fetch);
+            return Ok(None);
         }
         (pdpte & ADDR_MASK, 2)
     };
     for level in (1..=levels).rev() {
         let shift = 12 + 9 * (level - 1);
-        let entry = read_u64(hw, table + ((la >> shift) & 0x1FF) * 8, 8)?;
+        let entry = read(table + ((la >> shift) & 0x1FF) * 8, 8)?;
         if !present(entry) {
-            return Err(MmioError::Fetch);
+            return Ok(None);
         }
+        writable &= entry & 2 != 0;
         // A large page at the PDPT (1 GiB) or PD (2 MiB) level.
         if level > 1 && level < 4 && entry & 0x80 != 0 {
             let page = 1u64 << shift;
-            return Ok((entry & ADDR_MASK & !(page - 1)) | (la & (page - 1)));
+            let gpa = (entry & ADDR_MASK & !(page - 1)) | (la & (page - 1));
+            return Ok(Some(Translation { gpa, writable }));
         }
         table = entry & ADDR_MASK;
     }
-    Ok(table | (la & 0xFFF))
+    Ok(Some(Translation {
+        gpa: table | (la & 0xFFF),
+        writable,
+    }))
 }
 
 /// Fetches and decodes the instruction at the guest's RIP.
@@ -350,6 +380,9 @@ mod tests {
                 self.hw.vmwrite(fl, v)
             }
             fn vmclear(&mut self) {}
+            fn vmptrld(&mut self, _: u64) -> Result<(), HwError> {
+                Ok(())
+            }
             fn vmlaunch(&mut self) -> Result<(), HwError> {
                 Ok(())
             }
@@ -371,6 +404,7 @@ mod tests {
             fn cr2(&self) -> u64 {
                 0
             }
+            fn set_cr2(&mut self, _: u64) {}
             fn dr6(&self) -> u64 {
                 0
             }

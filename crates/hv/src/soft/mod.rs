@@ -5,6 +5,7 @@ mod control;
 mod events;
 mod exits;
 mod mmio;
+mod nested;
 mod setup;
 mod vcpu;
 mod vm;

@@ -1,6 +1,7 @@
 //! Programming the VMCS for a new vCPU: controls, hypervisor pages and the
 //! initial guest state.
 
+use super::nested::{Nested, NestedPages};
 use crate::accel::{EntryMode, EntryState};
 use crate::ept;
 use crate::hw::{HwError, VmxHardware};
@@ -34,6 +35,8 @@ pub(crate) struct PrivatePages {
     pub msr_bitmap: u64,
     /// EPT tables start.
     pub ept_base: u64,
+    /// Nested VMX: the VMCS regions of vmcs01 and vmcs02, vmcs02's MSR bitmap.
+    pub nested: NestedPages,
     /// End of host-physical memory.
     pub end: u64,
     ram: u64,
@@ -43,11 +46,19 @@ impl PrivatePages {
     pub(crate) fn layout(ram: u64) -> Self {
         let base = ram.div_ceil(4096) * 4096;
         let msr_bitmap = base;
-        let ept_base = base + 4096;
+        let nested = NestedPages {
+            vmcs01: base + 4096,
+            vmcs02: base + 2 * 4096,
+            msr_bitmap02: base + 3 * 4096,
+            msr_bitmap01: msr_bitmap,
+            ram,
+        };
+        let ept_base = base + 4 * 4096;
         let end = ept_base + ept::pages_needed(ram) * 4096;
         PrivatePages {
             msr_bitmap,
             ept_base,
+            nested,
             end,
             ram,
         }
@@ -68,6 +79,7 @@ impl PrivatePages {
             }
         }
         hw.write_phys(self.msr_bitmap, &bitmap)?;
+        Nested::install(&self.nested, hw)?;
         let image = ept::build(self.ram, self.ept_base);
         for (addr, page) in &image.pages {
             hw.write_phys(*addr, page)?;
@@ -89,6 +101,8 @@ pub(crate) struct VmSettings {
     pub notify: Option<NotifySettings>,
     /// Bus-lock detection (secondary control bit 30): exit 74 after each.
     pub bus_lock_exit: bool,
+    /// VMX is offered to the guest (nested virtualization).
+    pub nested_vmx: bool,
 }
 
 /// Notify VM exiting as enabled on the VM.
@@ -112,6 +126,7 @@ pub(crate) fn program(
     entry: &EntryState,
     settings: &VmSettings,
 ) -> Result<(), HwError> {
+    hw.vmptrld(pages.nested.vmcs01)?;
     hw.vmclear();
     let pinv = adjust(hw, msr::VMX_PINBASED_CTLS, pin::EXT_INTR_EXITING);
     let procv = adjust(

@@ -5,9 +5,11 @@ use super::apic::{ApicExit, ApicWiring};
 use super::control::SoftControl;
 use super::exits::{self, Handled};
 use super::mmio::{self, Access, Dest, MmioError};
+use super::nested::{Nested, Route};
 use super::setup::{self, PrivatePages, VmSettings};
 use crate::accel::{
-    AccelError, EntryState, InternalError, Registers, Vcpu, VcpuControl, VcpuExit, VcpuStats,
+    AccelError, EntryState, GuestLevel, InternalError, Registers, Vcpu, VcpuControl, VcpuExit,
+    VcpuStats,
 };
 use crate::hw::{HwError, VmxHardware};
 use softcpu::SoftCpu;
@@ -50,6 +52,10 @@ pub struct SoftVcpu {
     bus_lock_exits: u64,
     longest_in_guest: Duration,
     triple_fault_pending: bool,
+    /// Nested VMX state, when VMX is offered to the guest.
+    nested: Option<Nested>,
+    /// Nested VM exits: exits of L2's that went to L1.
+    reflected: u64,
 }
 
 impl SoftVcpu {
@@ -59,7 +65,7 @@ impl SoftVcpu {
         entry: &EntryState,
         settings: &VmSettings,
     ) -> Result<Self, AccelError> {
-        let (control, apic) = {
+        let (control, apic, nested) = {
             let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
             setup::program(&mut *cpu, pages, entry, settings).map_err(|e| {
                 AccelError::InvalidConfig(format!("programming the VMCS failed: {e:?}"))
@@ -67,9 +73,18 @@ impl SoftVcpu {
             let model = cpu.model();
             let tsc_hz = u64::from(model.crystal_hz) * u64::from(model.tsc_ratio_numerator)
                 / u64::from(model.tsc_ratio_denominator.max(1));
+            let nested = settings.nested_vmx.then(|| {
+                Nested::new(
+                    softcpu::capability_msr,
+                    pages.nested,
+                    settings.notify.map(|n| n.window),
+                    model.notify_threshold,
+                )
+            });
             (
                 SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line(), tsc_hz),
                 ApicWiring::new(model.tsc_ratio_numerator, model.tsc_ratio_denominator),
+                nested,
             )
         };
         Ok(SoftVcpu {
@@ -86,6 +101,8 @@ impl SoftVcpu {
             bus_lock_exits: 0,
             longest_in_guest: Duration::ZERO,
             triple_fault_pending: false,
+            nested,
+            reflected: 0,
         })
     }
 
@@ -131,6 +148,37 @@ impl SoftVcpu {
         self.io_len = size;
         self.pending = Some(pending);
         &mut self.io_data[..self.io_len]
+    }
+}
+
+/// Exit reasons of the VMX instructions (and VMCALL), which L0 emulates for
+/// L1 when it offers VMX.
+fn is_vmx_instruction(reason: u16) -> bool {
+    use x86::vmx::exit_reason as er;
+    matches!(
+        reason,
+        er::VMCALL | er::VMCLEAR..=er::VMXON | er::INVEPT | er::INVVPID
+    )
+}
+
+impl SoftVcpu {
+    /// An interrupt for L1 that arrives while L2 runs: when L1 intercepts
+    /// external interrupts, L2 exits to L1 (acknowledging the interrupt if
+    /// L1 asked); otherwise L0's usual delivery injects it into L2.
+    fn nested_interrupts(&mut self, cpu: &mut SoftCpu, now: u64) -> Result<(), HwError> {
+        let Some(n) = self.nested.as_mut() else {
+            return Ok(());
+        };
+        let Some(ack) = n.l1_takes_interrupts() else {
+            return Ok(());
+        };
+        if !self.apic.has_pending(now) {
+            return Ok(());
+        }
+        let vector = ack.then(|| self.apic.acknowledge());
+        n.interrupt_exit(cpu, vector)?;
+        self.reflected += 1;
+        Ok(())
     }
 }
 
@@ -266,15 +314,31 @@ impl Vcpu for SoftVcpu {
         self.complete_io(&mut cpu).map_err(hw_error)?;
         loop {
             if std::mem::take(&mut self.triple_fault_pending) {
-                return Ok(VcpuExit::Shutdown);
+                match self.nested.as_mut().filter(|n| n.in_l2()) {
+                    // A shutdown of L2 is L1's business: a TRIPLE_FAULT exit.
+                    Some(n) => n.triple_fault_exit(&mut *cpu).map_err(hw_error)?,
+                    None => return Ok(VcpuExit::Shutdown),
+                }
             }
             if self.control.take_exit_request() {
                 return Ok(VcpuExit::Interrupted);
             }
             let now = cpu.cycles();
+            self.nested_interrupts(&mut cpu, now).map_err(hw_error)?;
             self.apic.before_entry(&mut *cpu, now).map_err(hw_error)?;
+            let in_l2 = match &self.nested {
+                Some(n) if n.in_l2() => {
+                    n.keep_l1_windows(&mut *cpu).map_err(hw_error)?;
+                    true
+                }
+                _ => false,
+            };
+            let launched = match &self.nested {
+                Some(n) if in_l2 => n.vmcs02_launched(),
+                _ => self.launched,
+            };
             let since = self.control.entering_guest();
-            let entered = if self.launched {
+            let entered = if launched {
                 VmxHardware::vmresume(&mut *cpu)
             } else {
                 VmxHardware::vmlaunch(&mut *cpu)
@@ -285,16 +349,34 @@ impl Vcpu for SoftVcpu {
             if cpu.powered_off() {
                 return Ok(VcpuExit::PoweredOff);
             }
-            if let Err(HwError::VmFail(error)) = entered {
-                return Ok(VcpuExit::InternalError(InternalError::VmInstruction {
-                    error,
-                }));
+            if let Some(n) = self.nested.as_mut().filter(|_| in_l2) {
+                // A failed nested entry is L1's VMfail or VM-entry failure.
+                if !n.first_entry_result(&mut *cpu, entered).map_err(hw_error)? {
+                    continue;
+                }
+            } else {
+                if let Err(HwError::VmFail(error)) = entered {
+                    return Ok(VcpuExit::InternalError(InternalError::VmInstruction {
+                        error,
+                    }));
+                }
+                entered.map_err(hw_error)?;
+                self.launched = true;
             }
-            entered.map_err(hw_error)?;
-            self.launched = true;
             let raw = VmxHardware::vmread(&*cpu, f::VM_EXIT_REASON).map_err(hw_error)?;
             let reason = raw as u16;
             *self.exits.entry(reason).or_insert(0) += 1;
+            if let Some(n) = self.nested.as_mut() {
+                if in_l2 {
+                    if n.l2_exit(&mut *cpu, raw).map_err(hw_error)? == Route::ToL1 {
+                        self.reflected += 1;
+                        continue;
+                    }
+                } else if is_vmx_instruction(reason) {
+                    n.l1_vmx_instruction(&mut *cpu, reason).map_err(hw_error)?;
+                    continue;
+                }
+            }
             let now = cpu.cycles();
             match self.local_exit(&mut cpu, raw, now).map_err(hw_error)? {
                 Local::Resume => continue,
@@ -320,12 +402,22 @@ impl Vcpu for SoftVcpu {
                     return Ok(VcpuExit::MmioRead { addr, data });
                 }
             }
-            match exits::handle(&mut *cpu, raw).map_err(hw_error)? {
+            let offer = match &self.nested {
+                Some(n) if !in_l2 => exits::VmxOffer {
+                    caps: Some(n.caps()),
+                    on: n.in_vmx_operation(),
+                },
+                _ => exits::VmxOffer::default(),
+            };
+            match exits::handle(&mut *cpu, raw, offer).map_err(hw_error)? {
                 Handled::Resume => continue,
                 // A host interrupt: L0 has the CPU back; the loop's top
                 // decides whether userspace asked for it.
                 Handled::HostInterrupt => continue,
-                Handled::Notify(exit) => {
+                Handled::Notify(mut exit) => {
+                    if in_l2 {
+                        exit.level = GuestLevel::L2;
+                    }
                     self.notify_exits += 1;
                     let user = self.settings.notify.is_some_and(|n| n.user);
                     if user || exit.context_invalid {

@@ -56,6 +56,7 @@ impl Accelerator for SoftAccelerator {
                 intercept_ac_db: config.intercept_ac_db,
                 notify: None,
                 bus_lock_exit: false,
+                nested_vmx: config.nested_vmx,
             },
             vcpu_created: false,
         })

@@ -5,7 +5,7 @@
 use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception, Stop};
 use crate::state::Seg;
-use crate::vmx::instruction_exit;
+use crate::vmx::{instruction_exit, vmx_instruction_exit};
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use x86::cr::*;
 use x86::vmx::{exit_reason as er, proc, proc2, qualification as q};
@@ -264,7 +264,7 @@ impl SoftCpu {
                         M::Invept => er::INVEPT,
                         _ => er::INVVPID,
                     };
-                    return Err(instruction_exit(ins, reason, 0));
+                    return Err(vmx_instruction_exit(ins, reason, self.s.mode64()));
                 }
                 Err(Exception::ud().into())
             }

@@ -25,6 +25,7 @@ impl SoftCpu {
         v.set(f::VM_EXIT_INTR_ERROR_CODE, u64::from(info.intr_error_code));
         v.set(f::GUEST_LINEAR_ADDRESS, info.guest_linear);
         v.set(f::GUEST_PHYSICAL_ADDRESS, info.guest_physical);
+        v.set(f::VMX_INSTRUCTION_INFO, u64::from(info.instruction_info));
         match vectoring {
             Some(ev) => {
                 v.set(f::IDT_VECTORING_INFO, u64::from(ev.vmx_info()));

@@ -4,11 +4,13 @@
 pub mod caps;
 pub mod entry;
 mod exit;
+mod instruction_info;
 pub mod vmcs;
 
 use crate::cpu::SoftCpu;
 use crate::fault::{ExitInfo, Stop};
 use iced_x86::Instruction;
+pub(crate) use instruction_info::vmx_instruction_exit;
 use vmcs::Vmcs;
 use x86::vmx::{field, proc, proc2};
 
@@ -39,6 +41,11 @@ pub(crate) struct Controls {
 pub(crate) struct VmxState {
     /// The current VMCS.
     pub vmcs: Vmcs,
+    /// Region address of the current VMCS (`None`: the unnamed one a
+    /// processor starts with).
+    pub current: Option<u64>,
+    /// The other VMCSs this processor has had current, by region address.
+    pub parked: std::collections::HashMap<Option<u64>, Vmcs>,
     /// True while in VMX non-root operation.
     pub non_root: bool,
     /// Controls of the VMCS in use (valid while `non_root`).
@@ -49,9 +56,22 @@ impl VmxState {
     pub(crate) fn new() -> Self {
         VmxState {
             vmcs: Vmcs::new(),
+            current: None,
+            parked: std::collections::HashMap::new(),
             non_root: false,
             ctl: Controls::default(),
         }
+    }
+
+    /// Makes the VMCS of `region` current, parking the one that was.
+    pub(crate) fn make_current(&mut self, region: u64) {
+        if self.current == Some(region) {
+            return;
+        }
+        let next = self.parked.remove(&Some(region)).unwrap_or_default();
+        let previous = std::mem::replace(&mut self.vmcs, next);
+        self.parked.insert(self.current, previous);
+        self.current = Some(region);
     }
 
     /// The EPT pointer when EPT is in use.

@@ -4,7 +4,8 @@
 use x86::vmx::field::{self, Width};
 
 /// Every field this processor model implements, sorted by encoding.
-const FIELDS: &[u32] = &[
+pub const FIELDS: &[u32] = &[
+    field::VIRTUAL_PROCESSOR_ID,
     field::GUEST_ES_SELECTOR,
     field::GUEST_CS_SELECTOR,
     field::GUEST_SS_SELECTOR,
@@ -117,6 +118,8 @@ const FIELDS: &[u32] = &[
     field::HOST_TR_BASE,
     field::HOST_GDTR_BASE,
     field::HOST_IDTR_BASE,
+    field::HOST_IA32_SYSENTER_ESP,
+    field::HOST_IA32_SYSENTER_EIP,
     field::HOST_RSP,
     field::HOST_RIP,
 ];

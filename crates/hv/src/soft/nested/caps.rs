@@ -1,0 +1,256 @@
+//! The VMX that L0 offers L1: the capability MSRs 0x480–0x491 L1 reads
+//! (SDM Vol. 3C Appendix A), derived from the processor's own by keeping the
+//! controls L0 knows how to merge into vmcs02 and reflect.
+//!
+//! What is offered, and why the rest is not:
+//! - pin-based: external-interrupt exiting, NMI exiting, virtual NMIs. The
+//!   VMX-preemption timer stays L0's (it drives L1's APIC timer).
+//! - primary: the exiting controls (interrupt and NMI windows, HLT, INVLPG,
+//!   MWAIT, RDPMC, RDTSC, CR3 and CR8 accesses, MOV DR, I/O unconditionally
+//!   or through bitmaps, MSR bitmaps, MONITOR, PAUSE) and the secondary
+//!   controls. HLT exiting must be 1: L0 does not emulate the HLT activity
+//!   state for L2. TSC offsetting, the TPR shadow and the monitor trap flag
+//!   are not offered.
+//! - secondary: descriptor-table exiting, RDTSCP, VPID (L0 flushes the TLB
+//!   at every nested transition, so any VPID is correct), WBINVD exiting and
+//!   notify VM exiting. No EPT and no unrestricted guest: L2 runs on page
+//!   tables L1 gives it, in guest-physical space equal to L1's.
+//! - exit: host address-space size, acknowledge interrupt on exit, save/load
+//!   PAT and EFER.  entry: IA-32e mode guest, load PAT and EFER.
+//! - INVVPID with all four types; no INVEPT (no EPT). No VM functions
+//!   (0x491 does not exist: RDMSR of it is #GP).
+
+use x86::msr;
+use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
+
+/// Pin-based controls L1 may set.
+pub(crate) const PIN_OFFERED: u32 = pin::EXT_INTR_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS;
+
+/// Primary processor-based controls L1 may set.
+pub(crate) const PROC_OFFERED: u32 = proc::INTR_WINDOW_EXITING
+    | proc::HLT_EXITING
+    | proc::INVLPG_EXITING
+    | proc::MWAIT_EXITING
+    | proc::RDPMC_EXITING
+    | proc::RDTSC_EXITING
+    | proc::CR3_LOAD_EXITING
+    | proc::CR3_STORE_EXITING
+    | proc::CR8_LOAD_EXITING
+    | proc::CR8_STORE_EXITING
+    | proc::NMI_WINDOW_EXITING
+    | proc::MOV_DR_EXITING
+    | proc::UNCOND_IO_EXITING
+    | proc::USE_IO_BITMAPS
+    | proc::USE_MSR_BITMAPS
+    | proc::MONITOR_EXITING
+    | proc::PAUSE_EXITING
+    | proc::ACTIVATE_SECONDARY_CONTROLS;
+
+/// Primary controls L1 must set beyond the processor's default1 class.
+pub(crate) const PROC_REQUIRED: u32 = proc::HLT_EXITING;
+
+/// Secondary controls L1 may set.
+pub(crate) const PROC2_OFFERED: u32 = proc2::DESC_TABLE_EXITING
+    | proc2::ENABLE_RDTSCP
+    | proc2::WBINVD_EXITING
+    | proc2::NOTIFY_VM_EXITING;
+
+/// Secondary controls L0 emulates whatever the processor has: VPIDs (L0
+/// flushes the TLB at every nested transition, which is what any VPID
+/// assignment must at least allow).
+pub(crate) const PROC2_EMULATED: u32 = proc2::ENABLE_VPID;
+
+/// VM-exit controls L1 may set.
+pub(crate) const EXIT_OFFERED: u32 = exit_ctl::HOST_ADDR_SPACE_SIZE
+    | exit_ctl::ACK_INTR_ON_EXIT
+    | exit_ctl::SAVE_IA32_PAT
+    | exit_ctl::LOAD_IA32_PAT
+    | exit_ctl::SAVE_IA32_EFER
+    | exit_ctl::LOAD_IA32_EFER;
+
+/// VM-entry controls L1 may set.
+pub(crate) const ENTRY_OFFERED: u32 =
+    entry_ctl::IA32E_MODE_GUEST | entry_ctl::LOAD_IA32_PAT | entry_ctl::LOAD_IA32_EFER;
+
+/// The VMCS revision identifier of vmcs12 regions.
+pub(crate) const REVISION: u32 = 1;
+
+/// IA32_VMX_EPT_VPID_CAP: INVVPID (bit 32) with the individual-address,
+/// single-context, all-context and single-context-retaining-globals types
+/// (bits 40–43); no EPT capabilities.
+pub(crate) const EPT_VPID_CAP: u64 = 1 << 32 | 0xF << 40;
+
+/// A control MSR pair: must-be-1 bits low, may-be-1 bits high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Allowed {
+    /// Bits that must be 1.
+    pub must: u32,
+    /// Bits that may be 1.
+    pub may: u32,
+}
+
+impl Allowed {
+    fn of(value: u64) -> Self {
+        Allowed {
+            must: value as u32,
+            may: (value >> 32) as u32,
+        }
+    }
+
+    fn msr(self) -> u64 {
+        u64::from(self.must) | u64::from(self.may) << 32
+    }
+
+    /// Whether `value` honours both halves.
+    pub(crate) fn admits(self, value: u32) -> bool {
+        value & self.must == self.must && value & !self.may == 0
+    }
+}
+
+/// The processor's control MSR `msr`, narrowed to `offered` (plus `extra`
+/// must-be-1 bits).
+fn narrowed(hw_cap: impl Fn(u32) -> Option<u64>, msr: u32, offered: u32, extra: u32) -> Allowed {
+    let hw = Allowed::of(hw_cap(msr).unwrap_or(0));
+    Allowed {
+        must: hw.must | extra,
+        may: hw.must | extra | (hw.may & offered),
+    }
+}
+
+/// L1's view of the VMX controls, computed once from the processor's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct L1Caps {
+    /// Pin-based controls.
+    pub pin: Allowed,
+    /// Primary processor-based controls.
+    pub proc: Allowed,
+    /// Secondary processor-based controls.
+    pub proc2: Allowed,
+    /// VM-exit controls.
+    pub exit: Allowed,
+    /// VM-entry controls.
+    pub entry: Allowed,
+    /// The processor's own IA32_VMX_BASIC, MISC, fixed-bit and VMCS-enum MSRs.
+    basic: u64,
+    misc: u64,
+    cr0_fixed: (u64, u64),
+    cr4_fixed: (u64, u64),
+    vmcs_enum: u64,
+}
+
+impl L1Caps {
+    /// L1's capabilities on a processor whose capability MSRs `hw_cap` reads.
+    pub(crate) fn new(hw_cap: impl Fn(u32) -> Option<u64>) -> Self {
+        let get = |m| hw_cap(m).unwrap_or(0);
+        L1Caps {
+            pin: narrowed(&hw_cap, msr::VMX_PINBASED_CTLS, PIN_OFFERED, 0),
+            proc: narrowed(
+                &hw_cap,
+                msr::VMX_PROCBASED_CTLS,
+                PROC_OFFERED,
+                PROC_REQUIRED,
+            ),
+            proc2: {
+                let a = narrowed(&hw_cap, msr::VMX_PROCBASED_CTLS2, PROC2_OFFERED, 0);
+                Allowed {
+                    must: a.must,
+                    may: a.may | PROC2_EMULATED,
+                }
+            },
+            exit: narrowed(&hw_cap, msr::VMX_EXIT_CTLS, EXIT_OFFERED, 0),
+            entry: narrowed(&hw_cap, msr::VMX_ENTRY_CTLS, ENTRY_OFFERED, 0),
+            basic: get(msr::VMX_BASIC),
+            misc: get(msr::VMX_MISC),
+            cr0_fixed: (get(msr::VMX_CR0_FIXED0), get(msr::VMX_CR0_FIXED1)),
+            cr4_fixed: (get(msr::VMX_CR4_FIXED0), get(msr::VMX_CR4_FIXED1)),
+            vmcs_enum: get(msr::VMX_VMCS_ENUM),
+        }
+    }
+
+    /// CR0 bits fixed to 1 and to 0 in VMX operation: (fixed0, fixed1).
+    pub(crate) fn cr0_fixed(&self) -> (u64, u64) {
+        self.cr0_fixed
+    }
+
+    /// CR4 bits fixed to 1 and to 0 in VMX operation: (fixed0, fixed1).
+    pub(crate) fn cr4_fixed(&self) -> (u64, u64) {
+        self.cr4_fixed
+    }
+
+    /// RDMSR of a VMX capability MSR by L1; `None` means #GP (not a VMX
+    /// capability MSR, or one this VMX does not have).
+    pub(crate) fn rdmsr(&self, index: u32) -> Option<u64> {
+        // The TRUE MSRs (0x48D–0x490) report what L1 may really clear: the
+        // same sets, since nothing offered is default1-but-clearable.
+        Some(match index {
+            // Revision, region size and memory type as the processor's; bit
+            // 55 (TRUE MSRs present) and bit 54 (INS/OUTS information) kept;
+            // dual-monitor SMM treatment (bit 49) never offered.
+            msr::VMX_BASIC => {
+                (self.basic & !(0x7FFF_FFFF | 1 << 49)) | u64::from(REVISION) | 1 << 55
+            }
+            msr::VMX_PINBASED_CTLS | TRUE_PINBASED => self.pin.msr(),
+            msr::VMX_PROCBASED_CTLS | TRUE_PROCBASED => self.proc.msr(),
+            msr::VMX_EXIT_CTLS | TRUE_EXIT => self.exit.msr(),
+            msr::VMX_ENTRY_CTLS | TRUE_ENTRY => self.entry.msr(),
+            // The preemption timer is not offered: its rate bits are 0.
+            msr::VMX_MISC => self.misc & !0x1F,
+            msr::VMX_CR0_FIXED0 => self.cr0_fixed.0,
+            msr::VMX_CR0_FIXED1 => self.cr0_fixed.1,
+            msr::VMX_CR4_FIXED0 => self.cr4_fixed.0,
+            msr::VMX_CR4_FIXED1 => self.cr4_fixed.1,
+            msr::VMX_VMCS_ENUM => self.vmcs_enum,
+            msr::VMX_PROCBASED_CTLS2 => self.proc2.msr(),
+            msr::VMX_EPT_VPID_CAP => EPT_VPID_CAP,
+            _ => return None,
+        })
+    }
+}
+
+/// IA32_VMX_TRUE_PINBASED_CTLS.
+const TRUE_PINBASED: u32 = 0x48D;
+/// IA32_VMX_TRUE_PROCBASED_CTLS.
+const TRUE_PROCBASED: u32 = 0x48E;
+/// IA32_VMX_TRUE_EXIT_CTLS.
+const TRUE_EXIT: u32 = 0x48F;
+/// IA32_VMX_TRUE_ENTRY_CTLS.
+const TRUE_ENTRY: u32 = 0x490;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps() -> L1Caps {
+        L1Caps::new(softcpu::capability_msr)
+    }
+
+    #[test]
+    fn every_offered_set_is_coherent() {
+        let c = caps();
+        for a in [c.pin, c.proc, c.proc2, c.exit, c.entry] {
+            assert_eq!(a.must & !a.may, 0, "{a:?}");
+        }
+        assert_ne!(c.proc2.may & proc2::NOTIFY_VM_EXITING, 0);
+        assert_ne!(c.proc2.may & proc2::ENABLE_VPID, 0, "INVVPID needs VPIDs");
+        assert_eq!(c.proc.must & proc::HLT_EXITING, proc::HLT_EXITING);
+        assert_eq!(c.pin.may & pin::PREEMPTION_TIMER, 0);
+        assert_eq!(
+            c.proc2.may & (proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST),
+            0
+        );
+    }
+
+    #[test]
+    fn the_msrs_l1_reads() {
+        let c = caps();
+        let basic = c.rdmsr(msr::VMX_BASIC).unwrap();
+        assert_eq!(basic & 0x7FFF_FFFF, u64::from(REVISION));
+        assert_eq!((basic >> 32) & 0x1FFF, 4096);
+        assert_ne!(basic & 1 << 55, 0);
+        for m in 0x480..=0x490 {
+            assert!(c.rdmsr(m).is_some(), "{m:#x}");
+        }
+        assert_eq!(c.rdmsr(0x491), None);
+        assert_eq!(c.rdmsr(TRUE_PROCBASED), c.rdmsr(msr::VMX_PROCBASED_CTLS));
+    }
+}

@@ -1,0 +1,144 @@
+//! Exits from L2 that L0 routes itself: notify VM exits measured against
+//! both windows, the rest through the reflection matrix, L1's interrupts
+//! arriving while L2 runs, and the triple fault userspace injects.
+//!
+//! Both windows (docs/notify.md): vmcs02 always carries L0's window, or
+//! L1's when that is shorter. Each notify exit from L2 adds the stall it
+//! measured (the processor's threshold plus vmcs02's window) to a running
+//! total, which any other exit from L2 resets. While the total is below
+//! L1's threshold plus L1's window, L0 handles the exit under its own
+//! policy (re-injecting the stalled event, telling userspace); once it
+//! reaches it, the exit goes to L1 as the processor recorded it: reason 75,
+//! its qualification, and the stalled event as IDT-vectoring information.
+//! An exit with an invalid context never goes to L1: L0's userspace decides.
+
+use super::reflect::{self, BitmapReader, ExitFacts};
+use super::transition::ExitToL1;
+use super::Nested;
+use crate::hw::{HwError, VmxHardware};
+use x86::vmx::{exit_ctl, exit_reason as er, field as f, intr_info, pin, proc, qualification as q};
+
+/// Where an exit from L2 went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// To L1, as a nested VM exit: vmcs01 is current.
+    ToL1,
+    /// L0 handles it on vmcs02, as any exit of its own.
+    L0,
+}
+
+/// Bitmaps read from L1's memory through the processor's physical memory.
+struct Phys<'a, H>(&'a H);
+
+impl<H: VmxHardware> BitmapReader for Phys<'_, H> {
+    fn bit(&self, base: u64, bit: u64) -> bool {
+        let mut b = [0xFFu8];
+        // An unreadable bitmap reads as all ones: the exit goes to L1.
+        let _ = self.0.read_phys(base + bit / 8, &mut b);
+        b[0] & (1 << (bit % 8)) != 0
+    }
+}
+
+impl Nested {
+    /// Decides where the exit `raw` just taken from vmcs02 goes, and
+    /// carries out a reflection.
+    pub(crate) fn l2_exit(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        raw: u64,
+    ) -> Result<Route, HwError> {
+        let reason = raw as u16;
+        if reason == er::NOTIFY {
+            return self.l2_notify(hw);
+        }
+        self.stalled = 0;
+        let g = hw.gprs();
+        let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
+        let facts = ExitFacts {
+            reason,
+            qualification,
+            intr_info: hw.vmread(f::VM_EXIT_INTR_INFO)? as u32,
+            intr_error_code: hw.vmread(f::VM_EXIT_INTR_ERROR_CODE)? as u32,
+            rcx: g[1],
+            cr_source: g[((qualification >> 8) & 15) as usize],
+        };
+        if !reflect::l1_wants(&facts, &self.vmcs12, &Phys(&*hw)) {
+            return Ok(Route::L0);
+        }
+        let e = ExitToL1::from_hw(hw)?;
+        self.exit_to_l1(hw, &e)?;
+        Ok(Route::ToL1)
+    }
+
+    fn l2_notify(&mut self, hw: &mut impl VmxHardware) -> Result<Route, HwError> {
+        let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
+        if qualification & q::NOTIFY_CONTEXT_INVALID != 0 {
+            return Ok(Route::L0);
+        }
+        let Some(l1_window) = self.l1_window() else {
+            return Ok(Route::L0);
+        };
+        let window02 = u64::from(self.window02().unwrap_or(0));
+        self.stalled += self.threshold + window02;
+        if self.stalled < self.threshold + u64::from(l1_window) {
+            return Ok(Route::L0);
+        }
+        let e = ExitToL1::from_hw(hw)?;
+        self.exit_to_l1(hw, &e)?;
+        Ok(Route::ToL1)
+    }
+
+    /// Whether an external interrupt for L1 that arrives while L2 runs makes
+    /// L2 exit to L1 (vmcs12's external-interrupt exiting), and if so
+    /// whether the exit acknowledges it. `None` when L1 lets L2 take it.
+    pub(crate) fn l1_takes_interrupts(&self) -> Option<bool> {
+        if !self.in_l2() {
+            return None;
+        }
+        let pinv = self.vmcs12.get32(f::PIN_BASED_VM_EXEC_CONTROL);
+        let exitv = self.vmcs12.get32(f::VM_EXIT_CONTROLS);
+        (pinv & pin::EXT_INTR_EXITING != 0).then_some(exitv & exit_ctl::ACK_INTR_ON_EXIT != 0)
+    }
+
+    /// The external-interrupt exit to L1 (SDM §28.2.2): with the vector
+    /// acknowledged when `acknowledged` holds it. vmcs02 is current.
+    pub(crate) fn interrupt_exit(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        acknowledged: Option<u8>,
+    ) -> Result<(), HwError> {
+        let mut e = ExitToL1::synthetic(hw, er::EXTERNAL_INTERRUPT)?;
+        if let Some(vector) = acknowledged {
+            e.intr_info = intr_info::make(vector, intr_info::TYPE_EXT_INTR, false);
+        }
+        self.exit_to_l1(hw, &e)
+    }
+
+    /// The shutdown userspace injected while L2 runs: a TRIPLE_FAULT exit to
+    /// L1 with no IDT-vectoring information (the stalled event is gone with
+    /// the shutdown); L1 decides what becomes of L2.
+    pub(crate) fn triple_fault_exit(&mut self, hw: &mut impl VmxHardware) -> Result<(), HwError> {
+        let e = ExitToL1 {
+            reason: u32::from(er::TRIPLE_FAULT),
+            ..ExitToL1::default()
+        };
+        self.exit_to_l1(hw, &e)
+    }
+
+    /// After L0's interrupt logic rewrote vmcs02's interrupt-window control,
+    /// puts back L1's request for one.
+    pub(crate) fn keep_l1_windows(&self, hw: &mut impl VmxHardware) -> Result<(), HwError> {
+        if !self.in_l2() {
+            return Ok(());
+        }
+        let proc12 = self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+        if proc12 & proc::INTR_WINDOW_EXITING != 0 {
+            let procv = hw.vmread(f::CPU_BASED_VM_EXEC_CONTROL)?;
+            hw.vmwrite(
+                f::CPU_BASED_VM_EXEC_CONTROL,
+                procv | u64::from(proc::INTR_WINDOW_EXITING),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,576 @@
+//! Nested VM entry and exit: vmcs02 built from vmcs01 and vmcs12 (L0's
+//! controls merged with L1's, L2's guest state from vmcs12), and the nested
+//! VM exit that records L2's state and the exit in vmcs12 and loads
+//! vmcs12's host state into vmcs01, as the processor does at a VM exit
+//! (SDM Vol. 3C §28.2, §28.3, §28.5).
+
+use super::checks::{self, EntryCheck};
+use super::instructions::Outcome;
+use super::{Level, Nested};
+use crate::hw::{HwError, VmxHardware};
+use x86::cr::{CR4_VMXE, EFER_LMA, EFER_LME};
+use x86::vmx::{entry_ctl, exit_ctl, exit_reason as er, field as f, intr_info, pin, proc, proc2};
+
+/// Guest-state fields that go from vmcs12 to vmcs02 at entry and back at
+/// exit unchanged (CR0, CR4, EFER and PAT have rules of their own).
+const GUEST_STATE: &[u32] = &[
+    f::GUEST_ES_SELECTOR,
+    f::GUEST_CS_SELECTOR,
+    f::GUEST_SS_SELECTOR,
+    f::GUEST_DS_SELECTOR,
+    f::GUEST_FS_SELECTOR,
+    f::GUEST_GS_SELECTOR,
+    f::GUEST_LDTR_SELECTOR,
+    f::GUEST_TR_SELECTOR,
+    f::GUEST_ES_BASE,
+    f::GUEST_CS_BASE,
+    f::GUEST_SS_BASE,
+    f::GUEST_DS_BASE,
+    f::GUEST_FS_BASE,
+    f::GUEST_GS_BASE,
+    f::GUEST_LDTR_BASE,
+    f::GUEST_TR_BASE,
+    f::GUEST_ES_LIMIT,
+    f::GUEST_CS_LIMIT,
+    f::GUEST_SS_LIMIT,
+    f::GUEST_DS_LIMIT,
+    f::GUEST_FS_LIMIT,
+    f::GUEST_GS_LIMIT,
+    f::GUEST_LDTR_LIMIT,
+    f::GUEST_TR_LIMIT,
+    f::GUEST_ES_AR_BYTES,
+    f::GUEST_CS_AR_BYTES,
+    f::GUEST_SS_AR_BYTES,
+    f::GUEST_DS_AR_BYTES,
+    f::GUEST_FS_AR_BYTES,
+    f::GUEST_GS_AR_BYTES,
+    f::GUEST_LDTR_AR_BYTES,
+    f::GUEST_TR_AR_BYTES,
+    f::GUEST_GDTR_BASE,
+    f::GUEST_GDTR_LIMIT,
+    f::GUEST_IDTR_BASE,
+    f::GUEST_IDTR_LIMIT,
+    f::GUEST_CR3,
+    f::GUEST_DR7,
+    f::GUEST_RSP,
+    f::GUEST_RIP,
+    f::GUEST_RFLAGS,
+    f::GUEST_PENDING_DBG_EXCEPTIONS,
+    f::GUEST_INTERRUPTIBILITY_INFO,
+    f::GUEST_ACTIVITY_STATE,
+    f::GUEST_SYSENTER_CS,
+    f::GUEST_SYSENTER_ESP,
+    f::GUEST_SYSENTER_EIP,
+    f::GUEST_IA32_DEBUGCTL,
+];
+
+/// Secondary controls of L1's that vmcs02 takes as they are.
+const PROC2_FROM_L1: u32 = proc2::DESC_TABLE_EXITING | proc2::ENABLE_RDTSCP | proc2::WBINVD_EXITING;
+/// Secondary controls of L0's that vmcs02 keeps.
+const PROC2_FROM_L0: u32 = proc2::ENABLE_EPT | proc2::BUS_LOCK_DETECTION;
+
+/// The exit L1 is told about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ExitToL1 {
+    /// Exit reason, bit 31 for a VM-entry failure.
+    pub reason: u32,
+    /// Exit qualification.
+    pub qualification: u64,
+    /// VM-exit interruption information and error code.
+    pub intr_info: u32,
+    /// VM-exit interruption error code.
+    pub intr_error: u32,
+    /// IDT-vectoring information and error code.
+    pub vectoring: u32,
+    /// IDT-vectoring error code.
+    pub vectoring_error: u32,
+    /// VM-exit instruction length.
+    pub instruction_len: u32,
+    /// VM-exit instruction information.
+    pub instruction_info: u32,
+    /// Guest-linear address.
+    pub guest_linear: u64,
+}
+
+impl ExitToL1 {
+    /// The exit the processor just took from vmcs02, as it recorded it.
+    pub(crate) fn from_hw(hw: &impl VmxHardware) -> Result<Self, HwError> {
+        let r = |fl| hw.vmread(fl);
+        Ok(ExitToL1 {
+            reason: r(f::VM_EXIT_REASON)? as u32,
+            qualification: r(f::EXIT_QUALIFICATION)?,
+            intr_info: r(f::VM_EXIT_INTR_INFO)? as u32,
+            intr_error: r(f::VM_EXIT_INTR_ERROR_CODE)? as u32,
+            vectoring: r(f::IDT_VECTORING_INFO)? as u32,
+            vectoring_error: r(f::IDT_VECTORING_ERROR_CODE)? as u32,
+            instruction_len: r(f::VM_EXIT_INSTRUCTION_LEN)? as u32,
+            instruction_info: r(f::VMX_INSTRUCTION_INFO)? as u32,
+            guest_linear: r(f::GUEST_LINEAR_ADDRESS)?,
+        })
+    }
+
+    /// An exit L0 makes up (no instruction, no event), with the event vmcs02
+    /// still had to inject as IDT-vectoring information: an event L1 (or L0)
+    /// queued for L2 that L2 never received is L1's to deliver again.
+    pub(crate) fn synthetic(hw: &impl VmxHardware, reason: u16) -> Result<Self, HwError> {
+        let pending = hw.vmread(f::VM_ENTRY_INTR_INFO)? as u32;
+        let mut e = ExitToL1 {
+            reason: u32::from(reason),
+            ..ExitToL1::default()
+        };
+        if pending & intr_info::VALID != 0 {
+            e.vectoring = pending;
+            e.vectoring_error = hw.vmread(f::VM_ENTRY_EXCEPTION_ERROR_CODE)? as u32;
+            e.instruction_len = hw.vmread(f::VM_ENTRY_INSTRUCTION_LEN)? as u32;
+        }
+        Ok(e)
+    }
+}
+
+/// L0's side of the controls, read from vmcs01 before vmcs02 is built.
+struct L0Template {
+    pin: u32,
+    proc: u32,
+    proc2: u32,
+    exit: u32,
+    entry: u32,
+    exception_bitmap: u32,
+    cr0_mask: u64,
+    cr4_mask: u64,
+    eptp: u64,
+    tsc_offset: u64,
+    l1_efer: u64,
+}
+
+impl L0Template {
+    fn read(hw: &impl VmxHardware) -> Result<Self, HwError> {
+        let r32 = |fl| hw.vmread(fl).map(|v| v as u32);
+        Ok(L0Template {
+            pin: r32(f::PIN_BASED_VM_EXEC_CONTROL)?,
+            proc: r32(f::CPU_BASED_VM_EXEC_CONTROL)?,
+            proc2: r32(f::SECONDARY_VM_EXEC_CONTROL)?,
+            exit: r32(f::VM_EXIT_CONTROLS)?,
+            entry: r32(f::VM_ENTRY_CONTROLS)?,
+            exception_bitmap: r32(f::EXCEPTION_BITMAP)?,
+            cr0_mask: hw.vmread(f::CR0_GUEST_HOST_MASK)?,
+            cr4_mask: hw.vmread(f::CR4_GUEST_HOST_MASK)?,
+            eptp: hw.vmread(f::EPT_POINTER)?,
+            tsc_offset: hw.vmread(f::TSC_OFFSET)?,
+            l1_efer: hw.vmread(f::GUEST_IA32_EFER)?,
+        })
+    }
+}
+
+impl Nested {
+    /// L1's notify window when L1 enabled notify VM exiting in vmcs12.
+    pub(crate) fn l1_window(&self) -> Option<u32> {
+        let procv = self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+        let proc2v = self.vmcs12.get32(f::SECONDARY_VM_EXEC_CONTROL);
+        (procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0 && proc2v & proc2::NOTIFY_VM_EXITING != 0)
+            .then(|| self.vmcs12.get32(f::NOTIFY_WINDOW))
+    }
+
+    /// vmcs02's notify window: L0's always, or L1's when shorter (or when L0
+    /// has none); see docs/notify.md.
+    pub(crate) fn window02(&self) -> Option<u32> {
+        match (self.l0_window, self.l1_window()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The nested VM entry of VMLAUNCH (`launch`) or VMRESUME, after the
+    /// checks that end in VMfail: L0's own checks on vmcs12, then vmcs02.
+    pub(super) fn enter(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        launch: bool,
+    ) -> Result<Outcome, HwError> {
+        let l1_ia32e = hw.vmread(f::GUEST_IA32_EFER)? & EFER_LMA != 0;
+        if checks::controls(&self.vmcs12, &self.caps, self.pages.ram).is_err() {
+            return Ok(Outcome::FailValid(
+                x86::vmx::instruction_error::ENTRY_INVALID_CONTROL,
+            ));
+        }
+        if checks::host_state(&self.vmcs12, &self.caps, l1_ia32e).is_err() {
+            return Ok(Outcome::FailValid(
+                x86::vmx::instruction_error::ENTRY_INVALID_HOST_STATE,
+            ));
+        }
+        if let Err(failure) = checks::guest_state(&self.vmcs12, &self.caps) {
+            let (reason, qualification) = match failure {
+                EntryCheck::MsrLoad => (er::MSR_LOAD_FAIL, 1),
+                EntryCheck::GuestState(q) => (er::INVALID_GUEST_STATE, q),
+                EntryCheck::Controls | EntryCheck::HostState => (er::INVALID_GUEST_STATE, 0),
+            };
+            self.entry_failure(hw, er::ENTRY_FAILURE | u32::from(reason), qualification)?;
+            return Ok(Outcome::Transferred);
+        }
+        let l0 = L0Template::read(hw)?;
+        self.build_vmcs02(hw, &l0)?;
+        self.level = Level::L2 {
+            entering: Some(launch),
+        };
+        self.launched02 = false;
+        self.stalled = 0;
+        Ok(Outcome::Transferred)
+    }
+
+    /// Makes vmcs02 current and writes it.
+    fn build_vmcs02(&mut self, hw: &mut impl VmxHardware, l0: &L0Template) -> Result<(), HwError> {
+        let v = &self.vmcs12;
+        let pin12 = v.get32(f::PIN_BASED_VM_EXEC_CONTROL);
+        let proc12 = v.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+        let proc2_12 = if proc12 & proc::ACTIVATE_SECONDARY_CONTROLS != 0 {
+            v.get32(f::SECONDARY_VM_EXEC_CONTROL)
+        } else {
+            0
+        };
+        let entry12 = v.get32(f::VM_ENTRY_CONTROLS);
+        let window = self.window02();
+        let bitmap = self.merged_msr_bitmap(hw)?;
+        hw.write_phys(self.pages.msr_bitmap02, &bitmap)?;
+
+        hw.vmptrld(self.pages.vmcs02)?;
+        hw.vmclear();
+        let v = &self.vmcs12;
+        let mut put = |fl: u32, value: u64| hw.vmwrite(fl, value);
+        for &fl in GUEST_STATE {
+            put(fl, v.get(fl))?;
+        }
+        // Controls: L0's wishes and L1's together. I/O always exits
+        // (`reflect` consults L1's bitmaps); MSRs through the merged bitmap.
+        let pinv = l0.pin | (pin12 & (pin::NMI_EXITING | pin::VIRTUAL_NMIS));
+        let procv = (l0.proc & !proc::INTR_WINDOW_EXITING)
+            | (proc12 & !(proc::USE_IO_BITMAPS | proc::USE_MSR_BITMAPS))
+            | proc::UNCOND_IO_EXITING
+            | proc::USE_MSR_BITMAPS
+            | proc::ACTIVATE_SECONDARY_CONTROLS;
+        let proc2v = (l0.proc2 & PROC2_FROM_L0)
+            | (proc2_12 & PROC2_FROM_L1)
+            | if window.is_some() {
+                proc2::NOTIFY_VM_EXITING
+            } else {
+                0
+            };
+        let entryv = (l0.entry & !entry_ctl::IA32E_MODE_GUEST)
+            | (entry12 & entry_ctl::IA32E_MODE_GUEST)
+            | entry_ctl::LOAD_IA32_EFER;
+        put(f::PIN_BASED_VM_EXEC_CONTROL, u64::from(pinv))?;
+        put(f::CPU_BASED_VM_EXEC_CONTROL, u64::from(procv))?;
+        put(f::SECONDARY_VM_EXEC_CONTROL, u64::from(proc2v))?;
+        put(f::VM_EXIT_CONTROLS, u64::from(l0.exit))?;
+        put(f::VM_ENTRY_CONTROLS, u64::from(entryv))?;
+        put(
+            f::EXCEPTION_BITMAP,
+            u64::from(l0.exception_bitmap | v.get32(f::EXCEPTION_BITMAP)),
+        )?;
+        put(
+            f::PAGE_FAULT_ERROR_CODE_MASK,
+            v.get(f::PAGE_FAULT_ERROR_CODE_MASK),
+        )?;
+        put(
+            f::PAGE_FAULT_ERROR_CODE_MATCH,
+            v.get(f::PAGE_FAULT_ERROR_CODE_MATCH),
+        )?;
+        put(f::MSR_BITMAP, self.pages.msr_bitmap02)?;
+        put(f::EPT_POINTER, l0.eptp)?;
+        put(f::TSC_OFFSET, l0.tsc_offset)?;
+        put(f::VMCS_LINK_POINTER, u64::MAX)?;
+        put(f::NOTIFY_WINDOW, u64::from(window.unwrap_or(0)))?;
+        for fl in [
+            f::VM_ENTRY_INTR_INFO,
+            f::VM_ENTRY_EXCEPTION_ERROR_CODE,
+            f::VM_ENTRY_INSTRUCTION_LEN,
+        ] {
+            put(fl, v.get(fl))?;
+        }
+        // CR0 and CR4: a bit is host-owned when L0 or L1 owns it; L2 reads
+        // L1's shadow for L1's bits and its own value for L0's. The bits
+        // L0 forces (NE, VMXE) are 1 in L2's own value already: VM entry
+        // requires them (`checks::guest_state`).
+        for (guest, mask, shadow, l0_mask) in [
+            (
+                f::GUEST_CR0,
+                f::CR0_GUEST_HOST_MASK,
+                f::CR0_READ_SHADOW,
+                l0.cr0_mask,
+            ),
+            (
+                f::GUEST_CR4,
+                f::CR4_GUEST_HOST_MASK,
+                f::CR4_READ_SHADOW,
+                l0.cr4_mask,
+            ),
+        ] {
+            let value = v.get(guest);
+            let mask12 = v.get(mask);
+            put(guest, value)?;
+            put(mask, mask12 | l0_mask)?;
+            put(shadow, (v.get(shadow) & mask12) | (value & !mask12))?;
+        }
+        // EFER: vmcs12's when L1 loads it, else L1's with LMA and LME from
+        // the IA-32e mode guest control (SDM §27.3.2.1).
+        let efer = if entry12 & entry_ctl::LOAD_IA32_EFER != 0 {
+            v.get(f::GUEST_IA32_EFER)
+        } else if entry12 & entry_ctl::IA32E_MODE_GUEST != 0 {
+            l0.l1_efer | EFER_LMA | EFER_LME
+        } else {
+            l0.l1_efer & !(EFER_LMA | EFER_LME)
+        };
+        put(f::GUEST_IA32_EFER, efer)?;
+        Ok(())
+    }
+
+    /// vmcs02's MSR bitmap: an MSR access exits when L0 or L1 wants it
+    /// (without MSR bitmaps in vmcs12, L1 wants them all).
+    fn merged_msr_bitmap(&self, hw: &impl VmxHardware) -> Result<Vec<u8>, HwError> {
+        let mut merged = vec![0u8; 4096];
+        hw.read_phys(self.pages.msr_bitmap01, &mut merged)?;
+        let procv = self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+        if procv & proc::USE_MSR_BITMAPS == 0 {
+            return Ok(vec![0xFF; 4096]);
+        }
+        let mut l1 = vec![0u8; 4096];
+        hw.read_phys(self.vmcs12.get(f::MSR_BITMAP), &mut l1)?;
+        for (m, b) in merged.iter_mut().zip(l1) {
+            *m |= b;
+        }
+        Ok(merged)
+    }
+
+    /// The processor's verdict on the first entry of a freshly built
+    /// vmcs02 (`entered` as VMLAUNCH returned it, `raw` the exit reason then
+    /// in vmcs02). `true` when L2 really ran and `raw` is an exit of L2's;
+    /// `false` when the entry failed and L1 has been told.
+    pub(crate) fn first_entry_result(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        entered: Result<(), HwError>,
+    ) -> Result<bool, HwError> {
+        let Level::L2 {
+            entering: Some(_launch),
+        } = self.level
+        else {
+            return Ok(true);
+        };
+        match entered {
+            Err(HwError::VmFail(error)) => {
+                // vmcs02 refused by the processor (an event-injection field of
+                // L1's, say): VMfailValid for L1's VMLAUNCH/VMRESUME.
+                hw.vmptrld(self.pages.vmcs01)?;
+                self.level = Level::L1;
+                let len = hw.vmread(f::VM_EXIT_INSTRUCTION_LEN)?;
+                self.finish(hw, Outcome::FailValid(error), len)?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+            Ok(()) => {
+                let raw = hw.vmread(f::VM_EXIT_REASON)? as u32;
+                if raw & er::ENTRY_FAILURE != 0 {
+                    let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
+                    hw.vmptrld(self.pages.vmcs01)?;
+                    self.level = Level::L1;
+                    self.entry_failure(hw, raw, qualification)?;
+                    return Ok(false);
+                }
+                self.vmcs12.launched = true;
+                self.launched02 = true;
+                self.level = Level::L2 { entering: None };
+                Ok(true)
+            }
+        }
+    }
+
+    /// A VM-entry failure reported to L1 (SDM §27.8): the exit reason with
+    /// bit 31 and the qualification in vmcs12, L1 continuing from vmcs12's
+    /// host state; L2's guest state is not saved. vmcs01 is current.
+    fn entry_failure(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        reason: u32,
+        qualification: u64,
+    ) -> Result<(), HwError> {
+        let e = ExitToL1 {
+            reason,
+            qualification,
+            ..ExitToL1::default()
+        };
+        self.record_exit(&e);
+        self.load_host_state(hw)
+    }
+
+    /// A nested VM exit from L2 (vmcs02 current) to L1 with `e`.
+    pub(crate) fn exit_to_l1(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        e: &ExitToL1,
+    ) -> Result<(), HwError> {
+        // Save L2's state in vmcs12 (SDM §28.3).
+        for &fl in GUEST_STATE {
+            let value = hw.vmread(fl)?;
+            self.vmcs12.set(fl, value);
+        }
+        for fl in [f::GUEST_CR0, f::GUEST_CR4] {
+            let value = hw.vmread(fl)?;
+            self.vmcs12.set(fl, value);
+        }
+        let efer = hw.vmread(f::GUEST_IA32_EFER)?;
+        let exit12 = self.vmcs12.get32(f::VM_EXIT_CONTROLS);
+        if exit12 & exit_ctl::SAVE_IA32_EFER != 0 {
+            self.vmcs12.set(f::GUEST_IA32_EFER, efer);
+        }
+        // The IA-32e mode guest control follows EFER.LMA.
+        let entry12 = self.vmcs12.get32(f::VM_ENTRY_CONTROLS) & !entry_ctl::IA32E_MODE_GUEST;
+        let ia32e = if efer & EFER_LMA != 0 {
+            entry_ctl::IA32E_MODE_GUEST
+        } else {
+            0
+        };
+        self.vmcs12
+            .set(f::VM_ENTRY_CONTROLS, u64::from(entry12 | ia32e));
+        self.record_exit(e);
+        hw.vmptrld(self.pages.vmcs01)?;
+        self.level = Level::L1;
+        self.stalled = 0;
+        self.load_host_state(hw)
+    }
+
+    /// The exit-information fields of vmcs12 (SDM §28.2); VM exits clear the
+    /// valid bit of the VM-entry interruption information.
+    fn record_exit(&mut self, e: &ExitToL1) {
+        let v = &mut self.vmcs12;
+        v.set(f::VM_EXIT_REASON, u64::from(e.reason));
+        v.set(f::EXIT_QUALIFICATION, e.qualification);
+        v.set(f::VM_EXIT_INTR_INFO, u64::from(e.intr_info));
+        v.set(f::VM_EXIT_INTR_ERROR_CODE, u64::from(e.intr_error));
+        v.set(f::IDT_VECTORING_INFO, u64::from(e.vectoring));
+        v.set(f::IDT_VECTORING_ERROR_CODE, u64::from(e.vectoring_error));
+        v.set(f::VM_EXIT_INSTRUCTION_LEN, u64::from(e.instruction_len));
+        v.set(f::VMX_INSTRUCTION_INFO, u64::from(e.instruction_info));
+        v.set(f::GUEST_LINEAR_ADDRESS, e.guest_linear);
+        let entry_info = v.get(f::VM_ENTRY_INTR_INFO) & !u64::from(intr_info::VALID);
+        v.set(f::VM_ENTRY_INTR_INFO, entry_info);
+    }
+
+    /// Loads vmcs12's host-state area into vmcs01's guest state: L1 resumes
+    /// at its host RIP (SDM §28.5). vmcs01 is current.
+    fn load_host_state(&mut self, hw: &mut impl VmxHardware) -> Result<(), HwError> {
+        let v = &self.vmcs12;
+        let exit12 = v.get32(f::VM_EXIT_CONTROLS);
+        let host64 = exit12 & exit_ctl::HOST_ADDR_SPACE_SIZE != 0;
+        let old_efer = hw.vmread(f::GUEST_IA32_EFER)?;
+        let efer = if exit12 & exit_ctl::LOAD_IA32_EFER != 0 {
+            v.get(f::HOST_IA32_EFER)
+        } else if host64 {
+            old_efer | EFER_LMA | EFER_LME
+        } else {
+            old_efer & !(EFER_LMA | EFER_LME)
+        };
+        let cr0 = v.get(f::HOST_CR0);
+        let cr4 = v.get(f::HOST_CR4);
+        let l0_cr0 = hw.vmread(f::CR0_GUEST_HOST_MASK)?;
+        let l0_cr4 = hw.vmread(f::CR4_GUEST_HOST_MASK)?;
+        let mut put = |fl: u32, value: u64| hw.vmwrite(fl, value);
+        put(f::GUEST_CR0, cr0 | l0_cr0)?;
+        put(f::CR0_READ_SHADOW, cr0)?;
+        put(f::GUEST_CR4, cr4 | (l0_cr4 & CR4_VMXE))?;
+        put(f::CR4_READ_SHADOW, cr4)?;
+        put(f::GUEST_CR3, v.get(f::HOST_CR3))?;
+        put(f::GUEST_DR7, 0x400)?;
+        put(f::GUEST_IA32_DEBUGCTL, 0)?;
+        put(f::GUEST_SYSENTER_CS, v.get(f::HOST_IA32_SYSENTER_CS))?;
+        put(f::GUEST_SYSENTER_ESP, v.get(f::HOST_IA32_SYSENTER_ESP))?;
+        put(f::GUEST_SYSENTER_EIP, v.get(f::HOST_IA32_SYSENTER_EIP))?;
+        put(f::GUEST_IA32_EFER, efer)?;
+        // CS: accessed execute/read code, DPL 0, present, L = host address-
+        // space size, D = !L, G = 1; the data segments read/write accessed
+        // with D/B and G, or unusable for a null selector; TR a busy 32/64-bit
+        // TSS of limit 0x67; LDTR unusable (SDM §28.5.2).
+        let l_bit = if host64 { 1 << 13 } else { 1 << 14 };
+        put(f::GUEST_CS_SELECTOR, v.get(f::HOST_CS_SELECTOR))?;
+        put(f::GUEST_CS_BASE, 0)?;
+        put(f::GUEST_CS_LIMIT, 0xFFFF_FFFF)?;
+        put(f::GUEST_CS_AR_BYTES, 0x809B | l_bit)?;
+        for (sel_h, sel, base, limit, ar, base_h) in [
+            (
+                f::HOST_SS_SELECTOR,
+                f::GUEST_SS_SELECTOR,
+                f::GUEST_SS_BASE,
+                f::GUEST_SS_LIMIT,
+                f::GUEST_SS_AR_BYTES,
+                None,
+            ),
+            (
+                f::HOST_DS_SELECTOR,
+                f::GUEST_DS_SELECTOR,
+                f::GUEST_DS_BASE,
+                f::GUEST_DS_LIMIT,
+                f::GUEST_DS_AR_BYTES,
+                None,
+            ),
+            (
+                f::HOST_ES_SELECTOR,
+                f::GUEST_ES_SELECTOR,
+                f::GUEST_ES_BASE,
+                f::GUEST_ES_LIMIT,
+                f::GUEST_ES_AR_BYTES,
+                None,
+            ),
+            (
+                f::HOST_FS_SELECTOR,
+                f::GUEST_FS_SELECTOR,
+                f::GUEST_FS_BASE,
+                f::GUEST_FS_LIMIT,
+                f::GUEST_FS_AR_BYTES,
+                Some(f::HOST_FS_BASE),
+            ),
+            (
+                f::HOST_GS_SELECTOR,
+                f::GUEST_GS_SELECTOR,
+                f::GUEST_GS_BASE,
+                f::GUEST_GS_LIMIT,
+                f::GUEST_GS_AR_BYTES,
+                Some(f::HOST_GS_BASE),
+            ),
+        ] {
+            let selector = v.get(sel_h);
+            put(sel, selector)?;
+            put(base, base_h.map_or(0, |b| v.get(b)))?;
+            put(limit, 0xFFFF_FFFF)?;
+            let usable = selector != 0 || (sel == f::GUEST_SS_SELECTOR && host64);
+            put(
+                ar,
+                if usable {
+                    0xC093
+                } else {
+                    u64::from(x86::segment::AR_UNUSABLE)
+                },
+            )?;
+        }
+        put(f::GUEST_TR_SELECTOR, v.get(f::HOST_TR_SELECTOR))?;
+        put(f::GUEST_TR_BASE, v.get(f::HOST_TR_BASE))?;
+        put(f::GUEST_TR_LIMIT, 0x67)?;
+        put(f::GUEST_TR_AR_BYTES, 0x8B)?;
+        put(f::GUEST_LDTR_SELECTOR, 0)?;
+        put(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE))?;
+        put(f::GUEST_GDTR_BASE, v.get(f::HOST_GDTR_BASE))?;
+        put(f::GUEST_GDTR_LIMIT, 0xFFFF)?;
+        put(f::GUEST_IDTR_BASE, v.get(f::HOST_IDTR_BASE))?;
+        put(f::GUEST_IDTR_LIMIT, 0xFFFF)?;
+        put(f::GUEST_RSP, v.get(f::HOST_RSP))?;
+        put(f::GUEST_RIP, v.get(f::HOST_RIP))?;
+        put(f::GUEST_RFLAGS, x86::rflags::FIXED1)?;
+        put(f::GUEST_INTERRUPTIBILITY_INFO, 0)?;
+        put(f::GUEST_ACTIVITY_STATE, 0)?;
+        put(f::GUEST_PENDING_DBG_EXCEPTIONS, 0)?;
+        put(f::VM_ENTRY_INTR_INFO, 0)?;
+        let entry01 = hw.vmread(f::VM_ENTRY_CONTROLS)? as u32 & !entry_ctl::IA32E_MODE_GUEST;
+        let ia32e = if efer & EFER_LMA != 0 {
+            entry_ctl::IA32E_MODE_GUEST
+        } else {
+            0
+        };
+        hw.vmwrite(f::VM_ENTRY_CONTROLS, u64::from(entry01 | ia32e))
+    }
+}
