@@ -6,6 +6,9 @@
 
 use crate::cpu::SoftCpu;
 
+/// Physical-address width (CPUID.80000008H:EAX[7:0]).
+pub(crate) const PHYS_ADDR_BITS: u32 = 39;
+
 /// Vendor string "GenuineIntel" as EBX, EDX, ECX.
 const VENDOR: [u32; 3] = [0x756E_6547, 0x4965_6E69, 0x6C65_746E];
 
@@ -45,7 +48,8 @@ impl SoftCpu {
             ],
             0x8000_0000 => [0x8000_0008, 0, 0, 0],
             0x8000_0001 => [0, 0, EXT1_ECX, EXT1_EDX],
-            0x8000_0008 => [0x3027, 0, 0, 0], // 39 physical, 48 linear address bits
+            // 48 linear, PHYS_ADDR_BITS physical address bits.
+            0x8000_0008 => [0x3000 | PHYS_ADDR_BITS, 0, 0, 0],
             _ => [0; 4],
         }
     }

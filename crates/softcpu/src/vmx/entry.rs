@@ -256,6 +256,11 @@ impl SoftCpu {
         if ia32e && (cr0 & CR0_PG == 0 || cr4 & CR4_PAE == 0) {
             return bad;
         }
+        // CR3 bits beyond the physical-address width are reserved (SDM Vol.
+        // 3C §27.3.1.1; CPUID.80000008H:EAX[7:0] = 39 here).
+        if v.get(f::GUEST_CR3) >> crate::cpuid::PHYS_ADDR_BITS != 0 {
+            return bad;
+        }
         if entry & entry_ctl::LOAD_IA32_EFER != 0 {
             let efer = v.get(f::GUEST_IA32_EFER);
             if efer & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0

@@ -210,20 +210,22 @@ impl Vmcs {
         Ok(())
     }
 
-    /// Reads a field known to exist (processor-internal use).
-    pub(crate) fn get(&self, encoding: u32) -> u64 {
+    /// Reads a field (0 for an encoding this model lacks).
+    pub fn get(&self, encoding: u32) -> u64 {
         slot(encoding).map_or(0, |s| self.values[s])
     }
 
-    /// Writes any field, read-only ones included (the processor filling exit information).
-    pub(crate) fn set(&mut self, encoding: u32, value: u64) {
+    /// Writes any field, read-only ones included, truncated to its width:
+    /// the processor filling exit information, or a hypervisor playing the
+    /// processor for a VMCS of its guest's.
+    pub fn set(&mut self, encoding: u32, value: u64) {
         if let Some(s) = slot(encoding) {
             self.values[s] = truncate(encoding, value);
         }
     }
 
-    /// 32-bit view of a field known to exist.
-    pub(crate) fn get32(&self, encoding: u32) -> u32 {
+    /// 32-bit view of a field.
+    pub fn get32(&self, encoding: u32) -> u32 {
         self.get(encoding) as u32
     }
 }
