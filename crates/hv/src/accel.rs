@@ -368,6 +368,9 @@ pub struct VcpuStats {
     pub longest_without_l0: Option<Duration>,
     /// Bus-lock exits taken.
     pub bus_lock_exits: u64,
+    /// Nested VM exits: exits of an L2 guest that L0 passed to the L1
+    /// hypervisor running it (0 without nested VMX).
+    pub nested_exits_to_l1: u64,
 }
 
 /// Thread-safe control of a vCPU for the host side: the timers, the watchdog

@@ -128,13 +128,14 @@ pub(crate) mod test_hw {
     use super::{HwError, VmxHardware};
     use std::collections::BTreeMap;
 
-    /// Fields default to 0; nothing runs.
+    /// Fields default to 0; nothing runs; physical memory is `memory`.
     #[derive(Debug, Default)]
     pub(crate) struct FakeHw {
         pub fields: BTreeMap<u32, u64>,
         pub gprs: [u64; 16],
         pub dr6: u64,
         pub cr2: u64,
+        pub memory: Vec<u8>,
     }
 
     impl VmxHardware for FakeHw {
@@ -183,13 +184,25 @@ pub(crate) mod test_hw {
             false
         }
         fn phys_size(&self) -> u64 {
-            0
+            self.memory.len() as u64
         }
-        fn read_phys(&self, addr: u64, _buf: &mut [u8]) -> Result<(), HwError> {
-            Err(HwError::PhysicalRange(addr))
+        fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<(), HwError> {
+            let start = usize::try_from(addr).map_err(|_| HwError::PhysicalRange(addr))?;
+            let src = self
+                .memory
+                .get(start..start + buf.len())
+                .ok_or(HwError::PhysicalRange(addr))?;
+            buf.copy_from_slice(src);
+            Ok(())
         }
-        fn write_phys(&mut self, addr: u64, _data: &[u8]) -> Result<(), HwError> {
-            Err(HwError::PhysicalRange(addr))
+        fn write_phys(&mut self, addr: u64, data: &[u8]) -> Result<(), HwError> {
+            let start = usize::try_from(addr).map_err(|_| HwError::PhysicalRange(addr))?;
+            let dst = self
+                .memory
+                .get_mut(start..start + data.len())
+                .ok_or(HwError::PhysicalRange(addr))?;
+            dst.copy_from_slice(data);
+            Ok(())
         }
     }
 }

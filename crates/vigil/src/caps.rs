@@ -174,7 +174,10 @@ pub fn soft_report() -> AccelReport {
                 kvm_cap: CAP_NESTED_STATE,
                 present: false,
                 value: 0,
-                action: "not available: the soft accelerator runs no nested guests yet".into(),
+                action: "nested VMX itself runs: VMX is offered to the guest (--no-nested \
+                         withholds it; docs/nested.md), but there is no nested state to save \
+                         or restore: the soft accelerator has no migration"
+                    .into(),
             },
         ],
     }

@@ -28,6 +28,9 @@ enum Expect {
     ShutDown,
     /// Paused by the context-invalid policy.
     Stopped,
+    /// An L1 hypervisor passed every check on its L2 guests, with notify
+    /// exits from L2 along the way.
+    NestedPassed,
 }
 
 struct Scenario {
@@ -37,6 +40,8 @@ struct Scenario {
     expect: Expect,
     /// Raise an NMI this long after the start.
     nmi_after: Option<Duration>,
+    /// The guest's command line after its name (`--append`).
+    append: &'static str,
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -51,6 +56,7 @@ fn scenarios() -> Vec<Scenario> {
         notify,
         expect,
         nmi_after: None,
+        append: "",
     };
     vec![
         s("benign", "hello64", base, Expect::Completed),
@@ -125,6 +131,24 @@ fn scenarios() -> Vec<Scenario> {
             },
             Expect::Stopped,
         ),
+        // Nested: l1hv launches its L2 payloads (docs/nested.md).
+        s("nested, L0 intercepts #AC", "l1hv", base, Expect::Completed),
+        Scenario {
+            append: "expect=notify",
+            ..s("nested, L1 uses notify", "l1hv", bare, Expect::NestedPassed)
+        },
+        Scenario {
+            append: "expect=invalid",
+            ..s(
+                "nested, invalid in L2",
+                "l1hv",
+                NotifyOptions {
+                    inject_context_invalid: true,
+                    ..bare
+                },
+                Expect::NestedPassed,
+            )
+        },
     ]
 }
 
@@ -154,6 +178,10 @@ fn judge(r: &RunReport) -> (String, Option<Expect>) {
     let n = &r.notify;
     match &r.end {
         RunEnd::DebugExit(0) if n.exits == 0 => ("completed".into(), Some(Expect::Completed)),
+        RunEnd::DebugExit(0) => (
+            format!("L1 passed; {} notify exits in L2", n.exits),
+            Some(Expect::NestedPassed),
+        ),
         RunEnd::Timeout(_) if n.exits > 0 => (
             format!(
                 "contained: {} notify exits{}",
@@ -240,14 +268,17 @@ pub fn run(args: &DemoArgs) -> i32 {
         let options = RunOptions {
             notify: sc.notify,
             limits: Limits {
-                timeout: Some(if sc.expect == Expect::Completed {
-                    Duration::from_secs(30)
-                } else {
-                    args.storm_time
-                }),
+                timeout: Some(
+                    if matches!(sc.expect, Expect::Completed | Expect::NestedPassed) {
+                        Duration::from_secs(30)
+                    } else {
+                        args.storm_time
+                    },
+                ),
                 nmi_after: sc.nmi_after,
                 ..limits
             },
+            cmdline: format!("{} {}", sc.guest, sc.append),
             warnings: false,
             ..RunOptions::default()
         };

@@ -42,9 +42,10 @@ fn list_guests() {
         } else {
             ""
         };
+        let vmx = if g.vmx { " [needs VMX: soft]" } else { "" };
         if writeln!(
             out,
-            "{:<width$}  {}{endless}{configured}",
+            "{:<width$}  {}{endless}{configured}{vmx}",
             g.name, g.summary
         )
         .is_err()
@@ -112,6 +113,13 @@ fn run(args: &RunArgs) -> i32 {
         if g.endless && args.timeout.is_none() {
             eprintln!(
                 "vigil: note: {} never ends by itself; pass --timeout DURATION or stop it with Ctrl-C",
+                g.name
+            );
+        }
+        if g.vmx && (args.no_nested || args.accel != AccelKind::Soft) {
+            eprintln!(
+                "vigil: note: {} is a hypervisor and needs VMX, which only the soft accelerator \
+                 offers (without --no-nested); it will report VMX missing",
                 g.name
             );
         }

@@ -27,6 +27,9 @@ pub fn print(report: &RunReport, accel: &str) {
         Some(b) => eprintln!("stats: bus-lock exits {b}"),
         None => eprintln!("stats: bus-lock exits not reported by {accel}"),
     }
+    if report.nested_exits_to_l1 > 0 {
+        eprintln!("stats: nested vm exits to L1 {}", report.nested_exits_to_l1);
+    }
     let n = &report.notify;
     eprintln!(
         "stats: notify vm exits {} (notify {})",

@@ -176,6 +176,8 @@ pub struct RunReport {
     pub unclaimed_mmio_accesses: u64,
     /// Bus locks the guest asserted, where the accelerator reports them.
     pub bus_lock_exits: Option<u64>,
+    /// Exits of L2 guests passed to the guest's own hypervisor (nested VMX).
+    pub nested_exits_to_l1: u64,
     /// Guest registers at the end, when the accelerator could provide them.
     pub registers: Option<hv::accel::Registers>,
     /// Notify exits and responsiveness.

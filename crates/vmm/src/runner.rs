@@ -312,8 +312,13 @@ pub fn run<A: Accelerator>(
                                 "policy",
                                 &n,
                                 now,
-                                "context invalid: triple fault injected (--notify-invalid shutdown)"
-                                    .into(),
+                                if n.level == hv::accel::GuestLevel::L2 {
+                                    "context invalid in L2: triple fault injected, a TRIPLE_FAULT \
+                                     VM exit for L1 (--notify-invalid shutdown)"
+                                } else {
+                                    "context invalid: triple fault injected (--notify-invalid shutdown)"
+                                }
+                                .into(),
                             )),
                             // No triple-fault event on this host: stop instead.
                             Err(AccelError::Unsupported(why)) => {
@@ -350,8 +355,13 @@ pub fn run<A: Accelerator>(
                     warned = true;
                     if options.warnings {
                         eprintln!(
-                            "vigil: warning: notify window exceeded in the guest{}; resuming it \
+                            "vigil: warning: notify window exceeded in the guest{}{}; resuming it \
                              (further notify exits are counted, see --stats and --events)",
+                            if n.level == hv::accel::GuestLevel::L2 {
+                                " (L2)"
+                            } else {
+                                ""
+                            },
                             n.rip.map_or(String::new(), |r| format!(" at rip {r:#x}"))
                         );
                     }
@@ -409,6 +419,7 @@ pub fn run<A: Accelerator>(
         },
         unclaimed_mmio_accesses: mmio.unclaimed(),
         bus_lock_exits: bus_locks_reported.then_some(stats.bus_lock_exits),
+        nested_exits_to_l1: stats.nested_exits_to_l1,
         registers: vcpu.registers().ok(),
         notify: NotifyReport {
             enabled: notify_on,

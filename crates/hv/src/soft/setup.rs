@@ -28,6 +28,10 @@ const PASSTHROUGH_MSRS: &[u32] = &[
     msr::PAT,
 ];
 
+/// Pages for the shadow of an L1 hypervisor's EPT (1 MiB: 255 page tables
+/// of 2 MiB each before it starts over).
+const SHADOW_EPT_PAGES: u64 = 256;
+
 /// Where the hypervisor's own pages live in host-physical memory.
 #[derive(Debug, Clone)]
 pub(crate) struct PrivatePages {
@@ -51,9 +55,11 @@ impl PrivatePages {
             vmcs02: base + 2 * 4096,
             msr_bitmap02: base + 3 * 4096,
             msr_bitmap01: msr_bitmap,
+            shadow_ept: base + 4 * 4096,
+            shadow_ept_pages: SHADOW_EPT_PAGES,
             ram,
         };
-        let ept_base = base + 4 * 4096;
+        let ept_base = nested.shadow_ept + SHADOW_EPT_PAGES * 4096;
         let end = ept_base + ept::pages_needed(ram) * 4096;
         PrivatePages {
             msr_bitmap,

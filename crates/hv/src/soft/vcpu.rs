@@ -76,6 +76,7 @@ impl SoftVcpu {
             let nested = settings.nested_vmx.then(|| {
                 Nested::new(
                     softcpu::capability_msr,
+                    VmxHardware::cpuid(&*cpu, 0x8000_0008, 0)[0] & 0xFF,
                     pages.nested,
                     settings.notify.map(|n| n.window),
                     model.notify_threshold,
@@ -368,9 +369,21 @@ impl Vcpu for SoftVcpu {
             *self.exits.entry(reason).or_insert(0) += 1;
             if let Some(n) = self.nested.as_mut() {
                 if in_l2 {
-                    if n.l2_exit(&mut *cpu, raw).map_err(hw_error)? == Route::ToL1 {
-                        self.reflected += 1;
-                        continue;
+                    match n.l2_exit(&mut *cpu, raw).map_err(hw_error)? {
+                        Route::ToL1 => {
+                            self.reflected += 1;
+                            continue;
+                        }
+                        Route::Resume => continue,
+                        Route::L0 => {}
+                        Route::UnemulatedMmio => {
+                            let rip = VmxHardware::vmread(&*cpu, f::GUEST_RIP).map_err(hw_error)?;
+                            return Ok(VcpuExit::InternalError(InternalError::Emulation {
+                                what: "an L2 access through its L1's EPT to memory that is \
+                                       not RAM (MMIO for L2 under L1's EPT is not emulated)",
+                                rip,
+                            }));
+                        }
                     }
                 } else if is_vmx_instruction(reason) {
                     n.l1_vmx_instruction(&mut *cpu, reason).map_err(hw_error)?;
@@ -477,6 +490,7 @@ impl Vcpu for SoftVcpu {
             notify_exits: self.notify_exits,
             longest_without_l0: Some(self.longest_in_guest),
             bus_lock_exits: self.bus_lock_exits,
+            nested_exits_to_l1: self.reflected,
         }
     }
 

@@ -5,20 +5,20 @@
 //! What is offered, and why the rest is not:
 //! - pin-based: external-interrupt exiting, NMI exiting, virtual NMIs. The
 //!   VMX-preemption timer stays L0's (it drives L1's APIC timer).
-//! - primary: the exiting controls (interrupt and NMI windows, HLT, INVLPG,
+//! - primary: every control the processor has but `PROC_WITHHELD`: the exiting controls (interrupt and NMI windows, HLT, INVLPG,
 //!   MWAIT, RDPMC, RDTSC, CR3 and CR8 accesses, MOV DR, I/O unconditionally
 //!   or through bitmaps, MSR bitmaps, MONITOR, PAUSE) and the secondary
 //!   controls. HLT exiting must be 1: L0 does not emulate the HLT activity
 //!   state for L2. TSC offsetting, the TPR shadow and the monitor trap flag
 //!   are not offered.
-//! - secondary: descriptor-table exiting, RDTSCP, VPID (L0 flushes the TLB
-//!   at every nested transition, so any VPID is correct), WBINVD exiting and
-//!   notify VM exiting. No EPT and no unrestricted guest: L2 runs on page
-//!   tables L1 gives it, in guest-physical space equal to L1's.
+//! - secondary: EPT (shadowed by L0, `super::ept`), unrestricted guest,
+//!   descriptor-table exiting, RDTSCP, VPID (L0 flushes the TLB at every
+//!   nested transition, so any VPID is correct), WBINVD exiting and notify
+//!   VM exiting.
 //! - exit: host address-space size, acknowledge interrupt on exit, save/load
 //!   PAT and EFER.  entry: IA-32e mode guest, load PAT and EFER.
-//! - INVVPID with all four types; no INVEPT (no EPT). No VM functions
-//!   (0x491 does not exist: RDMSR of it is #GP).
+//! - INVEPT single-context and all-context; INVVPID with all four types.
+//!   No VM functions (0x491 does not exist: RDMSR of it is #GP).
 
 use x86::msr;
 use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
@@ -26,31 +26,19 @@ use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
 /// Pin-based controls L1 may set.
 pub(crate) const PIN_OFFERED: u32 = pin::EXT_INTR_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS;
 
-/// Primary processor-based controls L1 may set.
-pub(crate) const PROC_OFFERED: u32 = proc::INTR_WINDOW_EXITING
-    | proc::HLT_EXITING
-    | proc::INVLPG_EXITING
-    | proc::MWAIT_EXITING
-    | proc::RDPMC_EXITING
-    | proc::RDTSC_EXITING
-    | proc::CR3_LOAD_EXITING
-    | proc::CR3_STORE_EXITING
-    | proc::CR8_LOAD_EXITING
-    | proc::CR8_STORE_EXITING
-    | proc::NMI_WINDOW_EXITING
-    | proc::MOV_DR_EXITING
-    | proc::UNCOND_IO_EXITING
-    | proc::USE_IO_BITMAPS
-    | proc::USE_MSR_BITMAPS
-    | proc::MONITOR_EXITING
-    | proc::PAUSE_EXITING
-    | proc::ACTIVATE_SECONDARY_CONTROLS;
+/// Primary processor-based controls L1 is not offered, whatever the
+/// processor has: TSC offsetting (L0 would have to compose offsets), the
+/// TPR shadow (no virtual-APIC page) and the monitor trap flag.
+pub(crate) const PROC_WITHHELD: u32 =
+    proc::USE_TSC_OFFSETTING | proc::USE_TPR_SHADOW | proc::MONITOR_TRAP_FLAG;
 
 /// Primary controls L1 must set beyond the processor's default1 class.
 pub(crate) const PROC_REQUIRED: u32 = proc::HLT_EXITING;
 
 /// Secondary controls L1 may set.
-pub(crate) const PROC2_OFFERED: u32 = proc2::DESC_TABLE_EXITING
+pub(crate) const PROC2_OFFERED: u32 = proc2::ENABLE_EPT
+    | proc2::UNRESTRICTED_GUEST
+    | proc2::DESC_TABLE_EXITING
     | proc2::ENABLE_RDTSCP
     | proc2::WBINVD_EXITING
     | proc2::NOTIFY_VM_EXITING;
@@ -75,10 +63,14 @@ pub(crate) const ENTRY_OFFERED: u32 =
 /// The VMCS revision identifier of vmcs12 regions.
 pub(crate) const REVISION: u32 = 1;
 
-/// IA32_VMX_EPT_VPID_CAP: INVVPID (bit 32) with the individual-address,
-/// single-context, all-context and single-context-retaining-globals types
-/// (bits 40–43); no EPT capabilities.
-pub(crate) const EPT_VPID_CAP: u64 = 1 << 32 | 0xF << 40;
+/// IA32_VMX_EPT_VPID_CAP: 4-level EPT walks (bit 6), write-back EPT
+/// structures (bit 14), 2 MiB and 1 GiB pages (bits 16, 17), INVEPT (bit 20)
+/// with the single-context and all-context types (bits 25, 26); INVVPID
+/// (bit 32) with the individual-address, single-context, all-context and
+/// single-context-retaining-globals types (bits 40–43). No execute-only
+/// pages and no accessed/dirty flags.
+pub(crate) const EPT_VPID_CAP: u64 =
+    1 << 6 | 1 << 14 | 1 << 16 | 1 << 17 | 1 << 20 | 1 << 25 | 1 << 26 | 1 << 32 | 0xF << 40;
 
 /// A control MSR pair: must-be-1 bits low, may-be-1 bits high.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,18 +128,21 @@ pub(crate) struct L1Caps {
     cr0_fixed: (u64, u64),
     cr4_fixed: (u64, u64),
     vmcs_enum: u64,
+    /// The physical-address width (CPUID.80000008H:EAX[7:0]).
+    pub phys_bits: u32,
 }
 
 impl L1Caps {
-    /// L1's capabilities on a processor whose capability MSRs `hw_cap` reads.
-    pub(crate) fn new(hw_cap: impl Fn(u32) -> Option<u64>) -> Self {
+    /// L1's capabilities on a processor whose capability MSRs `hw_cap` reads
+    /// and whose physical addresses are `phys_bits` wide.
+    pub(crate) fn new(hw_cap: impl Fn(u32) -> Option<u64>, phys_bits: u32) -> Self {
         let get = |m| hw_cap(m).unwrap_or(0);
         L1Caps {
             pin: narrowed(&hw_cap, msr::VMX_PINBASED_CTLS, PIN_OFFERED, 0),
             proc: narrowed(
                 &hw_cap,
                 msr::VMX_PROCBASED_CTLS,
-                PROC_OFFERED,
+                !PROC_WITHHELD,
                 PROC_REQUIRED,
             ),
             proc2: {
@@ -164,6 +159,7 @@ impl L1Caps {
             cr0_fixed: (get(msr::VMX_CR0_FIXED0), get(msr::VMX_CR0_FIXED1)),
             cr4_fixed: (get(msr::VMX_CR4_FIXED0), get(msr::VMX_CR4_FIXED1)),
             vmcs_enum: get(msr::VMX_VMCS_ENUM),
+            phys_bits,
         }
     }
 
@@ -221,7 +217,7 @@ mod tests {
     use super::*;
 
     fn caps() -> L1Caps {
-        L1Caps::new(softcpu::capability_msr)
+        L1Caps::new(softcpu::capability_msr, 39)
     }
 
     #[test]
@@ -234,9 +230,11 @@ mod tests {
         assert_ne!(c.proc2.may & proc2::ENABLE_VPID, 0, "INVVPID needs VPIDs");
         assert_eq!(c.proc.must & proc::HLT_EXITING, proc::HLT_EXITING);
         assert_eq!(c.pin.may & pin::PREEMPTION_TIMER, 0);
+        assert_eq!(c.proc.may & PROC_WITHHELD, 0);
+        assert_ne!(c.proc.may & proc::USE_IO_BITMAPS, 0);
         assert_eq!(
             c.proc2.may & (proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST),
-            0
+            proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST
         );
     }
 

@@ -6,6 +6,7 @@
 //! vmcs02, and a failure there becomes L1's VM-entry failure.
 
 use super::caps::L1Caps;
+use super::ept::eptp_valid;
 use super::vmcs12::Vmcs12;
 use x86::cr::{CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use x86::vmx::{entry_ctl, exit_ctl, field as f, pin, proc, proc2};
@@ -72,6 +73,12 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps, ram: u64) -> Result<(), EntryC
     if proc2v & proc2::ENABLE_VPID != 0 && v.get(f::VIRTUAL_PROCESSOR_ID) == 0 {
         return fail;
     }
+    if proc2v & proc2::ENABLE_EPT != 0 && !eptp_valid(v.get(f::EPT_POINTER), caps.phys_bits) {
+        return fail;
+    }
+    if proc2v & proc2::UNRESTRICTED_GUEST != 0 && proc2v & proc2::ENABLE_EPT == 0 {
+        return fail;
+    }
     // The event-injection fields are checked by the processor on vmcs02.
     let _ = entryv & entry_ctl::IA32E_MODE_GUEST;
     Ok(())
@@ -90,7 +97,7 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
     if !fixed_ok(v.get(f::HOST_CR0) & 0xFFFF_FFFF, caps.cr0_fixed())
         || v.get(f::HOST_CR0) >> 32 != 0
         || !fixed_ok(cr4, caps.cr4_fixed())
-        || v.get(f::HOST_CR3) >> 52 != 0
+        || v.get(f::HOST_CR3) >> caps.phys_bits != 0
     {
         return fail;
     }
@@ -148,11 +155,18 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
 
 /// Guest-state rules L0 checks itself: CR0 and CR4 against the fixed bits
 /// (L0 forces CR0.NE and CR4.VMXE in vmcs02, so the processor would not see
-/// an L1 mistake there; no unrestricted guest, so PE and PG are fixed too),
+/// an L1 mistake there; PE and PG are fixed too unless L1 made L2 an
+/// unrestricted guest),
 /// and the VMCS link pointer (no VMCS shadowing: it must be all ones). The
 /// MSR-load area is empty in every VMCS this VMX accepts.
 pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
-    let (cr0_fixed0, cr0_fixed1) = caps.cr0_fixed();
+    let (mut cr0_fixed0, cr0_fixed1) = caps.cr0_fixed();
+    let procv = v.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+    if procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0
+        && v.get32(f::SECONDARY_VM_EXEC_CONTROL) & proc2::UNRESTRICTED_GUEST != 0
+    {
+        cr0_fixed0 &= !(x86::cr::CR0_PE | x86::cr::CR0_PG);
+    }
     let (cr4_fixed0, cr4_fixed1) = caps.cr4_fixed();
     let cr0 = v.get(f::GUEST_CR0);
     let cr4 = v.get(f::GUEST_CR4);
@@ -177,7 +191,7 @@ mod tests {
     use super::*;
 
     fn caps() -> L1Caps {
-        L1Caps::new(softcpu::capability_msr)
+        L1Caps::new(softcpu::capability_msr, 39)
     }
 
     /// A vmcs12 that passes every check: a 64-bit host and controls at
@@ -242,15 +256,31 @@ mod tests {
         assert_eq!(controls(&v, &c, 1 << 20), Err(EntryCheck::Controls));
         v.set(f::MSR_BITMAP, 0x1000);
         assert_eq!(controls(&v, &c, 1 << 20), Ok(()));
-        // Secondary controls ignored unless activated; EPT never offered.
+        // Secondary controls ignored unless activated; EPT needs a good EPTP
+        // and unrestricted guest needs EPT.
         let mut v = good();
-        v.set(f::SECONDARY_VM_EXEC_CONTROL, u64::from(proc2::ENABLE_EPT));
+        v.set(
+            f::SECONDARY_VM_EXEC_CONTROL,
+            u64::from(proc2::UNRESTRICTED_GUEST),
+        );
         assert_eq!(controls(&v, &c, 1 << 20), Ok(()));
         v.set(
             f::CPU_BASED_VM_EXEC_CONTROL,
             u64::from(c.proc.must | proc::ACTIVATE_SECONDARY_CONTROLS),
         );
         assert_eq!(controls(&v, &c, 1 << 20), Err(EntryCheck::Controls));
+        v.set(
+            f::SECONDARY_VM_EXEC_CONTROL,
+            u64::from(proc2::UNRESTRICTED_GUEST | proc2::ENABLE_EPT),
+        );
+        v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3);
+        assert_eq!(controls(&v, &c, 1 << 20), Ok(()));
+        v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3 | 1 << 6);
+        assert_eq!(
+            controls(&v, &c, 1 << 20),
+            Err(EntryCheck::Controls),
+            "A/D not offered"
+        );
     }
 
     #[test]

@@ -165,8 +165,8 @@ impl Nested {
         if !enabled || cr0 & CR0_PE == 0 || vm86 || compat {
             return Ok(Outcome::Undefined);
         }
-        if reason == er::INVEPT {
-            // INVEPT exists only with EPT, which L1 is not offered.
+        if reason == er::INVEPT && self.caps.proc2.may & x86::vmx::proc2::ENABLE_EPT == 0 {
+            // INVEPT exists only with EPT.
             return Ok(Outcome::Undefined);
         }
         if cpl(hw)? != 0 {
@@ -181,6 +181,7 @@ impl Nested {
             er::VMREAD => self.vmread(hw, d),
             er::VMWRITE => self.vmwrite(hw, d),
             er::INVVPID => self.invvpid(hw, d),
+            er::INVEPT => self.invept(hw, d),
             er::VMLAUNCH | er::VMRESUME => self
                 .vm_entry(hw, reason == er::VMLAUNCH)
                 .map_err(OperandError::Hw),
@@ -363,14 +364,7 @@ impl Nested {
     /// address in 127:64). L0 flushes the processor's TLB at every nested
     /// transition, so a valid invalidation has nothing left to do.
     fn invvpid(&mut self, hw: &mut impl VmxHardware, d: &Decoded) -> Op<Outcome> {
-        let size = Self::vm_rw_size(hw)?;
-        let ty = hw.gprs()[(d.info >> 28) as usize & 15];
-        let ty = if size == 8 { ty } else { ty & 0xFFFF_FFFF };
-        let la = operand::linear_address(hw, d.info, d.qualification, 16)?;
-        let mut desc = [0u8; 16];
-        operand::read(hw, la, &mut desc)?;
-        let low = u64::from_le_bytes(desc[..8].try_into().unwrap_or([0; 8]));
-        let addr = u64::from_le_bytes(desc[8..].try_into().unwrap_or([0; 8]));
+        let (ty, low, addr) = Self::invalidation_operands(hw, d)?;
         let vpid = low & 0xFFFF;
         let supported = ty <= 3 && super::caps::EPT_VPID_CAP & 1 << (40 + ty) != 0;
         let canonical = ((addr as i64) << 16 >> 16) as u64 == addr;
@@ -380,6 +374,35 @@ impl Nested {
         } else {
             Outcome::Succeed
         })
+    }
+
+    /// The INVEPT/INVVPID operands: the type register (64 bits in 64-bit
+    /// mode, else 32) and the 128-bit descriptor in memory.
+    fn invalidation_operands(hw: &impl VmxHardware, d: &Decoded) -> Op<(u64, u64, u64)> {
+        let size = Self::vm_rw_size(hw)?;
+        let ty = hw.gprs()[(d.info >> 28) as usize & 15];
+        let ty = if size == 8 { ty } else { ty & 0xFFFF_FFFF };
+        let la = operand::linear_address(hw, d.info, d.qualification, 16)?;
+        let mut desc = [0u8; 16];
+        operand::read(hw, la, &mut desc)?;
+        let low = u64::from_le_bytes(desc[..8].try_into().unwrap_or([0; 8]));
+        let high = u64::from_le_bytes(desc[8..].try_into().unwrap_or([0; 8]));
+        Ok((ty, low, high))
+    }
+
+    /// INVEPT (SDM §31.3 INVEPT): type 1 (single-context: the descriptor's
+    /// EPTP must be one VM entry would accept) or 2 (all-context); bits
+    /// 127:64 of the descriptor are reserved. Either empties L0's shadow of
+    /// L1's EPT, which is all the EPT-derived translations there are.
+    fn invept(&mut self, hw: &mut impl VmxHardware, d: &Decoded) -> Op<Outcome> {
+        let (ty, eptp, _reserved) = Self::invalidation_operands(hw, d)?;
+        let supported = matches!(ty, 1 | 2) && super::caps::EPT_VPID_CAP & 1 << (24 + ty) != 0;
+        if !supported || (ty == 1 && !super::ept::eptp_valid(eptp, self.caps.phys_bits)) {
+            return Ok(self.vmfail(ie::INVALID_INVEPT_INVVPID_OPERAND));
+        }
+        let shadowed = self.shadow.shadowed;
+        self.shadow.reset(hw, shadowed)?;
+        Ok(Outcome::Succeed)
     }
 
     /// VMLAUNCH and VMRESUME: the checks that end in VMfail (SDM §31.3), then

@@ -20,6 +20,7 @@
 
 mod caps;
 mod checks;
+mod ept;
 mod instructions;
 mod notify;
 mod operand;
@@ -44,6 +45,10 @@ pub(crate) struct NestedPages {
     pub msr_bitmap02: u64,
     /// L0's MSR bitmap (vmcs01's).
     pub msr_bitmap01: u64,
+    /// The pool of pages for the shadow of L1's EPT, root first.
+    pub shadow_ept: u64,
+    /// Its size in pages.
+    pub shadow_ept_pages: u64,
     /// Size of L1's RAM (guest-physical `[0, ram)`).
     pub ram: u64,
 }
@@ -79,20 +84,23 @@ pub(crate) struct Nested {
     /// Crystal-clock cycles L2 has spent stalled, as notify exits measured
     /// them, since its last exit of any other kind.
     stalled: u64,
+    /// L0's shadow of L1's EPT.
+    shadow: ept::ShadowEpt,
 }
 
 impl Nested {
     /// The nested state of a vCPU on a processor whose capability MSRs
-    /// `hw_cap` reads, with L0's notify window and the processor's notify
-    /// threshold.
+    /// `hw_cap` reads and whose physical addresses are `phys_bits` wide,
+    /// with L0's notify window and the processor's notify threshold.
     pub(crate) fn new(
         hw_cap: impl Fn(u32) -> Option<u64>,
+        phys_bits: u32,
         pages: NestedPages,
         l0_window: Option<u32>,
         threshold: u32,
     ) -> Self {
         Nested {
-            caps: L1Caps::new(hw_cap),
+            caps: L1Caps::new(hw_cap, phys_bits),
             pages,
             l0_window,
             threshold: u64::from(threshold),
@@ -102,6 +110,7 @@ impl Nested {
             level: Level::L1,
             launched02: false,
             stalled: 0,
+            shadow: ept::ShadowEpt::new(pages.shadow_ept, pages.shadow_ept_pages),
         }
     }
 

@@ -12,10 +12,12 @@
 //! its qualification, and the stalled event as IDT-vectoring information.
 //! An exit with an invalid context never goes to L1: L0's userspace decides.
 
+use super::ept::{self, L1Walk};
 use super::reflect::{self, BitmapReader, ExitFacts};
 use super::transition::ExitToL1;
 use super::Nested;
 use crate::hw::{HwError, VmxHardware};
+use crate::soft::events;
 use x86::vmx::{exit_ctl, exit_reason as er, field as f, intr_info, pin, proc, qualification as q};
 
 /// Where an exit from L2 went.
@@ -25,6 +27,11 @@ pub(crate) enum Route {
     ToL1,
     /// L0 handles it on vmcs02, as any exit of its own.
     L0,
+    /// Handled here (a shadow EPT fill): enter L2 again.
+    Resume,
+    /// An L2 access through L1's EPT to L1-physical memory that is not RAM:
+    /// L0 does not emulate MMIO for L2 under L1's EPT.
+    UnemulatedMmio,
 }
 
 /// Bitmaps read from L1's memory through the processor's physical memory.
@@ -52,6 +59,11 @@ impl Nested {
             return self.l2_notify(hw);
         }
         self.stalled = 0;
+        if reason == er::EPT_VIOLATION {
+            if let Some(eptp12) = self.l1_eptp() {
+                return self.l2_ept_violation(hw, eptp12);
+            }
+        }
         let g = hw.gprs();
         let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
         let facts = ExitFacts {
@@ -66,6 +78,48 @@ impl Nested {
             return Ok(Route::L0);
         }
         let e = ExitToL1::from_hw(hw)?;
+        self.exit_to_l1(hw, &e)?;
+        Ok(Route::ToL1)
+    }
+
+    /// An EPT violation of L2's while L1 uses EPT: filled from L1's EPT, or
+    /// passed to L1 as its own violation or misconfiguration (`super::ept`).
+    fn l2_ept_violation(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        eptp12: u64,
+    ) -> Result<Route, HwError> {
+        let gpa2 = hw.vmread(f::GUEST_PHYSICAL_ADDRESS)?;
+        let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
+        // Bits 2:0: the access was a read, a write, an instruction fetch;
+        // the same positions as the R, W, X permissions it needs.
+        let needed = qualification & 7;
+        let walk = ept::walk_l1(&*hw, eptp12, gpa2, self.caps.phys_bits)?;
+        let mut e = ExitToL1::from_hw(hw)?;
+        match walk {
+            L1Walk::Mapped { gpa1, perms } if perms & needed == needed => {
+                if gpa1 >= self.pages.ram {
+                    return Ok(Route::UnemulatedMmio);
+                }
+                self.shadow.install(hw, gpa2, gpa1, perms)?;
+                // The access retries; an event being delivered is again.
+                events::requeue_vectoring(hw)?;
+                return Ok(Route::Resume);
+            }
+            L1Walk::Mapped { perms, .. } => {
+                // Bits 5:3: what L1's entries allow (SDM Table 28-7); the
+                // access bits, the linear-address bits 7 and 8 and NMI
+                // unblocking (12) as the processor reported them.
+                e.qualification = (qualification & (7 | 1 << 7 | 1 << 8 | 1 << 12)) | perms << 3;
+            }
+            L1Walk::NotPresent => {
+                e.qualification = qualification & (7 | 1 << 7 | 1 << 8 | 1 << 12);
+            }
+            L1Walk::Misconfigured => {
+                e.reason = u32::from(er::EPT_MISCONFIG);
+                e.qualification = 0;
+            }
+        }
         self.exit_to_l1(hw, &e)?;
         Ok(Route::ToL1)
     }

@@ -64,8 +64,12 @@ const GUEST_STATE: &[u32] = &[
     f::GUEST_IA32_DEBUGCTL,
 ];
 
-/// Secondary controls of L1's that vmcs02 takes as they are.
-const PROC2_FROM_L1: u32 = proc2::DESC_TABLE_EXITING | proc2::ENABLE_RDTSCP | proc2::WBINVD_EXITING;
+/// Secondary controls of L1's that vmcs02 takes as they are (EPT is L0's
+/// in vmcs02 either way: its own, or the shadow of L1's).
+const PROC2_FROM_L1: u32 = proc2::DESC_TABLE_EXITING
+    | proc2::ENABLE_RDTSCP
+    | proc2::WBINVD_EXITING
+    | proc2::UNRESTRICTED_GUEST;
 /// Secondary controls of L0's that vmcs02 keeps.
 const PROC2_FROM_L0: u32 = proc2::ENABLE_EPT | proc2::BUS_LOCK_DETECTION;
 
@@ -90,6 +94,8 @@ pub(crate) struct ExitToL1 {
     pub instruction_info: u32,
     /// Guest-linear address.
     pub guest_linear: u64,
+    /// Guest-physical address (EPT exits).
+    pub guest_physical: u64,
 }
 
 impl ExitToL1 {
@@ -106,6 +112,7 @@ impl ExitToL1 {
             instruction_len: r(f::VM_EXIT_INSTRUCTION_LEN)? as u32,
             instruction_info: r(f::VMX_INSTRUCTION_INFO)? as u32,
             guest_linear: r(f::GUEST_LINEAR_ADDRESS)?,
+            guest_physical: r(f::GUEST_PHYSICAL_ADDRESS)?,
         })
     }
 
@@ -170,6 +177,14 @@ impl Nested {
             .then(|| self.vmcs12.get32(f::NOTIFY_WINDOW))
     }
 
+    /// L1's EPTP when L1 enabled EPT in vmcs12.
+    pub(crate) fn l1_eptp(&self) -> Option<u64> {
+        let procv = self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+        let proc2v = self.vmcs12.get32(f::SECONDARY_VM_EXEC_CONTROL);
+        (procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0 && proc2v & proc2::ENABLE_EPT != 0)
+            .then(|| self.vmcs12.get(f::EPT_POINTER))
+    }
+
     /// vmcs02's notify window: L0's always, or L1's when shorter (or when L0
     /// has none); see docs/notify.md.
     pub(crate) fn window02(&self) -> Option<u32> {
@@ -230,6 +245,17 @@ impl Nested {
         let window = self.window02();
         let bitmap = self.merged_msr_bitmap(hw)?;
         hw.write_phys(self.pages.msr_bitmap02, &bitmap)?;
+        // EPT: L0's identity, or the shadow of L1's (emptied when L1 comes
+        // with another EPTP).
+        let eptp02 = match self.l1_eptp() {
+            None => l0.eptp,
+            Some(eptp12) => {
+                if self.shadow.shadowed != Some(eptp12) {
+                    self.shadow.reset(hw, Some(eptp12))?;
+                }
+                self.shadow.eptp()
+            }
+        };
 
         hw.vmptrld(self.pages.vmcs02)?;
         hw.vmclear();
@@ -274,7 +300,7 @@ impl Nested {
             v.get(f::PAGE_FAULT_ERROR_CODE_MATCH),
         )?;
         put(f::MSR_BITMAP, self.pages.msr_bitmap02)?;
-        put(f::EPT_POINTER, l0.eptp)?;
+        put(f::EPT_POINTER, eptp02)?;
         put(f::TSC_OFFSET, l0.tsc_offset)?;
         put(f::VMCS_LINK_POINTER, u64::MAX)?;
         put(f::NOTIFY_WINDOW, u64::from(window.unwrap_or(0)))?;
@@ -449,6 +475,7 @@ impl Nested {
         v.set(f::VM_EXIT_INSTRUCTION_LEN, u64::from(e.instruction_len));
         v.set(f::VMX_INSTRUCTION_INFO, u64::from(e.instruction_info));
         v.set(f::GUEST_LINEAR_ADDRESS, e.guest_linear);
+        v.set(f::GUEST_PHYSICAL_ADDRESS, e.guest_physical);
         let entry_info = v.get(f::VM_ENTRY_INTR_INFO) & !u64::from(intr_info::VALID);
         v.set(f::VM_ENTRY_INTR_INFO, entry_info);
     }

@@ -8,12 +8,11 @@
 //! the order of the processor's field table. VMPTRLD reads the region into
 //! the cache; VMCLEAR, and VMPTRLD of another region, write it back.
 //! VMREAD and VMWRITE work on the cache, with the width and read-only rules
-//! of SDM Vol. 3C §31.3.
+//! of SDM Vol. 3C §31.3 — the field storage is the processor model's own
+//! (`softcpu::Vmcs`), so vmcs12 supports exactly the fields vmcs01 does.
 
 use crate::hw::{HwError, VmxHardware};
-use softcpu::VMCS_FIELDS;
-use x86::vmx::field::{self, Width};
-use x86::vmx::instruction_error as ie;
+use softcpu::{Vmcs, VMCS_FIELDS};
 
 /// Byte offset of the launch state in the region.
 const LAUNCH_STATE_OFFSET: u64 = 8;
@@ -21,82 +20,47 @@ const LAUNCH_STATE_OFFSET: u64 = 8;
 const FIELDS_OFFSET: u64 = 16;
 
 /// L0's copy of one vmcs12.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Vmcs12 {
-    values: Vec<u64>,
+    fields: Vmcs,
     /// Launched (VMRESUME required) rather than clear.
     pub launched: bool,
-}
-
-fn slot(encoding: u32) -> Option<usize> {
-    VMCS_FIELDS.binary_search(&encoding).ok()
-}
-
-fn truncate(encoding: u32, value: u64) -> u64 {
-    match field::width(encoding) {
-        Width::Word => value & 0xFFFF,
-        Width::Dword => value & 0xFFFF_FFFF,
-        Width::Quad | Width::Natural => value,
-    }
 }
 
 impl Vmcs12 {
     /// A clear vmcs12 with every field zero, as VMCLEAR leaves a fresh region.
     pub(crate) fn new() -> Self {
         Vmcs12 {
-            values: vec![0; VMCS_FIELDS.len()],
+            fields: Vmcs::new(),
             launched: false,
         }
     }
 
     /// VMREAD: the field zero-extended, or VM-instruction error 12.
     pub(crate) fn read(&self, encoding: u32) -> Result<u64, u32> {
-        if encoding >> 15 != 0 {
-            return Err(ie::UNSUPPORTED_COMPONENT);
-        }
-        if field::is_high_access(encoding) {
-            let s = slot(encoding & !1).ok_or(ie::UNSUPPORTED_COMPONENT)?;
-            return Ok(self.values[s] >> 32);
-        }
-        let s = slot(encoding).ok_or(ie::UNSUPPORTED_COMPONENT)?;
-        Ok(self.values[s])
+        self.fields.read(encoding).map_err(|e| e.number())
     }
 
     /// VMWRITE: truncated to the field's width; error 12 for an unsupported
     /// field, 13 for a read-only one (IA32_VMX_MISC bit 29 is 0).
     pub(crate) fn write(&mut self, encoding: u32, value: u64) -> Result<(), u32> {
-        if encoding >> 15 != 0 {
-            return Err(ie::UNSUPPORTED_COMPONENT);
-        }
-        if field::is_high_access(encoding) {
-            let s = slot(encoding & !1).ok_or(ie::UNSUPPORTED_COMPONENT)?;
-            self.values[s] = (self.values[s] & 0xFFFF_FFFF) | (value << 32);
-            return Ok(());
-        }
-        let s = slot(encoding).ok_or(ie::UNSUPPORTED_COMPONENT)?;
-        if field::is_read_only(encoding) {
-            return Err(ie::WRITE_READ_ONLY);
-        }
-        self.values[s] = truncate(encoding, value);
-        Ok(())
+        self.fields.write(encoding, value).map_err(|e| e.number())
     }
 
     /// A field L0 knows exists (0 for one the table lacks).
     pub(crate) fn get(&self, encoding: u32) -> u64 {
-        slot(encoding).map_or(0, |s| self.values[s])
+        self.fields.get(encoding)
     }
 
     /// Its low 32 bits.
     pub(crate) fn get32(&self, encoding: u32) -> u32 {
-        self.get(encoding) as u32
+        self.fields.get32(encoding)
     }
 
     /// Writes any field, exit-information fields included (L0 playing the
     /// processor at a nested VM exit).
     pub(crate) fn set(&mut self, encoding: u32, value: u64) {
-        if let Some(s) = slot(encoding) {
-            self.values[s] = truncate(encoding, value);
-        }
+        self.fields.set(encoding, value);
     }
 
     /// Reads the vmcs12 in L1's region at `region`.
@@ -105,19 +69,23 @@ impl Vmcs12 {
         hw.read_phys(region + FIELDS_OFFSET, &mut bytes)?;
         let mut state = [0u8; 4];
         hw.read_phys(region + LAUNCH_STATE_OFFSET, &mut state)?;
-        Ok(Vmcs12 {
-            values: bytes
-                .chunks_exact(8)
-                .zip(VMCS_FIELDS)
-                .map(|(c, &enc)| truncate(enc, u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
-                .collect(),
-            launched: u32::from_le_bytes(state) == 1,
-        })
+        let mut v = Vmcs12::new();
+        for (chunk, &encoding) in bytes.chunks_exact(8).zip(VMCS_FIELDS) {
+            v.set(
+                encoding,
+                u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])),
+            );
+        }
+        v.launched = u32::from_le_bytes(state) == 1;
+        Ok(v)
     }
 
     /// Writes the cache back to L1's region at `region`.
     pub(crate) fn store(&self, hw: &mut impl VmxHardware, region: u64) -> Result<(), HwError> {
-        let bytes: Vec<u8> = self.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = VMCS_FIELDS
+            .iter()
+            .flat_map(|&encoding| self.get(encoding).to_le_bytes())
+            .collect();
         hw.write_phys(region + FIELDS_OFFSET, &bytes)?;
         hw.write_phys(
             region + LAUNCH_STATE_OFFSET,
@@ -130,6 +98,7 @@ impl Vmcs12 {
 mod tests {
     use super::*;
     use x86::vmx::field as f;
+    use x86::vmx::instruction_error as ie;
 
     #[test]
     fn vmwrite_rules() {
