@@ -49,13 +49,15 @@ struct Spec {
     summary: String,
     endless: bool,
     configured: bool,
+    vmx: bool,
 }
 
 /// Reads every `guests/<dir>/guest.list`. Each non-comment line describes
 /// one guest: `name | 32 or 64 | sources relative to the directory | summary`;
 /// the width may be followed by `endless` for a guest that never ends by
 /// itself (the notify storms) and by `configured` for one that needs a
-/// command line or modules (see its source).
+/// command line or modules (see its source), and by `vmx` for one that
+/// needs VMX from its hypervisor (nested virtualization: soft only).
 /// Guests are listed in directory order, then line order.
 fn read_specs(root: &Path) -> Vec<Spec> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(root)
@@ -87,11 +89,12 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 Some("64") => Width::W64,
                 _ => bad_line(&list, n + 1),
             };
-            let (mut endless, mut configured) = (false, false);
+            let (mut endless, mut configured, mut vmx) = (false, false, false);
             for word in mode {
                 match word {
                     "endless" if !endless => endless = true,
                     "configured" if !configured => configured = true,
+                    "vmx" if !vmx => vmx = true,
                     _ => bad_line(&list, n + 1),
                 }
             }
@@ -105,6 +108,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 summary: fields[3].to_string(),
                 endless,
                 configured,
+                vmx,
             });
         }
     }
@@ -119,7 +123,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
 /// Stops the build on a malformed `guest.list` line.
 fn bad_line(list: &Path, line: usize) -> ! {
     panic!(
-        "guests: {}:{line}: want `name | 32|64 [endless] [configured] | sources | summary`",
+        "guests: {}:{line}: want `name | 32|64 [endless] [configured] [vmx] | sources | summary`",
         list.display()
     )
 }
@@ -130,11 +134,12 @@ fn write_table(out: &Path, specs: &[Spec]) {
     for g in specs {
         let image = out.join(format!("{}.elf", g.name));
         t.push_str(&format!(
-            "    Guest {{ name: {:?}, summary: {:?}, endless: {}, configured: {}, image: include_bytes!({:?}) }},\n",
+            "    Guest {{ name: {:?}, summary: {:?}, endless: {}, configured: {}, vmx: {}, image: include_bytes!({:?}) }},\n",
             g.name,
             g.summary,
             g.endless,
             g.configured,
+            g.vmx,
             image.display().to_string()
         ));
     }

@@ -25,6 +25,9 @@ pub struct Guest {
     /// The guest needs a command line or modules to run its checks (see
     /// its source and the test that runs it).
     pub configured: bool,
+    /// The guest is a hypervisor: it needs VMX from the one running it
+    /// (the soft accelerator's nested VMX; KVM here has none).
+    pub vmx: bool,
     /// The Multiboot v1 ELF32 image.
     pub image: &'static [u8],
 }
