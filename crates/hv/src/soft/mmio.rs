@@ -89,10 +89,10 @@ const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 /// Guest-physical address of the guest-linear address `la`, through the
 /// guest's paging structures (32-bit, PAE or 4-level; SDM Vol. 3A §4.3–§4.5).
 /// hv's EPT is the identity over RAM, so guest-physical is host-physical.
-fn translate(hw: &impl VmxHardware, la: u64) -> Result<u64, MmioError> {
-    match walk(hw, la) {
-        Ok(Some(t)) => Ok(t.gpa),
-        Ok(None) | Err(_) => Err(MmioError::Fetch),
+fn translate(hw: &impl VmxHardware, la: u64, ram: u64) -> Result<u64, MmioError> {
+    match walk(hw, la, ram) {
+        Ok(Some(t)) if t.gpa < ram => Ok(t.gpa),
+        Ok(_) | Err(_) => Err(MmioError::Fetch),
     }
 }
 
@@ -107,8 +107,14 @@ pub(crate) struct Translation {
 
 /// Walks the current guest's paging structures for `la`: `None` when an
 /// entry on the way is not present (a page fault); an error when a paging
-/// structure lies outside memory.
-pub(crate) fn walk(hw: &impl VmxHardware, la: u64) -> Result<Option<Translation>, HwError> {
+/// structure lies outside the guest's RAM `[0, ram)` — L0 never reads its
+/// own pages on a guest's behalf. The result may lie outside RAM; callers
+/// check.
+pub(crate) fn walk(
+    hw: &impl VmxHardware,
+    la: u64,
+    ram: u64,
+) -> Result<Option<Translation>, HwError> {
     let cr0 = hw.vmread(f::GUEST_CR0)?;
     if cr0 & CR0_PG == 0 {
         return Ok(Some(Translation {
@@ -120,6 +126,9 @@ pub(crate) fn walk(hw: &impl VmxHardware, la: u64) -> Result<Option<Translation>
     let cr4 = hw.vmread(f::GUEST_CR4)?;
     let efer = hw.vmread(f::GUEST_IA32_EFER)?;
     let read = |gpa: u64, size: usize| -> Result<u64, HwError> {
+        if gpa.saturating_add(size as u64) > ram {
+            return Err(HwError::PhysicalRange(gpa));
+        }
         let mut b = [0u8; 8];
         hw.read_phys(gpa, &mut b[..size])?;
         Ok(u64::from_le_bytes(b))
@@ -175,7 +184,8 @@ pub(crate) fn walk(hw: &impl VmxHardware, la: u64) -> Result<Option<Translation>
 }
 
 /// Fetches and decodes the instruction at the guest's RIP.
-pub(crate) fn decode(hw: &impl VmxHardware) -> Result<MmioInstruction, MmioError> {
+/// The instruction bytes must lie in the guest's RAM `[0, ram)`.
+pub(crate) fn decode(hw: &impl VmxHardware, ram: u64) -> Result<MmioInstruction, MmioError> {
     let rip = hw.vmread(f::GUEST_RIP)?;
     let cs_base = hw.vmread(f::GUEST_CS_BASE)?;
     let cs_ar = hw.vmread(f::GUEST_CS_AR_BYTES)?;
@@ -195,7 +205,7 @@ pub(crate) fn decode(hw: &impl VmxHardware) -> Result<MmioInstruction, MmioError
     // Up to 15 bytes, which may cross into the next page.
     let mut bytes = [0u8; 15];
     let first = (4096 - (la & 0xFFF)).min(15) as usize;
-    hw.read_phys(translate(hw, la)?, &mut bytes[..first])
+    hw.read_phys(translate(hw, la, ram)?, &mut bytes[..first])
         .map_err(|_| MmioError::Fetch)?;
     if first < 15 {
         let next = la.wrapping_add(first as u64);
@@ -204,7 +214,7 @@ pub(crate) fn decode(hw: &impl VmxHardware) -> Result<MmioInstruction, MmioError
         } else {
             next & 0xFFFF_FFFF
         };
-        if let Ok(gpa) = translate(hw, next) {
+        if let Ok(gpa) = translate(hw, next, ram) {
             // A missing next page only matters if the instruction needs it.
             let _ = hw.read_phys(gpa, &mut bytes[first..]);
         }
@@ -443,12 +453,12 @@ mod tests {
         m.words
             .borrow_mut()
             .insert(0x4000 + idx(12) * 8, 0x9_9000 | 3);
-        assert_eq!(translate(&m, la), Ok(0x9_9ABC));
+        assert_eq!(translate(&m, la, 1 << 32), Ok(0x9_9ABC));
         // The same PD entry as a 2 MiB page.
         m.words
             .borrow_mut()
             .insert(0x3000 + idx(21) * 8, 0x20_0000 | 0x83);
-        assert_eq!(translate(&m, la), Ok(0x20_0000 | (la & 0x1F_FFFF)));
+        assert_eq!(translate(&m, la, 1 << 32), Ok(0x20_0000 | (la & 0x1F_FFFF)));
         // 32-bit paging with a 4 MiB page.
         m.hw.fields.insert(f::GUEST_CR4, CR4_PSE);
         m.hw.fields.insert(f::GUEST_IA32_EFER, 0);
@@ -457,6 +467,9 @@ mod tests {
             0x1000 + (((la32 >> 22) * 4) & !7),
             (0x0C00_0083u64) << ((((la32 >> 22) * 4) & 4) * 8),
         );
-        assert_eq!(translate(&m, la32), Ok(0x0C00_0000 | (la32 & 0x3F_FFFF)));
+        assert_eq!(
+            translate(&m, la32, 1 << 32),
+            Ok(0x0C00_0000 | (la32 & 0x3F_FFFF))
+        );
     }
 }

@@ -56,6 +56,8 @@ pub struct SoftVcpu {
     nested: Option<Nested>,
     /// Nested VM exits: exits of L2's that went to L1.
     reflected: u64,
+    /// Size of guest RAM (guest-physical `[0, ram)`).
+    ram: u64,
 }
 
 impl SoftVcpu {
@@ -104,6 +106,7 @@ impl SoftVcpu {
             triple_fault_pending: false,
             nested,
             reflected: 0,
+            ram: pages.nested.ram,
         })
     }
 
@@ -266,7 +269,7 @@ impl SoftVcpu {
             return Ok(Local::NotMine);
         }
         let rip = VmxHardware::vmread(&*cpu, f::GUEST_RIP)?;
-        let ins = match mmio::decode(&*cpu) {
+        let ins = match mmio::decode(&*cpu, self.ram) {
             Ok(i) => i,
             Err(MmioError::Hw(e)) => return Err(e),
             Err(MmioError::Fetch) => return Ok(Local::NotMine),
@@ -386,8 +389,14 @@ impl Vcpu for SoftVcpu {
                         }
                     }
                 } else if is_vmx_instruction(reason) {
-                    n.l1_vmx_instruction(&mut *cpu, reason).map_err(hw_error)?;
-                    continue;
+                    if n.l1_vmx_instruction(&mut *cpu, reason).map_err(hw_error)? {
+                        continue;
+                    }
+                    let rip = VmxHardware::vmread(&*cpu, f::GUEST_RIP).map_err(hw_error)?;
+                    return Ok(VcpuExit::InternalError(InternalError::Emulation {
+                        what: "a VMX instruction whose memory operand is not in RAM",
+                        rip,
+                    }));
                 }
             }
             let now = cpu.cycles();

@@ -51,17 +51,22 @@ pub(crate) fn eptp_valid(eptp: u64, phys_bits: u32) -> bool {
 }
 
 /// Walks L1's EPT (its tables in L1-physical memory, which is host-physical
-/// under L0's identity EPT) for `gpa2`.
+/// under L0's identity EPT) for `gpa2`. A table outside L1's RAM `[0, ram)`
+/// counts as misconfigured: L0 reads nothing but L1's memory for L1.
 pub(crate) fn walk_l1(
     hw: &impl VmxHardware,
     eptp: u64,
     gpa2: u64,
     phys_bits: u32,
+    ram: u64,
 ) -> Result<L1Walk, HwError> {
     let mut table = eptp & ADDR;
     let mut perms = R | W | X;
     for level in (1..=4u32).rev() {
         let shift = 12 + 9 * (level - 1);
+        if table >= ram {
+            return Ok(L1Walk::Misconfigured);
+        }
         let mut b = [0u8; 8];
         hw.read_phys(table + ((gpa2 >> shift) & 0x1FF) * 8, &mut b)?;
         let entry = u64::from_le_bytes(b);
@@ -191,6 +196,8 @@ mod tests {
     use super::*;
     use crate::hw::test_hw::FakeHw;
 
+    const RAM: u64 = 1 << 22;
+
     fn hw() -> FakeHw {
         FakeHw {
             memory: vec![0; 1 << 22],
@@ -219,30 +226,38 @@ mod tests {
         let mut h = hw();
         let eptp = l1_ept(&mut h);
         assert_eq!(
-            walk_l1(&h, eptp, 0x5123, 39),
+            walk_l1(&h, eptp, 0x5123, 39, RAM),
             Ok(L1Walk::Mapped {
                 gpa1: 0x9_0123,
                 perms: R | W
             })
         );
         assert_eq!(
-            walk_l1(&h, eptp, 0x20_1234, 39),
+            walk_l1(&h, eptp, 0x20_1234, 39, RAM),
             Ok(L1Walk::Mapped {
                 gpa1: 0x20_1234,
                 perms: R
             })
         );
-        assert_eq!(walk_l1(&h, eptp, 0x6000, 39), Ok(L1Walk::NotPresent));
-        assert_eq!(walk_l1(&h, eptp, 1 << 30, 39), Ok(L1Walk::NotPresent));
+        assert_eq!(walk_l1(&h, eptp, 0x6000, 39, RAM), Ok(L1Walk::NotPresent));
+        assert_eq!(walk_l1(&h, eptp, 1 << 30, 39, RAM), Ok(L1Walk::NotPresent));
         // Write without read, and a reserved memory type, are misconfigured.
         put(&mut h, 0x4000 + 6 * 8, 0xA_0000 | MT_WB | W);
-        assert_eq!(walk_l1(&h, eptp, 0x6000, 39), Ok(L1Walk::Misconfigured));
+        assert_eq!(
+            walk_l1(&h, eptp, 0x6000, 39, RAM),
+            Ok(L1Walk::Misconfigured)
+        );
         put(&mut h, 0x4000 + 6 * 8, 0xA_0000 | 2 << 3 | R);
-        assert_eq!(walk_l1(&h, eptp, 0x6000, 39), Ok(L1Walk::Misconfigured));
-        // An L1 table outside memory is L0's error, not a panic.
-        put(&mut h, 0x4000 + 7 * 8, 0x7FFF_F000 | 7);
+        assert_eq!(
+            walk_l1(&h, eptp, 0x6000, 39, RAM),
+            Ok(L1Walk::Misconfigured)
+        );
+        // An L1 table outside L1's RAM is a misconfiguration for L1.
         put(&mut h, 0x3010, 0x7FFF_F000 | 7);
-        assert!(walk_l1(&h, eptp, 0x40_0000, 39).is_err());
+        assert_eq!(
+            walk_l1(&h, eptp, 0x40_0000, 39, RAM),
+            Ok(L1Walk::Misconfigured)
+        );
     }
 
     #[test]
@@ -263,7 +278,7 @@ mod tests {
         s.install(&mut h, 0x5123, 0x9_0000, R | W).unwrap();
         // The shadow is an EPT whose walk gives the composition.
         assert_eq!(
-            walk_l1(&h, s.eptp(), 0x5123, 39),
+            walk_l1(&h, s.eptp(), 0x5123, 39, RAM),
             Ok(L1Walk::Mapped {
                 gpa1: 0x9_0123,
                 perms: R | W
@@ -272,7 +287,7 @@ mod tests {
         // Another page in the same table: no new pages needed.
         s.install(&mut h, 0x6000, 0xA_0000, R).unwrap();
         assert!(matches!(
-            walk_l1(&h, s.eptp(), 0x6000, 39),
+            walk_l1(&h, s.eptp(), 0x6000, 39, RAM),
             Ok(L1Walk::Mapped {
                 gpa1: 0xA_0000,
                 perms: R
@@ -280,9 +295,12 @@ mod tests {
         ));
         // A page 1 GiB away needs three more: the pool starts over.
         s.install(&mut h, 1 << 30, 0xB_0000, R | W | X).unwrap();
-        assert_eq!(walk_l1(&h, s.eptp(), 0x5123, 39), Ok(L1Walk::NotPresent));
+        assert_eq!(
+            walk_l1(&h, s.eptp(), 0x5123, 39, RAM),
+            Ok(L1Walk::NotPresent)
+        );
         assert!(matches!(
-            walk_l1(&h, s.eptp(), 1 << 30, 39),
+            walk_l1(&h, s.eptp(), 1 << 30, 39, RAM),
             Ok(L1Walk::Mapped { gpa1: 0xB_0000, .. })
         ));
         assert_eq!(s.shadowed, Some(0x1000));

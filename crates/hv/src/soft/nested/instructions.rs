@@ -34,6 +34,9 @@ pub(crate) enum Outcome {
     /// Control went elsewhere: into L2 (vmcs02 is current), or to L1's host
     /// RIP after a VM-entry failure.
     Transferred,
+    /// The operand is not in RAM: L0 stops the VM (KVM reports the same
+    /// as an emulation failure).
+    NotRam,
 }
 
 impl From<OperandFault> for Outcome {
@@ -73,24 +76,29 @@ fn l1_cr(hw: &impl VmxHardware, value: u32, mask: u32, shadow: u32) -> Result<u6
 
 /// The 64-bit (or, outside 64-bit mode, 32-bit) memory operand of VMXON,
 /// VMCLEAR, VMPTRLD and VMPTRST.
-fn pointer_operand(hw: &impl VmxHardware, d: &Decoded) -> Op<u64> {
+fn pointer_operand(hw: &impl VmxHardware, d: &Decoded, ram: u64) -> Op<u64> {
     let la = operand::linear_address(hw, d.info, d.qualification, 8)?;
     let mut b = [0u8; 8];
-    operand::read(hw, la, &mut b)?;
+    operand::read(hw, la, &mut b, ram)?;
     Ok(u64::from_le_bytes(b))
 }
 
 impl Nested {
     /// Emulates the VMX instruction behind an exit from L1 with basic reason
     /// `reason` (VMCALL, VMCLEAR … VMXON, INVEPT, INVVPID); vmcs01 is current.
+    /// `false` when L0 cannot emulate it (its operand is not in RAM).
     pub(crate) fn l1_vmx_instruction(
         &mut self,
         hw: &mut impl VmxHardware,
         reason: u16,
-    ) -> Result<(), HwError> {
+    ) -> Result<bool, HwError> {
         let d = decoded(hw)?;
         let outcome = self.outcome(hw, reason, &d)?;
-        self.finish(hw, outcome, d.len)
+        if outcome == Outcome::NotRam {
+            return Ok(false);
+        }
+        self.finish(hw, outcome, d.len)?;
+        Ok(true)
     }
 
     /// Applies an outcome to L1: flags and RIP, or the fault.
@@ -101,7 +109,7 @@ impl Nested {
         len: u64,
     ) -> Result<(), HwError> {
         let status = match outcome {
-            Outcome::Transferred => return Ok(()),
+            Outcome::Transferred | Outcome::NotRam => return Ok(()),
             Outcome::Undefined => return exits::inject_exception(hw, vec::UD, None),
             Outcome::Fault(OperandFault::General) => {
                 return exits::inject_exception(hw, vec::GP, Some(0))
@@ -190,6 +198,7 @@ impl Nested {
         match result {
             Ok(o) => Ok(o),
             Err(OperandError::Fault(fault)) => Ok(Outcome::Fault(fault)),
+            Err(OperandError::NotRam) => Ok(Outcome::NotRam),
             Err(OperandError::Hw(e)) => Err(e),
         }
     }
@@ -223,7 +232,7 @@ impl Nested {
         if cr0 & c0f0 != c0f0 || cr0 & !c0f1 != 0 || cr4 & c4f0 != c4f0 || cr4 & !c4f1 != 0 {
             return Err(OperandError::Fault(OperandFault::General));
         }
-        let addr = pointer_operand(hw, d)?;
+        let addr = pointer_operand(hw, d, self.pages.ram)?;
         if !self.region_ok(addr) || Self::revision_of(hw, addr)? != REVISION {
             return Ok(Outcome::FailInvalid);
         }
@@ -248,7 +257,7 @@ impl Nested {
     }
 
     fn vmclear(&mut self, hw: &mut impl VmxHardware, d: &Decoded) -> Op<Outcome> {
-        let addr = pointer_operand(hw, d)?;
+        let addr = pointer_operand(hw, d, self.pages.ram)?;
         if !self.region_ok(addr) {
             return Ok(self.vmfail(ie::VMCLEAR_INVALID_ADDRESS));
         }
@@ -269,7 +278,7 @@ impl Nested {
     }
 
     fn vmptrld(&mut self, hw: &mut impl VmxHardware, d: &Decoded) -> Op<Outcome> {
-        let addr = pointer_operand(hw, d)?;
+        let addr = pointer_operand(hw, d, self.pages.ram)?;
         if !self.region_ok(addr) {
             return Ok(self.vmfail(ie::VMPTRLD_INVALID_ADDRESS));
         }
@@ -290,7 +299,7 @@ impl Nested {
     fn vmptrst(&mut self, hw: &mut impl VmxHardware, d: &Decoded) -> Op<Outcome> {
         let la = operand::linear_address(hw, d.info, d.qualification, 8)?;
         let value = self.current.unwrap_or(u64::MAX);
-        operand::write(hw, la, &value.to_le_bytes())?;
+        operand::write(hw, la, &value.to_le_bytes(), self.pages.ram)?;
         Ok(Outcome::Succeed)
     }
 
@@ -323,7 +332,7 @@ impl Nested {
             hw.set_gprs(&g);
         } else {
             let la = operand::linear_address(hw, d.info, d.qualification, size as u64)?;
-            operand::write(hw, la, &value.to_le_bytes()[..size])?;
+            operand::write(hw, la, &value.to_le_bytes()[..size], self.pages.ram)?;
         }
         Ok(Outcome::Succeed)
     }
@@ -340,7 +349,7 @@ impl Nested {
         } else {
             let la = operand::linear_address(hw, d.info, d.qualification, size as u64)?;
             let mut b = [0u8; 8];
-            operand::read(hw, la, &mut b[..size])?;
+            operand::read(hw, la, &mut b[..size], self.pages.ram)?;
             u64::from_le_bytes(b)
         };
         let value = if size == 8 {
@@ -364,7 +373,7 @@ impl Nested {
     /// address in 127:64). L0 flushes the processor's TLB at every nested
     /// transition, so a valid invalidation has nothing left to do.
     fn invvpid(&mut self, hw: &mut impl VmxHardware, d: &Decoded) -> Op<Outcome> {
-        let (ty, low, addr) = Self::invalidation_operands(hw, d)?;
+        let (ty, low, addr) = Self::invalidation_operands(hw, d, self.pages.ram)?;
         let vpid = low & 0xFFFF;
         let supported = ty <= 3 && super::caps::EPT_VPID_CAP & 1 << (40 + ty) != 0;
         let canonical = ((addr as i64) << 16 >> 16) as u64 == addr;
@@ -378,13 +387,13 @@ impl Nested {
 
     /// The INVEPT/INVVPID operands: the type register (64 bits in 64-bit
     /// mode, else 32) and the 128-bit descriptor in memory.
-    fn invalidation_operands(hw: &impl VmxHardware, d: &Decoded) -> Op<(u64, u64, u64)> {
+    fn invalidation_operands(hw: &impl VmxHardware, d: &Decoded, ram: u64) -> Op<(u64, u64, u64)> {
         let size = Self::vm_rw_size(hw)?;
         let ty = hw.gprs()[(d.info >> 28) as usize & 15];
         let ty = if size == 8 { ty } else { ty & 0xFFFF_FFFF };
         let la = operand::linear_address(hw, d.info, d.qualification, 16)?;
         let mut desc = [0u8; 16];
-        operand::read(hw, la, &mut desc)?;
+        operand::read(hw, la, &mut desc, ram)?;
         let low = u64::from_le_bytes(desc[..8].try_into().unwrap_or([0; 8]));
         let high = u64::from_le_bytes(desc[8..].try_into().unwrap_or([0; 8]));
         Ok((ty, low, high))
@@ -395,7 +404,7 @@ impl Nested {
     /// 127:64 of the descriptor are reserved. Either empties L0's shadow of
     /// L1's EPT, which is all the EPT-derived translations there are.
     fn invept(&mut self, hw: &mut impl VmxHardware, d: &Decoded) -> Op<Outcome> {
-        let (ty, eptp, _reserved) = Self::invalidation_operands(hw, d)?;
+        let (ty, eptp, _reserved) = Self::invalidation_operands(hw, d, self.pages.ram)?;
         let supported = matches!(ty, 1 | 2) && super::caps::EPT_VPID_CAP & 1 << (24 + ty) != 0;
         if !supported || (ty == 1 && !super::ept::eptp_valid(eptp, self.caps.phys_bits)) {
             return Ok(self.vmfail(ie::INVALID_INVEPT_INVVPID_OPERAND));

@@ -94,7 +94,7 @@ impl Nested {
         // Bits 2:0: the access was a read, a write, an instruction fetch;
         // the same positions as the R, W, X permissions it needs.
         let needed = qualification & 7;
-        let walk = ept::walk_l1(&*hw, eptp12, gpa2, self.caps.phys_bits)?;
+        let walk = ept::walk_l1(&*hw, eptp12, gpa2, self.caps.phys_bits, self.pages.ram)?;
         let mut e = ExitToL1::from_hw(hw)?;
         match walk {
             L1Walk::Mapped { gpa1, perms } if perms & needed == needed => {

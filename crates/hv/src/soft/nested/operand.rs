@@ -26,6 +26,10 @@ pub(crate) enum OperandFault {
 pub(crate) enum OperandError {
     /// L1 takes this fault.
     Fault(OperandFault),
+    /// The operand, or a paging structure on the way to it, is not in L1's
+    /// RAM (device memory, or nothing): L0 does not emulate VMX operands
+    /// there.
+    NotRam,
     /// The processor refused a VMREAD or a physical access.
     Hw(HwError),
 }
@@ -108,10 +112,14 @@ pub(crate) fn linear_address(
 /// Guest-physical address of one byte of the operand, with the page fault
 /// a CPL-0 access would take (SDM Vol. 3A §4.7: error code bit 0 present,
 /// bit 1 write; CR0.WP makes read-only pages read-only for supervisors).
-fn translate(hw: &impl VmxHardware, la: u64, write: bool) -> Result<u64, OperandError> {
+fn translate(hw: &impl VmxHardware, la: u64, write: bool, ram: u64) -> Result<u64, OperandError> {
     let wp = hw.vmread(f::GUEST_CR0)? & CR0_WP != 0;
     let w = u32::from(write) << 1;
-    match mmio::walk(hw, la)? {
+    let walked = match mmio::walk(hw, la, ram) {
+        Err(HwError::PhysicalRange(_)) => return Err(OperandError::NotRam),
+        other => other?,
+    };
+    match walked {
         None => Err(OperandError::Fault(OperandFault::Page {
             code: w,
             addr: la,
@@ -120,14 +128,21 @@ fn translate(hw: &impl VmxHardware, la: u64, write: bool) -> Result<u64, Operand
             code: 1 | w,
             addr: la,
         })),
+        Some(t) if t.gpa >= ram => Err(OperandError::NotRam),
         Some(t) => Ok(t.gpa),
     }
 }
 
-/// Reads `buf.len()` bytes of L1's memory at linear address `la`.
-pub(crate) fn read(hw: &impl VmxHardware, la: u64, buf: &mut [u8]) -> Result<(), OperandError> {
+/// Reads `buf.len()` bytes of L1's memory (RAM `[0, ram)`) at linear
+/// address `la`.
+pub(crate) fn read(
+    hw: &impl VmxHardware,
+    la: u64,
+    buf: &mut [u8],
+    ram: u64,
+) -> Result<(), OperandError> {
     for (i, b) in buf.iter_mut().enumerate() {
-        let gpa = translate(hw, la.wrapping_add(i as u64), false)?;
+        let gpa = translate(hw, la.wrapping_add(i as u64), false, ram)?;
         let mut one = [0u8];
         hw.read_phys(gpa, &mut one)?;
         *b = one[0];
@@ -135,15 +150,78 @@ pub(crate) fn read(hw: &impl VmxHardware, la: u64, buf: &mut [u8]) -> Result<(),
     Ok(())
 }
 
-/// Writes `data` to L1's memory at linear address `la`; nothing is written
-/// unless every byte can be (the fault comes first).
-pub(crate) fn write(hw: &mut impl VmxHardware, la: u64, data: &[u8]) -> Result<(), OperandError> {
+/// Writes `data` to L1's memory (RAM `[0, ram)`) at linear address `la`;
+/// nothing is written unless every byte can be (the fault comes first).
+pub(crate) fn write(
+    hw: &mut impl VmxHardware,
+    la: u64,
+    data: &[u8],
+    ram: u64,
+) -> Result<(), OperandError> {
     let mut gpas = Vec::with_capacity(data.len());
     for i in 0..data.len() {
-        gpas.push(translate(hw, la.wrapping_add(i as u64), true)?);
+        gpas.push(translate(hw, la.wrapping_add(i as u64), true, ram)?);
     }
     for (gpa, b) in gpas.into_iter().zip(data) {
         hw.write_phys(gpa, &[*b])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hw::test_hw::FakeHw;
+    use x86::cr::{CR0_PE, CR0_PG, CR4_PSE};
+
+    /// 32-bit paging at CR3 = 0x1000 over 1 MiB of RAM and 1 MiB of L0's
+    /// own pages above it.
+    fn l1() -> FakeHw {
+        let mut hw = FakeHw {
+            memory: vec![0; 2 << 20],
+            ..FakeHw::default()
+        };
+        hw.fields.insert(f::GUEST_CR0, CR0_PE | CR0_PG | CR0_WP);
+        hw.fields.insert(f::GUEST_CR4, CR4_PSE);
+        hw.fields.insert(f::GUEST_CR3, 0x1000);
+        // PDE 0: page table at 0x2000. PTE 1: page 0x5000, read-only.
+        // PTE 2: a page beyond RAM. PDE 1: a page table beyond RAM.
+        hw.write_phys(0x1000, &0x2003u32.to_le_bytes()).unwrap();
+        hw.write_phys(0x1004, &0x10_0003u32.to_le_bytes()).unwrap();
+        hw.write_phys(0x2004, &0x5001u32.to_le_bytes()).unwrap();
+        hw.write_phys(0x2008, &0x18_0003u32.to_le_bytes()).unwrap();
+        hw
+    }
+
+    const RAM: u64 = 1 << 20;
+
+    #[test]
+    fn operands_fault_as_l1_would_and_never_reach_l0_pages() {
+        let mut hw = l1();
+        let mut b = [0u8; 8];
+        assert_eq!(read(&hw, 0x1000, &mut b, RAM), Ok(()));
+        // Not present: #PF, read, at the first byte that fails.
+        assert_eq!(
+            read(&hw, 0x3FFC, &mut b, RAM),
+            Err(OperandError::Fault(OperandFault::Page {
+                code: 0,
+                addr: 0x3FFC
+            }))
+        );
+        // A write to a read-only page with CR0.WP: #PF, present and write.
+        assert_eq!(
+            write(&mut hw, 0x1000, &[1], RAM),
+            Err(OperandError::Fault(OperandFault::Page {
+                code: 3,
+                addr: 0x1000
+            }))
+        );
+        // A page, or a page table, outside RAM: not emulated, not read.
+        assert_eq!(read(&hw, 0x2000, &mut b, RAM), Err(OperandError::NotRam));
+        assert_eq!(
+            write(&mut hw, 0x40_0000, &[1], RAM),
+            Err(OperandError::NotRam)
+        );
+        assert!(hw.memory[RAM as usize..].iter().all(|&x| x == 0));
+    }
 }
