@@ -7,7 +7,7 @@
 
 use super::caps::L1Caps;
 use super::ept::eptp_valid;
-use super::vmcs12::Vmcs12;
+use super::vmcs12::{Controls, Vmcs12};
 use x86::cr::{CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use x86::vmx::{entry_ctl, exit_ctl, field as f, pin, proc, proc2};
 
@@ -33,15 +33,13 @@ fn canonical(a: u64) -> bool {
 /// Checks on the controls (SDM §27.2.1.1, §27.2.1.2), given the size of
 /// L1's memory for bitmap addresses.
 pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps, ram: u64) -> Result<(), EntryCheck> {
-    let pinv = v.get32(f::PIN_BASED_VM_EXEC_CONTROL);
-    let procv = v.get32(f::CPU_BASED_VM_EXEC_CONTROL);
-    let proc2v = if procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0 {
-        v.get32(f::SECONDARY_VM_EXEC_CONTROL)
-    } else {
-        0
-    };
-    let exitv = v.get32(f::VM_EXIT_CONTROLS);
-    let entryv = v.get32(f::VM_ENTRY_CONTROLS);
+    let Controls {
+        pin: pinv,
+        proc: procv,
+        proc2: proc2v,
+        exit: exitv,
+        entry: entryv,
+    } = v.controls();
     let fail = Err(EntryCheck::Controls);
     if !caps.pin.admits(pinv)
         || !caps.proc.admits(procv)
@@ -161,10 +159,7 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
 /// MSR-load area is empty in every VMCS this VMX accepts.
 pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     let (mut cr0_fixed0, cr0_fixed1) = caps.cr0_fixed();
-    let procv = v.get32(f::CPU_BASED_VM_EXEC_CONTROL);
-    if procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0
-        && v.get32(f::SECONDARY_VM_EXEC_CONTROL) & proc2::UNRESTRICTED_GUEST != 0
-    {
+    if v.controls().proc2 & proc2::UNRESTRICTED_GUEST != 0 {
         cr0_fixed0 &= !(x86::cr::CR0_PE | x86::cr::CR0_PG);
     }
     let (cr4_fixed0, cr4_fixed1) = caps.cr4_fixed();

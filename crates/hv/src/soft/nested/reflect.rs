@@ -36,13 +36,8 @@ pub(crate) trait BitmapReader {
 
 /// Whether L1 asked for this exit.
 pub(crate) fn l1_wants(e: &ExitFacts, v: &Vmcs12, mem: &impl BitmapReader) -> bool {
-    let pinv = v.get32(f::PIN_BASED_VM_EXEC_CONTROL);
-    let procv = v.get32(f::CPU_BASED_VM_EXEC_CONTROL);
-    let proc2v = if procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0 {
-        v.get32(f::SECONDARY_VM_EXEC_CONTROL)
-    } else {
-        0
-    };
+    let c = v.controls();
+    let (pinv, procv, proc2v) = (c.pin, c.proc, c.proc2);
     let p = |bit: u32| procv & bit != 0;
     let p2 = |bit: u32| proc2v & bit != 0;
     match e.reason {

@@ -171,17 +171,13 @@ impl L0Template {
 impl Nested {
     /// L1's notify window when L1 enabled notify VM exiting in vmcs12.
     pub(crate) fn l1_window(&self) -> Option<u32> {
-        let procv = self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL);
-        let proc2v = self.vmcs12.get32(f::SECONDARY_VM_EXEC_CONTROL);
-        (procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0 && proc2v & proc2::NOTIFY_VM_EXITING != 0)
+        (self.vmcs12.controls().proc2 & proc2::NOTIFY_VM_EXITING != 0)
             .then(|| self.vmcs12.get32(f::NOTIFY_WINDOW))
     }
 
     /// L1's EPTP when L1 enabled EPT in vmcs12.
     pub(crate) fn l1_eptp(&self) -> Option<u64> {
-        let procv = self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL);
-        let proc2v = self.vmcs12.get32(f::SECONDARY_VM_EXEC_CONTROL);
-        (procv & proc::ACTIVATE_SECONDARY_CONTROLS != 0 && proc2v & proc2::ENABLE_EPT != 0)
+        (self.vmcs12.controls().proc2 & proc2::ENABLE_EPT != 0)
             .then(|| self.vmcs12.get(f::EPT_POINTER))
     }
 
@@ -233,15 +229,8 @@ impl Nested {
 
     /// Makes vmcs02 current and writes it.
     fn build_vmcs02(&mut self, hw: &mut impl VmxHardware, l0: &L0Template) -> Result<(), HwError> {
-        let v = &self.vmcs12;
-        let pin12 = v.get32(f::PIN_BASED_VM_EXEC_CONTROL);
-        let proc12 = v.get32(f::CPU_BASED_VM_EXEC_CONTROL);
-        let proc2_12 = if proc12 & proc::ACTIVATE_SECONDARY_CONTROLS != 0 {
-            v.get32(f::SECONDARY_VM_EXEC_CONTROL)
-        } else {
-            0
-        };
-        let entry12 = v.get32(f::VM_ENTRY_CONTROLS);
+        let c12 = self.vmcs12.controls();
+        let (pin12, proc12, proc2_12, entry12) = (c12.pin, c12.proc, c12.proc2, c12.entry);
         let window = self.window02();
         let bitmap = self.merged_msr_bitmap(hw)?;
         hw.write_phys(self.pages.msr_bitmap02, &bitmap)?;

@@ -13,11 +13,28 @@
 
 use crate::hw::{HwError, VmxHardware};
 use softcpu::{Vmcs, VMCS_FIELDS};
+use x86::vmx::{field as f, proc};
 
 /// Byte offset of the launch state in the region.
 const LAUNCH_STATE_OFFSET: u64 = 8;
 /// Byte offset of the first field in the region.
 const FIELDS_OFFSET: u64 = 16;
+
+/// The VM-execution, exit and entry controls of a vmcs12, with the
+/// secondary controls counted as 0 unless activated (SDM Vol. 3C §25.6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Controls {
+    /// Pin-based controls.
+    pub pin: u32,
+    /// Primary processor-based controls.
+    pub proc: u32,
+    /// Secondary processor-based controls in effect.
+    pub proc2: u32,
+    /// VM-exit controls.
+    pub exit: u32,
+    /// VM-entry controls.
+    pub entry: u32,
+}
 
 /// L0's copy of one vmcs12.
 #[derive(Debug, Clone)]
@@ -55,6 +72,22 @@ impl Vmcs12 {
     /// Its low 32 bits.
     pub(crate) fn get32(&self, encoding: u32) -> u32 {
         self.fields.get32(encoding)
+    }
+
+    /// The controls, secondary ones only when activated.
+    pub(crate) fn controls(&self) -> Controls {
+        let proc = self.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+        Controls {
+            pin: self.get32(f::PIN_BASED_VM_EXEC_CONTROL),
+            proc,
+            proc2: if proc & proc::ACTIVATE_SECONDARY_CONTROLS != 0 {
+                self.get32(f::SECONDARY_VM_EXEC_CONTROL)
+            } else {
+                0
+            },
+            exit: self.get32(f::VM_EXIT_CONTROLS),
+            entry: self.get32(f::VM_ENTRY_CONTROLS),
+        }
     }
 
     /// Writes any field, exit-information fields included (L0 playing the
@@ -97,7 +130,6 @@ impl Vmcs12 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x86::vmx::field as f;
     use x86::vmx::instruction_error as ie;
 
     #[test]
