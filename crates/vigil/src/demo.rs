@@ -177,11 +177,18 @@ fn exception_exits(r: &RunReport) -> u64 {
 fn judge(r: &RunReport) -> (String, Option<Expect>) {
     let n = &r.notify;
     match &r.end {
-        RunEnd::DebugExit(0) if n.exits == 0 => ("completed".into(), Some(Expect::Completed)),
-        RunEnd::DebugExit(0) => (
-            format!("L1 passed; {} notify exits in L2", n.exits),
-            Some(Expect::NestedPassed),
+        RunEnd::DebugExit(0) if r.nested_exits_to_l1 > 0 => (
+            format!(
+                "L1 passed; {} exits to L1, {} notify in L2",
+                r.nested_exits_to_l1, n.exits
+            ),
+            Some(if n.exits == 0 {
+                Expect::Completed
+            } else {
+                Expect::NestedPassed
+            }),
         ),
+        RunEnd::DebugExit(0) if n.exits == 0 => ("completed".into(), Some(Expect::Completed)),
         RunEnd::Timeout(_) if n.exits > 0 => (
             format!(
                 "contained: {} notify exits{}",
@@ -241,7 +248,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         "1st notify (virtual)",
         "longest without L0 (host)",
     ];
-    let widths = [26, 9, 44, 40, 20, 25];
+    let widths = [26, 9, 44, 44, 20, 25];
     let line = |cells: [&str; 6]| -> String {
         let mut s = String::new();
         for (c, w) in cells.iter().zip(widths) {
