@@ -103,9 +103,9 @@ extern int lapic_hz_from_cpuid;
 
 /* ------------------------------------------------ reporting (main.c) */
 
-/* report(), except that in fuzz mode PASS lines are not printed. */
+/* report(), except that in fuzz and bench modes PASS lines are not printed. */
 int check(const char *name, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-extern int fuzz_mode;
+extern int fuzz_mode, bench_mode;
 
 /* One L2 run and what its VM exit left in the VMCS (main.c). */
 struct l2_exit {
@@ -135,9 +135,13 @@ extern uint64_t l1_ram_end;
 void want_fail_valid(const char *name, const char *what, uint64_t fl, uint32_t want);
 void want_entry_error(const char *name, const char *what, const struct l2_exit *e, uint32_t want);
 
-/* errors.c, ept.c, fuzz.c */
+/* errors.c, ept.c, fuzz.c, bench.c */
 void vmx_error_checks(void);
 void payload_ept(void);
 void fuzz_run(const void *module, uint32_t len) __attribute__((noreturn));
+/* mode=bench: `what` and `loops` are the values of what= and loops= on the
+ * command line (not NUL-terminated; NULL if absent). */
+void bench_run(const char *what, size_t what_len, const char *loops, size_t loops_len)
+	__attribute__((noreturn));
 
 #endif

@@ -29,6 +29,10 @@
  *   mode=fuzz        instead of the payloads: VMWRITE the FIELD VALUE lines
  *                    of the first module over the benign VMCS, VMLAUNCH once,
  *                    print one verdict line (fuzz.c)
+ *   mode=bench what=W loops=N
+ *                    instead of the payloads: a loop for timing nested VMX
+ *                    (W = spin, vmcall or cpuid), one result line (bench.c,
+ *                    bench/nested.sh)
  */
 #include "l1hv.h"
 #include "payloads.h"
@@ -40,7 +44,7 @@ struct mb_module {
 	uint32_t start, end, string, reserved;
 };
 
-int fuzz_mode;
+int fuzz_mode, bench_mode;
 static int expect_notify, expect_invalid;
 uint64_t l1_ram_end;
 
@@ -49,7 +53,7 @@ int check(const char *name, int ok, const char *fmt, ...)
 	char buf[512];
 	va_list ap;
 
-	if (fuzz_mode && ok)
+	if ((fuzz_mode || bench_mode) && ok)
 		return 1;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -75,6 +79,30 @@ static int has_arg(const char *cmd, const char *arg)
 			return 1;
 	}
 	return 0;
+}
+
+/* The value of the first word `key`VALUE after the kernel name (key ends
+ * in '='), and its length in *len; NULL if there is none. */
+static const char *arg_value(const char *cmd, const char *key, size_t *len)
+{
+	size_t n = strlen(key);
+	const char *p = cmd;
+
+	while (*p && *p != ' ')
+		p++;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		const char *w = p;
+		while (*p && *p != ' ')
+			p++;
+		if ((size_t)(p - w) >= n && memcmp(w, key, n) == 0) {
+			*len = (size_t)(p - w) - n;
+			return w + n;
+		}
+	}
+	*len = 0;
+	return NULL;
 }
 
 /* ------------------------------------------------------------ L2 runs */
@@ -535,7 +563,7 @@ static int vmx_enable(void)
 	      "pin %#x, proc %#x, exit %#x, entry %#x (64-bit L2) / %#x (32-bit L2)%s", v64.pin,
 	      v64.proc, v64.exit, v64.entry, v32.entry, ctl_ok ? "" : ": wanted bits missing");
 
-	if (!fuzz_mode)
+	if (!fuzz_mode && !bench_mode)
 		printf("l1: secondary controls may be 1: %#x, IA32_VMX_EPT_VPID_CAP %#llx, IA32_VMX_MISC %#llx\n",
 		       (uint32_t)(caps.proc2 >> 32), (unsigned long long)caps.ept_vpid,
 		       (unsigned long long)caps.misc);
@@ -569,19 +597,28 @@ int main(void)
 	/* mem_upper: KiB of memory from 1 MiB up (multiboot flags bit 0). */
 	l1_ram_end = (mb->flags & 1) ? 0x100000 + (uint64_t)mb->mem_upper * 1024 : 0;
 	fuzz_mode = has_arg(cmd, "mode=fuzz");
+	bench_mode = !fuzz_mode && has_arg(cmd, "mode=bench");
 	expect_notify = has_arg(cmd, "expect=notify");
 	expect_invalid = has_arg(cmd, "expect=invalid");
 	printf("l1hv: a VMX hypervisor as L1%s\n",
 	       fuzz_mode ? ", fuzz mode" :
+	       bench_mode ? ", bench mode" :
 	       expect_invalid ? ": #AC not intercepted by L0, first notify exit invalid" :
 	       expect_notify ? ": #AC not intercepted by L0, notify exits expected" :
 			       ": default expectations (L0 may intercept #AC)");
 
 	l1_tables_init();
 	if (!vmx_enable()) {
-		if (fuzz_mode)
+		if (fuzz_mode || bench_mode)
 			exit(1);
 		report_done();
+	}
+	if (bench_mode) {
+		/* No APIC timer: nothing interrupts L1 or L2 but L0's own. */
+		size_t what_len, loops_len;
+		const char *what = arg_value(cmd, "what=", &what_len);
+		const char *loops = arg_value(cmd, "loops=", &loops_len);
+		bench_run(what, what_len, loops, loops_len);
 	}
 	uint32_t hz = lapic_init();
 	if (!fuzz_mode)
