@@ -130,11 +130,14 @@ impl ApicWiring {
     }
 
     /// Interrupt delivery and the timer, just before a VM entry at virtual
-    /// time `now`.
+    /// time `now`. With `inject` false a deliverable interrupt only asks for
+    /// an interrupt window (an entry that may still fail must not take an
+    /// interrupt out of the APIC).
     pub(crate) fn before_entry(
         &mut self,
         hw: &mut impl VmxHardware,
         now: u64,
+        inject: bool,
     ) -> Result<(), HwError> {
         self.lapic.advance(now);
         let mut procv = hw.vmread(f::CPU_BASED_VM_EXEC_CONTROL)? as u32;
@@ -144,7 +147,7 @@ impl ApicWiring {
             let rflags = hw.vmread(f::GUEST_RFLAGS)?;
             let shadow = hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)? as u32
                 & (interruptibility::STI | interruptibility::MOV_SS);
-            if !queued && rflags & x86::rflags::IF != 0 && shadow == 0 {
+            if inject && !queued && rflags & x86::rflags::IF != 0 && shadow == 0 {
                 let vector = self.lapic.acknowledge();
                 let info = intr_info::make(vector, intr_info::TYPE_EXT_INTR, false);
                 hw.vmwrite(f::VM_ENTRY_INTR_INFO, u64::from(info))?;

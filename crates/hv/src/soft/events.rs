@@ -58,6 +58,25 @@ pub(crate) fn requeue_vectoring(hw: &mut impl VmxHardware) -> Result<(), HwError
     Ok(())
 }
 
+/// Restores blocking by NMI after an exit whose qualification bit 12 says
+/// it was incident to an IRET that had unblocked NMIs (notify exits, EPT
+/// violations; SDM Vol. 3C §31.7.1.2) — unless the event re-queued is
+/// itself an NMI, which needs NMIs unblocked.
+pub(crate) fn reblock_nmis_after_iret(
+    hw: &mut impl VmxHardware,
+    qualification: u64,
+) -> Result<(), HwError> {
+    let nmi_requeued = vectoring(hw)?.is_some_and(|v| kind(v) == intr_info::TYPE_NMI);
+    if qualification & 1 << 12 != 0 && !nmi_requeued {
+        let state = hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)?;
+        hw.vmwrite(
+            f::GUEST_INTERRUPTIBILITY_INFO,
+            state | u64::from(x86::vmx::interruptibility::NMI),
+        )?;
+    }
+    Ok(())
+}
+
 /// What reflecting an intercepted exception decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reflected {

@@ -1,11 +1,12 @@
 //! L0's VM-exit handlers: what the hypervisor handles itself and what goes
 //! to userspace.
 
+use super::cr::{self, CrAccess};
 use super::events::{self, Reflected};
 use super::nested::L1Caps;
 use crate::accel::{GuestLevel, InternalError, NotifyExit, VcpuExit};
 use crate::hw::{HwError, VmxHardware};
-use x86::vmx::{exit_reason as er, field as f, interruptibility, intr_info, qualification as q};
+use x86::vmx::{exit_reason as er, field as f, intr_info, qualification as q};
 
 /// The outcome of handling one VM exit.
 #[derive(Debug)]
@@ -63,13 +64,16 @@ fn rip(hw: &impl VmxHardware) -> u64 {
 }
 
 /// What the guest at hand is offered of VMX: L1's capabilities when nested
-/// VMX is on and the exit is L1's, and whether L1 is in VMX operation.
+/// VMX is on and the exit is L1's, whether L1 is in VMX operation, and
+/// whether the exit is L2's (whose CR0/CR4 carry VMX's fixed bits).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct VmxOffer<'a> {
     /// The capabilities, when VMX is offered to this guest.
     pub caps: Option<&'a L1Caps>,
     /// The guest executed VMXON (and no VMXOFF since).
     pub on: bool,
+    /// The guest is an L2, run for an L1 hypervisor.
+    pub l2: bool,
 }
 
 /// Handles the VM exit whose exit-reason field is `raw`.
@@ -130,7 +134,7 @@ pub(crate) fn handle(
                 }
             }
         }
-        er::CR_ACCESS => match cr_access(hw, qual, vmx)? {
+        er::CR_ACCESS => match cr::mov_to_cr(hw, qual, vmx)? {
             CrAccess::Done => {
                 skip_instruction(hw, len)?;
                 Handled::Resume
@@ -181,15 +185,7 @@ pub(crate) fn handle(
 /// unless the event re-queued is itself an NMI, which needs NMIs unblocked.
 fn notify(hw: &mut impl VmxHardware, qual: u64) -> Result<NotifyExit, HwError> {
     let vectoring = hw.vmread(f::IDT_VECTORING_INFO)? as u32;
-    let nmi_requeued = vectoring & intr_info::VALID != 0
-        && (vectoring >> intr_info::TYPE_SHIFT) & 7 == intr_info::TYPE_NMI;
-    if qual & q::NOTIFY_NMI_UNBLOCKING_IRET != 0 && !nmi_requeued {
-        let state = hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)?;
-        hw.vmwrite(
-            f::GUEST_INTERRUPTIBILITY_INFO,
-            state | u64::from(interruptibility::NMI),
-        )?;
-    }
+    events::reblock_nmis_after_iret(hw, qual & q::NOTIFY_NMI_UNBLOCKING_IRET)?;
     Ok(NotifyExit {
         context_invalid: qual & q::NOTIFY_CONTEXT_INVALID != 0,
         level: GuestLevel::L1,
@@ -197,76 +193,6 @@ fn notify(hw: &mut impl VmxHardware, qual: u64) -> Result<NotifyExit, HwError> {
         rip: Some(rip(hw)),
         idt_vectoring_info: Some(vectoring),
     })
-}
-
-/// A MOV to CR0 or CR4 that touched a bit L0 owns (CR0.NE, CR4.VMXE; SDM
-/// Vol. 3C §26.1.3). CR0: the guest sees its NE in the read shadow while the
-/// real CR0 keeps NE = 1, the other bits take effect, and a change of PG
-/// with EFER.LME = 1 enters or leaves IA-32e mode as the CPU would (SDM Vol.
-/// 3A §10.8.5). CR4.VMXE: where VMX is offered, the guest's value lands in
-/// the read shadow (the real CR4.VMXE stays 1), except that clearing it in
-/// VMX operation is #GP(0) (SDM Vol. 3C §24.8); where it is not offered,
-/// setting it is #GP(0) as on a processor without VMX.
-fn cr_access(hw: &mut impl VmxHardware, qual: u64, vmx: VmxOffer<'_>) -> Result<CrAccess, HwError> {
-    use x86::cr::{CR0_NE, CR0_PG, CR4_VMXE, EFER_LMA, EFER_LME};
-    let cr = qual & 0xF;
-    let access_type = (qual >> 4) & 3;
-    if access_type != 0 {
-        return Ok(CrAccess::Unhandled);
-    }
-    let value = hw.gprs()[((qual >> 8) & 0xF) as usize];
-    match cr {
-        0 => {
-            // CR0 is 32 bits wide; bits 63:32 of the source are ignored
-            // outside 64-bit mode and must be 0 in it (SDM Vol. 3A §2.5).
-            let value = value & 0xFFFF_FFFF;
-            let old = hw.vmread(f::GUEST_CR0)?;
-            hw.vmwrite(f::CR0_READ_SHADOW, value)?;
-            hw.vmwrite(f::GUEST_CR0, value | CR0_NE)?;
-            if (old ^ value) & CR0_PG != 0 {
-                let efer = hw.vmread(f::GUEST_IA32_EFER)?;
-                let lma = efer & EFER_LME != 0 && value & CR0_PG != 0;
-                let efer = if lma {
-                    efer | EFER_LMA
-                } else {
-                    efer & !EFER_LMA
-                };
-                hw.vmwrite(f::GUEST_IA32_EFER, efer)?;
-                let entry = hw.vmread(f::VM_ENTRY_CONTROLS)?;
-                let ia32e = u64::from(x86::vmx::entry_ctl::IA32E_MODE_GUEST);
-                let entry = if lma { entry | ia32e } else { entry & !ia32e };
-                hw.vmwrite(f::VM_ENTRY_CONTROLS, entry)?;
-            }
-            Ok(CrAccess::Done)
-        }
-        4 => {
-            let setting = value & CR4_VMXE != 0;
-            let refused = if vmx.caps.is_some() {
-                !setting && vmx.on
-            } else {
-                setting
-            };
-            if refused {
-                inject_exception(hw, x86::exception::GP, Some(0))?;
-                return Ok(CrAccess::Faulted);
-            }
-            let shadow = hw.vmread(f::CR4_READ_SHADOW)? & !CR4_VMXE;
-            hw.vmwrite(f::CR4_READ_SHADOW, shadow | (value & CR4_VMXE))?;
-            hw.vmwrite(f::GUEST_CR4, value | CR4_VMXE)?;
-            Ok(CrAccess::Done)
-        }
-        _ => Ok(CrAccess::Unhandled),
-    }
-}
-
-/// What L0 made of a control-register access exit.
-enum CrAccess {
-    /// Emulated: step over the instruction.
-    Done,
-    /// A fault was injected; the instruction is not completed.
-    Faulted,
-    /// Not an access L0 emulates.
-    Unhandled,
 }
 
 /// Mask of the low `size` bytes.
@@ -369,7 +295,7 @@ mod tests {
         notify_exit(&mut hw, q::NOTIFY_NMI_UNBLOCKING_IRET, db);
         assert_eq!(
             hw.fields[&f::GUEST_INTERRUPTIBILITY_INFO],
-            u64::from(interruptibility::NMI)
+            u64::from(x86::vmx::interruptibility::NMI)
         );
         let mut hw = FakeHw::default();
         let nmi = intr_info::make(2, intr_info::TYPE_NMI, false);
@@ -385,53 +311,5 @@ mod tests {
         };
         assert!(n.context_invalid);
         assert_eq!(hw.fields.get(&f::VM_ENTRY_INTR_INFO), None);
-    }
-}
-
-#[cfg(test)]
-mod cr_tests {
-    use super::*;
-    use crate::hw::test_hw::FakeHw;
-    use x86::cr::{CR0_NE, CR0_PE, CR0_PG, EFER_LMA, EFER_LME};
-
-    #[test]
-    fn a_cr0_write_clearing_ne_lands_in_the_shadow_and_can_enter_long_mode() {
-        let mut hw = FakeHw::default();
-        hw.gprs[0] = CR0_PE | CR0_PG; // NE clear
-        hw.fields.insert(f::GUEST_CR0, CR0_PE | CR0_NE);
-        hw.fields.insert(f::GUEST_IA32_EFER, EFER_LME);
-        // MOV to CR0 from RAX, 3-byte instruction.
-        hw.fields.insert(f::EXIT_QUALIFICATION, 0);
-        hw.fields.insert(f::VM_EXIT_INSTRUCTION_LEN, 3);
-        hw.fields.insert(f::GUEST_RIP, 0x1000);
-        assert!(matches!(
-            handle(&mut hw, u64::from(er::CR_ACCESS), VmxOffer::default()).unwrap(),
-            Handled::Resume
-        ));
-        assert_eq!(hw.fields[&f::GUEST_CR0], CR0_PE | CR0_PG | CR0_NE);
-        assert_eq!(hw.fields[&f::CR0_READ_SHADOW], CR0_PE | CR0_PG);
-        assert_eq!(hw.fields[&f::GUEST_IA32_EFER], EFER_LME | EFER_LMA);
-        assert_ne!(
-            hw.fields[&f::VM_ENTRY_CONTROLS] & u64::from(x86::vmx::entry_ctl::IA32E_MODE_GUEST),
-            0
-        );
-        assert_eq!(hw.fields[&f::GUEST_RIP], 0x1003);
-    }
-
-    #[test]
-    fn setting_cr4_vmxe_is_a_general_protection_fault() {
-        let mut hw = FakeHw::default();
-        hw.gprs[3] = x86::cr::CR4_VMXE;
-        hw.fields.insert(f::EXIT_QUALIFICATION, 4 | (3 << 8));
-        hw.fields.insert(f::GUEST_RIP, 0x1000);
-        assert!(matches!(
-            handle(&mut hw, u64::from(er::CR_ACCESS), VmxOffer::default()).unwrap(),
-            Handled::Resume
-        ));
-        assert_eq!(
-            hw.fields[&f::VM_ENTRY_INTR_INFO] as u32,
-            intr_info::make(x86::exception::GP, intr_info::TYPE_HW_EXCEPTION, true)
-        );
-        assert_eq!(hw.fields[&f::GUEST_RIP], 0x1000);
     }
 }

@@ -2,6 +2,7 @@
 
 mod apic;
 mod control;
+mod cr;
 mod events;
 mod exits;
 mod mmio;

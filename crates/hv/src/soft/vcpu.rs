@@ -179,10 +179,33 @@ impl SoftVcpu {
         if !self.apic.has_pending(now) {
             return Ok(());
         }
+        if n.entering() {
+            return Ok(());
+        }
         let vector = ack.then(|| self.apic.acknowledge());
         n.interrupt_exit(cpu, vector)?;
         self.reflected += 1;
         Ok(())
+    }
+}
+
+impl SoftVcpu {
+    /// An interrupt for L1 pending while L1's VMLAUNCH/VMRESUME enters L2,
+    /// with L1 intercepting them: VM entry completes before the interrupt
+    /// makes L2 exit (SDM Vol. 3C §27.7), so a zero preemption timer brings
+    /// the CPU back right after the entry, before L2's first instruction,
+    /// and the next round of the loop makes the exit to L1.
+    fn exit_after_first_entry(&mut self, cpu: &mut SoftCpu, now: u64) -> Result<(), HwError> {
+        let Some(n) = self.nested.as_ref() else {
+            return Ok(());
+        };
+        if !n.entering() || n.l1_takes_interrupts().is_none() || !self.apic.has_pending(now) {
+            return Ok(());
+        }
+        let pinv = VmxHardware::vmread(&*cpu, f::PIN_BASED_VM_EXEC_CONTROL)?;
+        let timer = u64::from(x86::vmx::pin::PREEMPTION_TIMER);
+        VmxHardware::vmwrite(cpu, f::PIN_BASED_VM_EXEC_CONTROL, pinv | timer)?;
+        VmxHardware::vmwrite(cpu, f::VMX_PREEMPTION_TIMER_VALUE, 0)
     }
 }
 
@@ -317,9 +340,12 @@ impl Vcpu for SoftVcpu {
         }
         self.complete_io(&mut cpu).map_err(hw_error)?;
         loop {
-            if std::mem::take(&mut self.triple_fault_pending) {
+            let entering = self.nested.as_ref().is_some_and(|n| n.entering());
+            if self.triple_fault_pending && !entering {
+                self.triple_fault_pending = false;
                 match self.nested.as_mut().filter(|n| n.in_l2()) {
-                    // A shutdown of L2 is L1's business: a TRIPLE_FAULT exit.
+                    // A shutdown of L2 is L1's business: a TRIPLE_FAULT exit
+                    // (once L2 has entered at all).
                     Some(n) => n.triple_fault_exit(&mut *cpu).map_err(hw_error)?,
                     None => return Ok(VcpuExit::Shutdown),
                 }
@@ -329,7 +355,11 @@ impl Vcpu for SoftVcpu {
             }
             let now = cpu.cycles();
             self.nested_interrupts(&mut cpu, now).map_err(hw_error)?;
-            self.apic.before_entry(&mut *cpu, now).map_err(hw_error)?;
+            self.apic
+                .before_entry(&mut *cpu, now, !entering)
+                .map_err(hw_error)?;
+            self.exit_after_first_entry(&mut cpu, now)
+                .map_err(hw_error)?;
             let in_l2 = match &self.nested {
                 Some(n) if n.in_l2() => {
                     n.keep_l1_windows(&mut *cpu).map_err(hw_error)?;
@@ -428,8 +458,12 @@ impl Vcpu for SoftVcpu {
                 Some(n) if !in_l2 => exits::VmxOffer {
                     caps: Some(n.caps()),
                     on: n.in_vmx_operation(),
+                    l2: false,
                 },
-                _ => exits::VmxOffer::default(),
+                _ => exits::VmxOffer {
+                    l2: in_l2,
+                    ..exits::VmxOffer::default()
+                },
             };
             match exits::handle(&mut *cpu, raw, offer).map_err(hw_error)? {
                 Handled::Resume => continue,

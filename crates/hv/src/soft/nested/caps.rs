@@ -16,7 +16,8 @@
 //!   nested transition, so any VPID is correct), WBINVD exiting and notify
 //!   VM exiting.
 //! - exit: host address-space size, acknowledge interrupt on exit, save/load
-//!   PAT and EFER.  entry: IA-32e mode guest, load PAT and EFER.
+//!   EFER.  entry: IA-32e mode guest, load EFER. The PAT controls are not
+//!   offered: PAT is passed through to the guest and not switched.
 //! - INVEPT single-context and all-context; INVVPID with all four types.
 //!   No VM functions (0x491 does not exist: RDMSR of it is #GP).
 
@@ -51,14 +52,11 @@ pub(crate) const PROC2_EMULATED: u32 = proc2::ENABLE_VPID;
 /// VM-exit controls L1 may set.
 pub(crate) const EXIT_OFFERED: u32 = exit_ctl::HOST_ADDR_SPACE_SIZE
     | exit_ctl::ACK_INTR_ON_EXIT
-    | exit_ctl::SAVE_IA32_PAT
-    | exit_ctl::LOAD_IA32_PAT
     | exit_ctl::SAVE_IA32_EFER
     | exit_ctl::LOAD_IA32_EFER;
 
 /// VM-entry controls L1 may set.
-pub(crate) const ENTRY_OFFERED: u32 =
-    entry_ctl::IA32E_MODE_GUEST | entry_ctl::LOAD_IA32_PAT | entry_ctl::LOAD_IA32_EFER;
+pub(crate) const ENTRY_OFFERED: u32 = entry_ctl::IA32E_MODE_GUEST | entry_ctl::LOAD_IA32_EFER;
 
 /// The VMCS revision identifier of vmcs12 regions.
 pub(crate) const REVISION: u32 = 1;

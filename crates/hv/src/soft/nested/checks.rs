@@ -53,6 +53,11 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps, ram: u64) -> Result<(), EntryC
     if v.get32(f::CR3_TARGET_COUNT) != 0 {
         return fail;
     }
+    // This VMX keeps no MSR-store or MSR-load areas: a VM exit could not
+    // honour them, so they are refused up front (docs/nested.md).
+    if v.get32(f::VM_EXIT_MSR_STORE_COUNT) != 0 || v.get32(f::VM_EXIT_MSR_LOAD_COUNT) != 0 {
+        return fail;
+    }
     let page_ok = |a: u64| a & 0xFFF == 0 && a.checked_add(4096).is_some_and(|end| end <= ram);
     if procv & proc::USE_IO_BITMAPS != 0
         && !(page_ok(v.get(f::IO_BITMAP_A)) && page_ok(v.get(f::IO_BITMAP_B)))

@@ -76,9 +76,18 @@ pub(crate) fn walk_l1(
         }
         let leaf = level == 1 || entry & PS != 0;
         let memory_type = (entry >> 3) & 7;
+        // Reserved bits (SDM §29.3.3.1): 7:3 of a PML4E, 6:3 of a PDPTE or
+        // PDE naming a table, 29:12 of a 1 GiB and 20:12 of a 2 MiB page.
+        let reserved = match (level, leaf) {
+            (4, _) => 0xF8,
+            (3 | 2, false) => 0x78,
+            (3, true) => 0x3FFF_F000,
+            (2, true) => 0x1F_F000,
+            _ => 0,
+        };
         if rwx & R == 0
             || (entry & ADDR) >> phys_bits != 0
-            || (level == 4 && entry & PS != 0)
+            || entry & reserved != 0
             || (leaf && matches!(memory_type, 2 | 3 | 7))
         {
             return Ok(L1Walk::Misconfigured);
@@ -252,6 +261,20 @@ mod tests {
             walk_l1(&h, eptp, 0x6000, 39, RAM),
             Ok(L1Walk::Misconfigured)
         );
+        // Reserved bits: a PD entry naming a table with bit 3 set, a 2 MiB
+        // page with bit 12 set.
+        put(&mut h, 0x3000, 0x4000 | 7 | 1 << 3);
+        assert_eq!(
+            walk_l1(&h, eptp, 0x5000, 39, RAM),
+            Ok(L1Walk::Misconfigured)
+        );
+        put(&mut h, 0x3000, 0x4000 | 7);
+        put(&mut h, 0x3008, 0x20_1000 | PS | MT_WB | R);
+        assert_eq!(
+            walk_l1(&h, eptp, 0x20_0000, 39, RAM),
+            Ok(L1Walk::Misconfigured)
+        );
+        put(&mut h, 0x3008, 0x20_0000 | PS | MT_WB | R);
         // An L1 table outside L1's RAM is a misconfiguration for L1.
         put(&mut h, 0x3010, 0x7FFF_F000 | 7);
         assert_eq!(

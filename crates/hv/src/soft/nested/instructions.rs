@@ -158,11 +158,14 @@ impl Nested {
         let cr4 = l1_cr(hw, f::GUEST_CR4, f::CR4_GUEST_HOST_MASK, f::CR4_READ_SHADOW)?;
         if reason == er::VMCALL {
             // Outside VMX operation VMCALL is L0's (no hypercalls: #UD); in
-            // root operation with no SMM monitor it fails (error 1).
-            return Ok(if self.vmxon.is_some() {
-                self.vmfail(ie::VMCALL_IN_ROOT)
-            } else {
+            // root operation: #UD in virtual-8086 or compatibility mode,
+            // #GP(0) above CPL 0, else VMfail 1 (no SMM monitor).
+            return Ok(if self.vmxon.is_none() || vm86 || compat {
                 Outcome::Undefined
+            } else if cpl(hw)? != 0 {
+                Outcome::Fault(OperandFault::General)
+            } else {
+                self.vmfail(ie::VMCALL_IN_ROOT)
             });
         }
         let enabled = if reason == er::VMXON {
@@ -315,6 +318,12 @@ impl Nested {
         let size = Self::vm_rw_size(hw)?;
         let mut g = hw.gprs();
         let encoding = g[(d.info >> 28) as usize & 15];
+        // Outside 64-bit mode the encoding operand is 32 bits wide.
+        let encoding = if size == 8 {
+            encoding
+        } else {
+            encoding & 0xFFFF_FFFF
+        };
         let value = match u32::try_from(encoding)
             .map_err(|_| ie::UNSUPPORTED_COMPONENT)
             .and_then(|e| self.vmcs12.read(e))
@@ -344,6 +353,11 @@ impl Nested {
         let size = Self::vm_rw_size(hw)?;
         let g = hw.gprs();
         let encoding = g[(d.info >> 28) as usize & 15];
+        let encoding = if size == 8 {
+            encoding
+        } else {
+            encoding & 0xFFFF_FFFF
+        };
         let value = if d.info & 1 << 10 != 0 {
             g[((d.info >> 3) & 15) as usize]
         } else {

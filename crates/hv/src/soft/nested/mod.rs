@@ -129,6 +129,13 @@ impl Nested {
         matches!(self.level, Level::L2 { .. })
     }
 
+    /// Whether L1's VMLAUNCH/VMRESUME awaits the processor's verdict on a
+    /// fresh vmcs02: until it enters, nothing may be taken from L1 (an
+    /// interrupt) or done to L2 (an injected shutdown).
+    pub(crate) fn entering(&self) -> bool {
+        matches!(self.level, Level::L2 { entering: Some(_) })
+    }
+
     /// Whether the next entry of vmcs02 is a VMRESUME.
     pub(crate) fn vmcs02_launched(&self) -> bool {
         self.launched02

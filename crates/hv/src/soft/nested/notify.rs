@@ -104,6 +104,7 @@ impl Nested {
                 self.shadow.install(hw, gpa2, gpa1, perms)?;
                 // The access retries; an event being delivered is again.
                 events::requeue_vectoring(hw)?;
+                events::reblock_nmis_after_iret(hw, qualification)?;
                 return Ok(Route::Resume);
             }
             L1Walk::Mapped { perms, .. } => {

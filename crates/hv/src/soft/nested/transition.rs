@@ -9,7 +9,10 @@ use super::instructions::Outcome;
 use super::{Level, Nested};
 use crate::hw::{HwError, VmxHardware};
 use x86::cr::{CR4_VMXE, EFER_LMA, EFER_LME};
-use x86::vmx::{entry_ctl, exit_ctl, exit_reason as er, field as f, intr_info, pin, proc, proc2};
+use x86::vmx::{
+    entry_ctl, exit_ctl, exit_reason as er, field as f, interruptibility, intr_info, pin, proc,
+    proc2,
+};
 
 /// Guest-state fields that go from vmcs12 to vmcs02 at entry and back at
 /// exit unchanged (CR0, CR4, EFER and PAT have rules of their own).
@@ -131,6 +134,27 @@ impl ExitToL1 {
             e.instruction_len = hw.vmread(f::VM_ENTRY_INSTRUCTION_LEN)? as u32;
         }
         Ok(e)
+    }
+}
+
+/// What the processor state at a VM exit carries over into L1 beyond
+/// vmcs12's host-state area: EFER's other bits and blocking by NMI.
+#[derive(Debug, Clone, Copy)]
+struct L1Carry {
+    efer: u64,
+    nmi_blocked: bool,
+}
+
+impl L1Carry {
+    /// As L1 left them (vmcs01 current): for a VM-entry failure, and the
+    /// starting point of a nested VM exit.
+    fn read(hw: &impl VmxHardware) -> Result<Self, HwError> {
+        Ok(L1Carry {
+            efer: hw.vmread(f::GUEST_IA32_EFER)?,
+            nmi_blocked: hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)?
+                & u64::from(interruptibility::NMI)
+                != 0,
+        })
     }
 }
 
@@ -406,13 +430,12 @@ impl Nested {
         reason: u32,
         qualification: u64,
     ) -> Result<(), HwError> {
-        let e = ExitToL1 {
-            reason,
-            qualification,
-            ..ExitToL1::default()
-        };
-        self.record_exit(&e);
-        self.load_host_state(hw)
+        // Only the exit reason and the qualification are written: the other
+        // exit-information fields, and L1's queued event, stay as they were.
+        self.vmcs12.set(f::VM_EXIT_REASON, u64::from(reason));
+        self.vmcs12.set(f::EXIT_QUALIFICATION, qualification);
+        let l1 = L1Carry::read(hw)?;
+        self.load_host_state(hw, l1)
     }
 
     /// A nested VM exit from L2 (vmcs02 current) to L1 with `e`.
@@ -445,10 +468,25 @@ impl Nested {
         self.vmcs12
             .set(f::VM_ENTRY_CONTROLS, u64::from(entry12 | ia32e));
         self.record_exit(e);
+        let l2_nmi_blocked =
+            hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)? & u64::from(interruptibility::NMI) != 0;
         hw.vmptrld(self.pages.vmcs01)?;
         self.level = Level::L1;
         self.stalled = 0;
-        self.load_host_state(hw)
+        // NMI blocking after the exit (SDM Vol. 3C §27.1, §28.3.1.5): an
+        // NMI-caused exit blocks NMIs; with virtual NMIs the real blocking
+        // is still L1's; without, L2's blocking was the real one.
+        let nmi_exit = e.reason == u32::from(er::EXCEPTION_NMI)
+            && (e.intr_info >> intr_info::TYPE_SHIFT) & 7 == intr_info::TYPE_NMI;
+        let virtual_nmis = self.vmcs12.get32(f::PIN_BASED_VM_EXEC_CONTROL) & pin::VIRTUAL_NMIS != 0;
+        let mut carry = L1Carry::read(hw)?;
+        carry.efer = efer;
+        if nmi_exit {
+            carry.nmi_blocked = true;
+        } else if !virtual_nmis {
+            carry.nmi_blocked = l2_nmi_blocked;
+        }
+        self.load_host_state(hw, carry)
     }
 
     /// The exit-information fields of vmcs12 (SDM §28.2); VM exits clear the
@@ -471,11 +509,17 @@ impl Nested {
 
     /// Loads vmcs12's host-state area into vmcs01's guest state: L1 resumes
     /// at its host RIP (SDM §28.5). vmcs01 is current.
-    fn load_host_state(&mut self, hw: &mut impl VmxHardware) -> Result<(), HwError> {
+    fn load_host_state(
+        &mut self,
+        hw: &mut impl VmxHardware,
+        carry: L1Carry,
+    ) -> Result<(), HwError> {
         let v = &self.vmcs12;
         let exit12 = v.get32(f::VM_EXIT_CONTROLS);
         let host64 = exit12 & exit_ctl::HOST_ADDR_SPACE_SIZE != 0;
-        let old_efer = hw.vmread(f::GUEST_IA32_EFER)?;
+        // Without the load-EFER control only LMA and LME are loaded; the
+        // other bits stay as the guest left them (SDM §28.5.1).
+        let old_efer = carry.efer;
         let efer = if exit12 & exit_ctl::LOAD_IA32_EFER != 0 {
             v.get(f::HOST_IA32_EFER)
         } else if host64 {
@@ -577,7 +621,14 @@ impl Nested {
         put(f::GUEST_RSP, v.get(f::HOST_RSP))?;
         put(f::GUEST_RIP, v.get(f::HOST_RIP))?;
         put(f::GUEST_RFLAGS, x86::rflags::FIXED1)?;
-        put(f::GUEST_INTERRUPTIBILITY_INFO, 0)?;
+        put(
+            f::GUEST_INTERRUPTIBILITY_INFO,
+            if carry.nmi_blocked {
+                u64::from(interruptibility::NMI)
+            } else {
+                0
+            },
+        )?;
         put(f::GUEST_ACTIVITY_STATE, 0)?;
         put(f::GUEST_PENDING_DBG_EXCEPTIONS, 0)?;
         put(f::VM_ENTRY_INTR_INFO, 0)?;
