@@ -2,7 +2,8 @@
  * errors.c - the vmx-errors payload: each VMX instruction failing the way
  * the SDM says it fails (Vol. 3C Chapter 31, error numbers in §31.4), a
  * VM-entry failure on guest state (§27.8), INVEPT (#UD without EPT, else
- * a type that does not exist), and VMXOFF at the end.
+ * a type that does not exist), and VMXOFF at the end of the run
+ * (vmx_leave, after the nested-events payload).
  */
 #include "l1hv.h"
 #include "payloads.h"
@@ -15,6 +16,7 @@
 static const char *error_name(uint32_t n)
 {
 	switch (n) {
+	case VMERR_VMCALL_IN_ROOT: return "VMCALL executed in VMX root operation";
 	case VMERR_VMCLEAR_BAD_ADDR: return "VMCLEAR with invalid physical address";
 	case VMERR_VMCLEAR_VMXON_PTR: return "VMCLEAR with VMXON pointer";
 	case VMERR_VMLAUNCH_NOT_CLEAR: return "VMLAUNCH with non-clear VMCS";
@@ -259,9 +261,14 @@ void vmx_error_checks(void)
 	      e.result == VM_FAIL_INVALID ? "VMfailInvalid" :
 	      e.result == VM_FAIL_VALID ? "VMfailValid" : "a VM entry",
 	      e.result == VM_FAIL_INVALID ? "" : ", want VMfailInvalid");
+}
 
-	/* Leave VMX operation. */
-	vec = vmxoff_safe(&fl);
+/* Leaves VMX operation: the last check of the run. */
+void vmx_leave(void)
+{
+	uint64_t fl;
+	int vec = vmxoff_safe(&fl);
+
 	check("vmxoff", vec < 0 && vm_result(fl) == VM_SUCCEED, "VMXOFF: %s",
 	      vec >= 0 ? "fault" : vm_result(fl) == VM_SUCCEED ? "VMsucceed" : "VMfail");
 }

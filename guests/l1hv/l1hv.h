@@ -58,7 +58,7 @@ void l1_tables_init(void);
 uint64_t vmxon_region_init(void); /* before VMXON */
 uint64_t vmxon_region_pa(void);
 uint64_t vmcs_region(unsigned n);   /* n < VMCS_REGIONS */
-#define VMCS_REGIONS 12
+#define VMCS_REGIONS 14
 /* A region whose revision identifier is not the processor's. */
 uint64_t vmcs_bad_revision_region(void);
 
@@ -84,8 +84,15 @@ int wrmsr_safe(uint32_t msr, uint64_t value);
 int vmxon_safe(uint64_t pa, uint64_t *flags);
 int invept_safe(uint64_t type, const void *desc, uint64_t *flags);
 int invvpid_safe(uint64_t type, const struct invvpid_desc *desc, uint64_t *flags);
+int write_cr0_safe(uint64_t value);
 int write_cr4_safe(uint64_t value);
 int vmxoff_safe(uint64_t *flags);
+int vmcall_safe(uint64_t *flags);
+/* VMCALL in compatibility mode (CS = SEL_CODE32 with IA32_EFER.LMA = 1);
+ * back in 64-bit mode either way. */
+int vmcall_compat_safe(uint64_t *flags);
+/* The error code of the last fault one of the above caught (0 for #UD). */
+uint64_t trap_error_code(void);
 
 /* ------------------------------------------------ local APIC (lapic.c) */
 
@@ -98,6 +105,9 @@ void lapic_arm_oneshot(uint32_t ms);
  * IF = 1 for one instruction) so the next L2 run starts clean. */
 void lapic_disarm(void);
 void lapic_eoi(void);
+/* Whether `vector` is requested (IRR) or in service (ISR). */
+int lapic_irr(unsigned vector);
+int lapic_isr(unsigned vector);
 extern volatile uint32_t lapic_isr_count;
 extern int lapic_hz_from_cpuid;
 
@@ -135,8 +145,10 @@ extern uint64_t l1_ram_end;
 void want_fail_valid(const char *name, const char *what, uint64_t fl, uint32_t want);
 void want_entry_error(const char *name, const char *what, const struct l2_exit *e, uint32_t want);
 
-/* errors.c, ept.c, fuzz.c, bench.c */
+/* errors.c, events.c, ept.c, fuzz.c, bench.c */
 void vmx_error_checks(void);
+void vmx_leave(void); /* VMXOFF, the last check */
+void nested_event_checks(void);
 void payload_ept(void);
 void fuzz_run(const void *module, uint32_t len) __attribute__((noreturn));
 /* mode=bench: `what` and `loops` are the values of what= and loops= on the

@@ -14,6 +14,8 @@
 #include "l1hv.h"
 
 #define APIC_EOI        0x0B0
+#define APIC_ISR        0x100 /* eight 32-bit registers, 16 bytes apart */
+#define APIC_IRR        0x200
 #define APIC_SVR        0x0F0
 #define APIC_LVT_TIMER  0x320
 #define APIC_TIMER_INIT 0x380
@@ -119,4 +121,21 @@ void lapic_disarm(void)
 void lapic_eoi(void)
 {
 	apic_write(APIC_EOI, 0);
+}
+
+/* Vector v is bit v % 32 of the register at base + 0x10 * (v / 32) (SDM
+ * Vol. 3A, "Interrupt Acceptance for Fixed Interrupts"). */
+static int apic_vector_bit(uint32_t base, unsigned vector)
+{
+	return (apic_read(base + 0x10 * (vector / 32)) >> (vector % 32)) & 1;
+}
+
+int lapic_irr(unsigned vector)
+{
+	return apic_vector_bit(APIC_IRR, vector);
+}
+
+int lapic_isr(unsigned vector)
+{
+	return apic_vector_bit(APIC_ISR, vector);
 }

@@ -19,7 +19,13 @@
  *                    timer gets it back (external-interrupt exit)
  *   ac-storm-notify  the same with notify VM exiting (window 0)
  *   vmx-errors       VMfailInvalid / VMfailValid / VM-entry failure / #UD
- *                    cases of the VMX instructions, then VMXOFF
+ *                    cases of the VMX instructions
+ *   nested-events    CR0.NE fixed in VMX operation, an interrupt pending at
+ *                    VMLAUNCH, a VM-entry failure keeping the queued event,
+ *                    VMCALL in L1 itself (events.c); then VMXOFF
+ *
+ * Before VMXON, a MOV to CR4 with VMXE and a bit the processor lacks must
+ * fault (cr4-reserved-with-vmxe).
  *
  * Command line (multiboot, after the kernel name):
  *   expect=notify    L0 does not intercept #AC (vigil run --no-intercept-ac-db):
@@ -568,8 +574,33 @@ static int vmx_enable(void)
 		       (uint32_t)(caps.proc2 >> 32), (unsigned long long)caps.ept_vpid,
 		       (unsigned long long)caps.misc);
 
+	/* A MOV to CR4 setting a bit the processor does not have is #GP(0)
+	 * (SDM Vol. 2B, MOV to/from Control Registers; Vol. 3A §2.5), VMXE in
+	 * the same value or not; IA32_VMX_CR4_FIXED1 lists the bits it has
+	 * (Vol. 3C Appendix A.8). Here PCIDE (bit 17), while CR4.VMXE is still
+	 * clear as L1 sees it. CR4 keeps its value. */
+	uint64_t cr4_old = read_cr4(), cr4_bad = cr4_old | CR4_VMXE | CR4_PCIDE;
+	vec = write_cr4_safe(cr4_bad);
+	uint64_t cr4_err = trap_error_code(), cr4_after = read_cr4();
+	if (cr4_after != cr4_old)
+		write_cr4_safe(cr4_old);
+	if (caps.cr4_fixed1 & CR4_PCIDE)
+		check("cr4-reserved-with-vmxe", 0,
+		      "IA32_VMX_CR4_FIXED1 %#llx has PCIDE (bit 17): no unsupported bit to try",
+		      (unsigned long long)caps.cr4_fixed1);
+	else if (cr4_old & CR4_VMXE)
+		check("cr4-reserved-with-vmxe", 0, "CR4 %#llx: VMXE already set before VMXON",
+		      (unsigned long long)cr4_old);
+	else
+		check("cr4-reserved-with-vmxe", vec == VEC_GP && cr4_err == 0 && cr4_after == cr4_old,
+		      "MOV %#llx (VMXE and PCIDE, which IA32_VMX_CR4_FIXED1 %#llx lacks) to CR4: %s, error %#llx; CR4 %#llx%s",
+		      (unsigned long long)cr4_bad, (unsigned long long)caps.cr4_fixed1,
+		      vec == VEC_GP ? "#GP" : vec < 0 ? "no fault" : "a fault other than #GP",
+		      (unsigned long long)cr4_err, (unsigned long long)cr4_after,
+		      cr4_after == cr4_old ? " (unchanged)" : ", want it unchanged");
+
 	/* SDM Vol. 3C §24.8: CR0 and CR4 must honour the fixed-bit MSRs in VMX
-	 * operation; here that means CR0.NE and CR4.VMXE. */
+	 * operation; here that means CR0.NE and CR4.VMXE. VMXE alone is fine. */
 	uint64_t cr0 = (read_cr0() | caps.cr0_fixed0) & caps.cr0_fixed1;
 	uint64_t cr4 = (read_cr4() | caps.cr4_fixed0) & caps.cr4_fixed1;
 	__asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
@@ -641,5 +672,7 @@ int main(void)
 	payload_ac_storm_timer();
 	payload_ac_storm_notify();
 	vmx_error_checks();
+	nested_event_checks();
+	vmx_leave();
 	report_done();
 }

@@ -3,24 +3,38 @@
  *
  * Each wrapper stores the address after its instruction in catch_resume
  * and registers catcher() for #UD and #GP; a fault there lands in catcher,
- * which records the vector and resumes after the instruction. Any other
- * exception still goes to the runtime's default handler (FAIL
- * unexpected-exception, summary, exit 1).
+ * which records the vector and error code and resumes after the
+ * instruction, in 64-bit mode. Any other exception still goes to the
+ * runtime's default handler (FAIL unexpected-exception, summary, exit 1).
  */
 #include "l1hv.h"
 
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
 static volatile uint64_t catch_resume;
 static volatile int caught;
+static volatile uint64_t caught_error;
 
 static void catcher(struct trap_frame *f)
 {
 	caught = (int)f->vector;
+	caught_error = f->error;
 	f->ip = catch_resume;
+	/* vmcall_compat_safe faults in compatibility mode; every wrapper
+	 * resumes in 64-bit code. */
+	f->cs = SEL_CODE64;
+}
+
+uint64_t trap_error_code(void)
+{
+	return caught_error;
 }
 
 static void arm(void)
 {
 	caught = -1;
+	caught_error = 0;
 	trap_set_handler(VEC_UD, catcher);
 	trap_set_handler(VEC_GP, catcher);
 }
@@ -125,6 +139,18 @@ int invvpid_safe(uint64_t type, const struct invvpid_desc *desc, uint64_t *flags
 	return disarm();
 }
 
+int write_cr0_safe(uint64_t value)
+{
+	arm();
+	__asm__ volatile("movq $1f, %0\n\t"
+			 "mov %1, %%cr0\n"
+			 "1:"
+			 : "=m"(catch_resume)
+			 : "r"(value)
+			 : "memory");
+	return disarm();
+}
+
 int write_cr4_safe(uint64_t value)
 {
 	arm();
@@ -134,5 +160,59 @@ int write_cr4_safe(uint64_t value)
 			 : "=m"(catch_resume)
 			 : "r"(value)
 			 : "memory");
+	return disarm();
+}
+
+int vmcall_safe(uint64_t *flags)
+{
+	uint64_t fl = 0;
+
+	arm();
+	__asm__ volatile("movq $1f, %1\n\t"
+			 "vmcall\n"
+			 "1:\tpushfq\n\t"
+			 "popq %0"
+			 : "=r"(fl), "=m"(catch_resume)
+			 :
+			 : "cc", "memory");
+	*flags = fl;
+	return disarm();
+}
+
+/*
+ * compat_vmcall(): a far return to SEL_CODE32 (L = 0, D = 1) with
+ * IA32_EFER.LMA = 1 is compatibility mode; there VMCALL, then a far jump
+ * back to 64-bit code, which returns RFLAGS as the VMCALL left them. A
+ * fault lands in catcher(), which resumes at compat_vmcall_resume with
+ * CS = SEL_CODE64; nothing was pushed in compatibility mode, so the stack
+ * is the same either way. The 32-bit part is in .boot, which build.rs
+ * disassembles as i386.
+ */
+uint64_t compat_vmcall(void);
+extern char compat_vmcall_resume[];
+__asm__(".text\n"
+	".code64\n"
+	".globl compat_vmcall, compat_vmcall_resume\n"
+	"compat_vmcall:\n\t"
+	"pushq $" XSTR(SEL_CODE32) "\n\t"
+	"pushq $compat_vmcall_32\n\t"
+	"lretq\n"
+	"compat_vmcall_resume:\n\t"
+	"pushfq\n\t"
+	"popq %rax\n\t"
+	"ret\n"
+	".pushsection .boot, \"ax\"\n"
+	".code32\n"
+	"compat_vmcall_32:\n\t"
+	"vmcall\n\t"
+	"ljmp $" XSTR(SEL_CODE64) ", $compat_vmcall_resume\n"
+	".code64\n"
+	".popsection\n");
+
+int vmcall_compat_safe(uint64_t *flags)
+{
+	arm();
+	catch_resume = (uint64_t)(uintptr_t)compat_vmcall_resume;
+	*flags = compat_vmcall();
 	return disarm();
 }

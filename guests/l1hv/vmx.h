@@ -71,6 +71,7 @@
 #define CR0_AM  (1u << 18)
 #define CR4_PSE (1u << 4)
 #define CR4_VMXE (1u << 13)
+#define CR4_PCIDE (1u << 17)
 
 /* ------------------------------------------------------------ VMCS fields */
 /* Encodings from SDM Vol. 3C Appendix B. */
@@ -265,6 +266,7 @@
 #define EPTQ_TRANSLATED (1u << 8)   /* the access was to the translated address, not a paging structure */
 
 /* VM-instruction error numbers (SDM Vol. 3C §31.4, Table 31-1). */
+#define VMERR_VMCALL_IN_ROOT            1
 #define VMERR_VMCLEAR_BAD_ADDR          2
 #define VMERR_VMCLEAR_VMXON_PTR         3
 #define VMERR_VMLAUNCH_NOT_CLEAR        4
