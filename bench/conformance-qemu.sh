@@ -42,14 +42,9 @@
 set -euo pipefail
 
 prog=conformance-qemu.sh
-die() {
-	echo "$prog: error: $*" >&2
-	exit 2
-}
-note() { echo "$prog: $*" >&2; }
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+die_status=2
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 QEMU=${QEMU:-qemu-system-x86_64}
 TIMEOUT=${CONFORMANCE_TIMEOUT:-120}

@@ -38,44 +38,19 @@
 set -euo pipefail
 
 prog=nested.sh
-die() {
-	echo "$prog: error: $*" >&2
-	exit 1
-}
-note() { echo "$prog: $*" >&2; }
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LOOPS=${BENCH_LOOPS:-200000}
-REPEAT=${BENCH_REPEAT:-3}
-TIMEOUT=${BENCH_TIMEOUT:-120}
-MIN_SECS=${BENCH_MIN_SECS:-0.25}
 WHATS="cpuid spin vmcall"
 
-isnum() { [[ $1 =~ ^[0-9]+$ ]]; }
 isnum "$LOOPS" && [ "$LOOPS" -ge 2 ] && [ "$LOOPS" -le 10000000000 ] ||
 	die "BENCH_LOOPS must be an integer from 2 to 10000000000, not '$LOOPS'"
-isnum "$REPEAT" && [ "$REPEAT" -ge 1 ] || die "BENCH_REPEAT must be an integer >= 1, not '$REPEAT'"
-[[ $TIMEOUT =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BENCH_TIMEOUT must be a number of seconds, not '$TIMEOUT'"
-[[ $MIN_SECS =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BENCH_MIN_SECS must be a number of seconds, not '$MIN_SECS'"
+timing_settings 3 0.25 # BENCH_REPEAT, BENCH_MIN_SECS defaults
 command -v python3 >/dev/null || die "python3 not found (bench/run.py times the runs)"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vigil-nested.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-if [ -n "${VIGIL:-}" ]; then
-	vigil=$VIGIL
-else
-	command -v cargo >/dev/null || die "cargo not found: install Rust, or set VIGIL to a vigil binary"
-	note "building vigil (cargo build --release -p vigil) ..."
-	(cd "$root" && cargo build --release -q -p vigil) >"$tmp/cargo.log" 2>&1 ||
-		die "cargo build --release -p vigil failed: $(grep -m1 -E '^error' "$tmp/cargo.log" || tail -n 1 "$tmp/cargo.log")"
-	tdir=${CARGO_TARGET_DIR:-$root/target}
-	case $tdir in /*) ;; *) tdir=$root/$tdir ;; esac
-	vigil=$tdir/release/vigil
-fi
-[ -x "$vigil" ] || die "no vigil binary at $vigil"
+make_tmp vigil-nested
+find_vigil
 
 # run_one WHAT LOOPS: one run; sets run_secs and run_log (its stderr, with
 # the --stats lines). Dies on a timeout, a status other than 1 or a missing
@@ -98,19 +73,12 @@ run_one() {
 	run_log=$o.err
 }
 
+# keep_stats WHAT LOOPS: the last run's stderr as $tmp/WHAT.LOOPS.stats.
+keep_stats() { cp "$run_log" "$tmp/$1.$2.stats"; }
+
 # best_run WHAT LOOPS: the fastest of REPEAT runs; sets best_secs and keeps
 # that run's stderr as $tmp/WHAT.LOOPS.stats.
-best_run() {
-	local i
-	best_secs=
-	for ((i = 0; i < REPEAT; i++)); do
-		run_one "$1" "$2"
-		if [ -z "$best_secs" ] || awk -v a="$run_secs" -v b="$best_secs" 'BEGIN { exit !(a < b) }'; then
-			best_secs=$run_secs
-			cp "$run_log" "$tmp/$1.$2.stats"
-		fi
-	done
-}
+best_run() { best_of run_one keep_stats "$1" "$2"; }
 
 # exits FILE: "reason count" lines for L0's VM exits, then "to-L1 count".
 exits() {
@@ -119,11 +87,7 @@ exits() {
 	     END { print "to-L1", l1 + 0 }' "$1"
 }
 
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-echo "Vigil nested VMX cost on the soft accelerator (l1hv mode=bench)"
-echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "machine:  $(nproc) CPUs, ${cpu_model:-unknown CPU}; load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
-echo "vigil:    $vigil ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo 'no git'))"
+print_header "Vigil nested VMX cost on the soft accelerator (l1hv mode=bench)"
 echo "settings: BENCH_LOOPS=$LOOPS BENCH_REPEAT=$REPEAT BENCH_MIN_SECS=$MIN_SECS BENCH_TIMEOUT=$TIMEOUT"
 
 rows=()
@@ -137,13 +101,7 @@ for w in $WHATS; do
 	# Too short to time well (the spin loop has no exits): again with more
 	# iterations, aiming at 2 x BENCH_MIN_SECS; at most 3 rounds.
 	for round in 1 2 3; do
-		k=$(awk -v f="$full" -v o="$one" -v min="$MIN_SECS" 'BEGIN {
-			net = f - o; if (net >= min) { print 1; exit }
-			if (net < 0.01) net = 0.01
-			k = int(2 * min / net) + 1; print (k < 2 ? 2 : k) }')
-		[ "$k" -gt 1 ] || break
-		m=$((n * k))
-		[ "$m" -le 10000000000 ] || m=10000000000
+		m=$(next_iters "$n" "$full" "$one" 0.01 10000000000)
 		[ "$m" -gt "$n" ] || break
 		note "what=$w: $n iterations took under ${MIN_SECS}s; timing $m"
 		n=$m

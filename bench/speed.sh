@@ -40,19 +40,10 @@
 set -euo pipefail
 
 prog=speed.sh
-die() {
-	echo "$prog: error: $*" >&2
-	exit 1
-}
-note() { echo "$prog: $*" >&2; }
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 INSNS=${BENCH_INSNS:-300000000}
-REPEAT=${BENCH_REPEAT:-1}
-TIMEOUT=${BENCH_TIMEOUT:-120}
-MIN_SECS=${BENCH_MIN_SECS:-1}
 WORKLOADS=${BENCH_WORKLOADS:-alu mem}
 QEMU=${QEMU:-qemu-system-x86_64}
 BOCHS=${BOCHS:-bochs}
@@ -60,17 +51,13 @@ BOCHS_BIOS=${BOCHS_BIOS:-/usr/share/bochs/BIOS-bochs-latest}
 BOCHS_VGABIOS=${BOCHS_VGABIOS:-/usr/share/bochs/VGABIOS-lgpl-latest}
 ENGINES="softcpu qemu-tcg bochs"
 
-isnum() { [[ $1 =~ ^[0-9]+$ ]]; }
 isnum "$INSNS" && [ "$INSNS" -ge 1000 ] || die "BENCH_INSNS must be an integer >= 1000, not '$INSNS'"
-isnum "$REPEAT" && [ "$REPEAT" -ge 1 ] || die "BENCH_REPEAT must be an integer >= 1, not '$REPEAT'"
-[[ $TIMEOUT =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BENCH_TIMEOUT must be a number of seconds, not '$TIMEOUT'"
-[[ $MIN_SECS =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BENCH_MIN_SECS must be a number of seconds, not '$MIN_SECS'"
+timing_settings 1 1 # BENCH_REPEAT, BENCH_MIN_SECS defaults
 for w in $WORKLOADS; do
 	[ -f "$here/guest/$w.S" ] || die "no workload '$w' (bench/guest/$w.S)"
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vigil-bench.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+make_tmp vigil-bench
 
 # ---------------------------------------------------------------- tools
 
@@ -136,18 +123,7 @@ bochs_term_plugin || die "Bochs: no term display plugin (libbx_term_gui.so; Debi
 [ -r "$BOCHS_BIOS" ] || die "Bochs: no BIOS image at $BOCHS_BIOS (Debian package bochsbios)"
 [ -r "$BOCHS_VGABIOS" ] || die "Bochs: no VGA BIOS image at $BOCHS_VGABIOS (Debian package vgabios)"
 
-if [ -n "${VIGIL:-}" ]; then
-	vigil=$VIGIL
-else
-	command -v cargo >/dev/null || die "cargo not found: install Rust, or set VIGIL to a vigil binary"
-	note "building vigil (cargo build --release -p vigil) ..."
-	(cd "$root" && cargo build --release -q -p vigil) >"$tmp/cargo.log" 2>&1 ||
-		die "cargo build --release -p vigil failed: $(grep -m1 -E '^error' "$tmp/cargo.log" || tail -n 1 "$tmp/cargo.log")"
-	tdir=${CARGO_TARGET_DIR:-$root/target}
-	case $tdir in /*) ;; *) tdir=$root/$tdir ;; esac
-	vigil=$tdir/release/vigil
-fi
-[ -x "$vigil" ] || die "no vigil binary at $vigil"
+find_vigil
 
 # ---------------------------------------------------------------- images
 
@@ -229,30 +205,25 @@ run_engine() {
 	run_secs=$secs
 }
 
+# run_same ENGINE PREFIX TAG: run_engine, and the result line must be the
+# one the runs before it printed (best_line).
+run_same() {
+	run_engine "$@"
+	if [ -n "$best_line" ] && [ "$run_line" != "$best_line" ]; then
+		die "$1 printed different results on two runs: '$best_line' and '$run_line'"
+	fi
+	best_line=$run_line
+}
+
 # best_run ENGINE PREFIX TAG: the fastest of REPEAT runs; sets best_secs, best_line.
 best_run() {
-	local i
-	best_secs=
 	best_line=
-	for ((i = 0; i < REPEAT; i++)); do
-		run_engine "$@"
-		if [ -n "$best_line" ] && [ "$run_line" != "$best_line" ]; then
-			die "$1 printed different results on two runs: '$best_line' and '$run_line'"
-		fi
-		best_line=$run_line
-		if [ -z "$best_secs" ] || awk -v a="$run_secs" -v b="$best_secs" 'BEGIN { exit !(a < b) }'; then
-			best_secs=$run_secs
-		fi
-	done
+	best_of run_same : "$@"
 }
 
 # ---------------------------------------------------------------- run
 
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-echo "Vigil guest speed: softcpu vs QEMU TCG vs Bochs"
-echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "machine:  $(nproc) CPUs, ${cpu_model:-unknown CPU}; load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
-echo "vigil:    $vigil ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo 'no git'))"
+print_header "Vigil guest speed: softcpu vs QEMU TCG vs Bochs"
 echo "qemu:     $("$QEMU" --version | head -n 1)"
 echo "bochs:    $(dpkg-query -W -f='Debian bochs ${Version}' bochs 2>/dev/null || echo "$BOCHS")"
 echo "settings: BENCH_INSNS=$INSNS BENCH_REPEAT=$REPEAT BENCH_MIN_SECS=$MIN_SECS BENCH_TIMEOUT=$TIMEOUT"
@@ -260,7 +231,7 @@ echo "settings: BENCH_INSNS=$INSNS BENCH_REPEAT=$REPEAT BENCH_MIN_SECS=$MIN_SECS
 # timed ENGINE WORKLOAD: sets t_insns, t_full, t_one, t_line for ENGINE on
 # the workload's images (built by the caller: 1 and N iterations).
 timed() {
-	local e=$1 w=$2 iters=$n k m round
+	local e=$1 w=$2 iters=$n m round
 	best_run "$e" "$tmp/$w.1" one
 	t_one=$best_secs
 	best_run "$e" "$tmp/$w.n" n
@@ -269,13 +240,7 @@ timed() {
 	# Too short to time well (QEMU's JIT runs these loops at GIPS): run again
 	# with more iterations, aiming at 2 x BENCH_MIN_SECS; at most 3 rounds.
 	for round in 1 2 3; do
-		k=$(awk -v f="$t_full" -v o="$t_one" -v min="$MIN_SECS" 'BEGIN {
-			net = f - o; if (net >= min) { print 1; exit }
-			if (net < 0.05) net = 0.05
-			k = int(2 * min / net) + 1; print (k < 2 ? 2 : k) }')
-		[ "$k" -gt 1 ] || break
-		m=$((iters * k))
-		[ "$m" -le 4294967295 ] || m=4294967295
+		m=$(next_iters "$iters" "$t_full" "$t_one" 0.05 4294967295)
 		[ "$m" -gt "$iters" ] || break
 		note "$w: $e: $iters iterations took under ${MIN_SECS}s; timing $m"
 		build_image "$w" "$m" "$tmp/$w.$e.$round"

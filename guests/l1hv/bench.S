@@ -12,9 +12,7 @@
  * L2 touches none of RBX, RBP, R12-R15 nor its stack.
  */
 
-#define GUEST_RIP 0x681E
-#define HOST_RSP  0x6C14
-#define HOST_RIP  0x6C16
+#include "frame.inc"
 
 /* bench_l2's return values (bench.c) */
 #define BENCH_OK              0
@@ -35,40 +33,40 @@
 
 /* ======================================================== L2 */
 
-/* No exit in the loop: the baseline for L2's instructions. */
-	.globl l2_bench_spin, l2_bench_spin_done
-l2_bench_spin:
+/*
+ * L2_BENCH_LOOP name, vmcall: the loop at `name`, ending at name_done with
+ * the results VMCALL. With vmcall = 1 each iteration has a VMCALL as well,
+ * after which L1 resumes at name_next; the instructions around it are the
+ * same as in the loop without one, so the difference is the VMCALL's.
+ */
+.macro L2_BENCH_LOOP name, vmcall
+	.globl \name, \name\()_done
+\name:
 	xorl %eax, %eax
 	xorl %edx, %edx
 	xorl %esi, %esi
 1:	addq %rcx, %rax
 	xorq %rcx, %rdx
 	incq %rsi
+	.if \vmcall
+	vmcall
+	.globl \name\()_next
+\name\()_next:
+	.endif
 	decq %rcx
 	jnz 1b
-l2_bench_spin_done:
+\name\()_done:
 	vmcall
 2:	hlt
 	jmp 2b
+.endm
+
+/* No exit in the loop: the baseline for L2's instructions. */
+	L2_BENCH_LOOP l2_bench_spin, 0
 
 /* The same loop with a VMCALL in each iteration; L1 resumes at
  * l2_bench_vmcall_next. */
-	.globl l2_bench_vmcall, l2_bench_vmcall_next, l2_bench_vmcall_done
-l2_bench_vmcall:
-	xorl %eax, %eax
-	xorl %edx, %edx
-	xorl %esi, %esi
-1:	addq %rcx, %rax
-	xorq %rcx, %rdx
-	incq %rsi
-	vmcall
-l2_bench_vmcall_next:
-	decq %rcx
-	jnz 1b
-l2_bench_vmcall_done:
-	vmcall
-2:	hlt
-	jmp 2b
+	L2_BENCH_LOOP l2_bench_vmcall, 1
 
 /* ======================================================== L1 */
 
@@ -87,13 +85,7 @@ l2_bench_vmcall_done:
  */
 	.globl bench_l2
 bench_l2:
-	pushq %rbp
-	pushq %rbx
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
-	pushq %rdx                      /* out, at (%rsp) = HOST_RSP */
+	VMX_FRAME_PUSH %rdx             /* out, at (%rsp) = HOST_RSP */
 	movl $HOST_RSP, %eax
 	vmwrite %rsp, %rax
 	jbe bench_vmwrite_failed
@@ -140,14 +132,7 @@ bench_l2_store:
 bench_vmwrite_failed:
 	movl $BENCH_VMWRITE_FAILED, %eax
 bench_l2_return:
-	addq $8, %rsp                   /* out */
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbx
-	popq %rbp
-	ret
+	VMX_FRAME_POP_RET
 
 /*
  * void bench_cpuid(uint64_t n): n CPUIDs of leaf 0 in L1 (n >= 1), each a

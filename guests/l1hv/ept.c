@@ -182,6 +182,19 @@ static struct l2_exit ept_run(const char *payload, struct l2_regs *r, int launch
 	return e;
 }
 
+/* VMCS region `region` current and set up for `c` (a FAIL named `name` if
+ * that fails: then 0), then the payload launched from zeroed registers *r;
+ * 1 with its exit in *e. */
+static int ept_launch(unsigned region, const struct l2_config *c, const char *name,
+		      const char *payload, struct l2_regs *r, struct l2_exit *e)
+{
+	if (!vmcs_make_current(vmcs_region(region), name) || !vmcs_setup(c, name))
+		return 0;
+	memset(r, 0, sizeof(*r));
+	*e = ept_run(payload, r, 1);
+	return 1;
+}
+
 /* INVEPT single-context for EPT A, as a hypervisor does after changing an
  * entry (§29.4.3): 1 on VMsucceed. */
 static int invept_a(uint64_t *fl)
@@ -232,6 +245,32 @@ static void violation_check(const char *name, const struct l2_exit *e, uint64_t 
 		      (unsigned long long)gpa, (unsigned long long)want, (unsigned long long)rip);
 }
 
+/*
+ * After an EPT exit on L2-physical `gpa`: L1 makes its entry in EPT A R/W
+ * on the copy, executes INVEPT single-context and resumes L2 at the same
+ * RIP, so the read is made again and must get `word` (then a VMCALL). `did`
+ * says what L1 did, for the PASS line. 1 if all went so.
+ */
+static int ept_repair_rw(const char *name, uint64_t gpa, uint64_t word, const char *did,
+			 struct l2_exit *e, struct l2_regs *r)
+{
+	uint64_t fl = 0;
+	int inv, ok;
+
+	*pte_a(gpa) = leaf(EPT_L2_BASE + gpa, EPT_R | EPT_W);
+	inv = invept_a(&fl);
+	*e = ept_run("ept", r, 0);
+	ok = inv && vmcall_ok(e, r->rax, word);
+	if (ok)
+		check(name, 1, "%s: the read made again got %#llx", did, (unsigned long long)r->rax);
+	else
+		check(name, 0,
+		      "INVEPT single-context: %s; then %s rax %#llx, want VMsucceed, then reason 18 (VMCALL) with %#llx",
+		      invept_str(inv, fl), exit_str(e), (unsigned long long)r->rax,
+		      (unsigned long long)word);
+	return ok;
+}
+
 /* The 64-bit payload on EPT A; leaves its VMCS current. Returns 0 if the
  * VMCS could not be set up. */
 static int ept_long(void)
@@ -243,14 +282,10 @@ static int ept_long(void)
 	struct l2_regs r;
 	int alive, inv;
 
-	if (!vmcs_make_current(vmcs_region(7), "ept-translation") ||
-	    !vmcs_setup(&c, "ept-translation"))
-		return 0;
-	memset(&r, 0, sizeof(r));
-
 	/* Translation: L2 reads ept_marker, gets the copy's value, writes its
 	 * own there; L1's variable keeps L1's value. */
-	e = ept_run("ept", &r, 1);
+	if (!ept_launch(7, &c, "ept-translation", "ept", &r, &e))
+		return 0;
 	rax1 = r.rax;
 	alive = vmcall_ok(&e, r.rax, EPT_MARKER_COPY);
 	if (is_exit(&e, EXIT_REASON_VMCALL)) {
@@ -294,23 +329,12 @@ static int ept_long(void)
 	alive = is_exit(&e, EXIT_REASON_EPT_VIOLATION) && e.gpa == EPT_GPA_UNMAPPED;
 
 	/* L1 maps the page and resumes without touching RIP: the MOV again. */
-	if (!alive) {
+	if (!alive)
 		check("ept-violation-retry", 0, NOT_RUN);
-	} else {
-		*pte_a(EPT_GPA_UNMAPPED) = leaf(EPT_L2_BASE + EPT_GPA_UNMAPPED, EPT_R | EPT_W);
-		inv = invept_a(&fl);
-		e = ept_run("ept", &r, 0);
-		alive = inv && vmcall_ok(&e, r.rax, EPT_WORD_UNMAPPED);
-		if (alive)
-			check("ept-violation-retry", 1,
-			      "L1 mapped it R/W, INVEPT single-context: VMsucceed, VMRESUME at the same RIP: the read made again got %#llx",
-			      (unsigned long long)r.rax);
-		else
-			check("ept-violation-retry", 0,
-			      "INVEPT single-context: %s; then %s rax %#llx, want VMsucceed, then reason 18 (VMCALL) with %#llx",
-			      invept_str(inv, fl), exit_str(&e), (unsigned long long)r.rax,
-			      (unsigned long long)EPT_WORD_UNMAPPED);
-	}
+	else
+		alive = ept_repair_rw("ept-violation-retry", EPT_GPA_UNMAPPED, EPT_WORD_UNMAPPED,
+				      "L1 mapped it R/W, INVEPT single-context: VMsucceed, VMRESUME at the same RIP",
+				      &e, &r);
 
 	/* Read-only: the read goes through, the write does not. */
 	if (alive) {
@@ -364,22 +388,11 @@ static int ept_long(void)
 	} else {
 		check("ept-misconfig", 0, NOT_RUN);
 	}
-	if (!alive) {
+	if (!alive)
 		check("ept-misconfig-retry", 0, NOT_RUN);
-	} else {
-		*pte_a(EPT_GPA_MISCONFIG) = leaf(EPT_L2_BASE + EPT_GPA_MISCONFIG, EPT_R | EPT_W);
-		inv = invept_a(&fl);
-		e = ept_run("ept", &r, 0);
-		if (inv && vmcall_ok(&e, r.rax, EPT_WORD_MISCONFIG))
-			check("ept-misconfig-retry", 1,
-			      "L1 made the entry R/W, INVEPT single-context: VMsucceed, VMRESUME: the read made again got %#llx",
-			      (unsigned long long)r.rax);
-		else
-			check("ept-misconfig-retry", 0,
-			      "INVEPT single-context: %s; then %s rax %#llx, want VMsucceed, then reason 18 (VMCALL) with %#llx",
-			      invept_str(inv, fl), exit_str(&e), (unsigned long long)r.rax,
-			      (unsigned long long)EPT_WORD_MISCONFIG);
-	}
+	else
+		ept_repair_rw("ept-misconfig-retry", EPT_GPA_MISCONFIG, EPT_WORD_MISCONFIG,
+			      "L1 made the entry R/W, INVEPT single-context: VMsucceed, VMRESUME", &e, &r);
 	return 1;
 }
 
@@ -433,11 +446,8 @@ static void ept_flat32(void)
 	struct l2_exit e;
 	struct l2_regs r;
 
-	if (!vmcs_make_current(vmcs_region(8), "ept-unrestricted-flat32") ||
-	    !vmcs_setup(&c, "ept-unrestricted-flat32"))
+	if (!ept_launch(8, &c, "ept-unrestricted-flat32", "ept-flat32", &r, &e))
 		return;
-	memset(&r, 0, sizeof(r));
-	e = ept_run("ept-flat32", &r, 1);
 	uint64_t cr0 = vmr(GUEST_CR0);
 	/* A 32-bit guest's VM exit leaves bits 63:32 of the GPRs undefined
 	 * as far as L2 is concerned: compare the low halves. */
@@ -463,11 +473,8 @@ static void ept_real16(void)
 	struct l2_exit e;
 	struct l2_regs r;
 
-	if (!vmcs_make_current(vmcs_region(9), "ept-unrestricted-real") ||
-	    !vmcs_setup(&c, "ept-unrestricted-real"))
+	if (!ept_launch(9, &c, "ept-unrestricted-real", "ept-real16", &r, &e))
 		return;
-	memset(&r, 0, sizeof(r));
-	e = ept_run("ept-real16", &r, 1);
 	uint64_t cr0 = vmr(GUEST_CR0);
 	if (is_exit(&e, EXIT_REASON_VMCALL) && (uint32_t)r.rax == EPT_WORD_REAL &&
 	    e.rip == vmcall_ip && e.insn_len == 3 && !(cr0 & (CR0_PE | CR0_PG)))
@@ -493,15 +500,11 @@ static void ept_entry_checks(void)
 	struct l2_config c = { .mode = L2_LONG, .rip = pa(l2_ept), .rsp = pa(l2_stack_top),
 			       .proc2 = PROC2_ENABLE_EPT,
 			       .eptp = (eptp_of(ept_a_pml4) & ~7ull) | (uc ? 1 : 0) };
-	uint64_t region = vmcs_region(10);
 	struct l2_regs r;
 	struct l2_exit e;
 	char what[96];
 
-	memset(&r, 0, sizeof(r));
-	if (vmcs_make_current(region, "ept-vmlaunch-bad-eptp") &&
-	    vmcs_setup(&c, "ept-vmlaunch-bad-eptp")) {
-		e = ept_run("ept (bad EPTP)", &r, 1);
+	if (ept_launch(10, &c, "ept-vmlaunch-bad-eptp", "ept (bad EPTP)", &r, &e)) {
 		snprintf(what, sizeof(what), "VMLAUNCH with EPTP %#llx (memory type %s)",
 			 (unsigned long long)c.eptp, uc ? "1, reserved" : "0, UC not offered");
 		want_entry_error("ept-vmlaunch-bad-eptp", what, &e, VMERR_ENTRY_BAD_CONTROLS);
@@ -509,9 +512,8 @@ static void ept_entry_checks(void)
 
 	c.proc2 = PROC2_UNRESTRICTED_GUEST;
 	c.eptp = 0;
-	if (vmcs_make_current(region, "ept-vmlaunch-unrestricted-without-ept") &&
-	    vmcs_setup(&c, "ept-vmlaunch-unrestricted-without-ept")) {
-		e = ept_run("ept (unrestricted guest, no EPT)", &r, 1);
+	if (ept_launch(10, &c, "ept-vmlaunch-unrestricted-without-ept",
+		       "ept (unrestricted guest, no EPT)", &r, &e)) {
 		want_entry_error("ept-vmlaunch-unrestricted-without-ept",
 				 "VMLAUNCH with unrestricted guest and not enable EPT", &e,
 				 VMERR_ENTRY_BAD_CONTROLS);

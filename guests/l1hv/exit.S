@@ -33,21 +33,14 @@
 #define R_R14  104
 #define R_R15  112
 
-#define HOST_RSP 0x6C14
+#include "frame.inc"
 
 	.text
 	.code64
 	.globl vmx_run
 /* enum vm_result vmx_run(struct l2_regs *regs, int launch): regs in RDI, launch in ESI */
 vmx_run:
-	pushq %rbp
-	pushq %rbx
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
-	pushq %rdi                      /* regs, for the exit path */
-	/* 7 pushes after the call's return address: RSP is 16-byte aligned. */
+	VMX_FRAME_PUSH %rdi             /* regs, for the exit path */
 	movl $HOST_RSP, %eax
 	vmwrite %rsp, %rax              /* if there is no current VMCS this fails, and so will VMLAUNCH */
 
@@ -109,13 +102,6 @@ vmx_exit_entry:
 	xorl %eax, %eax                 /* VM_SUCCEED: L2 ran */
 /* Both ways out of vmx_run: unwinds its frame and returns EAX. */
 vmx_run_return:
-	addq $8, %rsp                   /* regs */
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbx
-	popq %rbp
-	ret
+	VMX_FRAME_POP_RET
 
 	.section .note.GNU-stack, "", @progbits

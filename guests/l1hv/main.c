@@ -67,10 +67,12 @@ int check(const char *name, int ok, const char *fmt, ...)
 	return report(name, ok, "%s", buf);
 }
 
-/* Whether `arg` is one of the space-separated words after the kernel name. */
-static int has_arg(const char *cmd, const char *arg)
+/* The first of the space-separated words after the kernel name that starts
+ * with `prefix` (and, if `whole`, is nothing more): the rest of that word,
+ * its length in *rest; NULL if there is none. */
+static const char *find_arg(const char *cmd, const char *prefix, int whole, size_t *rest)
 {
-	size_t n = strlen(arg);
+	size_t n = strlen(prefix);
 	const char *p = cmd;
 
 	while (*p && *p != ' ')
@@ -81,34 +83,29 @@ static int has_arg(const char *cmd, const char *arg)
 		const char *w = p;
 		while (*p && *p != ' ')
 			p++;
-		if ((size_t)(p - w) == n && memcmp(w, arg, n) == 0)
-			return 1;
+		size_t len = (size_t)(p - w);
+		if ((whole ? len == n : len >= n) && memcmp(w, prefix, n) == 0) {
+			*rest = len - n;
+			return w + n;
+		}
 	}
-	return 0;
+	*rest = 0;
+	return NULL;
+}
+
+/* Whether `arg` is one of the words after the kernel name. */
+static int has_arg(const char *cmd, const char *arg)
+{
+	size_t rest;
+
+	return find_arg(cmd, arg, 1, &rest) != NULL;
 }
 
 /* The value of the first word `key`VALUE after the kernel name (key ends
  * in '='), and its length in *len; NULL if there is none. */
 static const char *arg_value(const char *cmd, const char *key, size_t *len)
 {
-	size_t n = strlen(key);
-	const char *p = cmd;
-
-	while (*p && *p != ' ')
-		p++;
-	while (*p) {
-		while (*p == ' ')
-			p++;
-		const char *w = p;
-		while (*p && *p != ' ')
-			p++;
-		if ((size_t)(p - w) >= n && memcmp(w, key, n) == 0) {
-			*len = (size_t)(p - w) - n;
-			return w + n;
-		}
-	}
-	*len = 0;
-	return NULL;
+	return find_arg(cmd, key, 0, len);
 }
 
 /* ------------------------------------------------------------ L2 runs */

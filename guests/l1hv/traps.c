@@ -46,6 +46,36 @@ static int disarm(void)
 	return caught;
 }
 
+/*
+ * TRAPPED(insn, inputs...): runs `insn` (assembler text, its input
+ * operands from %1 on) with #UD and #GP caught: the vector, or -1 if it
+ * completed. TRAPPED_FLAGS(flags, insn, inputs...): the same with the
+ * inputs from %2 on, and RFLAGS right after the instruction in *flags.
+ */
+#define TRAPPED(insn, ...)                                               \
+	({                                                               \
+		arm();                                                   \
+		__asm__ volatile("movq $1f, %0\n\t" insn "\n1:"          \
+				 : "=m"(catch_resume)                    \
+				 : __VA_ARGS__                           \
+				 : "memory");                            \
+		disarm();                                                \
+	})
+#define TRAPPED_FLAGS(flags, insn, ...)                                  \
+	({                                                               \
+		uint64_t fl_ = 0;                                        \
+		arm();                                                   \
+		__asm__ volatile("movq $1f, %1\n\t" insn "\n"            \
+				 "1:\tpushfq\n\t"                        \
+				 "popq %0"                               \
+				 : "=r"(fl_), "=m"(catch_resume)         \
+				 : __VA_ARGS__                           \
+				 : "cc", "memory");                      \
+		*(flags) = fl_;                                          \
+		disarm();                                                \
+	})
+
+/* RDMSR has register outputs, which neither macro offers. */
 int rdmsr_safe(uint32_t msr, uint64_t *value)
 {
 	uint32_t lo = 0, hi = 0;
@@ -63,120 +93,44 @@ int rdmsr_safe(uint32_t msr, uint64_t *value)
 
 int wrmsr_safe(uint32_t msr, uint64_t value)
 {
-	arm();
-	__asm__ volatile("movq $1f, %0\n\t"
-			 "wrmsr\n"
-			 "1:"
-			 : "=m"(catch_resume)
-			 : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32))
-			 : "memory");
-	return disarm();
+	return TRAPPED("wrmsr", "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)));
 }
 
 int vmxon_safe(uint64_t pa, uint64_t *flags)
 {
-	uint64_t fl = 0;
-
-	arm();
-	__asm__ volatile("movq $1f, %1\n\t"
-			 "vmxon %2\n"
-			 "1:\tpushfq\n\t"
-			 "popq %0"
-			 : "=r"(fl), "=m"(catch_resume)
-			 : "m"(pa)
-			 : "cc", "memory");
-	*flags = fl;
-	return disarm();
+	return TRAPPED_FLAGS(flags, "vmxon %2", "m"(pa));
 }
 
 int vmxoff_safe(uint64_t *flags)
 {
-	uint64_t fl = 0;
-
-	arm();
-	__asm__ volatile("movq $1f, %1\n\t"
-			 "vmxoff\n"
-			 "1:\tpushfq\n\t"
-			 "popq %0"
-			 : "=r"(fl), "=m"(catch_resume)
-			 :
-			 : "cc", "memory");
-	*flags = fl;
-	return disarm();
+	return TRAPPED_FLAGS(flags, "vmxoff");
 }
 
 /* INVEPT r64, m128 (Intel order): type in a register, descriptor in memory. */
 int invept_safe(uint64_t type, const void *desc, uint64_t *flags)
 {
-	uint64_t fl = 0;
-
-	arm();
-	__asm__ volatile("movq $1f, %1\n\t"
-			 "invept %3, %2\n"
-			 "1:\tpushfq\n\t"
-			 "popq %0"
-			 : "=r"(fl), "=m"(catch_resume)
-			 : "r"(type), "m"(*(const char(*)[16])desc)
-			 : "cc", "memory");
-	*flags = fl;
-	return disarm();
+	return TRAPPED_FLAGS(flags, "invept %3, %2", "r"(type), "m"(*(const char(*)[16])desc));
 }
 
 /* INVVPID r64, m128 (Intel order): type in a register, descriptor in memory. */
 int invvpid_safe(uint64_t type, const struct invvpid_desc *desc, uint64_t *flags)
 {
-	uint64_t fl = 0;
-
-	arm();
-	__asm__ volatile("movq $1f, %1\n\t"
-			 "invvpid %3, %2\n"
-			 "1:\tpushfq\n\t"
-			 "popq %0"
-			 : "=r"(fl), "=m"(catch_resume)
-			 : "r"(type), "m"(*desc)
-			 : "cc", "memory");
-	*flags = fl;
-	return disarm();
+	return TRAPPED_FLAGS(flags, "invvpid %3, %2", "r"(type), "m"(*desc));
 }
 
 int write_cr0_safe(uint64_t value)
 {
-	arm();
-	__asm__ volatile("movq $1f, %0\n\t"
-			 "mov %1, %%cr0\n"
-			 "1:"
-			 : "=m"(catch_resume)
-			 : "r"(value)
-			 : "memory");
-	return disarm();
+	return TRAPPED("mov %1, %%cr0", "r"(value));
 }
 
 int write_cr4_safe(uint64_t value)
 {
-	arm();
-	__asm__ volatile("movq $1f, %0\n\t"
-			 "mov %1, %%cr4\n"
-			 "1:"
-			 : "=m"(catch_resume)
-			 : "r"(value)
-			 : "memory");
-	return disarm();
+	return TRAPPED("mov %1, %%cr4", "r"(value));
 }
 
 int vmcall_safe(uint64_t *flags)
 {
-	uint64_t fl = 0;
-
-	arm();
-	__asm__ volatile("movq $1f, %1\n\t"
-			 "vmcall\n"
-			 "1:\tpushfq\n\t"
-			 "popq %0"
-			 : "=r"(fl), "=m"(catch_resume)
-			 :
-			 : "cc", "memory");
-	*flags = fl;
-	return disarm();
+	return TRAPPED_FLAGS(flags, "vmcall");
 }
 
 /*
