@@ -45,6 +45,12 @@ pub mod field {
     pub const IO_BITMAP_B: u32 = 0x2002;
     /// MSR bitmap address.
     pub const MSR_BITMAP: u32 = 0x2004;
+    /// VM-exit MSR-store address.
+    pub const VM_EXIT_MSR_STORE_ADDR: u32 = 0x2006;
+    /// VM-exit MSR-load address.
+    pub const VM_EXIT_MSR_LOAD_ADDR: u32 = 0x2008;
+    /// VM-entry MSR-load address.
+    pub const VM_ENTRY_MSR_LOAD_ADDR: u32 = 0x200A;
     /// TSC offset.
     pub const TSC_OFFSET: u32 = 0x2010;
     /// EPT pointer.
@@ -63,6 +69,12 @@ pub mod field {
     pub const GUEST_IA32_EFER: u32 = 0x2806;
     /// Guest PDPTE0 (PAE paging with EPT).
     pub const GUEST_PDPTE0: u32 = 0x280A;
+    /// Guest PDPTE1.
+    pub const GUEST_PDPTE1: u32 = 0x280C;
+    /// Guest PDPTE2.
+    pub const GUEST_PDPTE2: u32 = 0x280E;
+    /// Guest PDPTE3.
+    pub const GUEST_PDPTE3: u32 = 0x2810;
     // 64-bit host-state fields.
     /// Host IA32_PAT.
     pub const HOST_IA32_PAT: u32 = 0x2C00;

@@ -25,7 +25,9 @@ pub(crate) enum CrAccess {
     Unhandled,
 }
 
-/// The bits L0 owns in each register.
+/// The bits L0 forces to 1 in each register (it also owns CR0.PE and PG
+/// while L1 is in VMX operation, `super::nested`, but those keep the value
+/// written, after the checks).
 const L0_CR0: u64 = CR0_NE;
 const L0_CR4: u64 = CR4_VMXE;
 
@@ -49,23 +51,17 @@ pub(crate) fn mov_to_cr(
         return fault(hw);
     }
     let value = source & 0xFFFF_FFFF;
-    let (real_f, mask_f, shadow_f, l0_bits) = if cr == 0 {
-        (
-            f::GUEST_CR0,
-            f::CR0_GUEST_HOST_MASK,
-            f::CR0_READ_SHADOW,
-            L0_CR0,
-        )
+    let (real_f, shadow_f, l0_bits) = if cr == 0 {
+        (f::GUEST_CR0, f::CR0_READ_SHADOW, L0_CR0)
     } else {
-        (
-            f::GUEST_CR4,
-            f::CR4_GUEST_HOST_MASK,
-            f::CR4_READ_SHADOW,
-            L0_CR4,
-        )
+        (f::GUEST_CR4, f::CR4_READ_SHADOW, L0_CR4)
     };
     let old = hw.vmread(real_f)?;
-    let l1_bits = hw.vmread(mask_f)? & !l0_bits;
+    let l1_bits = if cr == 0 {
+        vmx.l1_cr_masks.0
+    } else {
+        vmx.l1_cr_masks.1
+    };
     // The register as the processor would load it were L0's bits not
     // forced: the guest's value, L1's bits as they really are.
     let new = (value & !l1_bits) | (old & l1_bits);
@@ -236,12 +232,29 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_in_real_mode_has_no_error_code() {
+        // An unrestricted guest in real mode sets an unsupported CR4 bit.
+        let mut hw = l1();
+        hw.fields.insert(f::GUEST_CR0, CR0_NE);
+        hw.gprs[0] = CR4_VMXE | 1 << 17;
+        hw.fields.insert(f::EXIT_QUALIFICATION, 4);
+        handle(&mut hw, u64::from(er::CR_ACCESS), VmxOffer::default()).unwrap();
+        assert_eq!(
+            hw.fields[&f::VM_ENTRY_INTR_INFO],
+            u64::from(intr_info::make(
+                x86::exception::GP,
+                intr_info::TYPE_HW_EXCEPTION,
+                false
+            ))
+        );
+    }
+
+    #[test]
     fn vmx_fixed_bits_and_vmxe_follow_the_offer() {
         let caps = crate::soft::nested::L1Caps::new(softcpu::capability_msr, 39);
         let offered = VmxOffer {
             caps: Some(&caps),
-            on: false,
-            l2: false,
+            ..VmxOffer::default()
         };
         let mut hw = l1();
         mov(&mut hw, 4, CR4_VMXE, offered);
@@ -272,6 +285,7 @@ mod tests {
         hw.fields.insert(f::GUEST_CR4, CR4_VMXE | CR4_PAE);
         let l2 = VmxOffer {
             l2: true,
+            l1_cr_masks: (CR0_TS, 0),
             ..VmxOffer::default()
         };
         // L2 writes TS = 1 (as shadowed: not L1's exit) and clears NE.

@@ -45,12 +45,17 @@ pub(crate) fn skip_instruction(hw: &mut impl VmxHardware, len: u64) -> Result<()
     Ok(())
 }
 
-/// Queues a hardware exception for the next VM entry.
+/// Queues a hardware exception for the next VM entry. A guest in real mode
+/// (an unrestricted guest with CR0.PE = 0) gets no error code: the
+/// processor pushes none there, and VM entry refuses one (SDM Vol. 3C
+/// §27.2.1.3).
 pub(crate) fn inject_exception(
     hw: &mut impl VmxHardware,
     vector: u8,
     error_code: Option<u32>,
 ) -> Result<(), HwError> {
+    let real_mode = hw.vmread(f::GUEST_CR0)? & x86::cr::CR0_PE == 0;
+    let error_code = error_code.filter(|_| !real_mode);
     let info = intr_info::make(vector, intr_info::TYPE_HW_EXCEPTION, error_code.is_some());
     hw.vmwrite(f::VM_ENTRY_INTR_INFO, u64::from(info))?;
     if let Some(code) = error_code {
@@ -74,6 +79,9 @@ pub(crate) struct VmxOffer<'a> {
     pub on: bool,
     /// The guest is an L2, run for an L1 hypervisor.
     pub l2: bool,
+    /// For an L2: the CR0 and CR4 bits its L1 owns (vmcs12's guest/host
+    /// masks), which keep their values when L0 emulates a write.
+    pub l1_cr_masks: (u64, u64),
 }
 
 /// Handles the VM exit whose exit-reason field is `raw`.

@@ -179,7 +179,7 @@ impl SoftVcpu {
         if !self.apic.has_pending(now) {
             return Ok(());
         }
-        if n.entering() {
+        if n.entering() || !n.interrupt_exit_allowed(&*cpu)? {
             return Ok(());
         }
         let vector = ack.then(|| self.apic.acknowledge());
@@ -458,12 +458,14 @@ impl Vcpu for SoftVcpu {
                 Some(n) if !in_l2 => exits::VmxOffer {
                     caps: Some(n.caps()),
                     on: n.in_vmx_operation(),
-                    l2: false,
-                },
-                _ => exits::VmxOffer {
-                    l2: in_l2,
                     ..exits::VmxOffer::default()
                 },
+                Some(n) => exits::VmxOffer {
+                    l2: true,
+                    l1_cr_masks: n.l1_cr_masks(),
+                    ..exits::VmxOffer::default()
+                },
+                None => exits::VmxOffer::default(),
             };
             match exits::handle(&mut *cpu, raw, offer).map_err(hw_error)? {
                 Handled::Resume => continue,

@@ -370,6 +370,16 @@ impl SoftCpu {
             if (v ^ self.vmx.ctl.cr0_shadow) & m != 0 {
                 return Err(self.cr_exit(ins, 0, false));
             }
+            // Bits fixed in VMX operation (IA32_VMX_CR0_FIXED0; PE and PG
+            // not for an unrestricted guest) cannot be cleared where the
+            // guest owns them: #GP (SDM Vol. 3C §24.8, §26.3).
+            let mut fixed = crate::vmx::caps::CR0_FIXED0;
+            if self.vmx.proc2(x86::vmx::proc2::UNRESTRICTED_GUEST) {
+                fixed &= !(CR0_PE | CR0_PG);
+            }
+            if v & !m & fixed != fixed & !m {
+                return Err(Exception::gp(0).into());
+            }
         }
         if v >> 32 != 0
             || (v & CR0_PG != 0 && v & CR0_PE == 0)

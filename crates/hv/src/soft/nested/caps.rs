@@ -187,8 +187,9 @@ impl L1Caps {
             msr::VMX_PROCBASED_CTLS | TRUE_PROCBASED => self.proc.msr(),
             msr::VMX_EXIT_CTLS | TRUE_EXIT => self.exit.msr(),
             msr::VMX_ENTRY_CTLS | TRUE_ENTRY => self.entry.msr(),
-            // The preemption timer is not offered: its rate bits are 0.
-            msr::VMX_MISC => self.misc & !0x1F,
+            // The preemption timer is not offered: its rate bits are 0; of
+            // the activity states only HLT (bit 6), not shutdown (bit 7).
+            msr::VMX_MISC => self.misc & !(0x1F | 1 << 7),
             msr::VMX_CR0_FIXED0 => self.cr0_fixed.0,
             msr::VMX_CR0_FIXED1 => self.cr0_fixed.1,
             msr::VMX_CR4_FIXED0 => self.cr4_fixed.0,

@@ -180,6 +180,14 @@ pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     if v.get(f::VMCS_LINK_POINTER) != u64::MAX {
         return Err(EntryCheck::GuestState(4));
     }
+    // Activity states: active, or HLT (IA32_VMX_MISC bit 6) with SS.DPL = 0
+    // (SDM §27.3.1.5).
+    let ss_dpl = (v.get(f::GUEST_SS_AR_BYTES) >> 5) & 3;
+    match v.get32(f::GUEST_ACTIVITY_STATE) {
+        0 => {}
+        1 if ss_dpl == 0 => {}
+        _ => return Err(EntryCheck::GuestState(0)),
+    }
     if v.get32(f::VM_ENTRY_MSR_LOAD_COUNT) != 0 {
         return Err(EntryCheck::MsrLoad);
     }

@@ -83,6 +83,24 @@ fn pointer_operand(hw: &impl VmxHardware, d: &Decoded, ram: u64) -> Op<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
+/// CR0.PE and PG are fixed to 1 in VMX operation (SDM Vol. 3C §24.8), but
+/// vmcs01 runs L1 as an unrestricted guest, where the processor would let
+/// them be cleared: between VMXON and VMXOFF L0 owns them, so that a MOV to
+/// CR0 clearing them exits and faults (`crate::soft::cr`). Their shadow is
+/// their real value, which L1 reads unchanged.
+fn guard_cr0(hw: &mut impl VmxHardware, on: bool) -> Result<(), HwError> {
+    use x86::cr::{CR0_PE, CR0_PG};
+    let guarded = CR0_PE | CR0_PG;
+    let mask = hw.vmread(f::CR0_GUEST_HOST_MASK)?;
+    hw.vmwrite(
+        f::CR0_GUEST_HOST_MASK,
+        if on { mask | guarded } else { mask & !guarded },
+    )?;
+    let real = hw.vmread(f::GUEST_CR0)? & guarded;
+    let shadow = hw.vmread(f::CR0_READ_SHADOW)? & !guarded;
+    hw.vmwrite(f::CR0_READ_SHADOW, shadow | real)
+}
+
 impl Nested {
     /// Emulates the VMX instruction behind an exit from L1 with basic reason
     /// `reason` (VMCALL, VMCLEAR … VMXON, INVEPT, INVVPID); vmcs01 is current.
@@ -241,6 +259,7 @@ impl Nested {
         }
         self.vmxon = Some(addr);
         self.current = None;
+        guard_cr0(hw, true)?;
         Ok(Outcome::Succeed)
     }
 
@@ -248,6 +267,7 @@ impl Nested {
         self.flush_current(hw)?;
         self.current = None;
         self.vmxon = None;
+        guard_cr0(hw, false)?;
         Ok(Outcome::Succeed)
     }
 

@@ -155,6 +155,21 @@ impl Nested {
         (pinv & pin::EXT_INTR_EXITING != 0).then_some(exitv & exit_ctl::ACK_INTR_ON_EXIT != 0)
     }
 
+    /// Whether an external interrupt may make L2 exit now (vmcs02 current):
+    /// not while L2 is in an STI or MOV-SS shadow, which blocks external
+    /// interrupts even when they exit (SDM Vol. 3C §26.2, §25.4.2), and not
+    /// when an interrupt-window or NMI-window exit L1 asked for comes first
+    /// (§26.7.5, §26.7.6). Then the interrupt waits for the next exit.
+    pub(crate) fn interrupt_exit_allowed(&self, hw: &impl VmxHardware) -> Result<bool, HwError> {
+        use x86::vmx::interruptibility as blocking;
+        let state = hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)? as u32;
+        let procv = self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL);
+        let interrupts_open = hw.vmread(f::GUEST_RFLAGS)? & x86::rflags::IF != 0;
+        Ok(state & (blocking::STI | blocking::MOV_SS) == 0
+            && !(procv & proc::INTR_WINDOW_EXITING != 0 && interrupts_open)
+            && !(procv & proc::NMI_WINDOW_EXITING != 0 && state & blocking::NMI == 0))
+    }
+
     /// The external-interrupt exit to L1 (SDM §28.2.2): with the vector
     /// acknowledged when `acknowledged` holds it. vmcs02 is current.
     pub(crate) fn interrupt_exit(

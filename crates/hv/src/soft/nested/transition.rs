@@ -8,7 +8,7 @@ use super::checks::{self, EntryCheck};
 use super::instructions::Outcome;
 use super::{Level, Nested};
 use crate::hw::{HwError, VmxHardware};
-use x86::cr::{CR4_VMXE, EFER_LMA, EFER_LME};
+use x86::cr::{CR0_NE, CR4_VMXE, EFER_LMA, EFER_LME};
 use x86::vmx::{
     entry_ctl, exit_ctl, exit_reason as er, field as f, interruptibility, intr_info, pin, proc,
     proc2,
@@ -197,6 +197,14 @@ impl Nested {
     pub(crate) fn l1_window(&self) -> Option<u32> {
         (self.vmcs12.controls().proc2 & proc2::NOTIFY_VM_EXITING != 0)
             .then(|| self.vmcs12.get32(f::NOTIFY_WINDOW))
+    }
+
+    /// The CR0 and CR4 bits L1 owns for its L2 (vmcs12's guest/host masks).
+    pub(crate) fn l1_cr_masks(&self) -> (u64, u64) {
+        (
+            self.vmcs12.get(f::CR0_GUEST_HOST_MASK),
+            self.vmcs12.get(f::CR4_GUEST_HOST_MASK),
+        )
     }
 
     /// L1's EPTP when L1 enabled EPT in vmcs12.
@@ -532,7 +540,7 @@ impl Nested {
         let l0_cr0 = hw.vmread(f::CR0_GUEST_HOST_MASK)?;
         let l0_cr4 = hw.vmread(f::CR4_GUEST_HOST_MASK)?;
         let mut put = |fl: u32, value: u64| hw.vmwrite(fl, value);
-        put(f::GUEST_CR0, cr0 | l0_cr0)?;
+        put(f::GUEST_CR0, cr0 | (l0_cr0 & CR0_NE))?;
         put(f::CR0_READ_SHADOW, cr0)?;
         put(f::GUEST_CR4, cr4 | (l0_cr4 & CR4_VMXE))?;
         put(f::CR4_READ_SHADOW, cr4)?;
