@@ -383,19 +383,24 @@ impl Vcpu for SoftVcpu {
             if cpu.powered_off() {
                 return Ok(VcpuExit::PoweredOff);
             }
-            if let Some(n) = self.nested.as_mut().filter(|_| in_l2) {
-                // A failed nested entry is L1's VMfail or VM-entry failure.
+            if let Some(n) = self.nested.as_mut().filter(|_| entering) {
+                // The first entry of a fresh vmcs02: a failure is L1's
+                // VMfail or VM-entry failure.
                 if !n.first_entry_result(&mut *cpu, entered).map_err(hw_error)? {
                     continue;
                 }
             } else {
+                // L0's own entry of vmcs01, or again of vmcs02: a refusal is
+                // L0's failure, never an exit to read.
                 if let Err(HwError::VmFail(error)) = entered {
                     return Ok(VcpuExit::InternalError(InternalError::VmInstruction {
                         error,
                     }));
                 }
                 entered.map_err(hw_error)?;
-                self.launched = true;
+                if !in_l2 {
+                    self.launched = true;
+                }
             }
             let raw = VmxHardware::vmread(&*cpu, f::VM_EXIT_REASON).map_err(hw_error)?;
             let reason = raw as u16;
