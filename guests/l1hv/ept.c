@@ -19,7 +19,8 @@
  *   EPT B  a 2 MiB page for [0, 2 MiB) on the copy, and a read-only 1 GiB
  *          page mapping L2-physical [1 GiB, 2 GiB) to L1-physical
  *          [0, 1 GiB): for the unrestricted guests, in 32-bit protected
- *          mode with paging off and in real-address mode.
+ *          mode with paging off and in real-address mode; the real-mode
+ *          one also clears CR0.NE, which is #GP without an error code.
  *
  * Then INVEPT's error cases (§31.3 INVEPT) and the VM-entry control checks
  * on EPT (§27.2.1.1). Every page L2 touches through either EPT is RAM of
@@ -491,6 +492,52 @@ static void ept_real16(void)
 		      EPT_WORD_REAL);
 }
 
+/*
+ * The real-mode L2 again, from its second entry point: a MOV of 0x10 to
+ * CR0, which clears NE. An unrestricted guest is exempt from the PE and
+ * PG fixed bits only; NE stays fixed to 1 (§24.8, §26.3, Appendix A.7), so
+ * the MOV is #GP and CR0 keeps its value. L1 intercepts #GP. In real-address
+ * mode an exception pushes no error code, and VM entry refuses to deliver
+ * one there (§27.2.1.3): reason 0 with interruption information valid |
+ * hardware exception | 13 and bit 11 (error code valid) clear, GUEST_RIP
+ * at the MOV. As for every ept run, L1's APIC timer is armed: should the
+ * run never come back on its own, L1 gets an external-interrupt exit (a
+ * FAIL) - provided L0 still delivers L1's interrupts.
+ */
+static void ept_real16_cr0_ne(void)
+{
+	static const char name[] = "l2-real-mode-cr0-ne-fault";
+	struct l2_config c = { .mode = L2_REAL16,
+			       .rip = (uint64_t)(l2_ept_real16_cr0 - l2_ept_real16), .rsp = 0,
+			       .proc2 = PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST,
+			       .eptp = eptp_of(ept_b_pml4), .real_cs = EPT_REAL_CS,
+			       .real_ds = EPT_REAL_DS };
+	uint64_t mov_ip = (uint64_t)(l2_ept_real16_cr0_mov - l2_ept_real16), cr0_before, cr0;
+	uint32_t want = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | VEC_GP;
+	struct l2_exit e;
+	struct l2_regs r;
+
+	if (!vmcs_make_current(vmcs_region(14), name) || !vmcs_setup(&c, name))
+		return;
+	vmw(EXCEPTION_BITMAP, 1u << VEC_GP);
+	cr0_before = vmr(GUEST_CR0);
+	memset(&r, 0, sizeof(r));
+	e = ept_run("ept-real16 (MOV 0x10 to CR0: NE clear)", &r, 1);
+	cr0 = vmr(GUEST_CR0);
+	if (is_exit(&e, EXIT_REASON_EXCEPTION_NMI) && e.intr_info == want && e.rip == mov_ip &&
+	    cr0 == cr0_before)
+		check(name, 1,
+		      "MOV %#x to CR0 at %04x:%04llx in real mode (CR0 %#llx, %s): reason 0, interruption info %#x (#GP, no error code), CR0 unchanged",
+		      (uint32_t)r.rax, EPT_REAL_CS, (unsigned long long)e.rip,
+		      (unsigned long long)cr0, pe_pg(cr0), e.intr_info);
+	else
+		check(name, 0,
+		      "MOV %#x to CR0 in real mode (CR0 %#llx): got %s interruption info %#x ip %#llx CR0 %#llx; want reason 0, %#x (#GP, error code not valid), ip %#llx, CR0 unchanged",
+		      (uint32_t)r.rax, (unsigned long long)cr0_before, exit_str(&e), e.intr_info,
+		      (unsigned long long)e.rip, (unsigned long long)cr0, want,
+		      (unsigned long long)mov_ip);
+}
+
 /* VM-entry checks on the controls (§27.2.1.1): the EPTP's memory type must
  * be one IA32_VMX_EPT_VPID_CAP offers (bit 8 UC, bit 14 WB), and
  * unrestricted guest needs enable EPT. Either failure is VMfailValid 7. */
@@ -528,5 +575,6 @@ void payload_ept(void)
 		ept_invept_checks();
 	ept_flat32();
 	ept_real16();
+	ept_real16_cr0_ne();
 	ept_entry_checks();
 }

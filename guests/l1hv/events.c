@@ -4,6 +4,9 @@
  * queued events around the VMX instructions.
  *
  *   cr0-ne-fixed-in-vmx               MOV to CR0 clearing NE in VMX operation
+ *   l2-cr0-pg-fixed                   MOV to CR0 clearing PG in a paged 32-bit
+ *                                     L2 that is not an unrestricted guest:
+ *                                     #GP(0), intercepted by L1
  *   interrupt-pending-at-vmlaunch     L1's timer interrupt requested before
  *                                     VMLAUNCH: exit 1 before L2's first
  *                                     instruction, and the VMCS launched
@@ -237,6 +240,64 @@ static void entry_failure_keeps_event(void)
 		      before.exit_info, ve.count ? "; a VMREAD/VMWRITE failed" : "");
 }
 
+/* ------------------------------------------------------------ CR0.PG in L2 */
+
+/* How long the run may take before L1's APIC timer takes the CPU back: an
+ * L2 (or an L0) gone astray ends as an external-interrupt exit, a FAIL,
+ * instead of a hang. The run is four instructions. */
+#define CR0_WATCHDOG_MS 100
+
+/*
+ * A 32-bit L2 in protected mode with 32-bit paging (the storm payload's
+ * set-up: L2_PROT32, EFER = 0, so no long mode to leave), not an
+ * unrestricted guest, executes a MOV to CR0 that clears PG. CR0.PE and
+ * PG are fixed to 1 in VMX operation unless the guest is unrestricted
+ * (SDM Vol. 3C §24.8, §26.3, Appendix A.7): the MOV is #GP(0) and CR0
+ * keeps its value. L1 intercepts #GP (exception bitmap bit 13): reason 0,
+ * exit interruption information valid | hardware exception | error code
+ * valid | 13, error code 0 (§28.2.2), GUEST_RIP at the MOV (a fault:
+ * RIP is not advanced), GUEST_CR0 as L2 entered with it, PG set.
+ */
+static void cr0_pg_l2_check(void)
+{
+	static const char name[] = "l2-cr0-pg-fixed";
+	struct l2_config c = { .mode = L2_PROT32, .rip = (uint64_t)(uintptr_t)l2_cr0_clear_pg,
+			       .rsp = (uint64_t)(uintptr_t)l2s_kstack_top };
+	uint64_t mov_rip = (uint64_t)(uintptr_t)l2_cr0_clear_pg_mov, cr0_before, cr0_after;
+	uint32_t err;
+	struct l2_regs r;
+	struct l2_exit e;
+
+	if (!vmcs_make_current(vmcs_region(11), name) || !vmcs_setup(&c, name))
+		return;
+	vmw(EXCEPTION_BITMAP, 1u << VEC_GP);
+	cr0_before = vmr(GUEST_CR0);
+	memset(&r, 0, sizeof(r));
+	lapic_arm_oneshot(CR0_WATCHDOG_MS);
+	e = l2_run("cr0-clear-pg (32-bit paging, not unrestricted)", &r, 1);
+	if (is_exit(&e, EXIT_REASON_EXTERNAL_INTR) && (e.intr_info & INTR_INFO_VALID))
+		lapic_eoi();
+	lapic_disarm();
+	err = (uint32_t)vmr(VM_EXIT_INTR_ERROR_CODE);
+	cr0_after = vmr(GUEST_CR0);
+
+	/* What L2 wrote: its CR0 without PG (EAX, the low half of RAX). */
+	uint32_t wrote = (uint32_t)r.rax;
+	int ok = is_exit(&e, EXIT_REASON_EXCEPTION_NMI) && e.intr_info == EXIT_GP && err == 0 &&
+		 e.rip == mov_rip && (cr0_before & CR0_PG) && cr0_after == cr0_before;
+	if (ok)
+		check(name, 1,
+		      "MOV %#x (PG clear) to CR0 in a paged 32-bit L2 (CR0 %#llx, not unrestricted): reason 0, interruption info %#x (#GP, error code %#x), GUEST_RIP %#llx = the MOV, GUEST_CR0 still %#llx (PG set)",
+		      wrote, (unsigned long long)cr0_before, e.intr_info, err,
+		      (unsigned long long)e.rip, (unsigned long long)cr0_after);
+	else
+		check(name, 0,
+		      "MOV %#x (PG clear) to CR0 from CR0 %#llx: got %s interruption info %#x error code %#x GUEST_RIP %#llx GUEST_CR0 %#llx; want reason 0, %#x, error code 0, GUEST_RIP %#llx, GUEST_CR0 %#llx (PG set)",
+		      wrote, (unsigned long long)cr0_before, exit_str(&e), e.intr_info, err,
+		      (unsigned long long)e.rip, (unsigned long long)cr0_after, EXIT_GP,
+		      (unsigned long long)mov_rip, (unsigned long long)cr0_before);
+}
+
 /* ------------------------------------------------------------ VMCALL */
 
 /*
@@ -284,6 +345,7 @@ static void vmcall_checks(void)
 void nested_event_checks(void)
 {
 	cr0_ne_check();
+	cr0_pg_l2_check();
 	pending_at_vmlaunch();
 	entry_failure_keeps_event();
 	vmcall_checks();

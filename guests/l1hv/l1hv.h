@@ -58,7 +58,7 @@ void l1_tables_init(void);
 uint64_t vmxon_region_init(void); /* before VMXON */
 uint64_t vmxon_region_pa(void);
 uint64_t vmcs_region(unsigned n);   /* n < VMCS_REGIONS */
-#define VMCS_REGIONS 14
+#define VMCS_REGIONS 15
 /* A region whose revision identifier is not the processor's. */
 uint64_t vmcs_bad_revision_region(void);
 

@@ -11,7 +11,8 @@
  *   ept              L2 under L1's EPT (ept.c): translation, a remapped page,
  *                    EPT violations and a misconfiguration that L1 repairs
  *                    and resumes, INVEPT, unrestricted-guest L2s in 32-bit
- *                    protected mode with paging off and in real mode, and
+ *                    protected mode with paging off and in real mode (and
+ *                    the real-mode one's #GP for clearing CR0.NE), and
  *                    the VM-entry checks on EPT
  *   triple-fault     ud2 with IDTR.limit = 0; then VMCLEAR and the benign
  *                    payload relaunched in the same VMCS
@@ -20,7 +21,8 @@
  *   ac-storm-notify  the same with notify VM exiting (window 0)
  *   vmx-errors       VMfailInvalid / VMfailValid / VM-entry failure / #UD
  *                    cases of the VMX instructions
- *   nested-events    CR0.NE fixed in VMX operation, an interrupt pending at
+ *   nested-events    CR0.NE fixed in VMX operation, CR0.PG fixed for a paged
+ *                    32-bit L2 (#GP to L1), an interrupt pending at
  *                    VMLAUNCH, a VM-entry failure keeping the queued event,
  *                    VMCALL in L1 itself (events.c); then VMXOFF
  *

@@ -194,6 +194,25 @@ l2_ept_flat32:
 1:	hlt
 	jmp 1b
 
+/*
+ * cr0-clear-pg: 32-bit protected mode with 32-bit paging, set up as the
+ * storm payload is (L2_PROT32: CS = STORM_SEL_CODE of l2s_gdt, 4 MiB
+ * pages), but not an unrestricted guest: CR0.PE and PG are fixed to 1 in
+ * VMX operation (SDM Vol. 3C §24.8, §26.3), so the MOV to CR0 that clears
+ * PG is #GP(0), which L1 intercepts. Outside VMX operation the same MOV
+ * would simply turn paging off (no long mode here, EFER = 0). CR0.NE stays
+ * as it was.
+ */
+	.globl l2_cr0_clear_pg, l2_cr0_clear_pg_mov
+l2_cr0_clear_pg:
+	movl %cr0, %eax
+	andl $0x7FFFFFFF, %eax          /* PG (bit 31) clear, everything else kept */
+l2_cr0_clear_pg_mov:
+	movl %eax, %cr0                 /* 0F 22 C0 */
+	vmcall                          /* not reached if the MOV faults */
+1:	hlt
+	jmp 1b
+
 	.globl l2s_gdt, l2s_gdt_end, l2s_idt, l2s_idt_end, l2s_tss, l2s_kstack_top
 	AC_STORM_TABLES l2s_
 	.set l2s_idt_end, l2s_idt + 18 * 8
@@ -204,17 +223,31 @@ l2_ept_flat32:
  * CS = EPT_REAL_CS, IP = 0, DS = EPT_REAL_DS. It reads the dword L1
  * planted at DS:EPT_REAL_DATA_OFF and hands it over with VMCALL. link64.ld
  * has no .text16 output section, so it travels as read-only data; the
- * instructions are MOV, VMCALL, HLT and JMP only.
+ * instructions are MOV (to CR0 as well), VMCALL, HLT and JMP only.
  */
 	.section .rodata.l2_real16, "a"
 	.code16
 	.globl l2_ept_real16, l2_ept_real16_vmcall, l2_ept_real16_end
+	.globl l2_ept_real16_cr0, l2_ept_real16_cr0_mov
 l2_ept_real16:
 	movl EPT_REAL_DATA_OFF, %eax    /* 66 A1 disp16: DS-relative */
 l2_ept_real16_vmcall:
 	vmcall
 1:	hlt
 	jmp 1b
+/*
+ * A second entry point in the same copy (ept.c's cr0-ne check): a MOV to
+ * CR0 of 0x10 (ET only: NE clear, PE = PG = 0 as they are). NE is fixed
+ * to 1 even for an unrestricted guest (SDM Vol. 3C §24.8), so the MOV is
+ * #GP - in real-address mode, with no error code.
+ */
+l2_ept_real16_cr0:
+	movl $0x10, %eax                /* 66 B8 imm32 */
+l2_ept_real16_cr0_mov:
+	movl %eax, %cr0                 /* 0F 22 C0 */
+	vmcall                          /* not reached if the MOV faults */
+2:	hlt
+	jmp 2b
 l2_ept_real16_end:
 	.code64
 

@@ -69,6 +69,8 @@ extern char l2_benign[], l2_port_io[], l2_triple_fault[];
 extern char l2_stack_top[];
 /* 32-bit storm payload (.boot, which build.rs disassembles as i386) */
 extern char l2_ac_storm[];
+/* 32-bit paged payload (.boot) clearing CR0.PG, and its MOV to CR0 */
+extern char l2_cr0_clear_pg[], l2_cr0_clear_pg_mov[];
 extern char l2s_gdt[], l2s_gdt_end[], l2s_idt[], l2s_idt_end[], l2s_tss[];
 extern char l2s_kstack_top[];
 /* ept payloads: the 64-bit one and its faulting instructions, the flat
@@ -77,6 +79,8 @@ extern char l2s_kstack_top[];
 extern char l2_ept[], l2_ept_read_unmapped[], l2_ept_write_ro[], l2_ept_read_misconfig[];
 extern char l2_ept_flat32[];
 extern char l2_ept_real16[], l2_ept_real16_vmcall[], l2_ept_real16_end[];
+/* ... and its second entry point, which clears CR0.NE (at the _mov label) */
+extern char l2_ept_real16_cr0[], l2_ept_real16_cr0_mov[];
 extern uint64_t ept_marker;
 #endif
 

@@ -190,6 +190,17 @@ impl SoftVcpu {
 }
 
 impl SoftVcpu {
+    /// After L0 handled an exit of L2's: an exception it raised that L1
+    /// intercepts goes to L1 (`Nested::reflect_raised_exception`).
+    fn raised_for_l1(&mut self, cpu: &mut SoftCpu, in_l2: bool) -> Result<(), HwError> {
+        if let Some(n) = self.nested.as_mut().filter(|_| in_l2) {
+            if n.reflect_raised_exception(cpu)? {
+                self.reflected += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// An interrupt for L1 pending while L1's VMLAUNCH/VMRESUME enters L2,
     /// with L1 intercepting them: VM entry completes before the interrupt
     /// makes L2 exit (SDM Vol. 3C §27.7), so a zero preemption timer brings
@@ -436,7 +447,10 @@ impl Vcpu for SoftVcpu {
             }
             let now = cpu.cycles();
             match self.local_exit(&mut cpu, raw, now).map_err(hw_error)? {
-                Local::Resume => continue,
+                Local::Resume => {
+                    self.raised_for_l1(&mut cpu, in_l2).map_err(hw_error)?;
+                    continue;
+                }
                 Local::NotMine => {}
                 Local::Exit(e) => return Ok(e),
                 Local::MmioWrite {
@@ -473,7 +487,10 @@ impl Vcpu for SoftVcpu {
                 None => exits::VmxOffer::default(),
             };
             match exits::handle(&mut *cpu, raw, offer).map_err(hw_error)? {
-                Handled::Resume => continue,
+                Handled::Resume => {
+                    self.raised_for_l1(&mut cpu, in_l2).map_err(hw_error)?;
+                    continue;
+                }
                 // A host interrupt: L0 has the CPU back; the loop's top
                 // decides whether userspace asked for it.
                 Handled::HostInterrupt => continue,

@@ -155,6 +155,55 @@ impl Nested {
         (pinv & pin::EXT_INTR_EXITING != 0).then_some(exitv & exit_ctl::ACK_INTR_ON_EXIT != 0)
     }
 
+    /// After L0 emulated an instruction of L2's (vmcs02 current): an
+    /// exception L0 raised for it (a #GP from a refused MOV to CR0, say) is
+    /// what the instruction itself would have raised, so when L1
+    /// intercepts it (exception bitmap, #PF mask and match) it becomes an
+    /// exception exit to L1 instead of an injection L1 never sees — VM
+    /// entry's event injection does not consult the exception bitmap (SDM
+    /// Vol. 3C §27.6.1). An event re-queued because the exit interrupted
+    /// its delivery is left alone: L1 already had its say on it. `true`
+    /// when the exit went to L1.
+    pub(crate) fn reflect_raised_exception(
+        &mut self,
+        hw: &mut impl VmxHardware,
+    ) -> Result<bool, HwError> {
+        let queued = hw.vmread(f::VM_ENTRY_INTR_INFO)? as u32;
+        let vectoring = hw.vmread(f::IDT_VECTORING_INFO)? as u32;
+        if queued & intr_info::VALID == 0
+            || (queued >> intr_info::TYPE_SHIFT) & 7 != intr_info::TYPE_HW_EXCEPTION
+            || vectoring & intr_info::VALID != 0
+        {
+            return Ok(false);
+        }
+        let error = if queued & intr_info::ERROR_CODE_VALID != 0 {
+            hw.vmread(f::VM_ENTRY_EXCEPTION_ERROR_CODE)? as u32
+        } else {
+            0
+        };
+        let facts = ExitFacts {
+            reason: er::EXCEPTION_NMI,
+            qualification: 0,
+            intr_info: queued,
+            intr_error_code: error,
+            rcx: 0,
+            cr_source: 0,
+        };
+        let pinv = self.vmcs12.get32(f::PIN_BASED_VM_EXEC_CONTROL);
+        if !reflect::exception_wanted(&facts, &self.vmcs12, pinv) {
+            return Ok(false);
+        }
+        hw.vmwrite(f::VM_ENTRY_INTR_INFO, 0)?;
+        let e = ExitToL1 {
+            reason: u32::from(er::EXCEPTION_NMI),
+            intr_info: queued,
+            intr_error: error,
+            ..ExitToL1::default()
+        };
+        self.exit_to_l1(hw, &e)?;
+        Ok(true)
+    }
+
     /// Whether an external interrupt may make L2 exit now (vmcs02 current):
     /// not while L2 is in an STI or MOV-SS shadow, which blocks external
     /// interrupts even when they exit (SDM Vol. 3C §26.2, §25.4.2), and not

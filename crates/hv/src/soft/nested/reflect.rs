@@ -93,7 +93,7 @@ pub(crate) fn l1_wants(e: &ExitFacts, v: &Vmcs12, mem: &impl BitmapReader) -> bo
 
 /// An exception or NMI exit: the NMI-exiting control, the exception bitmap,
 /// and for #PF the error-code mask and match (SDM §26.2).
-fn exception_wanted(e: &ExitFacts, v: &Vmcs12, pinv: u32) -> bool {
+pub(crate) fn exception_wanted(e: &ExitFacts, v: &Vmcs12, pinv: u32) -> bool {
     let kind = (e.intr_info >> intr_info::TYPE_SHIFT) & 7;
     if kind == intr_info::TYPE_NMI {
         return pinv & pin::NMI_EXITING != 0;
