@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::vigil;
+use common::{longest_without_l0_ms, vigil};
 use proptest::prelude::*;
 use std::io::Write;
 
@@ -181,17 +181,6 @@ fn field() -> impl Strategy<Value = u32> {
         1 => 0u32..0x7000,
     ]
     .prop_filter("HOST_RIP", |&f| f != HOST_RIP)
-}
-
-/// The responsiveness figure of a `--stats` run, in milliseconds.
-fn longest_without_l0_ms(stderr: &str) -> Option<f64> {
-    stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("stats: responsiveness: longest host time without returning to L0 ")
-        })
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
 }
 
 /// Values with the edges VM-entry checks care about.

@@ -18,13 +18,7 @@ fn notify_exits(stderr: &str) -> u64 {
 
 /// The responsiveness figure of a `--stats` run, in milliseconds.
 fn responsiveness_ms(stderr: &str) -> f64 {
-    stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("stats: responsiveness: longest host time without returning to L0 ")
-        })
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+    common::longest_without_l0_ms(stderr)
         .unwrap_or_else(|| panic!("no responsiveness in:\n{stderr}"))
 }
 

@@ -14,3 +14,16 @@ pub fn vigil(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The responsiveness figure of a `--stats` run (the longest host time the
+/// vCPU went without returning to L0), in milliseconds, if printed.
+#[allow(dead_code)] // Not every test binary reads it.
+pub fn longest_without_l0_ms(stderr: &str) -> Option<f64> {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("stats: responsiveness: longest host time without returning to L0 ")
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
