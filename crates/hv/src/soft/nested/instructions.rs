@@ -464,6 +464,6 @@ impl Nested {
         if !launch && !self.vmcs12.launched {
             return Ok(Outcome::FailValid(ie::VMRESUME_NONLAUNCHED));
         }
-        self.enter(hw, launch)
+        self.enter(hw)
     }
 }

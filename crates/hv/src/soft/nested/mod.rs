@@ -58,9 +58,9 @@ pub(crate) struct NestedPages {
 enum Level {
     /// L1, on vmcs01.
     L1,
-    /// L2, on vmcs02. `entering` is `Some(launch)` between L1's VMLAUNCH
-    /// (true) or VMRESUME (false) and the processor's verdict on vmcs02.
-    L2 { entering: Option<bool> },
+    /// L2, on vmcs02. `entering` between L1's VMLAUNCH or VMRESUME and the
+    /// processor's verdict on the fresh vmcs02.
+    L2 { entering: bool },
 }
 
 /// The nested VMX state of one vCPU.
@@ -133,7 +133,7 @@ impl Nested {
     /// fresh vmcs02: until it enters, nothing may be taken from L1 (an
     /// interrupt) or done to L2 (an injected shutdown).
     pub(crate) fn entering(&self) -> bool {
-        matches!(self.level, Level::L2 { entering: Some(_) })
+        matches!(self.level, Level::L2 { entering: true })
     }
 
     /// Whether the next entry of vmcs02 is a VMRESUME.

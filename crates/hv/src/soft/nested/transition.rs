@@ -222,13 +222,9 @@ impl Nested {
         }
     }
 
-    /// The nested VM entry of VMLAUNCH (`launch`) or VMRESUME, after the
+    /// The nested VM entry of VMLAUNCH or VMRESUME, after the
     /// checks that end in VMfail: L0's own checks on vmcs12, then vmcs02.
-    pub(super) fn enter(
-        &mut self,
-        hw: &mut impl VmxHardware,
-        launch: bool,
-    ) -> Result<Outcome, HwError> {
+    pub(super) fn enter(&mut self, hw: &mut impl VmxHardware) -> Result<Outcome, HwError> {
         let l1_ia32e = hw.vmread(f::GUEST_IA32_EFER)? & EFER_LMA != 0;
         if checks::controls(&self.vmcs12, &self.caps, self.pages.ram).is_err() {
             return Ok(Outcome::FailValid(
@@ -251,9 +247,7 @@ impl Nested {
         }
         let l0 = L0Template::read(hw)?;
         self.build_vmcs02(hw, &l0)?;
-        self.level = Level::L2 {
-            entering: Some(launch),
-        };
+        self.level = Level::L2 { entering: true };
         self.launched02 = false;
         self.stalled = 0;
         Ok(Outcome::Transferred)
@@ -395,12 +389,9 @@ impl Nested {
         hw: &mut impl VmxHardware,
         entered: Result<(), HwError>,
     ) -> Result<bool, HwError> {
-        let Level::L2 {
-            entering: Some(_launch),
-        } = self.level
-        else {
+        if !self.entering() {
             return Ok(true);
-        };
+        }
         match entered {
             Err(HwError::VmFail(error)) => {
                 // vmcs02 refused by the processor (an event-injection field of
@@ -423,7 +414,7 @@ impl Nested {
                 }
                 self.vmcs12.launched = true;
                 self.launched02 = true;
-                self.level = Level::L2 { entering: None };
+                self.level = Level::L2 { entering: false };
                 Ok(true)
             }
         }
