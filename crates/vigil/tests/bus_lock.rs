@@ -35,8 +35,7 @@ fn the_rate_limit_holds_the_vcpu_back() {
 
 #[test]
 fn kvm_without_bus_lock_exits_refuses_the_rate_limit_in_one_line() {
-    if let Err(why) = kvm::probe() {
-        println!("SKIP kvm_without_bus_lock_exits_refuses_the_rate_limit_in_one_line: KVM unusable here: {why}");
+    if !common::kvm_usable("kvm_without_bus_lock_exits_refuses_the_rate_limit_in_one_line") {
         return;
     }
     let accel = kvm::KvmAccelerator::open().unwrap();

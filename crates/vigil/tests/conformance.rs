@@ -92,8 +92,7 @@ fn suite_passes_on_soft_without_ac_db_interception() {
 
 #[test]
 fn soft_matches_kvm_except_listed_differences() {
-    if let Err(why) = kvm::probe() {
-        println!("SKIP soft_matches_kvm_except_listed_differences: KVM unusable here: {why}");
+    if !common::kvm_usable("soft_matches_kvm_except_listed_differences") {
         return;
     }
     let known = listed("kvm");

@@ -48,8 +48,7 @@ const MUST_MATCH_ON_KVM: &[&str] = &["hello32", "hello64", "sieve", "selftest"];
 
 #[test]
 fn soft_and_kvm_agree() {
-    if let Err(why) = kvm::probe() {
-        println!("SKIP soft_and_kvm_agree: KVM unusable here: {why}");
+    if !common::kvm_usable("soft_and_kvm_agree") {
         return;
     }
     // The conformance guests are compared check by check in tests/conformance.rs.

@@ -153,8 +153,7 @@ fn the_policy_matrix() {
 
 #[test]
 fn require_refuses_kvm_without_notify() {
-    if let Err(why) = kvm::probe() {
-        println!("SKIP require_refuses_kvm_without_notify: KVM unusable here: {why}");
+    if !common::kvm_usable("require_refuses_kvm_without_notify") {
         return;
     }
     let (status, _, err) = vigil(&[
@@ -270,8 +269,7 @@ fn a_long_window_loses_to_the_watchdog_and_says_so() {
 
 #[test]
 fn timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run() {
-    if let Err(why) = kvm::probe() {
-        println!("SKIP timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run: KVM unusable here: {why}");
+    if !common::kvm_usable("timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run") {
         return;
     }
     // nmi-iret spins without exits until an NMI arrives.

@@ -67,8 +67,7 @@ fn the_boot_contract_and_port_devices_match_qemu() {
 
 #[test]
 fn soft_and_kvm_present_the_same_platform() {
-    if let Err(why) = kvm::probe() {
-        println!("SKIP soft_and_kvm_present_the_same_platform: KVM unusable here: {why}");
+    if !common::kvm_usable("soft_and_kvm_present_the_same_platform") {
         return;
     }
     let dir = scratch("platform-kvm");
@@ -122,8 +121,7 @@ fn pc_kernel_passes_on_soft() {
 
 #[test]
 fn pc_kernel_agrees_on_kvm_as_far_as_kvm_runs_it() {
-    if let Err(why) = kvm::probe() {
-        println!("SKIP pc_kernel_agrees_on_kvm_as_far_as_kvm_runs_it: KVM unusable here: {why}");
+    if !common::kvm_usable("pc_kernel_agrees_on_kvm_as_far_as_kvm_runs_it") {
         return;
     }
     let dir = scratch("pc-kernel-kvm");

@@ -27,3 +27,16 @@ pub fn longest_without_l0_ms(stderr: &str) -> Option<f64> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
 }
+
+/// Whether KVM can run a VM here; when it cannot, prints `test`'s SKIP
+/// line with the reason, as every test that needs KVM must.
+#[allow(dead_code)] // Not every test binary needs KVM.
+pub fn kvm_usable(test: &str) -> bool {
+    match kvm::probe() {
+        Ok(()) => true,
+        Err(why) => {
+            println!("SKIP {test}: KVM unusable here: {why}");
+            false
+        }
+    }
+}
