@@ -138,6 +138,17 @@ pub(crate) mod test_hw {
         pub memory: Vec<u8>,
     }
 
+    impl FakeHw {
+        /// The bytes `[addr, addr + len)` of `memory`, if all are there.
+        fn span(&self, addr: u64, len: usize) -> Result<std::ops::Range<usize>, HwError> {
+            usize::try_from(addr)
+                .ok()
+                .and_then(|start| Some(start..start.checked_add(len)?))
+                .filter(|r| r.end <= self.memory.len())
+                .ok_or(HwError::PhysicalRange(addr))
+        }
+    }
+
     impl VmxHardware for FakeHw {
         fn vmread(&self, field: u32) -> Result<u64, HwError> {
             Ok(self.fields.get(&field).copied().unwrap_or(0))
@@ -187,21 +198,13 @@ pub(crate) mod test_hw {
             self.memory.len() as u64
         }
         fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<(), HwError> {
-            let start = usize::try_from(addr).map_err(|_| HwError::PhysicalRange(addr))?;
-            let src = self
-                .memory
-                .get(start..start + buf.len())
-                .ok_or(HwError::PhysicalRange(addr))?;
-            buf.copy_from_slice(src);
+            let span = self.span(addr, buf.len())?;
+            buf.copy_from_slice(&self.memory[span]);
             Ok(())
         }
         fn write_phys(&mut self, addr: u64, data: &[u8]) -> Result<(), HwError> {
-            let start = usize::try_from(addr).map_err(|_| HwError::PhysicalRange(addr))?;
-            let dst = self
-                .memory
-                .get_mut(start..start + data.len())
-                .ok_or(HwError::PhysicalRange(addr))?;
-            dst.copy_from_slice(data);
+            let span = self.span(addr, data.len())?;
+            self.memory[span].copy_from_slice(data);
             Ok(())
         }
     }
