@@ -18,24 +18,12 @@
  */
 #include "conf.h"
 #include "rm.h"
+#include "rmlow.h"
 
-extern char rm_blob[], rm_blob_end[], rm_stubs[], rm_gdt[];
+extern char rm_stubs[], rm_gdt[];
 extern char rt_mode[], rt_arith[], rt_seg[], rt_stack[], rt_int[], rt_limit[], rt_string[];
 extern char rt_ud[];
 uint32_t rm_call(uint32_t routine, uint32_t via_lmsw);
-
-#define OFF(sym) ((uint32_t)((uintptr_t)(sym) - (uintptr_t)rm_blob))
-
-/* A variable of the 16-bit code's data area (rm.h). */
-static uint32_t low32(uint32_t off)
-{
-	return *(volatile uint32_t *)(uintptr_t)(RM_BASE + off);
-}
-
-static uint32_t low16(uint32_t off)
-{
-	return *(volatile uint16_t *)(uintptr_t)(RM_BASE + off);
-}
 
 /* Result slot n. */
 static uint32_t R(unsigned n)
@@ -52,15 +40,10 @@ static void run(const char *routine, uint32_t via_lmsw)
 
 static void setup(void)
 {
-	uint32_t n = (uint32_t)(rm_blob_end - rm_blob);
 	volatile uint32_t *ivt = (volatile uint32_t *)(uintptr_t)IVT_BASE;
 
-	if (n > D_BASE) { /* the code would run into its data area (rm.h) */
-		report("blob-fits-below-data", 0, "%u bytes, limit %u", n, D_BASE);
+	if (!rm_load_blob("blob-fits-below-data"))
 		report_done();
-	}
-	memcpy((void *)(uintptr_t)RM_BASE, rm_blob, n);
-	memset((void *)(uintptr_t)(RM_BASE + D_BASE), 0, D_END - D_BASE);
 	/* Each IVT entry is offset (low word) : segment (high word). */
 	for (uint32_t v = 0; v < 256; v++)
 		ivt[v] = (uint32_t)RM_SEG << 16 | (OFF(rm_stubs) + 8 * v);
@@ -236,26 +219,14 @@ static void ud_checks(void)
 	CHECK("ud-through-ivt", 2, V(R(102) & 0xFFFF, R(103) & 0xFFFF), V(6, R(104) & 0xFFFF));
 }
 
-static uint16_t sel(int which)
-{
-	uint16_t v;
-
-	switch (which) {
-	case 0: __asm__ volatile("mov %%cs, %0" : "=r"(v)); break;
-	case 1: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
-	case 2: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
-	default: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
-	}
-	return v;
-}
-
 static void pm_checks(unsigned expected_rounds)
 {
 	struct dtr idt = sidt();
 	int done = 0;
 
 	report_eq("round-trips", rounds, expected_rounds);
-	CHECK("protected-mode-selectors-after-return", 4, V(sel(0), sel(1), sel(2), sel(3)),
+	CHECK("protected-mode-selectors-after-return", 4,
+	      V(selector(0), selector(1), selector(2), selector(3)),
 	      V(SEL_CODE32, SEL_DATA, SEL_DATA, SEL_DATA));
 	report("protected-mode-idtr-after-return", idt.base != IVT_BASE,
 	       "%s", idt.base != IVT_BASE ? "runtime IDT" : "still the IVT");

@@ -18,6 +18,7 @@
  */
 #include "rt.h"
 #include "rm.h"
+#include "rmlow.h"
 
 struct mb_info {
 	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
@@ -226,34 +227,8 @@ static void apic_checks(void)
 
 /* ------------------------------------------------ real mode and back */
 
-extern char rm_blob[], rm_blob_end[], rm_int[], rm_unexpected[], rm_gdt[];
+extern char rm_int[], rm_unexpected[], rm_gdt[];
 uint32_t rm_call(void);
-
-#define OFF(sym) ((uint32_t)((uintptr_t)(sym) - (uintptr_t)rm_blob))
-
-/* A variable of the 16-bit code's data area (rm.h). */
-static uint32_t low32(uint32_t off)
-{
-	return *(volatile uint32_t *)(uintptr_t)(RM_BASE + off);
-}
-
-static uint32_t low16(uint32_t off)
-{
-	return *(volatile uint16_t *)(uintptr_t)(RM_BASE + off);
-}
-
-static uint16_t selector(int which)
-{
-	uint16_t v;
-
-	switch (which) {
-	case 0: __asm__ volatile("mov %%cs, %0" : "=r"(v)); break;
-	case 1: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
-	case 2: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
-	default: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
-	}
-	return v;
-}
 
 static int same_dtr(struct dtr a, struct dtr b)
 {
@@ -264,16 +239,11 @@ static int same_dtr(struct dtr a, struct dtr b)
  * RM_VECTOR names rm_int, every other vector rm_unexpected. */
 static int realmode_setup(void)
 {
-	uint32_t n = (uint32_t)(rm_blob_end - rm_blob);
 	uintptr_t ivt_addr = IVT_BASE;
 	volatile uint32_t *ivt;
 
-	if (n > D_BASE) { /* the code would run into its data area (rm.h) */
-		report("realmode-blob-fits", 0, "%u bytes, limit %u", n, D_BASE);
+	if (!rm_load_blob("realmode-blob-fits"))
 		return 0;
-	}
-	memcpy((void *)(uintptr_t)RM_BASE, rm_blob, n);
-	memset((void *)(uintptr_t)(RM_BASE + D_BASE), 0, D_END - D_BASE);
 	/* Hide the constant 0 from gcc, which would treat it as a null pointer. */
 	__asm__("" : "+r"(ivt_addr));
 	ivt = (volatile uint32_t *)ivt_addr;

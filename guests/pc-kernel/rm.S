@@ -20,39 +20,10 @@
 #include "layout.h"
 #include "rm.h"
 
-#define O(x) x - rm_blob
 #include "rmswitch.inc"
 
-	.section .text16, "ax"
-	.code16
-	.balign 16
-	.globl rm_blob
-rm_blob:
-
-/* 16-bit protected mode: CS = SEL_CODE16 (base RM_BASE). */
-rm_pm16:
-	RM_LOAD_DATA_SEGS SEL_DATA16
-	movw $IVT_LIMIT, D_IVT_PTR
-	movl $IVT_BASE, D_IVT_PTR + 2
-	movl %cr0, %eax
-	movl %eax, D_CR0_PM
-	andl $0xFFFFFFFE, %eax
-	movl %eax, %cr0
-	ljmpw $RM_SEG, $O(rm_real)
-
-rm_real:
-	/* DS still holds the protected-mode cache (base RM_BASE) until reloaded. */
-	movw %cs, D_CS_RM
-	movw $RM_SEG, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %fs
-	movw %ax, %gs
-	movw $STK_SEG, %ax
-	movw %ax, %ss
-	movl $RM_SP, %esp
-	movl %cr0, %eax
-	movl %eax, D_CR0_RM
+	RM_BLOB_START
+	RM_ENTER_REAL
 	smsw %ax
 	movw %ax, D_SMSW
 	sidtl D_IDTR
@@ -177,47 +148,10 @@ rm_blob_end:
 
 /* --------------------------------------------------------- 32-bit side */
 
-	.section .data
-	.balign 16
-	.globl rm_gdt
-rm_gdt:
-	.quad 0                    /* SEL_NULL */
-	.quad 0x00CF9B000000FFFF   /* SEL_CODE32 */
-	.quad 0x00CF93000000FFFF   /* SEL_DATA */
-	.quad 0x00AF9B000000FFFF   /* SEL_CODE64 */
-	.quad 0x00CF13000000FFFF   /* SEL_NOT_PRESENT */
-	.quad 0x00009B010000FFFF   /* SEL_CODE16: base 0x10000, limit 0xFFFF, exec/read */
-	.quad 0x000093010000FFFF   /* SEL_DATA16: base 0x10000, limit 0xFFFF, read/write */
-rm_gdt_end:
-	.balign 4
-	.word 0
-rm_gdt_ptr:
-	.word rm_gdt_end - rm_gdt - 1
-	.long rm_gdt
-	.word 0
-rm_ivt_ptr:
-	.word IVT_LIMIT
-	.long IVT_BASE
-	.balign 4
-saved_esp:	.long 0
-	.word 0
-saved_gdtr:	.word 0
-		.long 0
-	.word 0
-saved_idtr:	.word 0
-		.long 0
+	RM_SWITCH_DATA
 
-	.text
-	.code32
-	.globl rm_call
 /* uint32_t rm_call(void): one round trip; returns the round-trip count. */
-rm_call:
-	pushl %ebp
-	pushl %ebx
-	pushl %esi
-	pushl %edi
-	pushfl
-	cli
+	RM_CALL_PROLOGUE
 	RM_ENTER_PM16
 
 	.globl rm_back32
