@@ -85,6 +85,12 @@ impl SoftCpu {
         let mut done = 0;
         loop {
             if rep && self.reg(counter) == 0 {
+                // Intel parts write the 32-bit count back even when it is
+                // already zero, clearing RCX[63:32] (seen on Intel silicon
+                // under KVM; AMD parts and QEMU TCG leave RCX alone).
+                if asize == 4 {
+                    self.set_reg(counter, 0);
+                }
                 return Ok(());
             }
             if rep && done == REP_CHUNK {
