@@ -3,11 +3,9 @@
 //! `hv` plays KVM's role: it owns VMs and vCPUs, programs the VMX hardware
 //! (the soft CPU, through the [`hw::VmxHardware`] trait this crate owns),
 //! handles in L0 the exits L0 should handle, and returns the rest to
-//! userspace through the KVM-shaped API in [`accel`]. It never prints and
+//! userspace through the KVM-shaped API of the `accel` crate. It never prints and
 //! never exits the process.
 
-pub mod accel;
 pub mod ept;
 pub mod hw;
-pub mod lapic;
 pub mod soft;

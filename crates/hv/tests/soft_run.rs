@@ -1,6 +1,6 @@
 //! The soft accelerator end to end with hand-assembled guests.
 
-use hv::accel::{Accelerator, EntryMode, EntryState, InternalError, Vcpu, VcpuExit, Vm, VmConfig};
+use accel::{Accelerator, EntryMode, EntryState, InternalError, Vcpu, VcpuExit, Vm, VmConfig};
 use hv::soft::SoftAccelerator;
 
 const LOAD: u64 = 0x10_0000;
@@ -187,14 +187,14 @@ fn an_injected_triple_fault_shuts_the_vcpu_down() {
 
 #[test]
 fn notify_can_be_enabled_only_before_vcpus_and_with_known_flags() {
-    use hv::accel::{notify_vmexit_arg, NOTIFY_VMEXIT_ENABLED, NOTIFY_VMEXIT_USER};
+    use accel::{notify_vmexit_arg, NOTIFY_VMEXIT_ENABLED, NOTIFY_VMEXIT_USER};
     let acc = SoftAccelerator::default();
     assert!(acc.supports_notify_vmexit());
     let mut vm = acc.create_vm(&VmConfig::with_memory(1 << 20)).unwrap();
     let bad = vm.enable_notify_vmexit(notify_vmexit_arg(0, 4 | NOTIFY_VMEXIT_ENABLED));
-    assert!(matches!(bad, Err(hv::accel::AccelError::InvalidConfig(_))));
+    assert!(matches!(bad, Err(accel::AccelError::InvalidConfig(_))));
     let bad = vm.enable_notify_vmexit(notify_vmexit_arg(100, NOTIFY_VMEXIT_USER));
-    assert!(matches!(bad, Err(hv::accel::AccelError::InvalidConfig(_))));
+    assert!(matches!(bad, Err(accel::AccelError::InvalidConfig(_))));
     vm.enable_notify_vmexit(notify_vmexit_arg(
         0,
         NOTIFY_VMEXIT_ENABLED | NOTIFY_VMEXIT_USER,
@@ -209,7 +209,7 @@ fn notify_can_be_enabled_only_before_vcpus_and_with_known_flags() {
     };
     let _vcpu = vm.create_vcpu(0, &entry).unwrap();
     let late = vm.enable_notify_vmexit(notify_vmexit_arg(0, NOTIFY_VMEXIT_ENABLED));
-    assert!(matches!(late, Err(hv::accel::AccelError::InvalidState(_))));
+    assert!(matches!(late, Err(accel::AccelError::InvalidState(_))));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `kernel-irqchip=off`: this accelerator creates no in-kernel interrupt
 //! controller (so every HLT and port access reaches userspace), and the
 //! guest must still find the same xAPIC at 0xFEE00000 as on the soft
-//! accelerator. It is `hv`'s register model ([`hv::lapic::Lapic`]) driven by
+//! accelerator. It is the shared register model ([`lapic::Lapic`]) driven by
 //! host time: the vCPU's "TSC" for the model is host nanoseconds × 2 (the
 //! soft CPU's 2 GHz), so the timer runs at the same 25 MHz crystal rate.
 //!
@@ -12,9 +12,9 @@
 //! every 10 ms, which is when a timer that has fired is noticed.
 
 use crate::run_area;
-use hv::accel::AccelError;
-use hv::lapic::{Lapic, LapicConfig, APIC_PAGE_LEN};
+use accel::AccelError;
 use kvm_ioctls::VcpuFd;
+use lapic::{Lapic, LapicConfig, APIC_PAGE_LEN};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 

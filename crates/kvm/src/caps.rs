@@ -52,7 +52,7 @@ pub struct KvmCaps {
 
 impl KvmCaps {
     /// Whether notify VM exits are offered (the same test as
-    /// [`Accelerator::supports_notify_vmexit`](hv::accel::Accelerator::supports_notify_vmexit)).
+    /// [`Accelerator::supports_notify_vmexit`](accel::Accelerator::supports_notify_vmexit)).
     pub fn has_notify_vmexit(&self) -> bool {
         self.notify_vmexit != 0
     }
@@ -97,7 +97,7 @@ fn check(kvm: &Kvm, cap: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hv::accel::Accelerator;
+    use accel::Accelerator;
 
     #[test]
     fn capability_numbers_are_the_kernel_abi() {

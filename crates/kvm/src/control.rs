@@ -15,7 +15,7 @@
 //! `KVM_RUN` starts would be lost, so every host tick sends it again while a
 //! request is pending.
 
-use hv::accel::VcpuControl;
+use accel::VcpuControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Pure translation between Vigil's accelerator-neutral CPU state
 //! ([`EntryState`], [`Registers`]) and KVM's `kvm_regs` / `kvm_sregs`.
 
-use hv::accel::{EntryMode, EntryState, Registers};
+use accel::{EntryMode, EntryState, Registers};
 use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_sregs};
 
 /// CR0.PE: protected mode.

@@ -1,4 +1,4 @@
-//! How KVM's exit reasons map onto Vigil's [`VcpuExit`](hv::accel::VcpuExit).
+//! How KVM's exit reasons map onto Vigil's [`VcpuExit`](accel::VcpuExit).
 //!
 //! `kvm-ioctls` hands back an exit that borrows the vCPU; [`ExitKind`] is
 //! its owned summary, so the vCPU can be asked for more (registers, fields of

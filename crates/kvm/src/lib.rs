@@ -1,9 +1,9 @@
-//! Vigil's real-hardware accelerator: the [`hv::accel`] run API over Linux KVM.
+//! Vigil's real-hardware accelerator: the [`accel`] run API over Linux KVM.
 //!
 //! This crate drives `/dev/kvm` through the rust-vmm crates (`kvm-ioctls`,
 //! `kvm-bindings`, `vm-memory`) and presents it through the same
-//! [`Accelerator`](hv::accel::Accelerator), [`Vm`](hv::accel::Vm) and
-//! [`Vcpu`](hv::accel::Vcpu) traits as Vigil's soft accelerator, so the VMM
+//! [`Accelerator`](accel::Accelerator), [`Vm`](accel::Vm) and
+//! [`Vcpu`](accel::Vcpu) traits as Vigil's soft accelerator, so the VMM
 //! drives either one with the same loop.
 //!
 //! The platform is deliberately minimal: guest RAM at guest-physical 0, no

@@ -1,7 +1,7 @@
 //! Guest RAM: one anonymous host mapping shown to the guest at
 //! guest-physical 0, with the bounds checks of the run API.
 
-use hv::accel::AccelError;
+use accel::AccelError;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
 
 /// Guest RAM sizes must be a multiple of this (KVM maps whole pages).

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use hv::accel::{AccelError, Accelerator, EntryMode, EntryState, Vm, VmConfig};
+use accel::{AccelError, Accelerator, EntryMode, EntryState, Vm, VmConfig};
 use kvm_ioctls::Kvm;
 
 use crate::vm::KvmVm;

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hv::accel::{
+use accel::{
     AccelError, GuestLevel, InternalError, NotifyExit, Registers, Vcpu, VcpuControl, VcpuExit,
     VcpuStats,
 };
@@ -28,7 +28,7 @@ pub(crate) fn host_error(op: &'static str) -> impl Fn(kvm_ioctls::Error) -> Acce
     }
 }
 
-/// One KVM vCPU. Create it with [`Vm::create_vcpu`](hv::accel::Vm::create_vcpu)
+/// One KVM vCPU. Create it with [`Vm::create_vcpu`](accel::Vm::create_vcpu)
 /// on a [`KvmVm`](crate::KvmVm).
 pub struct KvmVcpu {
     // Field order matters: the vCPU descriptor is closed before this vCPU's

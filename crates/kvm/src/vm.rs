@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hv::accel::{self, AccelError, EntryState, Vm, VmConfig};
+use accel::{self, AccelError, EntryState, Vm, VmConfig};
 use kvm_bindings::{
     kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_BUS_LOCK_DETECTION_EXIT,
     KVM_CAP_X86_BUS_LOCK_EXIT, KVM_CAP_X86_NOTIFY_VMEXIT, KVM_CAP_X86_TRIPLE_FAULT_EVENT,

@@ -1,7 +1,7 @@
 //! Tiny hand-assembled guests run on real KVM. Each test skips (passes with a
 //! printed reason) where `/dev/kvm` is missing or unusable.
 
-use hv::accel::{
+use accel::{
     AccelError, Accelerator, EntryMode, EntryState, InternalError, Vcpu, VcpuExit, Vm, VmConfig,
 };
 use kvm::{KvmAccelerator, KvmVcpu, KvmVm};

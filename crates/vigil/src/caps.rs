@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use hv::accel::Accelerator;
+use accel::Accelerator;
 use kvm::caps::{
     KvmCaps, CAP_BUS_LOCK_EXIT, CAP_NESTED_STATE, CAP_NOTIFY_VMEXIT, CAP_TRIPLE_FAULT_EVENT,
 };
@@ -160,7 +160,7 @@ pub fn soft_report() -> AccelReport {
                 kvm_cap: CAP_BUS_LOCK_EXIT,
                 // As the soft accelerator answers it (the soft CPU's
                 // secondary controls allow bus-lock detection).
-                present: hv::accel::Accelerator::supports_bus_lock_exit(
+                present: accel::Accelerator::supports_bus_lock_exit(
                     &hv::soft::SoftAccelerator::default(),
                 ),
                 value: 2,

@@ -39,7 +39,7 @@ fn kvm_without_bus_lock_exits_refuses_the_rate_limit_in_one_line() {
         return;
     }
     let accel = kvm::KvmAccelerator::open().unwrap();
-    if hv::accel::Accelerator::supports_bus_lock_exit(&accel) {
+    if accel::Accelerator::supports_bus_lock_exit(&accel) {
         println!("this host's KVM reports bus locks; nothing to refuse");
         return;
     }

@@ -18,7 +18,7 @@
 //! | `idt_vectoring_info` | IDT-vectoring information (bit 31: an event was being delivered) |
 //! | `detail` | a sentence for people |
 
-use hv::accel::GuestLevel;
+use accel::GuestLevel;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //!
 //! It loads a guest ([`loader`]), builds the PC devices ([`devices`]), and
 //! drives one vCPU on any accelerator through the run API of
-//! [`hv::accel`] ([`runner`]), deciding what each exit means for the run:
+//! [`accel`] ([`runner`]), deciding what each exit means for the run:
 //! the operator's notify policy ([`policy`]), the event log ([`events`]),
 //! and the monitor that plays the host timer, the timeout and the watchdog
 //! ([`monitor`]).

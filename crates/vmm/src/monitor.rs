@@ -14,7 +14,7 @@
 //! vCPU. At the timeout it powers the vCPU off too: the run is over either
 //! way, and power-off is the one thing that stops even a stalled vCPU.
 
-use hv::accel::VcpuControl;
+use accel::VcpuControl;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};

@@ -16,7 +16,7 @@
 //! | 14 | the watchdog found the vCPU stalled (no return to L0) and powered the VM off |
 //! | 16 | the VM was stopped (paused) by `--notify-invalid stop` |
 
-use hv::accel::{InternalError, NotifyExit};
+use accel::{InternalError, NotifyExit};
 use std::fmt;
 use std::time::Duration;
 
@@ -136,7 +136,7 @@ fn describe(n: &NotifyExit) -> String {
     if let Some(v) = n.idt_vectoring_info.filter(|v| v & (1 << 31) != 0) {
         s += &format!(" while delivering vector {}", v & 0xFF);
     }
-    if n.level == hv::accel::GuestLevel::L2 {
+    if n.level == accel::GuestLevel::L2 {
         s += " in L2";
     }
     s
@@ -179,7 +179,7 @@ pub struct RunReport {
     /// Exits of L2 guests passed to the guest's own hypervisor (nested VMX).
     pub nested_exits_to_l1: u64,
     /// Guest registers at the end, when the accelerator could provide them.
-    pub registers: Option<hv::accel::Registers>,
+    pub registers: Option<accel::Registers>,
     /// Notify exits and responsiveness.
     pub notify: NotifyReport,
     /// Why the event log stopped being written, if it did (the run itself

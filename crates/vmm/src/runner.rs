@@ -9,7 +9,7 @@ use crate::loader::{self, LoadError};
 use crate::monitor::{Limits, Monitor, Verdict};
 use crate::outcome::{NotifyReport, RunEnd, RunReport};
 use crate::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
-use hv::accel::{
+use accel::{
     notify_vmexit_arg, AccelError, Accelerator, NotifyExit, Vcpu, VcpuExit, Vm, VmConfig,
     NOTIFY_VMEXIT_ENABLED, NOTIFY_VMEXIT_USER,
 };
@@ -312,7 +312,7 @@ pub fn run<A: Accelerator>(
                                 "policy",
                                 &n,
                                 now,
-                                if n.level == hv::accel::GuestLevel::L2 {
+                                if n.level == accel::GuestLevel::L2 {
                                     "context invalid in L2: triple fault injected, a TRIPLE_FAULT \
                                      VM exit for L1 (--notify-invalid shutdown)"
                                 } else {
@@ -357,7 +357,7 @@ pub fn run<A: Accelerator>(
                         eprintln!(
                             "vigil: warning: notify window exceeded in the guest{}{}; resuming it \
                              (further notify exits are counted, see --stats and --events)",
-                            if n.level == hv::accel::GuestLevel::L2 {
+                            if n.level == accel::GuestLevel::L2 {
                                 " (L2)"
                             } else {
                                 ""
@@ -384,7 +384,7 @@ pub fn run<A: Accelerator>(
         RunEnd::Shutdown => log.record(&Event {
             kind: "shutdown",
             virtual_ns,
-            level: Some(hv::accel::GuestLevel::L1),
+            level: Some(accel::GuestLevel::L1),
             exit_reason: Some(x86::vmx::exit_reason::TRIPLE_FAULT),
             detail: "the guest shut down (triple fault)".into(),
             ..Event::default()

@@ -15,9 +15,7 @@
 
 use super::mmio::{self, Access};
 use crate::hw::{HwError, VmxHardware};
-use crate::lapic::{
-    Lapic, LapicConfig, TimerClock, APIC_PAGE_LEN, MSR_APIC_BASE, MSR_TSC_DEADLINE,
-};
+use lapic::{Lapic, LapicConfig, TimerClock, APIC_PAGE_LEN, MSR_APIC_BASE, MSR_TSC_DEADLINE};
 use x86::vmx::{activity, field as f, interruptibility, intr_info, pin, proc};
 
 /// A soft vCPU's local APIC and its wiring.

@@ -1,7 +1,7 @@
 //! [`SoftControl`]: the host's handle on a soft vCPU (exit requests, timer
 //! ticks, the watchdog's view, the power switch).
 
-use crate::accel::VcpuControl;
+use accel::VcpuControl;
 use softcpu::{Kicker, PowerSwitch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

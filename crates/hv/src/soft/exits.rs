@@ -4,8 +4,8 @@
 use super::cr::{self, CrAccess};
 use super::events::{self, Reflected};
 use super::nested::L1Caps;
-use crate::accel::{GuestLevel, InternalError, NotifyExit, VcpuExit};
 use crate::hw::{HwError, VmxHardware};
+use accel::{GuestLevel, InternalError, NotifyExit, VcpuExit};
 use x86::vmx::{exit_reason as er, field as f, intr_info, qualification as q};
 
 /// The outcome of handling one VM exit.

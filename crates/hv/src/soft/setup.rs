@@ -2,9 +2,9 @@
 //! initial guest state.
 
 use super::nested::{Nested, NestedPages};
-use crate::accel::{EntryMode, EntryState};
 use crate::ept;
 use crate::hw::{HwError, VmxHardware};
+use accel::{EntryMode, EntryState};
 use x86::cr::{CR0_ET, CR0_NE, CR0_PE, CR4_VMXE};
 use x86::msr;
 use x86::vmx::{entry_ctl, exit_ctl, field as f, pin, proc, proc2};

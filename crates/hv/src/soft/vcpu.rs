@@ -7,11 +7,11 @@ use super::exits::{self, Handled};
 use super::mmio::{self, Access, Dest, MmioError};
 use super::nested::{Nested, Route};
 use super::setup::{self, PrivatePages, VmSettings};
-use crate::accel::{
+use crate::hw::{HwError, VmxHardware};
+use accel::{
     AccelError, EntryState, GuestLevel, InternalError, Registers, Vcpu, VcpuControl, VcpuExit,
     VcpuStats,
 };
-use crate::hw::{HwError, VmxHardware};
 use softcpu::SoftCpu;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,8 @@
 
 use super::setup::{NotifySettings, PrivatePages, VmSettings};
 use super::vcpu::SoftVcpu;
-use crate::accel::{self, AccelError, Accelerator, EntryState, Vm, VmConfig};
 use crate::hw::VmxHardware;
+use accel::{self, AccelError, Accelerator, EntryState, Vm, VmConfig};
 use softcpu::{CpuModel, SoftCpu};
 use std::sync::{Arc, Mutex};
 

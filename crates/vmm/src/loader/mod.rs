@@ -69,7 +69,7 @@
 
 use std::fmt;
 
-use hv::accel::{EntryMode, EntryState};
+use accel::{EntryMode, EntryState};
 
 /// The multiboot v1 header magic the kernel carries.
 pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
