@@ -1,0 +1,264 @@
+//! The exit loop: runs the vCPU and sends each exit to a device, to the
+//! monitor's verdict or to the notify policy, until one ends the run.
+
+use super::capabilities::Capabilities;
+use super::machine::Board;
+use super::{RunError, RunOptions};
+use crate::devices::DeviceAction;
+use crate::events::{Event, EventLog};
+use crate::monitor::{Monitor, Verdict};
+use crate::outcome::RunEnd;
+use crate::policy::{notify_action, NotifyAction};
+use accel::{AccelError, GuestLevel, NotifyExit, Vcpu, VcpuExit};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What the exit loop saw besides how the run ended.
+#[derive(Debug, Default)]
+pub(super) struct ExitLog {
+    /// Exits returned to the VMM, by kind.
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Virtual time of the first notify exit, where kept.
+    pub first_notify_ns: Option<u64>,
+    /// Exit qualification of the first notify exit, where reported.
+    pub first_notify_qualification: Option<u64>,
+}
+
+/// Where one exit leaves the run.
+enum Step {
+    /// Run the vCPU again.
+    Resume,
+    /// The run is over.
+    End(RunEnd),
+    /// A notify exit, for the notify policy to judge.
+    Notify(NotifyExit),
+}
+
+/// The state of the exit loop.
+pub(super) struct Dispatcher<'a> {
+    board: &'a mut Board,
+    monitor: &'a Monitor,
+    log: &'a mut EventLog,
+    options: &'a RunOptions,
+    caps: Capabilities,
+    started: Instant,
+    exits: ExitLog,
+    warned: bool,
+    bus_lock_limiter: Option<RateLimiter>,
+}
+
+impl<'a> Dispatcher<'a> {
+    /// A loop over `board`'s devices, judged by `monitor`, recording in `log`;
+    /// host time counts from `started`.
+    pub fn new(
+        board: &'a mut Board,
+        monitor: &'a Monitor,
+        log: &'a mut EventLog,
+        options: &'a RunOptions,
+        caps: Capabilities,
+        started: Instant,
+    ) -> Self {
+        Dispatcher {
+            board,
+            monitor,
+            log,
+            options,
+            caps,
+            started,
+            exits: ExitLog::default(),
+            warned: false,
+            bus_lock_limiter: options.bus_lock_ratelimit.map(RateLimiter::new),
+        }
+    }
+
+    /// Runs `vcpu` until an exit ends the run.
+    pub fn run<V: Vcpu>(mut self, vcpu: &mut V) -> Result<(RunEnd, ExitLog), RunError> {
+        let control = vcpu.control();
+        let end = loop {
+            let exit = vcpu.run()?;
+            *self.exits.counts.entry(exit.kind()).or_insert(0) += 1;
+            // Devices that count time (the PIT) see the vCPU's virtual time,
+            // or host time where the accelerator keeps none.
+            self.board.clock.set_ns(
+                control
+                    .virtual_ns()
+                    .unwrap_or_else(|| self.started.elapsed().as_nanos() as u64),
+            );
+            let end = match self.exit(exit) {
+                Step::Resume => None,
+                Step::End(end) => Some(end),
+                Step::Notify(n) => self.notify(vcpu, n)?,
+            };
+            if let Some(end) = end {
+                break end;
+            }
+        };
+        Ok((end, self.exits))
+    }
+
+    /// Sends an exit to its device, or says what it means for the run.
+    fn exit(&mut self, exit: VcpuExit<'_>) -> Step {
+        match exit {
+            VcpuExit::IoOut { port, data } => match self.board.ports.write(port, data) {
+                DeviceAction::Exit(v) => return Step::End(RunEnd::DebugExit(v)),
+                DeviceAction::None => {}
+            },
+            VcpuExit::IoIn { port, data } => self.board.ports.read(port, data),
+            VcpuExit::MmioRead { addr, data } => self.board.mmio.read(addr, data),
+            VcpuExit::MmioWrite { addr, data } => self.board.mmio.write(addr, data),
+            VcpuExit::Hlt => return Step::End(RunEnd::Halted),
+            VcpuExit::Shutdown => return Step::End(RunEnd::Shutdown),
+            VcpuExit::Interrupted => return self.interrupted(false),
+            VcpuExit::PoweredOff => return self.interrupted(true),
+            VcpuExit::BusLock => {
+                if let Some(limiter) = self.bus_lock_limiter.as_mut() {
+                    limiter.take();
+                }
+            }
+            VcpuExit::FailEntry { hardware_reason } => {
+                return Step::End(RunEnd::FailEntry(hardware_reason))
+            }
+            VcpuExit::InternalError(e) => return Step::End(RunEnd::InternalError(e)),
+            VcpuExit::Notify(n) => return Step::Notify(n),
+        }
+        Step::Resume
+    }
+
+    /// The vCPU came back because someone asked: the monitor's verdict ends
+    /// the run, a power-off without one too; anything else was spurious.
+    fn interrupted(&self, powered_off: bool) -> Step {
+        match self.monitor.verdict() {
+            Some(Verdict::Timeout(d)) => Step::End(RunEnd::Timeout(d)),
+            Some(Verdict::Stalled(d)) => Step::End(RunEnd::Stalled {
+                in_guest: d,
+                notify: self.caps.notify,
+            }),
+            None if powered_off => Step::End(RunEnd::PoweredOff),
+            None => Step::Resume,
+        }
+    }
+
+    /// Logs a notify exit and carries out the policy's decision on it.
+    fn notify<V: Vcpu>(&mut self, vcpu: &mut V, n: NotifyExit) -> Result<Option<RunEnd>, RunError> {
+        let now = vcpu.virtual_ns();
+        if self.exits.first_notify_ns.is_none() && self.exits.first_notify_qualification.is_none() {
+            self.exits.first_notify_ns = now;
+            self.exits.first_notify_qualification = n.qualification;
+        }
+        let what = if n.context_invalid {
+            "notify VM exit, guest context invalid"
+        } else {
+            "notify VM exit: no instruction boundary within the notify window"
+        };
+        self.log
+            .record(&notify_event("notify-exit", &n, now, what.into()));
+        let policy = |detail: &str| notify_event("policy", &n, now, detail.into());
+        let notify = &self.options.notify;
+        Ok(
+            match notify_action(
+                notify.policy,
+                notify.on_invalid,
+                n.context_invalid,
+                self.warned,
+            ) {
+                NotifyAction::TripleFault => match vcpu.inject_triple_fault() {
+                    Ok(()) => {
+                        self.log.record(&policy(if n.level == GuestLevel::L2 {
+                            "context invalid in L2: triple fault injected, a TRIPLE_FAULT VM exit \
+                             for L1 (--notify-invalid shutdown)"
+                        } else {
+                            "context invalid: triple fault injected (--notify-invalid shutdown)"
+                        }));
+                        None
+                    }
+                    // No triple-fault event on this host: stop instead.
+                    Err(AccelError::Unsupported(why)) => {
+                        self.log.record(&policy(&format!(
+                            "context invalid: VM stopped, no triple fault possible ({why})"
+                        )));
+                        Some(RunEnd::Stopped(n))
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                NotifyAction::Stop => {
+                    self.log.record(&policy(
+                        "context invalid: VM stopped (--notify-invalid stop)",
+                    ));
+                    Some(RunEnd::Stopped(n))
+                }
+                NotifyAction::InternalError => {
+                    self.log.record(&policy(
+                        "VM stopped at the first notify exit (--notify-vmexit internal-error)",
+                    ));
+                    Some(RunEnd::NotifyInternalError(n))
+                }
+                NotifyAction::Resume { warn } => {
+                    if warn {
+                        self.warned = true;
+                        if self.options.warnings {
+                            eprintln!(
+                                "vigil: warning: notify window exceeded in the guest{}{}; resuming \
+                                 it (further notify exits are counted, see --stats and --events)",
+                                if n.level == GuestLevel::L2 { " (L2)" } else { "" },
+                                n.rip.map_or(String::new(), |r| format!(" at rip {r:#x}"))
+                            );
+                        }
+                    }
+                    None
+                }
+            },
+        )
+    }
+}
+
+/// An event about a notify exit.
+fn notify_event(
+    kind: &'static str,
+    n: &NotifyExit,
+    virtual_ns: Option<u64>,
+    detail: String,
+) -> Event {
+    Event {
+        kind,
+        virtual_ns,
+        vcpu: 0,
+        level: Some(n.level),
+        exit_reason: Some(x86::vmx::exit_reason::NOTIFY),
+        qualification: n.qualification,
+        rip: n.rip,
+        idt_vectoring_info: n.idt_vectoring_info,
+        detail,
+    }
+}
+
+/// At most `per_second` events per second: each `take` beyond that sleeps
+/// until the next one-second window (QEMU's bus-lock rate limit).
+struct RateLimiter {
+    per_second: u32,
+    window: Instant,
+    used: u32,
+}
+
+impl RateLimiter {
+    fn new(per_second: u32) -> Self {
+        RateLimiter {
+            per_second: per_second.max(1),
+            window: Instant::now(),
+            used: 0,
+        }
+    }
+
+    fn take(&mut self) {
+        let second = Duration::from_secs(1);
+        if self.window.elapsed() >= second {
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        if self.used >= self.per_second {
+            std::thread::sleep(second.saturating_sub(self.window.elapsed()));
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
+    }
+}

@@ -1,0 +1,168 @@
+//! One run, in four steps: build the machine (the kernel loaded, the PC's
+//! devices, the VM and its vCPU: [`machine`]), check what the options ask of
+//! the accelerator ([`capabilities`]), run the vCPU with the monitor
+//! watching and send each exit to a device or to the notify policy until one
+//! ends the run ([`dispatch`]), and report ([`report`]).
+
+mod capabilities;
+mod dispatch;
+mod machine;
+mod report;
+
+use crate::devices::BusError;
+use crate::events::EventLog;
+use crate::loader::LoadError;
+use crate::monitor::{Limits, Monitor};
+use crate::outcome::RunReport;
+use crate::policy::NotifyOptions;
+use accel::{AccelError, Accelerator, Vcpu};
+use dispatch::Dispatcher;
+use std::fmt;
+use std::io::Write;
+use std::time::Instant;
+
+/// Options of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Guest RAM in MiB.
+    pub memory_mib: u64,
+    /// Kernel command line passed through multiboot (QEMU passes the kernel
+    /// file name, a space, and `-append`'s text; the caller composes it).
+    pub cmdline: String,
+    /// Multiboot modules, in order: `(string, contents)`.
+    pub modules: Vec<(String, Vec<u8>)>,
+    /// Notify VM exit policy.
+    pub notify: NotifyOptions,
+    /// Timeout, watchdog and host tick.
+    pub limits: Limits,
+    /// Print warnings (the first notify exit under `run`, a missing notify
+    /// capability) to stderr as they happen.
+    pub warnings: bool,
+    /// At most this many guest bus locks per second (QEMU's
+    /// `bus-lock-ratelimit`): the vCPU is held back when it asserts more.
+    /// `None`: bus locks are counted where the accelerator reports them,
+    /// never slowed.
+    pub bus_lock_ratelimit: Option<u32>,
+    /// Offer VMX to the guest (nested virtualization), where the
+    /// accelerator can.
+    pub nested_vmx: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            memory_mib: 128,
+            cmdline: String::new(),
+            modules: Vec::new(),
+            notify: NotifyOptions::default(),
+            limits: Limits::default(),
+            warnings: true,
+            bus_lock_ratelimit: None,
+            nested_vmx: true,
+        }
+    }
+}
+
+/// Where a run's output goes.
+pub struct RunOutput {
+    /// COM1.
+    pub serial: Box<dyn Write + Send>,
+    /// The `--events` JSON-lines log, if any.
+    pub events: Option<Box<dyn Write + Send>>,
+}
+
+/// A run that could not take place or was cut short by the host side.
+#[derive(Debug)]
+pub enum RunError {
+    /// The kernel image cannot be loaded.
+    Load(LoadError),
+    /// The accelerator failed.
+    Accel(AccelError),
+    /// The device configuration is inconsistent.
+    Devices(BusError),
+    /// Guest RAM of this many MiB does not fit in a 64-bit size.
+    MemoryTooLarge {
+        /// The size asked for.
+        mib: u64,
+    },
+    /// `--notify-vmexit require` on an accelerator without notify VM exits.
+    NotifyUnavailable(&'static str),
+    /// `--bus-lock-ratelimit` on an accelerator without bus-lock exits.
+    BusLockUnavailable(&'static str),
+    /// The monitor thread could not be started.
+    Monitor(std::io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Load(e) => write!(f, "{e}"),
+            RunError::Accel(e) => write!(f, "{e}"),
+            RunError::Devices(e) => write!(f, "device setup failed: {e}"),
+            RunError::MemoryTooLarge { mib } => write!(
+                f,
+                "invalid VM configuration: {mib} MiB of guest RAM overflows a 64-bit size"
+            ),
+            RunError::NotifyUnavailable(accel) => write!(
+                f,
+                "--notify-vmexit require: the {accel} accelerator on this host has no notify VM \
+                 exit (KVM_CAP_X86_NOTIFY_VMEXIT); use --accel soft, or --notify-vmexit run to \
+                 go on without it"
+            ),
+            RunError::Monitor(e) => write!(f, "cannot start the monitor thread: {e}"),
+            RunError::BusLockUnavailable(accel) => write!(
+                f,
+                "--bus-lock-ratelimit: the {accel} accelerator on this host cannot report bus \
+                 locks (KVM_CAP_X86_BUS_LOCK_EXIT); use --accel soft or drop the option"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // Shown as the error itself: its own cause is the run's.
+            RunError::Load(e) => e.source(),
+            RunError::Accel(e) => e.source(),
+            RunError::Devices(e) => Some(e),
+            RunError::Monitor(e) => Some(e),
+            RunError::NotifyUnavailable(_)
+            | RunError::BusLockUnavailable(_)
+            | RunError::MemoryTooLarge { .. } => None,
+        }
+    }
+}
+
+impl From<AccelError> for RunError {
+    fn from(e: AccelError) -> Self {
+        RunError::Accel(e)
+    }
+}
+
+/// Loads `image` as a multiboot kernel and runs it on `accel` until it ends.
+pub fn run<A: Accelerator>(
+    accel: &A,
+    image: &[u8],
+    options: &RunOptions,
+    output: RunOutput,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let mut log = EventLog::new(output.events);
+    let mut board = machine::build_board(image, options, output.serial)?;
+    let caps = capabilities::check(accel, options, &mut log)?;
+    let (_vm, mut vcpu) = machine::create_vm(accel, &board, options, &caps)?;
+    let monitor = Monitor::spawn(vcpu.control(), options.limits).map_err(RunError::Monitor)?;
+    let (end, exits) =
+        Dispatcher::new(&mut board, &monitor, &mut log, options, caps, started).run(&mut vcpu)?;
+    let end = report::settle(end, monitor.finish(), &caps);
+    let finished = report::Finished {
+        end,
+        exits,
+        vcpu: &vcpu,
+        board: &board,
+        caps,
+        started,
+    };
+    Ok(report::report(finished, log))
+}
