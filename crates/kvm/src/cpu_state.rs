@@ -3,26 +3,22 @@
 
 use accel::{EntryMode, EntryState, Registers};
 use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_sregs};
+use x86::cr::{CR0_ET, CR0_PE};
+use x86::segment::{SYS_LDT, SYS_TSS_BUSY, TYPE_ACCESSED, TYPE_CODE, TYPE_RW};
 
-/// CR0.PE: protected mode.
-pub const CR0_PE: u64 = 1 << 0;
-/// CR0.ET: extension type (hard-wired to 1 on every CPU since the 486).
-pub const CR0_ET: u64 = 1 << 4;
-/// RFLAGS bit 1, which always reads as 1.
-pub const RFLAGS_FIXED: u64 = 1 << 1;
 /// The flat 32-bit code selector of the multiboot hand-off.
 pub const FLAT_CODE_SELECTOR: u16 = 0x10;
 /// The flat 32-bit data selector of the multiboot hand-off.
 pub const FLAT_DATA_SELECTOR: u16 = 0x18;
 
 /// Segment type: execute/read code, accessed.
-const TYPE_CODE_EXEC_READ_ACCESSED: u8 = 0xB;
+const TYPE_CODE_EXEC_READ_ACCESSED: u8 = (TYPE_CODE | TYPE_RW | TYPE_ACCESSED) as u8;
 /// Segment type: read/write data, accessed.
-const TYPE_DATA_READ_WRITE_ACCESSED: u8 = 0x3;
+const TYPE_DATA_READ_WRITE_ACCESSED: u8 = (TYPE_RW | TYPE_ACCESSED) as u8;
 /// System segment type: busy 32-bit TSS.
-const TYPE_TSS32_BUSY: u8 = 0xB;
+const TYPE_TSS32_BUSY: u8 = SYS_TSS_BUSY as u8;
 /// System segment type: LDT.
-const TYPE_LDT: u8 = 0x2;
+const TYPE_LDT: u8 = SYS_LDT as u8;
 
 /// A flat 4 GiB ring-0 segment of the given type and selector.
 fn flat_segment(selector: u16, type_: u8) -> kvm_segment {
@@ -137,7 +133,7 @@ pub fn entry_regs(entry: &EntryState) -> kvm_regs {
         rbx: entry.rbx,
         rsp: entry.rsp,
         rip: entry.rip,
-        rflags: RFLAGS_FIXED,
+        rflags: x86::rflags::FIXED1,
         ..kvm_regs::default()
     }
 }

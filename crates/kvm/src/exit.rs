@@ -151,8 +151,10 @@ mod tests {
         );
         let mut buf = [0u8; 4];
         assert_eq!(
-            ExitKind::of(&KvmExit::MmioRead(0xFEE0_0000, &mut buf)),
-            ExitKind::Mmio { gpa: 0xFEE0_0000 }
+            ExitKind::of(&KvmExit::MmioRead(x86::apic::DEFAULT_BASE, &mut buf)),
+            ExitKind::Mmio {
+                gpa: x86::apic::DEFAULT_BASE
+            }
         );
         assert_eq!(ExitKind::of(&KvmExit::IoOut(0x3F8, &[0x41])), ExitKind::Io);
         assert_eq!(ExitKind::of(&KvmExit::Unsupported(37)), ExitKind::Other);

@@ -100,7 +100,7 @@ impl KvmVcpu {
             .get_regs()
             .map_err(host_error("KVM_GET_REGS"))?
             .rflags;
-        if rflags & (1 << 9) == 0 {
+        if rflags & x86::rflags::IF == 0 {
             return Ok(false);
         }
         let Some(mut left) = self.apic.wake_in() else {

@@ -51,23 +51,16 @@ mod timer;
 use timer::Counting;
 pub use timer::{divisor, TimerClock};
 
-/// The architectural default base of the APIC page.
-pub const APIC_DEFAULT_BASE: u64 = 0xFEE0_0000;
+pub use x86::apic::{
+    BASE_BSP as APIC_BASE_BSP, BASE_ENABLE as APIC_BASE_ENABLE, BASE_EXTD as APIC_BASE_EXTD,
+    DEFAULT_BASE as APIC_DEFAULT_BASE,
+};
+pub use x86::msr::{APIC_BASE as MSR_APIC_BASE, TSC_DEADLINE as MSR_TSC_DEADLINE};
+
 /// Size of the APIC register page.
 pub const APIC_PAGE_LEN: u64 = 0x1000;
-/// IA32_APIC_BASE.
-pub const MSR_APIC_BASE: u32 = 0x1B;
-/// IA32_TSC_DEADLINE.
-pub const MSR_TSC_DEADLINE: u32 = 0x6E0;
 /// The version register's value: version 0x14, Max LVT Entry 5.
 pub const APIC_VERSION: u32 = 0x0005_0014;
-
-/// IA32_APIC_BASE bit 8: this is the bootstrap processor.
-pub const APIC_BASE_BSP: u64 = 1 << 8;
-/// IA32_APIC_BASE bit 10: x2APIC mode (not supported here).
-pub const APIC_BASE_EXTD: u64 = 1 << 10;
-/// IA32_APIC_BASE bit 11: APIC global enable.
-pub const APIC_BASE_ENABLE: u64 = 1 << 11;
 
 /// Register offsets in the APIC page.
 pub mod reg {

@@ -343,16 +343,13 @@ impl SoftCpu {
     }
 
     fn check_canonical(&self, la: u64, seg: Seg) -> Ex<()> {
-        if self.s.mode64() {
-            let top = (la as i64) >> 47;
-            if top != 0 && top != -1 {
-                let vector = if seg == Seg::Ss {
-                    x86::exception::SS
-                } else {
-                    x86::exception::GP
-                };
-                return Err(Exception::with_code(vector, 0).into());
-            }
+        if self.s.mode64() && !x86::address::is_canonical(la) {
+            let vector = if seg == Seg::Ss {
+                x86::exception::SS
+            } else {
+                x86::exception::GP
+            };
+            return Err(Exception::with_code(vector, 0).into());
         }
         Ok(())
     }

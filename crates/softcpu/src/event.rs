@@ -562,8 +562,7 @@ impl SoftCpu {
         } else {
             old_sp
         };
-        let top = (sp as i64) >> 47;
-        if top != 0 && top != -1 {
+        if !x86::address::is_canonical(sp) {
             return Err(Exception::with_code(vec::SS, u32::from(ext)).into());
         }
         sp &= !0xF;
@@ -574,15 +573,14 @@ impl SoftCpu {
         if let Some(code) = ev.error_code {
             self.push_frame(0, &mut sp, 8, u64::from(code), user, u64::MAX)?;
         }
-        let top = (offset as i64) >> 47;
-        if top != 0 && top != -1 {
+        if !x86::address::is_canonical(offset) {
             return Err(Exception::gp(u32::from(ext)).into());
         }
         if new_cpl < cpl {
             // SS becomes a null selector with RPL = new CPL (SDM §6.14.4).
             let ss = &mut self.s.seg[Seg::Ss as usize];
             ss.selector = u16::from(new_cpl);
-            ss.ar = x86::segment::AR_UNUSABLE | (u32::from(new_cpl) << 5);
+            ss.ar = x86::segment::AR_UNUSABLE | x86::segment::ar_dpl(new_cpl);
             ss.base = 0;
         }
         self.s.gpr[4] = sp;
@@ -639,7 +637,7 @@ impl SoftCpu {
                 if ss & !3 == 0 && self.s.mode64() {
                     let s = &mut self.s.seg[Seg::Ss as usize];
                     s.selector = ss;
-                    s.ar = x86::segment::AR_UNUSABLE | (u32::from(cpl) << 5);
+                    s.ar = x86::segment::AR_UNUSABLE | x86::segment::ar_dpl(cpl);
                 } else {
                     self.load_segment_checked(Seg::Ss, ss)?;
                 }
@@ -654,7 +652,7 @@ impl SoftCpu {
         }
         // Flags are restored with the privilege of the old CPL (SDM IRET).
         let old_cpl_flags = self.s.rflags;
-        let iopl = (old_cpl_flags >> 12) & 3;
+        let iopl = x86::rflags::iopl(old_cpl_flags);
         let mut writable = x86::rflags::STATUS
             | x86::rflags::TF
             | x86::rflags::DF
@@ -664,7 +662,7 @@ impl SoftCpu {
             | x86::rflags::RF
             | x86::rflags::VIF
             | x86::rflags::VIP;
-        if u64::from(cpl) <= iopl {
+        if cpl <= iopl {
             writable |= x86::rflags::IF;
         }
         if cpl == 0 {

@@ -143,7 +143,7 @@ impl SoftCpu {
             let rsp = self.read_linear(tss + 4 + 8 * u64::from(new_cpl), 8, false)?;
             let ss = &mut self.s.seg[Seg::Ss as usize];
             ss.selector = u16::from(new_cpl);
-            ss.ar = x86::segment::AR_UNUSABLE | (u32::from(new_cpl) << 5);
+            ss.ar = x86::segment::AR_UNUSABLE | x86::segment::ar_dpl(new_cpl);
             ss.base = 0;
             self.s.gpr[4] = rsp;
             return Ok(());

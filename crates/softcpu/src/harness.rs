@@ -9,6 +9,7 @@
 //! bounded time without any policy.
 
 use crate::cpu::{CpuModel, SoftCpu};
+use x86::segment::{AR_CODE, AR_CODE32, AR_CODE64, AR_DATA, AR_DATA32, AR_TSS_BUSY};
 use x86::vmx::{exit_ctl, exit_reason, field as f, pin, proc, proc2};
 
 /// Processor mode the code runs in.
@@ -147,9 +148,9 @@ fn program(cpu: &mut SoftCpu, mode: Mode) {
     put(f::EPT_POINTER, EPT_BASE | 0x1E);
     put(f::VMCS_LINK_POINTER, u64::MAX);
     let (code_ar, data_ar, cr0, sel_cs, sel_ds) = match mode {
-        Mode::Real => (0x9B, 0x93, x86::cr::CR0_ET | x86::cr::CR0_NE, 0, 0),
-        Mode::Protected32 => (0xC09B, 0xC093, 0x31, 0x10, 0x18),
-        Mode::Long64 => (0xA09B, 0xC093, 0x8000_0031, 0x10, 0x18),
+        Mode::Real => (AR_CODE, AR_DATA, x86::cr::CR0_ET | x86::cr::CR0_NE, 0, 0),
+        Mode::Protected32 => (AR_CODE32, AR_DATA32, 0x31, 0x10, 0x18),
+        Mode::Long64 => (AR_CODE64, AR_DATA32, 0x8000_0031, 0x10, 0x18),
     };
     // Every data segment (all but CS, index 1) gets the flat data descriptor.
     let segs = crate::vmx::entry::seg_fields()
@@ -166,11 +167,11 @@ fn program(cpu: &mut SoftCpu, mode: Mode) {
         put(s, sel_ds);
         put(b, 0);
         put(l, limit);
-        put(a, data_ar);
+        put(a, u64::from(data_ar));
     }
     put(f::GUEST_CS_SELECTOR, sel_cs);
     put(f::GUEST_CS_LIMIT, limit);
-    put(f::GUEST_CS_AR_BYTES, code_ar);
+    put(f::GUEST_CS_AR_BYTES, u64::from(code_ar));
     let (cs_base, rip) = if mode == Mode::Real {
         (CODE, 0)
     } else {
@@ -178,7 +179,7 @@ fn program(cpu: &mut SoftCpu, mode: Mode) {
     };
     put(f::GUEST_CS_BASE, cs_base);
     put(f::GUEST_TR_LIMIT, 0xFFFF);
-    put(f::GUEST_TR_AR_BYTES, 0x8B);
+    put(f::GUEST_TR_AR_BYTES, u64::from(AR_TSS_BUSY));
     put(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE));
     put(f::GUEST_GDTR_LIMIT, 0xFFFF);
     put(f::GUEST_IDTR_LIMIT, 0xFFFF);
@@ -196,7 +197,7 @@ fn program(cpu: &mut SoftCpu, mode: Mode) {
             0
         },
     );
-    put(f::GUEST_RFLAGS, 2);
+    put(f::GUEST_RFLAGS, x86::rflags::FIXED1);
     put(f::GUEST_RIP, rip);
     // Real mode: a stack inside SS's 64 KiB limit (offsets beyond it are #SS there).
     put(

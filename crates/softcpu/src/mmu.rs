@@ -256,12 +256,9 @@ impl SoftCpu {
             ec |= PFEC_USER;
         }
         let la = if long { la } else { la & 0xFFFF_FFFF };
-        if long {
-            // Non-canonical addresses raise #GP before paging; callers check, but be safe.
-            let top = (la as i64) >> 47;
-            if top != 0 && top != -1 {
-                return Err(crate::fault::Exception::gp(0).into());
-            }
+        // Non-canonical addresses raise #GP before paging; callers check, but be safe.
+        if long && !x86::address::is_canonical(la) {
+            return Err(crate::fault::Exception::gp(0).into());
         }
         let pf = |ec: u32| Stop::PageFault {
             addr: la,

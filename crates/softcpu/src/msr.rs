@@ -27,17 +27,13 @@ impl SoftCpu {
             SYSENTER_EIP => m.sysenter_eip,
             PAT => m.pat,
             0x1D9 => m.debugctl,
-            APIC_BASE => 0xFEE0_0900,
+            APIC_BASE => x86::apic::BASE_MSR_RESET_BSP,
             _ => return Err(Exception::gp(0).into()),
         })
     }
 
     /// Writes an MSR, with the canonical-address and reserved-bit checks.
     pub(crate) fn write_msr(&mut self, msr: u32, v: u64) -> Ex<()> {
-        let canonical = |v: u64| {
-            let top = (v as i64) >> 47;
-            top == 0 || top == -1
-        };
         let gp = Err(Exception::gp(0).into());
         match msr {
             EFER => {
@@ -54,7 +50,7 @@ impl SoftCpu {
             }
             STAR => self.s.msr.star = v,
             LSTAR | CSTAR | FS_BASE | GS_BASE | KERNEL_GS_BASE | SYSENTER_ESP | SYSENTER_EIP
-                if !canonical(v) =>
+                if !x86::address::is_canonical(v) =>
             {
                 return gp
             }

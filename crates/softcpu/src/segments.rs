@@ -12,7 +12,7 @@ use x86::segment::{
 
 /// Access rights of a data segment after reset (present, read/write,
 /// accessed, 16-bit, byte granular; SDM Vol. 3A Table 9-1), in the VMCS layout.
-const REAL_MODE_DATA_AR: u32 = 0x93;
+const REAL_MODE_DATA_AR: u32 = x86::segment::AR_DATA;
 
 /// A raw descriptor with its decoded cache form.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +110,7 @@ impl SoftCpu {
             s.selector = sel;
             s.ar = AR_UNUSABLE;
             if seg == Seg::Ss {
-                s.ar = AR_UNUSABLE | (u32::from(cpl) << 5);
+                s.ar = AR_UNUSABLE | x86::segment::ar_dpl(cpl);
                 self.next_blocking.mov_ss = true;
             }
             return Ok(());
@@ -210,7 +210,8 @@ impl SoftCpu {
         if let Some((ss_sel, _)) = outer_stack {
             // The stack segment must match the new CPL; it is checked at that level.
             let saved_ss = self.s.seg[Seg::Ss as usize];
-            self.s.seg[Seg::Ss as usize].ar = (saved_ss.ar & !(3 << 5)) | (u32::from(new_cpl) << 5);
+            self.s.seg[Seg::Ss as usize].ar =
+                (saved_ss.ar & !x86::segment::AR_DPL) | x86::segment::ar_dpl(new_cpl);
             if let Err(e) = self.load_segment_checked(Seg::Ss, ss_sel) {
                 self.s.seg[Seg::Ss as usize] = saved_ss;
                 self.s.seg[Seg::Cs as usize] = old;
@@ -233,8 +234,7 @@ impl SoftCpu {
             off & 0xFFFF_FFFF
         };
         if self.s.mode64() {
-            let top = (target as i64) >> 47;
-            if top != 0 && top != -1 {
+            if !x86::address::is_canonical(target) {
                 self.s.seg[Seg::Cs as usize] = old;
                 return Err(Exception::gp(0).into());
             }

@@ -42,7 +42,7 @@ pub struct Segment {
 impl Segment {
     /// Descriptor privilege level.
     pub fn dpl(&self) -> u8 {
-        ((self.ar >> 5) & 3) as u8
+        x86::segment::dpl(self.ar)
     }
     /// Whether the segment may be used (present and not marked unusable).
     pub fn usable(&self) -> bool {

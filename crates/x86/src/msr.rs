@@ -4,6 +4,8 @@
 pub const TSC: u32 = 0x10;
 /// IA32_APIC_BASE.
 pub const APIC_BASE: u32 = 0x1B;
+/// IA32_TSC_DEADLINE.
+pub const TSC_DEADLINE: u32 = 0x6E0;
 /// IA32_FEATURE_CONTROL.
 pub const FEATURE_CONTROL: u32 = 0x3A;
 /// IA32_SYSENTER_CS.

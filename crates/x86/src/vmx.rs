@@ -648,6 +648,62 @@ pub mod qualification {
     pub const IO_IMM: u64 = 1 << 6;
     /// I/O exit: port number shift.
     pub const IO_PORT_SHIFT: u32 = 16;
+
+    /// Control-register access (SDM Vol. 3C Table 28-3): the register number
+    /// in bits 3:0.
+    pub const CR_NUMBER_MASK: u64 = 0xF;
+    /// Control-register access: shift of the access type (bits 5:4).
+    pub const CR_ACCESS_TYPE_SHIFT: u32 = 4;
+    /// Access type: MOV to CR.
+    pub const CR_MOV_TO: u64 = 0;
+    /// Access type: MOV from CR.
+    pub const CR_MOV_FROM: u64 = 1;
+    /// Access type: CLTS.
+    pub const CR_CLTS: u64 = 2;
+    /// Access type: LMSW.
+    pub const CR_LMSW: u64 = 3;
+    /// Control-register access: LMSW operand type is memory (bit 6).
+    pub const CR_LMSW_MEMORY: u64 = 1 << 6;
+    /// Control-register access: shift of the general register (bits 11:8).
+    pub const CR_GPR_SHIFT: u32 = 8;
+    /// Control-register access: shift of the LMSW source data (bits 31:16).
+    pub const CR_LMSW_SOURCE_SHIFT: u32 = 16;
+
+    /// The qualification of a MOV to or from CR`cr` (access type
+    /// [`CR_MOV_TO`] or [`CR_MOV_FROM`]) with general register `gpr`
+    /// (0 = RAX … 15 = R15), or of CLTS (`cr` 0, `gpr` 0).
+    pub const fn cr_access(cr: u64, access: u64, gpr: u64) -> u64 {
+        (cr & CR_NUMBER_MASK)
+            | ((access & 3) << CR_ACCESS_TYPE_SHIFT)
+            | ((gpr & 15) << CR_GPR_SHIFT)
+    }
+
+    /// The qualification of an LMSW with source data `source`, from memory
+    /// or from a register.
+    pub const fn cr_lmsw(source: u16, memory: bool) -> u64 {
+        let mem = if memory { CR_LMSW_MEMORY } else { 0 };
+        (CR_LMSW << CR_ACCESS_TYPE_SHIFT) | mem | ((source as u64) << CR_LMSW_SOURCE_SHIFT)
+    }
+
+    /// The control register a CR-access qualification names.
+    pub const fn cr_number(qual: u64) -> u64 {
+        qual & CR_NUMBER_MASK
+    }
+
+    /// The access type of a CR-access qualification.
+    pub const fn cr_access_type(qual: u64) -> u64 {
+        (qual >> CR_ACCESS_TYPE_SHIFT) & 3
+    }
+
+    /// The general register (0 = RAX … 15 = R15) of a MOV-CR qualification.
+    pub const fn cr_gpr(qual: u64) -> usize {
+        ((qual >> CR_GPR_SHIFT) & 15) as usize
+    }
+
+    /// The LMSW source data of a CR-access qualification.
+    pub const fn cr_lmsw_source(qual: u64) -> u64 {
+        (qual >> CR_LMSW_SOURCE_SHIFT) & 0xFFFF
+    }
 }
 
 /// VM-instruction error numbers (SDM Vol. 3C §31.4).
@@ -682,4 +738,27 @@ pub mod instruction_error {
     pub const UNSUPPORTED_COMPONENT: u32 = 12;
     /// VMWRITE to read-only VMCS component.
     pub const WRITE_READ_ONLY: u32 = 13;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qualification as q;
+
+    #[test]
+    fn cr_access_qualifications_round_trip_in_the_sdm_layout() {
+        // MOV from CR3 into R9 (SDM Vol. 3C Table 28-3).
+        let mov = q::cr_access(3, q::CR_MOV_FROM, 9);
+        assert_eq!(mov, 0x913);
+        assert_eq!(
+            (q::cr_number(mov), q::cr_access_type(mov)),
+            (3, q::CR_MOV_FROM)
+        );
+        assert_eq!(q::cr_gpr(mov), 9);
+        assert_eq!(q::cr_access(0, q::CR_CLTS, 0), 0x20);
+        // LMSW of 0x000B from memory.
+        let lmsw = q::cr_lmsw(0xB, true);
+        assert_eq!(lmsw, 0x000B_0070);
+        assert_eq!(q::cr_access_type(lmsw), q::CR_LMSW);
+        assert_eq!(q::cr_lmsw_source(lmsw), 0xB);
+    }
 }

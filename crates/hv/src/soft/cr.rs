@@ -13,7 +13,7 @@
 use super::exits::VmxOffer;
 use crate::hw::{HwError, VmxHardware};
 use x86::cr::*;
-use x86::vmx::{entry_ctl, field as f, proc, proc2};
+use x86::vmx::{entry_ctl, field as f, proc, proc2, qualification as q};
 
 /// What L0 made of a control-register access exit.
 pub(crate) enum CrAccess {
@@ -37,11 +37,11 @@ pub(crate) fn mov_to_cr(
     qual: u64,
     vmx: VmxOffer<'_>,
 ) -> Result<CrAccess, HwError> {
-    let cr = qual & 0xF;
-    if (qual >> 4) & 3 != 0 || !matches!(cr, 0 | 4) {
+    let cr = q::cr_number(qual);
+    if q::cr_access_type(qual) != q::CR_MOV_TO || !matches!(cr, 0 | 4) {
         return Ok(CrAccess::Unhandled);
     }
-    let source = hw.gprs()[((qual >> 8) & 0xF) as usize];
+    let source = hw.gprs()[q::cr_gpr(qual)];
     let efer = hw.vmread(f::GUEST_IA32_EFER)?;
     let cs_l = hw.vmread(f::GUEST_CS_AR_BYTES)? & u64::from(x86::segment::AR_L) != 0;
     let mode64 = efer & EFER_LMA != 0 && cs_l;

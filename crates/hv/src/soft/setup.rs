@@ -191,8 +191,8 @@ pub(crate) fn program(
     put(f::CR4_GUEST_HOST_MASK, CR4_VMXE)?;
     match entry.mode {
         EntryMode::Protected32Flat => {
-            let code_ar = 0xC09B; // G, D/B, P, S, type execute/read accessed
-            let data_ar = 0xC093; // G, D/B, P, S, type read/write accessed
+            let code_ar = u64::from(x86::segment::AR_CODE32);
+            let data_ar = u64::from(x86::segment::AR_DATA32);
             for (sel, base, limit, ar, s, a) in [
                 (
                     f::GUEST_CS_SELECTOR,
@@ -252,7 +252,7 @@ pub(crate) fn program(
             put(f::GUEST_TR_SELECTOR, 0)?;
             put(f::GUEST_TR_BASE, 0)?;
             put(f::GUEST_TR_LIMIT, 0xFFFF)?;
-            put(f::GUEST_TR_AR_BYTES, 0x8B)?;
+            put(f::GUEST_TR_AR_BYTES, u64::from(x86::segment::AR_TSS_BUSY))?;
             put(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE))?;
             put(f::GUEST_GDTR_BASE, 0)?;
             put(f::GUEST_GDTR_LIMIT, 0xFFFF)?;

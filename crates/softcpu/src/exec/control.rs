@@ -5,6 +5,7 @@ use crate::event::{Event, EventKind};
 use crate::fault::{Ex, Exception};
 use crate::state::Seg;
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
+use x86::address::is_canonical;
 
 impl SoftCpu {
     /// Sets the next RIP after checking it: non-canonical in 64-bit mode is #GP(0)
@@ -22,8 +23,7 @@ impl SoftCpu {
             _ => target & 0xFFFF_FFFF,
         };
         if self.s.mode64() {
-            let top = (target as i64) >> 47;
-            if top != 0 && top != -1 {
+            if !is_canonical(target) {
                 return Err(Exception::gp(0).into());
             }
         } else if target > u64::from(self.s.seg[Seg::Cs as usize].limit) {

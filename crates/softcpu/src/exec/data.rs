@@ -7,7 +7,7 @@ use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception};
 use crate::state::Seg;
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
-use x86::rflags::{CF, DF, ZF};
+use x86::rflags::{CF, DF, FIXED1, LAHF_SAHF, ZF};
 
 impl SoftCpu {
     /// MOV, MOVZX, MOVSX, MOVSXD (and MOV to or from segment, control and debug registers).
@@ -266,7 +266,7 @@ impl SoftCpu {
     /// POPF/IRET flag update with the privilege rules of SDM Vol. 2B POPF.
     pub(crate) fn write_rflags_popf(&mut self, v: u64, size: usize) {
         let cpl = self.s.cpl();
-        let iopl = ((self.s.rflags >> 12) & 3) as u8;
+        let iopl = x86::rflags::iopl(self.s.rflags);
         let mut writable = x86::rflags::STATUS
             | x86::rflags::TF
             | x86::rflags::DF
@@ -325,12 +325,12 @@ impl SoftCpu {
         let f = &mut self.s.rflags;
         match ins.mnemonic() {
             Mnemonic::Lahf => {
-                let ah = (*f & 0xD5) | 2;
+                let ah = (*f & LAHF_SAHF) | FIXED1;
                 self.set_reg(Register::AH, ah);
             }
             Mnemonic::Sahf => {
                 let ah = self.reg(Register::AH);
-                self.s.rflags = (self.s.rflags & !0xD5) | (ah & 0xD5);
+                self.s.rflags = (self.s.rflags & !LAHF_SAHF) | (ah & LAHF_SAHF);
             }
             Mnemonic::Clc => *f &= !CF,
             Mnemonic::Stc => *f |= CF,

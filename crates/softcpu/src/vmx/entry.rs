@@ -282,7 +282,7 @@ impl SoftCpu {
         let cs_ar = v.get32(f::GUEST_CS_AR_BYTES);
         let ss_ar = v.get32(f::GUEST_SS_AR_BYTES);
         let v86 = rflags & x86::rflags::VM != 0;
-        let dpl = |ar: u32| (ar >> 5) & 3;
+        let dpl = x86::segment::dpl;
         if !v86 {
             let ty = cs_ar & 0xF;
             let code_ok = matches!(ty, 9 | 11 | 13 | 15) || (unrestricted && ty == 3);
@@ -312,7 +312,7 @@ impl SoftCpu {
             // SS.DPL: = SS.RPL without unrestricted guest; 0 when CS is a
             // data segment or the guest will be in real-address mode
             // (CR0.PE = 0), which runs at CPL 0.
-            if !unrestricted && dpl(ss_ar) != u32::from(ss_sel & 3) {
+            if !unrestricted && dpl(ss_ar) != (ss_sel & 3) as u8 {
                 return bad;
             }
             if (ty == 3 || cr0 & CR0_PE == 0) && dpl(ss_ar) != 0 {
@@ -335,7 +335,7 @@ impl SoftCpu {
                     return bad;
                 }
                 // Data and non-conforming code: DPL >= RPL, unless unrestricted guest.
-                let rpl = (v.get(sel_f) & 3) as u32;
+                let rpl = (v.get(sel_f) & 3) as u8;
                 if !unrestricted && ty <= 11 && dpl(ar) < rpl {
                     return bad;
                 }
@@ -385,10 +385,6 @@ impl SoftCpu {
         if !(ia32e && cs_ar & AR_L != 0) && rip >> 32 != 0 {
             return bad;
         }
-        let canonical = |a: u64| {
-            let top = (a as i64) >> 47;
-            top == 0 || top == -1
-        };
         for a in [
             f::GUEST_FS_BASE,
             f::GUEST_GS_BASE,
@@ -396,7 +392,7 @@ impl SoftCpu {
             f::GUEST_IDTR_BASE,
             f::GUEST_TR_BASE,
         ] {
-            if !canonical(v.get(a)) {
+            if !x86::address::is_canonical(v.get(a)) {
                 return bad;
             }
         }

@@ -8,6 +8,7 @@
 use super::caps::L1Caps;
 use super::ept::eptp_valid;
 use super::vmcs12::{Controls, Vmcs12};
+use x86::address::is_canonical;
 use x86::cr::{CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use x86::vmx::{entry_ctl, exit_ctl, field as f, pin, proc, proc2};
 
@@ -24,10 +25,6 @@ pub(crate) enum EntryCheck {
     /// VM-entry failure while loading MSRs (exit reason 34), qualification 1:
     /// this VMX keeps no MSR-load areas.
     MsrLoad,
-}
-
-fn canonical(a: u64) -> bool {
-    ((a as i64) << 16 >> 16) as u64 == a
 }
 
 /// Checks on the controls (SDM §27.2.1.1, §27.2.1.2), given the size of
@@ -113,7 +110,7 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
         f::HOST_IDTR_BASE,
         f::HOST_TR_BASE,
     ] {
-        if !canonical(v.get(a)) {
+        if !is_canonical(v.get(a)) {
             return fail;
         }
     }
@@ -147,7 +144,7 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
     }
     // Address-space size (SDM §27.2.4).
     if l1_in_ia32e {
-        if !host64 || cr4 & CR4_PAE == 0 || !canonical(v.get(f::HOST_RIP)) {
+        if !host64 || cr4 & CR4_PAE == 0 || !is_canonical(v.get(f::HOST_RIP)) {
             return fail;
         }
     } else if host64 || entryv & entry_ctl::IA32E_MODE_GUEST != 0 || v.get(f::HOST_RIP) >> 32 != 0 {
@@ -182,7 +179,7 @@ pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     }
     // Activity states: active, or HLT (IA32_VMX_MISC bit 6) with SS.DPL = 0
     // (SDM §27.3.1.5).
-    let ss_dpl = (v.get(f::GUEST_SS_AR_BYTES) >> 5) & 3;
+    let ss_dpl = x86::segment::dpl(v.get32(f::GUEST_SS_AR_BYTES));
     match v.get32(f::GUEST_ACTIVITY_STATE) {
         0 => {}
         1 if ss_dpl == 0 => {}

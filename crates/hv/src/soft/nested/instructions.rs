@@ -65,7 +65,9 @@ fn decoded(hw: &impl VmxHardware) -> Result<Decoded, HwError> {
 
 /// CPL of the current guest: SS.DPL (SDM Vol. 3A §5.5).
 fn cpl(hw: &impl VmxHardware) -> Result<u64, HwError> {
-    Ok((hw.vmread(f::GUEST_SS_AR_BYTES)? >> 5) & 3)
+    Ok(u64::from(x86::segment::dpl(
+        hw.vmread(f::GUEST_SS_AR_BYTES)? as u32,
+    )))
 }
 
 /// L1's view of CR4: host-owned bits come from the read shadow.
@@ -410,7 +412,7 @@ impl Nested {
         let (ty, low, addr) = Self::invalidation_operands(hw, d, self.pages.ram)?;
         let vpid = low & 0xFFFF;
         let supported = ty <= 3 && super::caps::EPT_VPID_CAP & 1 << (40 + ty) != 0;
-        let canonical = ((addr as i64) << 16 >> 16) as u64 == addr;
+        let canonical = x86::address::is_canonical(addr);
         let bad = !supported || low >> 16 != 0 || (ty != 2 && vpid == 0) || (ty == 0 && !canonical);
         Ok(if bad {
             self.vmfail(ie::INVALID_INVEPT_INVVPID_OPERAND)

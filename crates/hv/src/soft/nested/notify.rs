@@ -72,7 +72,7 @@ impl Nested {
             intr_info: hw.vmread(f::VM_EXIT_INTR_INFO)? as u32,
             intr_error_code: hw.vmread(f::VM_EXIT_INTR_ERROR_CODE)? as u32,
             rcx: g[1],
-            cr_source: g[((qualification >> 8) & 15) as usize],
+            cr_source: g[x86::vmx::qualification::cr_gpr(qualification)],
         };
         if !reflect::l1_wants(&facts, &self.vmcs12, &Phys(&*hw)) {
             return Ok(Route::L0);

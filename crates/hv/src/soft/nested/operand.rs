@@ -6,6 +6,7 @@
 
 use crate::hw::{HwError, VmxHardware};
 use crate::soft::mmio;
+use x86::address::is_canonical;
 use x86::cr::{CR0_WP, EFER_LMA};
 use x86::segment::{AR_L, AR_UNUSABLE};
 use x86::vmx::field as f;
@@ -58,10 +59,6 @@ pub(crate) fn in_64bit_mode(hw: &impl VmxHardware) -> Result<bool, HwError> {
     Ok(efer & EFER_LMA != 0 && cs_ar & u64::from(AR_L) != 0)
 }
 
-fn canonical(addr: u64) -> bool {
-    ((addr as i64) << 16 >> 16) as u64 == addr
-}
-
 /// The linear address of the memory operand described by `info` and
 /// `displacement`, checked against its segment for an access of `size`
 /// bytes.
@@ -96,7 +93,7 @@ pub(crate) fn linear_address(
         // Only FS and GS have bases in 64-bit mode (SDM Vol. 3A §3.2.4).
         let base = if seg >= 4 { hw.vmread(base_f)? } else { 0 };
         let la = base.wrapping_add(offset);
-        if !canonical(la) || !canonical(la.wrapping_add(size - 1)) {
+        if !is_canonical(la) || !is_canonical(la.wrapping_add(size - 1)) {
             return Err(OperandError::Fault(fault));
         }
         return Ok(la);

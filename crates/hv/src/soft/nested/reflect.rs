@@ -120,8 +120,9 @@ pub(crate) fn exception_wanted(e: &ExitFacts, v: &Vmcs12, pinv: u32) -> bool {
 /// sets an owned PE shadowed as 0.
 fn cr_wanted(e: &ExitFacts, v: &Vmcs12, procv: u32) -> bool {
     use x86::cr::{CR0_PE, CR0_TS};
-    let cr = e.qualification & 0xF;
-    let access = (e.qualification >> 4) & 3;
+    use x86::vmx::qualification as q;
+    let cr = q::cr_number(e.qualification);
+    let access = q::cr_access_type(e.qualification);
     let mask = |n| {
         if n == 0 {
             (v.get(f::CR0_GUEST_HOST_MASK), v.get(f::CR0_READ_SHADOW))
@@ -130,21 +131,21 @@ fn cr_wanted(e: &ExitFacts, v: &Vmcs12, procv: u32) -> bool {
         }
     };
     match (access, cr) {
-        (0, 0) | (0, 4) => {
+        (q::CR_MOV_TO, 0 | 4) => {
             let (m, shadow) = mask(cr);
             (e.cr_source ^ shadow) & m != 0
         }
-        (0, 3) => procv & proc::CR3_LOAD_EXITING != 0,
-        (1, 3) => procv & proc::CR3_STORE_EXITING != 0,
-        (0, 8) => procv & proc::CR8_LOAD_EXITING != 0,
-        (1, 8) => procv & proc::CR8_STORE_EXITING != 0,
-        (2, _) => {
+        (q::CR_MOV_TO, 3) => procv & proc::CR3_LOAD_EXITING != 0,
+        (q::CR_MOV_FROM, 3) => procv & proc::CR3_STORE_EXITING != 0,
+        (q::CR_MOV_TO, 8) => procv & proc::CR8_LOAD_EXITING != 0,
+        (q::CR_MOV_FROM, 8) => procv & proc::CR8_STORE_EXITING != 0,
+        (q::CR_CLTS, _) => {
             let (m, shadow) = mask(0);
             m & CR0_TS != 0 && shadow & CR0_TS != 0
         }
-        (3, _) => {
+        (q::CR_LMSW, _) => {
             let (m, shadow) = mask(0);
-            let source = (e.qualification >> 16) & 0xFFFF;
+            let source = q::cr_lmsw_source(e.qualification);
             (m & 0xE & (source ^ shadow)) != 0
                 || (m & CR0_PE != 0 && shadow & CR0_PE == 0 && source & CR0_PE != 0)
         }
@@ -176,6 +177,7 @@ fn io_wanted(qualification: u64, v: &Vmcs12, procv: u32, mem: &impl BitmapReader
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use x86::vmx::qualification as q;
 
     /// Bitmaps as a set of (base, bit) pairs that are 1.
     #[derive(Default)]
@@ -359,15 +361,15 @@ mod tests {
         e.cr_source = 0;
         assert!(l1_wants(&e, &v, &m), "clears an owned bit");
         // MOV to CR3 (load exiting), MOV from CR3 (store exiting off).
-        e.qualification = 3;
+        e.qualification = q::cr_access(3, q::CR_MOV_TO, 0);
         assert!(l1_wants(&e, &v, &m));
-        e.qualification = 3 | 1 << 4;
+        e.qualification = q::cr_access(3, q::CR_MOV_FROM, 0);
         assert!(!l1_wants(&e, &v, &m));
         // CLTS with TS owned and shadowed 1.
-        e.qualification = 2 << 4;
+        e.qualification = q::cr_access(0, q::CR_CLTS, 0);
         assert!(l1_wants(&e, &v, &m));
         // LMSW setting PE, owned and shadowed 0.
-        e.qualification = 3 << 4 | (u64::from(CR0_TS as u32 | 1) << 16);
+        e.qualification = q::cr_lmsw(CR0_TS as u16 | 1, false);
         assert!(l1_wants(&e, &v, &m));
     }
 }

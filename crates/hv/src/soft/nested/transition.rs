@@ -9,6 +9,7 @@ use super::instructions::Outcome;
 use super::{Level, Nested};
 use crate::hw::{HwError, VmxHardware};
 use x86::cr::{CR0_NE, CR4_VMXE, EFER_LMA, EFER_LME};
+use x86::segment::{AR_CODE, AR_DATA32, AR_DB, AR_G, AR_L, AR_TSS_BUSY};
 use x86::vmx::{
     entry_ctl, exit_ctl, exit_reason as er, field as f, interruptibility, intr_info, pin, proc,
     proc2,
@@ -546,11 +547,11 @@ impl Nested {
         // space size, D = !L, G = 1; the data segments read/write accessed
         // with D/B and G, or unusable for a null selector; TR a busy 32/64-bit
         // TSS of limit 0x67; LDTR unusable (SDM §28.5.2).
-        let l_bit = if host64 { 1 << 13 } else { 1 << 14 };
+        let l_or_d = if host64 { AR_L } else { AR_DB };
         put(f::GUEST_CS_SELECTOR, v.get(f::HOST_CS_SELECTOR))?;
         put(f::GUEST_CS_BASE, 0)?;
         put(f::GUEST_CS_LIMIT, 0xFFFF_FFFF)?;
-        put(f::GUEST_CS_AR_BYTES, 0x809B | l_bit)?;
+        put(f::GUEST_CS_AR_BYTES, u64::from(AR_CODE | AR_G | l_or_d))?;
         for (sel_h, sel, base, limit, ar, base_h) in [
             (
                 f::HOST_SS_SELECTOR,
@@ -601,7 +602,7 @@ impl Nested {
             put(
                 ar,
                 if usable {
-                    0xC093
+                    u64::from(AR_DATA32)
                 } else {
                     u64::from(x86::segment::AR_UNUSABLE)
                 },
@@ -610,7 +611,7 @@ impl Nested {
         put(f::GUEST_TR_SELECTOR, v.get(f::HOST_TR_SELECTOR))?;
         put(f::GUEST_TR_BASE, v.get(f::HOST_TR_BASE))?;
         put(f::GUEST_TR_LIMIT, 0x67)?;
-        put(f::GUEST_TR_AR_BYTES, 0x8B)?;
+        put(f::GUEST_TR_AR_BYTES, u64::from(AR_TSS_BUSY))?;
         put(f::GUEST_LDTR_SELECTOR, 0)?;
         put(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE))?;
         put(f::GUEST_GDTR_BASE, v.get(f::HOST_GDTR_BASE))?;

@@ -7,7 +7,7 @@ use crate::fault::{Ex, Exception, Stop};
 use crate::vmx::instruction_exit;
 use iced_x86::{Instruction, OpKind, Register};
 use x86::cr::*;
-use x86::vmx::{exit_reason as er, proc};
+use x86::vmx::{exit_reason as er, proc, qualification as q};
 
 impl SoftCpu {
     /// CLTS clears CR0.TS; it exits when the host owns TS and the shadow has it set.
@@ -17,7 +17,11 @@ impl SoftCpu {
             && self.vmx.ctl.cr0_mask & CR0_TS != 0
             && self.vmx.ctl.cr0_shadow & CR0_TS != 0
         {
-            return Err(instruction_exit(ins, er::CR_ACCESS, 2 << 4));
+            return Err(instruction_exit(
+                ins,
+                er::CR_ACCESS,
+                q::cr_access(0, q::CR_CLTS, 0),
+            ));
         }
         self.s.cr0 &= !CR0_TS;
         Ok(())
@@ -128,10 +132,8 @@ impl SoftCpu {
             let changes_owned = (src ^ shadow) & m & 0xE != 0;
             if sets_owned_pe || changes_owned {
                 let memory = ins.op0_kind() == OpKind::Memory;
-                let mut info = crate::fault::ExitInfo::new(
-                    er::CR_ACCESS,
-                    (3 << 4) | (u64::from(memory) << 6) | (src << 16),
-                );
+                let mut info =
+                    crate::fault::ExitInfo::new(er::CR_ACCESS, q::cr_lmsw(src as u16, memory));
                 info.instruction_len = ins.len() as u32;
                 if memory {
                     let ea = self.effective_address(ins);
@@ -163,8 +165,8 @@ impl SoftCpu {
             }
             _ => 0,
         };
-        let access = if read { 1 } else { 0 };
-        instruction_exit(ins, er::CR_ACCESS, cr | (access << 4) | (gpr << 8))
+        let access = if read { q::CR_MOV_FROM } else { q::CR_MOV_TO };
+        instruction_exit(ins, er::CR_ACCESS, q::cr_access(cr, access, gpr))
     }
 
     /// MOV to CR0/2/3/4/8 or DR0–7.

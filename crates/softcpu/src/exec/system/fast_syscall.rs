@@ -4,7 +4,9 @@ use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception};
 use crate::state::Seg;
 use iced_x86::{Instruction, Mnemonic};
+use x86::address::is_canonical;
 use x86::cr::EFER_SCE;
+use x86::segment::{ar_dpl, AR_CODE32, AR_CODE64, AR_DATA32};
 
 impl SoftCpu {
     /// SYSCALL in 64-bit mode (SDM Vol. 2B SYSCALL).
@@ -20,13 +22,13 @@ impl SoftCpu {
             selector: sel,
             base: 0,
             limit: 0xFFFF_FFFF,
-            ar: 0xA09B,
+            ar: AR_CODE64,
         };
         self.s.seg[Seg::Ss as usize] = crate::state::Segment {
             selector: sel.wrapping_add(8),
             base: 0,
             limit: 0xFFFF_FFFF,
-            ar: 0xC093,
+            ar: AR_DATA32,
         };
         self.s.rflags =
             (self.s.rflags & !self.s.msr.fmask & !x86::rflags::RF) | x86::rflags::FIXED1;
@@ -42,17 +44,14 @@ impl SoftCpu {
         self.require_cpl0()?;
         let to64 = ins.mnemonic() == Mnemonic::Sysretq || ins.code() == iced_x86::Code::Sysretq;
         let rcx = self.s.gpr[1];
-        if to64 {
-            let top = (rcx as i64) >> 47;
-            if top != 0 && top != -1 {
-                return Err(Exception::gp(0).into());
-            }
+        if to64 && !is_canonical(rcx) {
+            return Err(Exception::gp(0).into());
         }
         let base = ((self.s.msr.star >> 48) & 0xFFFF) as u16;
         let (cs_sel, cs_ar, rip) = if to64 {
-            (base.wrapping_add(16) | 3, 0xA0FB, rcx)
+            (base.wrapping_add(16) | 3, AR_CODE64 | ar_dpl(3), rcx)
         } else {
-            (base | 3, 0xC0FB, rcx & 0xFFFF_FFFF)
+            (base | 3, AR_CODE32 | ar_dpl(3), rcx & 0xFFFF_FFFF)
         };
         self.s.seg[Seg::Cs as usize] = crate::state::Segment {
             selector: cs_sel,
@@ -63,10 +62,10 @@ impl SoftCpu {
         // SS keeps a flat DPL-3 data cache (SDM: "SS.DPL = 3").
         let ss = &mut self.s.seg[Seg::Ss as usize];
         ss.selector = base.wrapping_add(8) | 3;
-        ss.ar = 0xC0F3;
+        ss.ar = AR_DATA32 | ar_dpl(3);
         ss.base = 0;
         ss.limit = 0xFFFF_FFFF;
-        self.s.rflags = (self.s.gpr[11] & 0x3C_7FD7) | x86::rflags::FIXED1;
+        self.s.rflags = (self.s.gpr[11] & x86::rflags::SYSRET_FROM_R11) | x86::rflags::FIXED1;
         self.next_rip = rip;
         Ok(())
     }

@@ -12,7 +12,7 @@ use x86::vmx::{exit_reason as er, qualification as q};
 impl SoftCpu {
     /// I/O permission: CPL ≤ IOPL, else #GP(0) (the TSS I/O bitmap is not modelled).
     pub(super) fn io_permitted(&self) -> Ex<()> {
-        let iopl = ((self.s.rflags >> 12) & 3) as u8;
+        let iopl = x86::rflags::iopl(self.s.rflags);
         if self.s.cr0 & CR0_PE != 0 && self.s.cpl() > iopl {
             return Err(Exception::gp(0).into());
         }
