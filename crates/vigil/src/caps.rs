@@ -63,7 +63,7 @@ pub struct AccelReport {
 }
 
 /// `vigil caps`: prints the report; 0 when it was produced.
-pub fn run(args: &CapsArgs) -> i32 {
+pub fn run(args: &CapsArgs) -> u8 {
     let kinds: Vec<AccelKind> = match args.accel {
         Some(k) => vec![k],
         None => vec![AccelKind::Soft, AccelKind::Kvm],

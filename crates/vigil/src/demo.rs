@@ -215,7 +215,7 @@ fn judge(r: &RunReport) -> (String, Option<Expect>) {
         ),
         RunEnd::Shutdown => ("shut down (triple fault)".into(), Some(Expect::ShutDown)),
         RunEnd::Stopped(_) => ("stopped, context invalid".into(), Some(Expect::Stopped)),
-        other => (other.to_string(), None),
+        other => (crate::render::End(other).to_string(), None),
     }
 }
 
@@ -230,12 +230,13 @@ pub fn ns(ns: u64) -> String {
 
 /// Runs the demo; returns the process status (0 when every scenario ended
 /// as expected).
-pub fn run(args: &DemoArgs) -> i32 {
+pub fn run(args: &DemoArgs) -> u8 {
     let limits = match Limits::with_watchdog(args.watchdog) {
         Ok(l) => l,
-        Err(msg) => {
-            eprintln!("vigil: {msg}");
-            return vmm::outcome::STATUS_USAGE;
+        Err(e) => {
+            let e = crate::error::Error::from(e);
+            eprintln!("vigil: {e}");
+            return e.status();
         }
     };
     let accel = hv::soft::SoftAccelerator::default();
@@ -286,12 +287,14 @@ pub fn run(args: &DemoArgs) -> i32 {
                 ..limits
             },
             cmdline: format!("{} {}", sc.guest, sc.append),
-            warnings: false,
             ..RunOptions::default()
         };
         let output = vmm::RunOutput {
             serial: Box::new(std::io::sink()),
             events: None,
+            // The table says how each scenario went.
+            notices: Box::new(|_| {}),
+            on_unresponsive: crate::render::end_unresponsive(),
         };
         let (outcome, first, longest) = match vmm::run(&accel, guest.image, &options, output) {
             Ok(report) => {

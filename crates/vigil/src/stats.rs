@@ -5,7 +5,7 @@ use vmm::RunReport;
 /// Prints the exit counts of a run to stderr.
 pub fn print(report: &RunReport, accel: &str) {
     eprintln!("stats: accelerator {accel}");
-    eprintln!("stats: end: {}", report.end);
+    eprintln!("stats: end: {}", crate::render::End(&report.end));
     for (kind, n) in &report.userspace_exits {
         eprintln!("stats: userspace exit {kind:<22} {n}");
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Parses a duration such as `2s`, `500ms`, `250us`, `1.5s`, `2m` or `3`
 /// (seconds). The error names the accepted forms.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -27,11 +27,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn bad(text: &str) -> String {
-    format!(
-        "invalid duration '{text}': use a positive number with s, ms, us, m or h (e.g. 2s, 500ms)"
-    )
+fn bad(text: &str) -> InvalidDuration {
+    InvalidDuration {
+        text: text.to_string(),
+    }
 }
+
+/// Text that is not a duration [`parse_duration`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidDuration {
+    /// The text as given.
+    pub text: String,
+}
+
+impl std::fmt::Display for InvalidDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid duration '{}': use a positive number with s, ms, us, m or h (e.g. 2s, 500ms)",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for InvalidDuration {}
 
 #[cfg(test)]
 mod tests {

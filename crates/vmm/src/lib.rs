@@ -5,18 +5,23 @@
 //! [`accel`] ([`runner`]), deciding what each exit means for the run:
 //! the operator's notify policy ([`policy`]), the event log ([`events`]),
 //! and the monitor that plays the host timer, the timeout and the watchdog
-//! ([`monitor`]).
+//! ([`monitor`]). It reports in types — how the run ended ([`outcome`]),
+//! why it could not run ([`RunError`]) and what the operator should know as
+//! it happens ([`notice`]) — and never prints or ends the process: the
+//! caller speaks and chooses exit statuses.
 
 pub mod devices;
 pub mod duration;
 pub mod events;
 pub mod loader;
 pub mod monitor;
+pub mod notice;
 pub mod outcome;
 pub mod policy;
 pub mod runner;
 #[cfg(test)]
 mod test_util;
 
+pub use notice::{Notice, NoticeSink};
 pub use outcome::{RunEnd, RunReport};
 pub use runner::{run, RunError, RunOptions, RunOutput};

@@ -55,14 +55,10 @@ impl Limits {
     /// Default limits with `watchdog` as the bound and the tick shortened
     /// to a tenth of it where needed, so that a guest that reaches
     /// instruction boundaries is ticked back to L0 many times per bound.
-    pub fn with_watchdog(watchdog: Duration) -> Result<Limits, String> {
+    /// A bound under [`MIN_WATCHDOG`] is refused.
+    pub fn with_watchdog(watchdog: Duration) -> Result<Limits, WatchdogTooShort> {
         if watchdog < MIN_WATCHDOG {
-            return Err(format!(
-                "--watchdog {:.3}s is too short: a healthy vCPU returns to L0 at every 10 ms host tick, \
-                 so the bound must be at least {} ms",
-                watchdog.as_secs_f64(),
-                MIN_WATCHDOG.as_millis()
-            ));
+            return Err(WatchdogTooShort { watchdog });
         }
         let d = Limits::default();
         Ok(Limits {
@@ -72,6 +68,28 @@ impl Limits {
         })
     }
 }
+
+/// A watchdog bound under [`MIN_WATCHDOG`]: a healthy vCPU could be taken
+/// for a stalled one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchdogTooShort {
+    /// The bound asked for.
+    pub watchdog: Duration,
+}
+
+impl std::fmt::Display for WatchdogTooShort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a watchdog bound of {:.3}s is too short: a healthy vCPU returns to L0 at every 10 ms \
+             host tick, so the bound must be at least {} ms",
+            self.watchdog.as_secs_f64(),
+            MIN_WATCHDOG.as_millis()
+        )
+    }
+}
+
+impl std::error::Error for WatchdogTooShort {}
 
 /// Why the monitor ended the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +106,13 @@ struct Shared {
     verdict: Option<Verdict>,
 }
 
+/// Called on the monitor thread with the time the vCPU spent in the guest
+/// when a stalled vCPU did not stop within [`UNRESPONSIVE_GRACE`] of being
+/// powered off. The run cannot end by itself then (the vCPU thread is stuck
+/// where no signal reaches it), so the caller ends the process here; if
+/// this returns, the run waits on.
+pub type OnUnresponsive = Box<dyn FnOnce(Duration) + Send>;
+
 /// A running monitor thread; stop it with [`Monitor::finish`].
 pub struct Monitor {
     shared: Arc<(Mutex<Shared>, Condvar)>,
@@ -95,13 +120,18 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts watching the vCPU behind `control`.
-    pub fn spawn(control: Arc<dyn VcpuControl>, limits: Limits) -> std::io::Result<Monitor> {
+    /// Starts watching the vCPU behind `control`; `on_unresponsive` is
+    /// called if a stalled vCPU does not stop when powered off.
+    pub fn spawn(
+        control: Arc<dyn VcpuControl>,
+        limits: Limits,
+        on_unresponsive: OnUnresponsive,
+    ) -> std::io::Result<Monitor> {
         let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-monitor".into())
-            .spawn(move || watch(&*control, limits, &theirs))?;
+            .spawn(move || watch(&*control, limits, &theirs, on_unresponsive))?;
         Ok(Monitor {
             shared,
             thread: Some(thread),
@@ -138,7 +168,12 @@ fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn watch(control: &dyn VcpuControl, limits: Limits, shared: &(Mutex<Shared>, Condvar)) {
+fn watch(
+    control: &dyn VcpuControl,
+    limits: Limits,
+    shared: &(Mutex<Shared>, Condvar),
+    on_unresponsive: OnUnresponsive,
+) {
     let start = Instant::now();
     let (state, wake) = shared;
     let mut guard = lock(state);
@@ -182,19 +217,14 @@ fn watch(control: &dyn VcpuControl, limits: Limits, shared: &(Mutex<Shared>, Con
             if let Verdict::Stalled(d) = v {
                 // Power-off stops a soft vCPU wherever it is. A vCPU of a
                 // hardware accelerator stuck where no signal reaches it
-                // never comes back to the run loop: the VMM then reports
-                // and ends the process itself.
+                // never comes back to the run loop: the caller then
+                // reports and ends the process.
                 let (g, _) = wake
                     .wait_timeout_while(guard, UNRESPONSIVE_GRACE, |s| !s.stop)
                     .unwrap_or_else(|p| p.into_inner());
                 if !g.stop {
-                    eprintln!(
-                        "vigil: watchdog: vCPU 0 stalled ({:.3} s without answering a kick) and \
-                         did not stop when powered off; ending the VMM. Only notify VM exits can \
-                         break such a stall",
-                        d.as_secs_f64()
-                    );
-                    std::process::exit(crate::outcome::STATUS_STALLED);
+                    drop(g);
+                    on_unresponsive(d);
                 }
             }
             return;
@@ -270,7 +300,7 @@ mod tests {
             tick: Duration::from_millis(5),
             nmi_after: None,
         };
-        let m = Monitor::spawn(f.clone(), limits).unwrap();
+        let m = Monitor::spawn(f.clone(), limits, Box::new(|_| {})).unwrap();
         let Verdict::Stalled(d) = wait_for(&m) else {
             panic!("not stalled")
         };
@@ -288,7 +318,7 @@ mod tests {
             tick: Duration::from_millis(5),
             nmi_after: None,
         };
-        let m = Monitor::spawn(f.clone(), limits).unwrap();
+        let m = Monitor::spawn(f.clone(), limits, Box::new(|_| {})).unwrap();
         assert!(matches!(wait_for(&m), Verdict::Timeout(_)));
         assert!(f.off.load(Ordering::Relaxed));
     }
@@ -300,7 +330,7 @@ mod tests {
             timeout: Some(Duration::from_millis(400)),
             ..Limits::with_watchdog(Duration::from_millis(100)).unwrap()
         };
-        let m = Monitor::spawn(f.clone(), limits).unwrap();
+        let m = Monitor::spawn(f.clone(), limits, Box::new(|_| {})).unwrap();
         assert!(matches!(wait_for(&m), Verdict::Timeout(_)));
     }
 
@@ -316,7 +346,7 @@ mod tests {
     #[test]
     fn finishing_early_gives_no_verdict() {
         let f = fake(false);
-        let m = Monitor::spawn(f.clone(), Limits::default()).unwrap();
+        let m = Monitor::spawn(f.clone(), Limits::default(), Box::new(|_| {})).unwrap();
         assert_eq!(m.finish(), None);
         assert!(!f.off.load(Ordering::Relaxed));
     }

@@ -1,41 +1,8 @@
-//! How a run ends, and the process exit status for each ending.
-//!
-//! Odd statuses come from the guest: a write of `v` to the debug-exit port
-//! gives `(v << 1) | 1`, as QEMU's isa-debug-exit. Even statuses are Vigil's
-//! own, so the two never collide:
-//!
-//! | status | meaning |
-//! |---|---|
-//! | `(v << 1) \| 1` | the guest wrote `v` to port 0xF4 |
-//! | 2 | bad command line, or a kernel file that cannot be loaded |
-//! | 4 | the guest shut down (triple fault) |
-//! | 6 | the guest halted with nothing left to wake it |
-//! | 8 | the accelerator met something it cannot handle (internal error, failed entry), or a notify exit under `--notify-vmexit internal-error` |
-//! | 10 | the accelerator is unavailable or failed, or cannot provide what `--notify-vmexit require` asks |
-//! | 12 | `--timeout` passed |
-//! | 14 | the watchdog found the vCPU stalled (no return to L0) and powered the VM off |
-//! | 16 | the VM was stopped (paused) by `--notify-invalid stop` |
+//! How a run ends and what it produced. What each ending means for the
+//! process (its message and exit status) is the caller's to say.
 
 use accel::{InternalError, NotifyExit};
-use std::fmt;
 use std::time::Duration;
-
-/// Exit status: bad command line or unloadable kernel.
-pub const STATUS_USAGE: i32 = 2;
-/// Exit status: guest shutdown (triple fault).
-pub const STATUS_SHUTDOWN: i32 = 4;
-/// Exit status: guest halted for good.
-pub const STATUS_HALTED: i32 = 6;
-/// Exit status: internal error or failed VM entry.
-pub const STATUS_INTERNAL_ERROR: i32 = 8;
-/// Exit status: accelerator unavailable or failed.
-pub const STATUS_ACCEL_FAILED: i32 = 10;
-/// Exit status: the timeout passed.
-pub const STATUS_TIMEOUT: i32 = 12;
-/// Exit status: the vCPU stalled and the watchdog powered the VM off.
-pub const STATUS_STALLED: i32 = 14;
-/// Exit status: the VM was stopped by the context-invalid policy.
-pub const STATUS_STOPPED: i32 = 16;
 
 /// Why a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +17,10 @@ pub enum RunEnd {
     InternalError(InternalError),
     /// VM entry failed with this hardware reason.
     FailEntry(u64),
-    /// A notify exit under `--notify-vmexit internal-error`.
+    /// A notify exit under the `internal-error` notify policy.
     NotifyInternalError(NotifyExit),
-    /// A notify exit reported an invalid context and `--notify-invalid stop`
-    /// paused the VM.
+    /// A notify exit reported an invalid context and the context-invalid
+    /// action `stop` paused the VM.
     Stopped(NotifyExit),
     /// The timeout passed.
     Timeout(Duration),
@@ -67,79 +34,6 @@ pub enum RunEnd {
     },
     /// The vCPU's power was cut by someone other than the monitor.
     PoweredOff,
-}
-
-impl RunEnd {
-    /// The process exit status for this ending.
-    pub fn status(&self) -> i32 {
-        match self {
-            RunEnd::DebugExit(v) => ((v << 1) | 1) as i32,
-            RunEnd::Shutdown => STATUS_SHUTDOWN,
-            RunEnd::Halted => STATUS_HALTED,
-            RunEnd::InternalError(_) | RunEnd::FailEntry(_) | RunEnd::NotifyInternalError(_) => {
-                STATUS_INTERNAL_ERROR
-            }
-            RunEnd::Stopped(_) => STATUS_STOPPED,
-            RunEnd::Timeout(_) => STATUS_TIMEOUT,
-            RunEnd::Stalled { .. } | RunEnd::PoweredOff => STATUS_STALLED,
-        }
-    }
-}
-
-impl fmt::Display for RunEnd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunEnd::DebugExit(v) => write!(f, "guest exited through the debug port with value {v}"),
-            RunEnd::Shutdown => write!(f, "guest shut down (triple fault)"),
-            RunEnd::Halted => write!(f, "guest halted with nothing left to wake it"),
-            RunEnd::InternalError(e) => write!(f, "internal error: {e}"),
-            RunEnd::FailEntry(r) => write!(f, "VM entry failed (hardware reason {r:#x})"),
-            RunEnd::NotifyInternalError(n) => write!(
-                f,
-                "internal error: notify VM exit{} (the CPU spent the whole notify window without \
-                 reaching an instruction boundary); stopped as --notify-vmexit internal-error asks, \
-                 use --notify-vmexit run to log it and resume",
-                describe(n)
-            ),
-            RunEnd::Stopped(n) => write!(
-                f,
-                "VM stopped: notify VM exit with an invalid guest context{}; the vCPU cannot be \
-                 resumed (--notify-invalid stop; shutdown would reset it with a triple fault)",
-                describe(n)
-            ),
-            RunEnd::Timeout(d) => write!(f, "timeout: the run was ended after {:.3} s (--timeout)", d.as_secs_f64()),
-            RunEnd::Stalled { in_guest, notify } => write!(
-                f,
-                "watchdog: vCPU 0 stalled, {:.3} s in the guest without returning to L0 (no \
-                 instruction boundary, as in an endless event delivery, which no interrupt can \
-                 break); powered the VM off. {}",
-                in_guest.as_secs_f64(),
-                if *notify {
-                    "Notify VM exits were on but their window is longer than the watchdog bound: \
-                     lower --notify-window or raise --watchdog"
-                } else {
-                    "Enable notify VM exits (--notify-vmexit run) or #AC/#DB interception to \
-                     contain it"
-                }
-            ),
-            RunEnd::PoweredOff => write!(f, "the vCPU was powered off"),
-        }
-    }
-}
-
-/// ` at rip R while delivering vector V` for a notify exit, as far as known.
-fn describe(n: &NotifyExit) -> String {
-    let mut s = String::new();
-    if let Some(rip) = n.rip {
-        s += &format!(" at rip {rip:#x}");
-    }
-    if let Some(v) = n.idt_vectoring_info.filter(|v| v & (1 << 31) != 0) {
-        s += &format!(" while delivering vector {}", v & 0xFF);
-    }
-    if n.level == accel::GuestLevel::L2 {
-        s += " in L2";
-    }
-    s
 }
 
 /// Notify and responsiveness figures of a run.
@@ -182,32 +76,4 @@ pub struct RunReport {
     pub registers: Option<accel::Registers>,
     /// Notify exits and responsiveness.
     pub notify: NotifyReport,
-    /// Why the event log stopped being written, if it did (the run itself
-    /// went on).
-    pub event_log_error: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn guest_statuses_are_odd_and_ours_are_even() {
-        assert_eq!(RunEnd::DebugExit(0).status(), 1);
-        assert_eq!(RunEnd::DebugExit(3).status(), 7);
-        for end in [
-            RunEnd::Shutdown,
-            RunEnd::Halted,
-            RunEnd::FailEntry(0),
-            RunEnd::InternalError(InternalError::Host { suberror: 1 }),
-            RunEnd::Timeout(Duration::from_secs(1)),
-            RunEnd::Stalled {
-                in_guest: Duration::from_secs(1),
-                notify: false,
-            },
-            RunEnd::PoweredOff,
-        ] {
-            assert_eq!(end.status() % 2, 0, "{end}");
-        }
-    }
 }

@@ -3,6 +3,7 @@
 
 use super::{RunError, RunOptions};
 use crate::events::{Event, EventLog};
+use crate::notice::{Notice, NoticeSink};
 use crate::policy::NotifyPolicy;
 use accel::Accelerator;
 
@@ -18,11 +19,12 @@ pub(super) struct Capabilities {
 /// Decides which features the run uses on `accel`. Refuses a bus-lock rate
 /// limit or `require` the accelerator cannot honour; a notify policy that
 /// wants notify exits on an accelerator without them is recorded in `log`
-/// and warned about, and the run goes on.
+/// and told to `notices`, and the run goes on.
 pub(super) fn check<A: Accelerator>(
     accel: &A,
     options: &RunOptions,
     log: &mut EventLog,
+    notices: &mut dyn NoticeSink,
 ) -> Result<Capabilities, RunError> {
     let bus_locks = accel.supports_bus_lock_exit();
     if options.bus_lock_ratelimit.is_some() && !bus_locks {
@@ -39,9 +41,9 @@ pub(super) fn check<A: Accelerator>(
              CPU-stall attacks inside event delivery are not contained",
             accel.name()
         );
-        if options.warnings {
-            eprintln!("vigil: warning: {detail}; --notify-vmexit require refuses to start instead");
-        }
+        notices.notice(Notice::NotifyUnavailable {
+            accel: accel.name(),
+        });
         log.record(&Event {
             kind: "notify-unavailable",
             detail,

@@ -7,6 +7,7 @@ use super::{RunError, RunOptions};
 use crate::devices::DeviceAction;
 use crate::events::{Event, EventLog};
 use crate::monitor::{Monitor, Verdict};
+use crate::notice::{Notice, NoticeSink};
 use crate::outcome::RunEnd;
 use crate::policy::{notify_action, NotifyAction};
 use accel::{AccelError, GuestLevel, NotifyExit, Vcpu, VcpuExit};
@@ -39,6 +40,7 @@ pub(super) struct Dispatcher<'a> {
     board: &'a mut Board,
     monitor: &'a Monitor,
     log: &'a mut EventLog,
+    notices: &'a mut dyn NoticeSink,
     options: &'a RunOptions,
     caps: Capabilities,
     started: Instant,
@@ -48,12 +50,13 @@ pub(super) struct Dispatcher<'a> {
 }
 
 impl<'a> Dispatcher<'a> {
-    /// A loop over `board`'s devices, judged by `monitor`, recording in `log`;
-    /// host time counts from `started`.
+    /// A loop over `board`'s devices, judged by `monitor`, recording in `log`
+    /// and telling `notices`; host time counts from `started`.
     pub fn new(
         board: &'a mut Board,
         monitor: &'a Monitor,
         log: &'a mut EventLog,
+        notices: &'a mut dyn NoticeSink,
         options: &'a RunOptions,
         caps: Capabilities,
         started: Instant,
@@ -62,6 +65,7 @@ impl<'a> Dispatcher<'a> {
             board,
             monitor,
             log,
+            notices,
             options,
             caps,
             started,
@@ -195,14 +199,10 @@ impl<'a> Dispatcher<'a> {
                 NotifyAction::Resume { warn } => {
                     if warn {
                         self.warned = true;
-                        if self.options.warnings {
-                            eprintln!(
-                                "vigil: warning: notify window exceeded in the guest{}{}; resuming \
-                                 it (further notify exits are counted, see --stats and --events)",
-                                if n.level == GuestLevel::L2 { " (L2)" } else { "" },
-                                n.rip.map_or(String::new(), |r| format!(" at rip {r:#x}"))
-                            );
-                        }
+                        self.notices.notice(Notice::NotifyWindowExceeded {
+                            level: n.level,
+                            rip: n.rip,
+                        });
                     }
                     None
                 }

@@ -12,7 +12,8 @@ mod report;
 use crate::devices::BusError;
 use crate::events::EventLog;
 use crate::loader::LoadError;
-use crate::monitor::{Limits, Monitor};
+use crate::monitor::{Limits, Monitor, OnUnresponsive};
+use crate::notice::NoticeSink;
 use crate::outcome::RunReport;
 use crate::policy::NotifyOptions;
 use accel::{AccelError, Accelerator, Vcpu};
@@ -35,9 +36,6 @@ pub struct RunOptions {
     pub notify: NotifyOptions,
     /// Timeout, watchdog and host tick.
     pub limits: Limits,
-    /// Print warnings (the first notify exit under `run`, a missing notify
-    /// capability) to stderr as they happen.
-    pub warnings: bool,
     /// At most this many guest bus locks per second (QEMU's
     /// `bus-lock-ratelimit`): the vCPU is held back when it asserts more.
     /// `None`: bus locks are counted where the accelerator reports them,
@@ -56,7 +54,6 @@ impl Default for RunOptions {
             modules: Vec::new(),
             notify: NotifyOptions::default(),
             limits: Limits::default(),
-            warnings: true,
             bus_lock_ratelimit: None,
             nested_vmx: true,
         }
@@ -67,8 +64,13 @@ impl Default for RunOptions {
 pub struct RunOutput {
     /// COM1.
     pub serial: Box<dyn Write + Send>,
-    /// The `--events` JSON-lines log, if any.
+    /// The event log (JSON lines), if any.
     pub events: Option<Box<dyn Write + Send>>,
+    /// Where notices go as they arise.
+    pub notices: Box<dyn NoticeSink + Send>,
+    /// What ends the process when a stalled vCPU does not stop when
+    /// powered off (see [`OnUnresponsive`]).
+    pub on_unresponsive: OnUnresponsive,
 }
 
 /// A run that could not take place or was cut short by the host side.
@@ -85,9 +87,11 @@ pub enum RunError {
         /// The size asked for.
         mib: u64,
     },
-    /// `--notify-vmexit require` on an accelerator without notify VM exits.
+    /// The notify policy `require` on this accelerator, which has no notify
+    /// VM exits.
     NotifyUnavailable(&'static str),
-    /// `--bus-lock-ratelimit` on an accelerator without bus-lock exits.
+    /// A bus-lock rate limit on this accelerator, which cannot report bus
+    /// locks.
     BusLockUnavailable(&'static str),
     /// The monitor thread could not be started.
     Monitor(std::io::Error),
@@ -105,15 +109,14 @@ impl fmt::Display for RunError {
             ),
             RunError::NotifyUnavailable(accel) => write!(
                 f,
-                "--notify-vmexit require: the {accel} accelerator on this host has no notify VM \
-                 exit (KVM_CAP_X86_NOTIFY_VMEXIT); use --accel soft, or --notify-vmexit run to \
-                 go on without it"
+                "the {accel} accelerator on this host has no notify VM exit \
+                 (KVM_CAP_X86_NOTIFY_VMEXIT)"
             ),
             RunError::Monitor(e) => write!(f, "cannot start the monitor thread: {e}"),
             RunError::BusLockUnavailable(accel) => write!(
                 f,
-                "--bus-lock-ratelimit: the {accel} accelerator on this host cannot report bus \
-                 locks (KVM_CAP_X86_BUS_LOCK_EXIT); use --accel soft or drop the option"
+                "the {accel} accelerator on this host cannot report bus locks \
+                 (KVM_CAP_X86_BUS_LOCK_EXIT)"
             ),
         }
     }
@@ -148,13 +151,28 @@ pub fn run<A: Accelerator>(
     output: RunOutput,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let mut log = EventLog::new(output.events);
-    let mut board = machine::build_board(image, options, output.serial)?;
-    let caps = capabilities::check(accel, options, &mut log)?;
+    let RunOutput {
+        serial,
+        events,
+        mut notices,
+        on_unresponsive,
+    } = output;
+    let mut log = EventLog::new(events);
+    let mut board = machine::build_board(image, options, serial)?;
+    let caps = capabilities::check(accel, options, &mut log, notices.as_mut())?;
     let (_vm, mut vcpu) = machine::create_vm(accel, &board, options, &caps)?;
-    let monitor = Monitor::spawn(vcpu.control(), options.limits).map_err(RunError::Monitor)?;
-    let (end, exits) =
-        Dispatcher::new(&mut board, &monitor, &mut log, options, caps, started).run(&mut vcpu)?;
+    let monitor = Monitor::spawn(vcpu.control(), options.limits, on_unresponsive)
+        .map_err(RunError::Monitor)?;
+    let (end, exits) = Dispatcher::new(
+        &mut board,
+        &monitor,
+        &mut log,
+        notices.as_mut(),
+        options,
+        caps,
+        started,
+    )
+    .run(&mut vcpu)?;
     let end = report::settle(end, monitor.finish(), &caps);
     let finished = report::Finished {
         end,
@@ -164,5 +182,5 @@ pub fn run<A: Accelerator>(
         caps,
         started,
     };
-    Ok(report::report(finished, log))
+    Ok(report::report(finished, log, notices.as_mut()))
 }

@@ -6,6 +6,7 @@ use super::dispatch::ExitLog;
 use super::machine::Board;
 use crate::events::{Event, EventLog};
 use crate::monitor::Verdict;
+use crate::notice::{Notice, NoticeSink};
 use crate::outcome::{NotifyReport, RunEnd, RunReport};
 use accel::{GuestLevel, Vcpu};
 use std::time::Instant;
@@ -69,14 +70,19 @@ pub(super) struct Finished<'a, V> {
     pub started: Instant,
 }
 
-/// Closes the event log with the run's last event and builds the report.
-pub(super) fn report<V: Vcpu>(f: Finished<'_, V>, mut log: EventLog) -> RunReport {
+/// Closes the event log with the run's last event (telling `notices` if
+/// the log lost events) and builds the report.
+pub(super) fn report<V: Vcpu>(
+    f: Finished<'_, V>,
+    mut log: EventLog,
+    notices: &mut dyn NoticeSink,
+) -> RunReport {
     let stats = f.vcpu.stats();
     let virtual_ns = f.vcpu.virtual_ns();
     record_end(&mut log, &f.end, virtual_ns);
-    let event_log_error = log
-        .take_error()
-        .map(|e| format!("the event log could not be written ({e}); events after that were lost"));
+    if let Some(e) = log.take_error() {
+        notices.notice(Notice::EventLogLost(e));
+    }
     let unclaimed_ports = f.board.ports.unclaimed();
     RunReport {
         end: f.end,
@@ -96,6 +102,5 @@ pub(super) fn report<V: Vcpu>(f: Finished<'_, V>, mut log: EventLog) -> RunRepor
             virtual_ns,
             host_time: f.started.elapsed(),
         },
-        event_log_error,
     }
 }

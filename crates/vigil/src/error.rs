@@ -1,0 +1,223 @@
+//! Every way `vigil` can fail before or instead of a guest's ending, each
+//! with its one-line message and its exit status.
+
+use crate::status;
+use std::fmt;
+use std::path::PathBuf;
+use vmm::monitor::WatchdogTooShort;
+use vmm::RunError;
+
+/// Options that cannot work together, refused before anything starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// `--no-intercept-ac-db` with `--accel kvm`.
+    NoInterceptOnKvm,
+    /// `--inject-notify-invalid` with `--accel kvm`.
+    InjectOnKvm,
+    /// `--inject-notify-invalid` with `--notify-vmexit disable`.
+    InjectWithoutNotify,
+    /// `--notify-window` with `--notify-vmexit disable`.
+    WindowWithoutNotify,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Conflict::NoInterceptOnKvm => {
+                "--no-intercept-ac-db needs --accel soft: KVM always intercepts #AC and #DB"
+            }
+            Conflict::InjectOnKvm => {
+                "--inject-notify-invalid needs --accel soft (a soft CPU test knob)"
+            }
+            Conflict::InjectWithoutNotify => {
+                "--inject-notify-invalid has no effect with --notify-vmexit disable; drop one"
+            }
+            Conflict::WindowWithoutNotify => {
+                "--notify-window has no effect with --notify-vmexit disable; drop one"
+            }
+        })
+    }
+}
+
+/// Why `vigil` failed.
+#[derive(Debug)]
+pub enum Error {
+    /// Options that cannot work together.
+    Conflict(Conflict),
+    /// `--guest` names no built-in guest.
+    UnknownGuest(String),
+    /// Neither a kernel file nor `--guest`.
+    NoKernel,
+    /// The kernel file cannot be read.
+    ReadKernel {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `--module` names no file.
+    ModuleWithoutFile(String),
+    /// A module file cannot be read.
+    ReadModule {
+        /// The file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `--events` file cannot be created.
+    CreateEventLog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--watchdog` below the smallest bound.
+    Watchdog(WatchdogTooShort),
+    /// The run could not take place or was cut short by the host side.
+    Run(RunError),
+}
+
+impl Error {
+    /// The process exit status: 2 for what the command line or its files
+    /// got wrong (an unloadable kernel included), 10 for what the
+    /// accelerator could not do.
+    pub fn status(&self) -> u8 {
+        match self {
+            Error::Run(RunError::Load(_)) => status::USAGE,
+            Error::Run(_) => status::ACCEL_FAILED,
+            Error::Conflict(_)
+            | Error::UnknownGuest(_)
+            | Error::NoKernel
+            | Error::ReadKernel { .. }
+            | Error::ModuleWithoutFile(_)
+            | Error::ReadModule { .. }
+            | Error::CreateEventLog { .. }
+            | Error::Watchdog(_) => status::USAGE,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Conflict(c) => write!(f, "{c}"),
+            Error::UnknownGuest(name) => {
+                write!(
+                    f,
+                    "no built-in guest named '{name}'; `vigil guests` lists them"
+                )
+            }
+            Error::NoKernel => write!(
+                f,
+                "no kernel given: pass a multiboot kernel file or --guest NAME"
+            ),
+            Error::ReadKernel { path, source } => {
+                write!(f, "cannot read kernel '{}': {source}", path.display())
+            }
+            Error::ModuleWithoutFile(spec) => write!(
+                f,
+                "--module '{spec}' names no file; use --module FILE[,STRING]"
+            ),
+            Error::ReadModule { file, source } => {
+                write!(f, "cannot read module '{file}': {source}")
+            }
+            Error::CreateEventLog { path, source } => write!(
+                f,
+                "cannot create the event log '{}': {source}; check the path and its directory",
+                path.display()
+            ),
+            Error::Watchdog(e) => write!(
+                f,
+                "--watchdog {:.3}s is too short: a healthy vCPU returns to L0 at every 10 ms host \
+                 tick, so the bound must be at least {} ms",
+                e.watchdog.as_secs_f64(),
+                vmm::monitor::MIN_WATCHDOG.as_millis()
+            ),
+            Error::Run(e @ RunError::NotifyUnavailable(_)) => write!(
+                f,
+                "--notify-vmexit require: {e}; use --accel soft, or --notify-vmexit run to go on \
+                 without it"
+            ),
+            Error::Run(e @ RunError::BusLockUnavailable(_)) => write!(
+                f,
+                "--bus-lock-ratelimit: {e}; use --accel soft or drop the option"
+            ),
+            Error::Run(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::ReadKernel { source, .. }
+            | Error::ReadModule { source, .. }
+            | Error::CreateEventLog { source, .. } => Some(source),
+            Error::Watchdog(e) => Some(e),
+            Error::Run(e) => Some(e),
+            Error::Conflict(_)
+            | Error::UnknownGuest(_)
+            | Error::NoKernel
+            | Error::ModuleWithoutFile(_) => None,
+        }
+    }
+}
+
+impl From<RunError> for Error {
+    fn from(e: RunError) -> Self {
+        Error::Run(e)
+    }
+}
+
+impl From<WatchdogTooShort> for Error {
+    fn from(e: WatchdogTooShort) -> Self {
+        Error::Watchdog(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each error's status, as README.md lists them.
+    #[test]
+    fn statuses() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let table: [(Error, u8); 7] = [
+            (Error::Conflict(Conflict::InjectOnKvm), 2),
+            (Error::NoKernel, 2),
+            (
+                Error::ReadKernel {
+                    path: "k".into(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                Error::Run(RunError::Load(vmm::loader::LoadError::CmdlineContainsNul)),
+                2,
+            ),
+            (Error::Run(RunError::NotifyUnavailable("kvm")), 10),
+            (Error::Run(RunError::BusLockUnavailable("kvm")), 10),
+            (Error::Run(RunError::Monitor(io())), 10),
+        ];
+        for (e, want) in table {
+            assert_eq!(e.status(), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn run_errors_name_the_options() {
+        assert_eq!(
+            Error::Run(RunError::NotifyUnavailable("kvm")).to_string(),
+            "--notify-vmexit require: the kvm accelerator on this host has no notify VM exit \
+             (KVM_CAP_X86_NOTIFY_VMEXIT); use --accel soft, or --notify-vmexit run to go on \
+             without it"
+        );
+        assert_eq!(
+            Error::Run(RunError::BusLockUnavailable("kvm")).to_string(),
+            "--bus-lock-ratelimit: the kvm accelerator on this host cannot report bus locks \
+             (KVM_CAP_X86_BUS_LOCK_EXIT); use --accel soft or drop the option"
+        );
+    }
+}

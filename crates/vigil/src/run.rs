@@ -1,0 +1,216 @@
+//! `vigil run`: one guest on the chosen accelerator, its COM1 on stdout,
+//! its ending told on stderr and as the exit status.
+
+use crate::cli::{AccelKind, NotifyInvalid, NotifyVmexit, RunArgs};
+use crate::error::{Conflict, Error};
+use crate::render::{self, End};
+use crate::{stats, status};
+use std::borrow::Cow;
+use std::io::Write;
+use vmm::{RunEnd, RunError, RunReport};
+
+/// Runs the guest the arguments name; returns the process exit status.
+pub fn run(args: &RunArgs) -> u8 {
+    match run_guest(args) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("vigil: {e}");
+            e.status()
+        }
+    }
+}
+
+/// Prepares and runs the guest, and tells its ending.
+fn run_guest(args: &RunArgs) -> Result<u8, Error> {
+    check_combinations(args)?;
+    let image = kernel_image(args)?;
+    print_guest_notes(args);
+    let mut options = run_options(args)?;
+    options.modules = load_modules(&args.module)?;
+    let output = vmm::RunOutput {
+        serial: Box::new(std::io::stdout()),
+        events: open_event_log(args)?,
+        notices: render::warnings(),
+        on_unresponsive: render::end_unresponsive(),
+    };
+    let result = match args.accel {
+        AccelKind::Soft => vmm::run(
+            &hv::soft::SoftAccelerator::default(),
+            &image,
+            &options,
+            output,
+        ),
+        AccelKind::Kvm => match kvm::KvmAccelerator::open() {
+            Ok(a) => vmm::run(&a, &image, &options, output),
+            Err(e) => Err(RunError::Accel(e)),
+        },
+    };
+    let _ = std::io::stdout().flush();
+    let report = result?;
+    tell_ending(&report, args);
+    Ok(status::of_end(&report.end))
+}
+
+/// Tells on stderr how the run ended (a guest's own exit needs no words),
+/// with the vCPU state where it explains the ending, and the statistics
+/// when asked.
+fn tell_ending(report: &RunReport, args: &RunArgs) {
+    if !matches!(report.end, RunEnd::DebugExit(_)) {
+        eprintln!("vigil: {}", End(&report.end));
+        if let (
+            RunEnd::InternalError(_)
+            | RunEnd::FailEntry(_)
+            | RunEnd::NotifyInternalError(_)
+            | RunEnd::Stopped(_),
+            Some(r),
+        ) = (&report.end, &report.registers)
+        {
+            eprintln!("vigil: vCPU state: {r}");
+        }
+    }
+    if args.stats {
+        stats::print(report, args.accel.name());
+    }
+}
+
+/// Notes on a built-in guest that will not end by itself or cannot run as
+/// configured.
+fn print_guest_notes(args: &RunArgs) {
+    let Some(g) = args.guest.as_deref().and_then(guests::find) else {
+        return;
+    };
+    if g.endless && args.timeout.is_none() {
+        eprintln!(
+            "vigil: note: {} never ends by itself; pass --timeout DURATION or stop it with Ctrl-C",
+            g.name
+        );
+    }
+    if g.vmx && (args.no_nested || args.accel != AccelKind::Soft) {
+        eprintln!(
+            "vigil: note: {} is a hypervisor and needs VMX, which only the soft accelerator \
+             offers (without --no-nested); it will report VMX missing",
+            g.name
+        );
+    }
+}
+
+/// Loads the kernel named by the arguments.
+fn kernel_image(args: &RunArgs) -> Result<Cow<'static, [u8]>, Error> {
+    if let Some(name) = &args.guest {
+        return guests::find(name)
+            .map(|g| Cow::Borrowed(g.image))
+            .ok_or_else(|| Error::UnknownGuest(name.clone()));
+    }
+    let path = args.kernel.as_ref().ok_or(Error::NoKernel)?;
+    std::fs::read(path)
+        .map(Cow::Owned)
+        .map_err(|source| Error::ReadKernel {
+            path: path.clone(),
+            source,
+        })
+}
+
+/// Option combinations that cannot work, refused before anything starts.
+fn check_combinations(args: &RunArgs) -> Result<(), Error> {
+    let kvm = args.accel == AccelKind::Kvm;
+    let conflict = if kvm && args.no_intercept_ac_db {
+        Some(Conflict::NoInterceptOnKvm)
+    } else if kvm && args.inject_notify_invalid {
+        Some(Conflict::InjectOnKvm)
+    } else if args.notify_vmexit == NotifyVmexit::Disable && args.inject_notify_invalid {
+        Some(Conflict::InjectWithoutNotify)
+    } else if args.notify_vmexit == NotifyVmexit::Disable && args.notify_window != 0 {
+        Some(Conflict::WindowWithoutNotify)
+    } else {
+        None
+    };
+    conflict.map_or(Ok(()), |c| Err(Error::Conflict(c)))
+}
+
+/// The `--events` file, created (emptied) before the run.
+fn open_event_log(args: &RunArgs) -> Result<Option<Box<dyn Write + Send>>, Error> {
+    let Some(path) = &args.events else {
+        return Ok(None);
+    };
+    match std::fs::File::create(path) {
+        Ok(f) => Ok(Some(Box::new(std::io::BufWriter::new(f)))),
+        Err(source) => Err(Error::CreateEventLog {
+            path: path.clone(),
+            source,
+        }),
+    }
+}
+
+/// Reads each `--module FILE[,STRING]`: the module's string is what QEMU's
+/// `-initrd` gives it, the file name followed by the arguments.
+fn load_modules(specs: &[String]) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (file, args) = match spec.split_once(',') {
+                Some((f, a)) => (f, Some(a)),
+                None => (spec.as_str(), None),
+            };
+            if file.is_empty() {
+                return Err(Error::ModuleWithoutFile(spec.clone()));
+            }
+            let data = std::fs::read(file).map_err(|source| Error::ReadModule {
+                file: file.to_string(),
+                source,
+            })?;
+            let string = match args {
+                Some(a) => format!("{file} {a}"),
+                None => file.to_string(),
+            };
+            Ok((string, data))
+        })
+        .collect()
+}
+
+/// The kernel's name as the guest sees it at the start of its command line:
+/// the file as given, or the built-in guest's name.
+fn kernel_name(args: &RunArgs) -> String {
+    match (&args.guest, &args.kernel) {
+        (Some(name), _) => name.clone(),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+/// The run options the arguments ask for.
+fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, Error> {
+    use vmm::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
+    let limits = vmm::monitor::Limits {
+        timeout: args.timeout,
+        nmi_after: args.nmi_after,
+        ..vmm::monitor::Limits::with_watchdog(args.watchdog)?
+    };
+    Ok(vmm::RunOptions {
+        memory_mib: args.memory,
+        // QEMU's multiboot loader: the kernel file name, a space, -append.
+        cmdline: format!(
+            "{} {}",
+            kernel_name(args),
+            args.append.as_deref().unwrap_or_default()
+        ),
+        modules: Vec::new(),
+        notify: NotifyOptions {
+            policy: match args.notify_vmexit {
+                NotifyVmexit::Run => NotifyPolicy::Run,
+                NotifyVmexit::InternalError => NotifyPolicy::InternalError,
+                NotifyVmexit::Disable => NotifyPolicy::Disable,
+                NotifyVmexit::Require => NotifyPolicy::Require,
+            },
+            window: args.notify_window,
+            on_invalid: match args.notify_invalid {
+                NotifyInvalid::Shutdown => InvalidContextAction::Shutdown,
+                NotifyInvalid::Stop => InvalidContextAction::Stop,
+            },
+            intercept_ac_db: !args.no_intercept_ac_db,
+            inject_context_invalid: args.inject_notify_invalid,
+        },
+        limits,
+        bus_lock_ratelimit: args.bus_lock_ratelimit,
+        nested_vmx: !args.no_nested,
+    })
+}
