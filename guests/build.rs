@@ -15,6 +15,8 @@
 //! `VIGIL_GUEST_CC`, `VIGIL_GUEST_LD`, `VIGIL_GUEST_OBJCOPY` and
 //! `VIGIL_GUEST_OBJDUMP`.
 
+#![forbid(unsafe_code)]
+
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@
  * QEMU TCG does not implement #AC at all; the reference here is the SDM and
  * the host's KVM.
  */
-#include "../conformance-exceptions/kit.h"
+#include "kit.h"
 
 static uint64_t buf[8] __attribute__((aligned(64)));
 #define B ((uintptr_t)buf)

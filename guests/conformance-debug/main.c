@@ -14,7 +14,7 @@
  * Every #DB handler path is bounded (kit_limit): a missing feature fails a
  * check, it cannot hang the guest.
  */
-#include "../conformance-exceptions/kit.h"
+#include "kit.h"
 
 #define DR6_B(n) (1u << (n))
 #define DR6_INIT 0xFFFF0FF0u /* DR6 after writing 0: reserved bits read as 1 */

@@ -10,7 +10,7 @@
  * blocking needs an NMI source and is not tested. The 8259s are masked
  * (kit_init), so IF = 1 windows see no IRQ.
  */
-#include "../conformance-exceptions/kit.h"
+#include "kit.h"
 
 #define IF_OF(f) ((unsigned long)((f) >> 9 & 1))
 

@@ -10,7 +10,7 @@
  *
  * Every expected value is worked out from the SDM by hand.
  */
-#include "../conformance-exceptions/kit.h"
+#include "kit.h"
 
 /* ------------------------------------------------ ring 3 snippets */
 

@@ -9,7 +9,7 @@
  * benign after a #DB (SDM Vol. 3A Table 6-5), through the same IST slot,
  * forever, without an instruction boundary.
  */
-#include "../conformance-exceptions/kit.h"
+#include "kit.h"
 
 int main(void)
 {

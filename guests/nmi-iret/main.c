@@ -12,7 +12,7 @@
  * reports qualification bit 12 ("NMI unblocking due to IRET"), and the
  * hypervisor must set blocking by NMI again before it resumes the guest.
  */
-#include "../conformance-exceptions/kit.h"
+#include "kit.h"
 
 void nmi_handler(void);
 

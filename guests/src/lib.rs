@@ -12,6 +12,8 @@
 //! `summary: N passed, M failed` line, then exit 0 when nothing failed.
 //! See `guests/README.md` for the runtime and the ABI.
 
+#![forbid(unsafe_code)]
+
 /// One embedded guest image.
 #[derive(Debug)]
 pub struct Guest {

@@ -6,6 +6,8 @@
 //! vCPUs; `run()` returns an exit that userspace must handle before it calls
 //! `run()` again.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,6 +6,8 @@
 //! userspace through the KVM-shaped API of the `accel` crate. It never prints and
 //! never exits the process.
 
+#![forbid(unsafe_code)]
+
 pub mod ept;
 pub mod hw;
 pub mod soft;

@@ -46,6 +46,8 @@
 //! read as 0); [`Lapic::mmio_write`] performs only 32-bit writes at a
 //! register's offset and ignores the rest.
 
+#![forbid(unsafe_code)]
+
 mod timer;
 
 use timer::Counting;

@@ -12,6 +12,8 @@
 //! The crate knows nothing of policy: the L0 hypervisor (`hv`) programs it
 //! through VMREAD/VMWRITE/VMLAUNCH/VMRESUME and reads exits from the VMCS.
 
+#![forbid(unsafe_code)]
+
 mod cpu;
 mod cpuid;
 mod debug;

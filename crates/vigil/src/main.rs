@@ -1,5 +1,7 @@
 //! The `vigil` command: run guests on the soft accelerator or on KVM.
 
+#![forbid(unsafe_code)]
+
 mod caps;
 mod cli;
 mod demo;

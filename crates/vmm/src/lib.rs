@@ -10,6 +10,8 @@
 //! it happens ([`notice`]) — and never prints or ends the process: the
 //! caller speaks and chooses exit statuses.
 
+#![forbid(unsafe_code)]
+
 pub mod devices;
 pub mod duration;
 pub mod events;

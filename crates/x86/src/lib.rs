@@ -4,6 +4,8 @@
 //! MSRs and VMCS encodings so that the silicon model (`softcpu`), the L0
 //! hypervisor (`hv`) and the userspace VMM agree on one spelling of each fact.
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod apic;
 pub mod cr;

@@ -3,8 +3,8 @@
  * and the fault-catching harness (after guests/selftest/exceptions.c).
  *
  * Shared by the conformance guests of arithmetic, string ops, control
- * transfer, segmentation and paging (the other areas use the kit in
- * conformance-exceptions/).
+ * transfer, segmentation and paging (the other areas use the runtime's
+ * test kit, kit.h).
  *
  * A check that expects a fault arms the harness, runs an asm block that
  * stores the addresses of its local labels 1: (the instruction expected to
