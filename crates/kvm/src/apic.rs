@@ -13,13 +13,47 @@
 
 use crate::run_area;
 use accel::AccelError;
-use kvm_ioctls::VcpuFd;
-use lapic::{Lapic, LapicConfig, APIC_PAGE_LEN};
+use kvm_bindings::{
+    kvm_enable_cap, KVM_CAP_X86_MSR_FILTER, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER,
+};
+use kvm_ioctls::{Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuFd, VmFd};
+use lapic::{Lapic, LapicConfig, APIC_PAGE_LEN, MSR_TSC_DEADLINE};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// `KVM_INTERRUPT`: `_IOW(KVMIO, 0x86, struct kvm_interrupt)`.
 const KVM_INTERRUPT: u64 = 0x4004_AE86;
+
+/// Asks KVM to hand every RDMSR and WRMSR of IA32_TSC_DEADLINE to userspace
+/// (`KVM_CAP_X86_USER_SPACE_MSR` with a `KVM_X86_SET_MSR_FILTER` range that
+/// denies it in the kernel, so it exits as `KVM_EXIT_X86_RDMSR`/`WRMSR`):
+/// without an in-kernel irqchip KVM would drop writes and read 0. Every
+/// other MSR stays KVM's. False where the host lacks either capability; the
+/// CPUID table then does not offer TSC-deadline mode.
+pub(crate) fn route_tsc_deadline_msr(kvm: &Kvm, vm: &VmFd) -> bool {
+    if kvm.check_extension_raw(KVM_CAP_X86_USER_SPACE_MSR.into()) <= 0
+        || kvm.check_extension_raw(KVM_CAP_X86_MSR_FILTER.into()) <= 0
+    {
+        return false;
+    }
+    let cap = kvm_enable_cap {
+        cap: KVM_CAP_X86_USER_SPACE_MSR,
+        args: [u64::from(KVM_MSR_EXIT_REASON_FILTER), 0, 0, 0],
+        ..Default::default()
+    };
+    // A clear bit denies the access in the kernel, which exits to userspace.
+    let deny = [0u8; 1];
+    let range = MsrFilterRange {
+        flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE,
+        base: MSR_TSC_DEADLINE,
+        msr_count: 1,
+        bitmap: &deny,
+    };
+    vm.enable_cap(&cap).is_ok()
+        && vm
+            .set_msr_filter(MsrFilterDefaultAction::ALLOW, &[range])
+            .is_ok()
+}
 
 /// A vCPU's userspace local APIC.
 #[derive(Debug)]
@@ -47,6 +81,23 @@ impl UserApic {
         self.lapic
             .mmio_base()
             .is_some_and(|b| gpa >= b && gpa < b + APIC_PAGE_LEN)
+    }
+
+    /// RDMSR of an MSR routed to userspace: IA32_TSC_DEADLINE's value, or
+    /// `None` (#GP) for any other.
+    pub(crate) fn rdmsr(&mut self, index: u32) -> Option<u64> {
+        self.lapic.advance(self.now());
+        (index == MSR_TSC_DEADLINE).then(|| self.lapic.tsc_deadline())
+    }
+
+    /// WRMSR of an MSR routed to userspace; false (#GP) for any but
+    /// IA32_TSC_DEADLINE.
+    pub(crate) fn wrmsr(&mut self, index: u32, value: u64) -> bool {
+        if index != MSR_TSC_DEADLINE {
+            return false;
+        }
+        self.lapic.write_tsc_deadline(value, self.now());
+        true
     }
 
     /// Completes a `KVM_EXIT_MMIO` to the register page.

@@ -1,5 +1,6 @@
 //! The CPUID table each vCPU gets: what KVM supports on this host
-//! (`KVM_GET_SUPPORTED_CPUID`), with the vCPU's own APIC ID filled in.
+//! (`KVM_GET_SUPPORTED_CPUID`), with the APIC bits of the userspace local
+//! APIC and the vCPU's own APIC ID filled in.
 
 use kvm_bindings::kvm_cpuid_entry2;
 
@@ -16,9 +17,35 @@ pub fn set_apic_id(entries: &mut [kvm_cpuid_entry2], id: u32) {
     }
 }
 
+/// Makes leaf 1 offer the APIC this accelerator hosts in userspace rather
+/// than KVM's in-kernel one: KVM reports x2APIC, which it emulates only with
+/// an in-kernel irqchip (without one the x2APIC MSRs raise #GP), so the bit
+/// is cleared; TSC-deadline mode is offered when IA32_TSC_DEADLINE reaches
+/// the userspace APIC (`tsc_deadline_msr`). The soft accelerator's leaf 1
+/// goes through the same [`lapic::cpuid_leaf1`].
+pub fn offer_apic(entries: &mut [kvm_cpuid_entry2], tsc_deadline_msr: bool) {
+    for entry in entries.iter_mut().filter(|e| e.function == 0x1) {
+        (entry.ecx, entry.edx) = lapic::cpuid_leaf1(entry.ecx, entry.edx, tsc_deadline_msr);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaf_1_offers_the_userspace_apic() {
+        let mut entries = [kvm_cpuid_entry2 {
+            function: 0x1,
+            ecx: lapic::CPUID1_ECX_X2APIC | 1,
+            edx: lapic::CPUID1_EDX_APIC,
+            ..Default::default()
+        }];
+        offer_apic(&mut entries, true);
+        assert_eq!(entries[0].ecx, lapic::CPUID1_ECX_TSC_DEADLINE | 1);
+        offer_apic(&mut entries, false);
+        assert_eq!(entries[0].ecx, 1);
+    }
 
     #[test]
     fn apic_id_lands_in_leaf_1_and_topology_leaves() {

@@ -47,6 +47,9 @@ pub enum ExitKind {
         /// Guest-physical address of the fault.
         gpa: u64,
     },
+    /// `KVM_EXIT_X86_RDMSR`/`WRMSR` of an MSR routed to userspace, already
+    /// answered by the vCPU.
+    Msr,
     /// Any other exit; its reason code is read from `kvm_run`.
     Other,
 }
@@ -66,6 +69,7 @@ impl ExitKind {
             KvmExit::InternalError => ExitKind::InternalError,
             KvmExit::MmioRead(gpa, _) | KvmExit::MmioWrite(gpa, _) => ExitKind::Mmio { gpa: *gpa },
             KvmExit::MemoryFault { gpa, .. } => ExitKind::MemoryFault { gpa: *gpa },
+            KvmExit::X86Rdmsr(_) | KvmExit::X86Wrmsr(_) => ExitKind::Msr,
             _ => ExitKind::Other,
         }
     }

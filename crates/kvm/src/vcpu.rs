@@ -9,7 +9,7 @@ use accel::{
     AccelError, GuestLevel, InternalError, NotifyExit, Registers, Vcpu, VcpuControl, VcpuExit,
     VcpuStats,
 };
-use kvm_ioctls::VcpuFd;
+use kvm_ioctls::{VcpuExit as KvmExit, VcpuFd};
 
 use crate::apic::UserApic;
 use crate::control::KvmControl;
@@ -191,7 +191,20 @@ impl Vcpu for KvmVcpu {
             }
             self.apic.before_run(&mut self.fd)?;
             self.control.enter();
-            let ran = self.fd.run().map(|exit| ExitKind::of(&exit));
+            let apic = &mut self.apic;
+            let ran = self.fd.run().map(|mut exit| {
+                // MSRs routed to userspace (`apic::route_tsc_deadline_msr`)
+                // are the APIC's; KVM completes the instruction on re-entry.
+                match &mut exit {
+                    KvmExit::X86Rdmsr(msr) => match apic.rdmsr(msr.index) {
+                        Some(v) => *msr.data = v,
+                        None => *msr.error = 1,
+                    },
+                    KvmExit::X86Wrmsr(msr) if !apic.wrmsr(msr.index, msr.data) => *msr.error = 1,
+                    _ => {}
+                }
+                ExitKind::of(&exit)
+            });
             self.control.leave();
             // A bus lock may come with any exit, not only its own
             // (KVM_RUN_X86_BUS_LOCK in kvm_run.flags): count it here.
@@ -215,7 +228,7 @@ impl Vcpu for KvmVcpu {
                         source: io::Error::from_raw_os_error(e.errno()),
                     })
                 }
-                Ok(ExitKind::IrqWindowOpen) => continue,
+                Ok(ExitKind::IrqWindowOpen | ExitKind::Msr) => continue,
                 Ok(ExitKind::Mmio { gpa }) if self.apic.claims(gpa) => {
                     self.apic.mmio(&mut self.fd);
                     continue;
@@ -228,7 +241,10 @@ impl Vcpu for KvmVcpu {
             ExitKind::Io => return self.io_exit(),
             ExitKind::Hlt => VcpuExit::Hlt,
             ExitKind::Shutdown => VcpuExit::Shutdown,
-            ExitKind::Interrupted | ExitKind::IrqWindowOpen => VcpuExit::Interrupted,
+            // The loop above continues after these three.
+            ExitKind::Interrupted | ExitKind::IrqWindowOpen | ExitKind::Msr => {
+                VcpuExit::Interrupted
+            }
             ExitKind::FailEntry { hardware_reason } => VcpuExit::FailEntry { hardware_reason },
             ExitKind::InternalError => VcpuExit::InternalError(InternalError::Host {
                 suberror: run_area::internal_suberror(&mut self.fd).unwrap_or(0),

@@ -11,6 +11,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Kvm, VmFd};
 
+use crate::apic;
 use crate::cpu_state;
 use crate::cpuid;
 use crate::memory::{self, GuestRam};
@@ -81,9 +82,11 @@ impl KvmVm {
         // KVM are observed only through `vm-memory`'s volatile accessors.
         unsafe { fd.set_user_memory_region(region) }
             .map_err(host_error("KVM_SET_USER_MEMORY_REGION"))?;
-        let cpuid = kvm
+        let mut cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(host_error("KVM_GET_SUPPORTED_CPUID"))?;
+        let tsc_deadline_msr = apic::route_tsc_deadline_msr(kvm, &fd);
+        cpuid::offer_apic(cpuid.as_mut_slice(), tsc_deadline_msr);
         let notify_supported = kvm.check_extension_raw(KVM_CAP_X86_NOTIFY_VMEXIT.into()) > 0;
         let bus_lock_modes = kvm
             .check_extension_raw(KVM_CAP_X86_BUS_LOCK_EXIT.into())

@@ -434,3 +434,51 @@ fn an_injected_triple_fault_shuts_the_vcpu_down() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// CPUID offers the APIC the accelerator hosts: no x2APIC (whose MSRs
+/// KVM serves only with an in-kernel irqchip, raising #GP otherwise), and
+/// TSC-deadline mode only with IA32_TSC_DEADLINE reaching the userspace
+/// APIC, which then keeps what the guest writes.
+#[test]
+fn cpuid_offers_the_userspace_apic() {
+    let Some(accel) = kvm_or_skip("cpuid_offers_the_userspace_apic") else {
+        return;
+    };
+    let code = [
+        0xB8, 1, 0, 0, 0, // mov eax, 1
+        0x0F, 0xA2, // cpuid
+        0x89, 0xC8, // mov eax, ecx
+        0xE7, 0x80, // out 0x80, eax
+        // mov dword [0xFEE000F0], 0x1FF: APIC software enable
+        0xC7, 0x05, 0xF0, 0x00, 0xE0, 0xFE, 0xFF, 0x01, 0x00, 0x00,
+        // mov dword [0xFEE00320], 0x40040: LVT timer, TSC-deadline mode
+        0xC7, 0x05, 0x20, 0x03, 0xE0, 0xFE, 0x40, 0x00, 0x04, 0x00, 0xB9, 0xE0, 0x06, 0,
+        0, // mov ecx, 0x6E0
+        0xB8, 0x78, 0x56, 0x34, 0x12, // mov eax, 0x12345678
+        0xBA, 0x07, 0, 0, 0, // mov edx, 7
+        0x0F, 0x30, // wrmsr
+        0x31, 0xC0, // xor eax, eax
+        0x31, 0xD2, // xor edx, edx
+        0x0F, 0x32, // rdmsr
+        0xE7, 0x80, // out 0x80, eax
+        0x89, 0xD0, // mov eax, edx
+        0xE7, 0x80, // out 0x80, eax
+        0xF4, // hlt
+    ];
+    let (_vm, mut vcpu) = boot(&accel, &code);
+    let VcpuExit::IoOut { data, .. } = vcpu.run().expect("KVM_RUN") else {
+        panic!("no OUT of CPUID.1:ECX");
+    };
+    let ecx = u32::from_le_bytes(data.try_into().expect("a dword"));
+    assert_eq!(
+        ecx & lapic::CPUID1_ECX_X2APIC,
+        0,
+        "x2APIC offered: {ecx:#x}"
+    );
+    if ecx & lapic::CPUID1_ECX_TSC_DEADLINE == 0 {
+        eprintln!("SKIP the TSC-deadline half: this host cannot route the MSR to userspace");
+        return;
+    }
+    assert_eq!(step(&mut vcpu, 0), "out 0x80 [78, 56, 34, 12]");
+    assert_eq!(step(&mut vcpu, 0), "out 0x80 [07, 00, 00, 00]");
+}

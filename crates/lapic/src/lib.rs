@@ -64,6 +64,27 @@ pub const APIC_PAGE_LEN: u64 = 0x1000;
 /// The version register's value: version 0x14, Max LVT Entry 5.
 pub const APIC_VERSION: u32 = 0x0005_0014;
 
+/// CPUID.1:EDX bit 9: the processor has an on-chip APIC.
+pub const CPUID1_EDX_APIC: u32 = 1 << 9;
+/// CPUID.1:ECX bit 21: x2APIC. This model has none: no x2APIC MSRs
+/// (0x800–0x8FF) and no EXTD mode in IA32_APIC_BASE.
+pub const CPUID1_ECX_X2APIC: u32 = 1 << 21;
+/// CPUID.1:ECX bit 24: the timer's TSC-deadline mode (IA32_TSC_DEADLINE).
+pub const CPUID1_ECX_TSC_DEADLINE: u32 = 1 << 24;
+
+/// CPUID leaf 1's ECX and EDX with the APIC bits set to what this model
+/// offers, whatever the processor under it reports: an xAPIC, never
+/// x2APIC, and TSC-deadline mode where the integrator routes
+/// IA32_TSC_DEADLINE to the model (`tsc_deadline_msr`). Every accelerator
+/// passes its leaf 1 through here, so they all offer the same APIC.
+pub fn cpuid_leaf1(ecx: u32, edx: u32, tsc_deadline_msr: bool) -> (u32, u32) {
+    let mut ecx = ecx & !(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE);
+    if tsc_deadline_msr {
+        ecx |= CPUID1_ECX_TSC_DEADLINE;
+    }
+    (ecx, edx | CPUID1_EDX_APIC)
+}
+
 /// Register offsets in the APIC page.
 pub mod reg {
     /// Local APIC ID.

@@ -476,3 +476,13 @@ fn random_accesses_never_panic() {
         a.take_ipis();
     }
 }
+
+#[test]
+fn cpuid_offers_an_xapic_without_x2apic() {
+    // What KVM_GET_SUPPORTED_CPUID reports: x2APIC, no TSC-deadline.
+    let (ecx, edx) = cpuid_leaf1(CPUID1_ECX_X2APIC | 1, 0, true);
+    assert_eq!(ecx, CPUID1_ECX_TSC_DEADLINE | 1);
+    assert_eq!(edx, CPUID1_EDX_APIC);
+    let (ecx, _) = cpuid_leaf1(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE, 0, false);
+    assert_eq!(ecx, 0);
+}

@@ -213,8 +213,9 @@ pub(crate) fn size_mask(size: usize) -> u64 {
 }
 
 /// CPUID as the guest sees it: the processor's answer, with VMX only where
-/// L0 offers it, the hypervisor-present bit and the APIC timer's
-/// TSC-deadline mode (L0 emulates the local APIC).
+/// L0 offers it, the hypervisor-present bit and the APIC bits of the local
+/// APIC L0 emulates (`lapic::cpuid_leaf1`: xAPIC with TSC-deadline mode,
+/// no x2APIC).
 fn cpuid(hw: &mut impl VmxHardware, vmx: bool) -> Result<(), HwError> {
     let mut g = hw.gprs();
     let leaf = g[0] as u32;
@@ -224,8 +225,10 @@ fn cpuid(hw: &mut impl VmxHardware, vmx: bool) -> Result<(), HwError> {
         if vmx {
             r[2] |= 1 << 5;
         }
-        // Hypervisor present; TSC-deadline mode of L0's local APIC.
-        r[2] |= 1 << 31 | 1 << 24;
+        // Hypervisor present; the APIC bits of L0's local APIC, which
+        // serves IA32_TSC_DEADLINE.
+        r[2] |= 1 << 31;
+        (r[2], r[3]) = lapic::cpuid_leaf1(r[2], r[3], true);
     }
     g[0] = u64::from(r[0]);
     g[3] = u64::from(r[1]);
@@ -319,5 +322,17 @@ mod tests {
         };
         assert!(n.context_invalid);
         assert_eq!(hw.fields.get(&f::VM_ENTRY_INTR_INFO), None);
+    }
+
+    #[test]
+    fn cpuid_offers_the_apic_l0_emulates() {
+        let mut hw = FakeHw::default();
+        hw.gprs[0] = 1;
+        cpuid(&mut hw, false).unwrap();
+        let (ecx, edx) = (hw.gprs[1] as u32, hw.gprs[2] as u32);
+        assert_eq!(ecx & lapic::CPUID1_ECX_X2APIC, 0);
+        assert_ne!(ecx & lapic::CPUID1_ECX_TSC_DEADLINE, 0);
+        assert_ne!(edx & lapic::CPUID1_EDX_APIC, 0);
+        assert_ne!(ecx & 1 << 31, 0, "hypervisor bit");
     }
 }
