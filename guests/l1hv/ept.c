@@ -22,9 +22,12 @@
  *          mode with paging off and in real-address mode; the real-mode
  *          one also clears CR0.NE, which is #GP without an error code.
  *
+ *          Last, EPT_GPA_MMIO maps pc-testdev's MMIO buffer (L1-physical
+ *          0xFF000000, not RAM): L2's MOV, ADD and LOCK INC there reach the
+ *          device through L0's MMIO emulation.
+ *
  * Then INVEPT's error cases (§31.3 INVEPT) and the VM-entry control checks
- * on EPT (§27.2.1.1). Every page L2 touches through either EPT is RAM of
- * L1's: L0 does not emulate MMIO for L2 behind L1's EPT.
+ * on EPT (§27.2.1.1).
  */
 #include "l1hv.h"
 #include "payloads.h"
@@ -156,6 +159,7 @@ static int ept_build(void)
 	/* Write without read is a misconfiguration whatever the processor
 	 * supports (§29.3.3.1). */
 	*pte_a(EPT_GPA_MISCONFIG) = leaf(EPT_L2_BASE + EPT_GPA_MISCONFIG, EPT_W);
+	*pte_a(EPT_GPA_MMIO) = leaf(0xFF000000ull, EPT_R | EPT_W);
 
 	/* EPT B: a 2 MiB page (PDE with bit 7) and a 1 GiB page (PDPTE with
 	 * bit 7), each address aligned to its size. */
@@ -392,8 +396,24 @@ static int ept_long(void)
 	if (!alive)
 		check("ept-misconfig-retry", 0, NOT_RUN);
 	else
-		ept_repair_rw("ept-misconfig-retry", EPT_GPA_MISCONFIG, EPT_WORD_MISCONFIG,
-			      "L1 made the entry R/W, INVEPT single-context: VMsucceed, VMRESUME", &e, &r);
+		alive = ept_repair_rw("ept-misconfig-retry", EPT_GPA_MISCONFIG, EPT_WORD_MISCONFIG,
+				      "L1 made the entry R/W, INVEPT single-context: VMsucceed, VMRESUME",
+				      &e, &r);
+
+	/* MMIO behind L1's EPT: MOV 0x10, ADD 5, LOCK INC, then the load. */
+	if (alive) {
+		skip_instruction(&e);
+		e = ept_run("ept", &r, 0);
+		if (vmcall_ok(&e, r.rax & 0xFFFFFFFF, 0x16))
+			check("ept-mmio", 1,
+			      "L2-physical %#x is L1-physical 0xff000000 (pc-testdev): MOV, ADD, LOCK INC there, then read back %#llx",
+			      EPT_GPA_MMIO, (unsigned long long)(r.rax & 0xFFFFFFFF));
+		else
+			check("ept-mmio", 0, "got %s rax %#llx, want reason 18 (VMCALL) with 0x16",
+			      exit_str(&e), (unsigned long long)r.rax);
+	} else {
+		check("ept-mmio", 0, NOT_RUN);
+	}
 	return 1;
 }
 

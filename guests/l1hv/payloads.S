@@ -129,6 +129,13 @@ l2_ept_write_ro:
 l2_ept_read_misconfig:
 	movq EPT_GPA_MISCONFIG, %rax    /* W without R: EPT misconfiguration */
 	vmcall
+	/* A device page behind L1's EPT: L0 emulates each of these, whatever
+	 * the instruction. */
+	movl $0x10, EPT_GPA_MMIO
+	addl $5, EPT_GPA_MMIO
+	lock incl EPT_GPA_MMIO
+	movl EPT_GPA_MMIO, %eax
+	vmcall
 1:	hlt
 	jmp 1b
 

@@ -32,7 +32,8 @@
 #define EPT_GPA_UNMAPPED        0x1FE000 /* not present until L2 reads it */
 #define EPT_GPA_READONLY        0x1FD000 /* R only until L2 writes it */
 #define EPT_GPA_MISCONFIG       0x1FC000 /* W without R until L2 reads it */
-#define EPT_GPA_LOWEST_SPECIAL  EPT_GPA_MISCONFIG
+#define EPT_GPA_MMIO            0x1FB000 /* L1-physical 0xFF000000: pc-testdev's buffer */
+#define EPT_GPA_LOWEST_SPECIAL  EPT_GPA_MMIO
 /* The words L1 plants and L2 reads or writes. Their low dwords differ,
  * so the 32-bit payloads can tell them apart. */
 #define EPT_MARKER_COPY         0xE970000000000001 /* ept_marker in the copy */

@@ -12,7 +12,10 @@
  * modes (interrupts counted by a handler that sends EOI), and, last, a trip
  * to real-address mode and back (rm.S): CR0.PE cleared and set again, 16-bit
  * code with segment:offset addressing, an INT n through an IVT at 0, then
- * the protected-mode state and a timer interrupt through the restored IDT.
+ * the protected-mode state and a timer interrupt through the restored IDT;
+ * then read-modify-write, exchange and string instructions on pc-testdev's
+ * MMIO buffer and on unassigned memory, and accesses that straddle the end
+ * of RAM and of the buffer.
  * Every line it prints is the same on every engine that implements the
  * platform.
  */
@@ -339,6 +342,81 @@ static void realmode_checks(void)
 	       flags == flags_after ? "restored" : "differs", ticks);
 }
 
+/* ------------------------------------------------ MMIO for every instruction */
+
+/* An address in the PCI hole where no device answers: loads read all ones,
+ * stores are dropped (a PC's unassigned memory). */
+#define UNASSIGNED 0xFE000000u
+/* The end of the 128 MiB of RAM fw-cfg-ram-size checked. */
+#define RAM_END (128u << 20)
+#define TESTDEV_MMIO_END (TESTDEV_MMIO + 0x10000u)
+
+/* Read-modify-write, exchange and string instructions on device memory
+ * complete as on silicon (SDM Vol. 2: each is one instruction with a
+ * memory operand; nothing restricts it to RAM); each byte of an access
+ * that straddles the end of RAM or of a device goes where its own address
+ * says. Last, because a host KVM that cannot run some instruction stops
+ * here and leaves the lines before to compare. */
+static void mmio_checks(void)
+{
+	volatile uint32_t *buf = (volatile uint32_t *)(uintptr_t)TESTDEV_MMIO;
+	uint32_t x = 0xAA, cf;
+	buf[2] = 0x10;
+	__asm__ volatile("addl $5, %0\n\t"
+			 "orl $0x100, %0\n\t"
+			 "lock incl %0\n\t"
+			 "subl $0x20, %0\n\t"
+			 "setc %b1\n\t"
+			 "xchgl %2, %0"
+			 : "+m"(buf[2]), "=&q"(cf), "+r"(x)
+			 :
+			 : "cc", "memory");
+	report("mmio-read-modify-write", x == 0xF6 && (cf & 0xFF) == 0 && buf[2] == 0xAA,
+	       "add, or, lock inc, sub %#x (cf %u), xchg left %#x", x, cf & 0xFF, buf[2]);
+
+	static uint32_t ram_copy[4];
+	uint32_t n = 4;
+	void *d = (void *)&buf[8];
+	__asm__ volatile("cld\n\trep stosl" : "+D"(d), "+c"(n) : "a"(0x5A5A0000u) : "memory");
+	const void *s = (const void *)&buf[8];
+	void *to = ram_copy;
+	n = 4;
+	__asm__ volatile("rep movsl" : "+S"(s), "+D"(to), "+c"(n) : : "memory");
+	buf[9] = 0x77;
+	s = ram_copy;
+	to = (void *)&buf[16];
+	n = 2;
+	__asm__ volatile("rep movsl" : "+S"(s), "+D"(to), "+c"(n) : : "memory");
+	report("mmio-rep-stos-movs",
+	       ram_copy[0] == 0x5A5A0000u && ram_copy[3] == 0x5A5A0000u && buf[9] == 0x77 &&
+		       buf[16] == 0x5A5A0000u && buf[17] == 0x5A5A0000u,
+	       "stos then movs to RAM %#x..%#x, movs back %#x %#x", ram_copy[0], ram_copy[3],
+	       buf[16], buf[17]);
+
+	volatile uint32_t *none = (volatile uint32_t *)(uintptr_t)UNASSIGNED;
+	uint32_t sum = 1;
+	__asm__ volatile("addl %1, %0" : "+r"(sum) : "m"(*none) : "cc");
+	__asm__ volatile("incl %0" : "+m"(*none) : : "cc", "memory");
+	report("unassigned-reads-ones", sum == 0 && *none == 0xFFFFFFFFu,
+	       "1 + load = %#x, after inc %#x", sum, *none);
+
+	volatile uint16_t *ram_end = (volatile uint16_t *)(uintptr_t)(RAM_END - 2);
+	volatile uint32_t *across = (volatile uint32_t *)(uintptr_t)(RAM_END - 2);
+	*ram_end = 0;
+	*across = 0x11223344u;
+	uint32_t back = *across;
+	report("straddle-ram-end", *ram_end == 0x3344 && back == 0xFFFF3344u,
+	       "RAM half %#x, dword read back %#x", *ram_end, back);
+
+	volatile uint32_t *edge = (volatile uint32_t *)(uintptr_t)(TESTDEV_MMIO_END - 2);
+	volatile uint16_t *dev_end = (volatile uint16_t *)(uintptr_t)(TESTDEV_MMIO_END - 2);
+	*dev_end = 0;
+	*edge = 0xA1B2C3D4u;
+	back = *edge;
+	report("straddle-device-end", *dev_end == 0xC3D4 && back == 0xFFFFC3D4u,
+	       "device half %#x, dword read back %#x", *dev_end, back);
+}
+
 int main(void)
 {
 	const struct mb_info *mb = (const struct mb_info *)(uintptr_t)boot_info;
@@ -346,5 +424,6 @@ int main(void)
 	platform_checks(mb);
 	apic_checks();
 	realmode_checks();
+	mmio_checks();
 	report_done();
 }

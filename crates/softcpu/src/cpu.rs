@@ -132,6 +132,11 @@ pub struct SoftCpu {
     pub(crate) power: Arc<AtomicBool>,
     /// The CPU stopped because the power was cut.
     pub(crate) powered_off: bool,
+    /// While the hypervisor has an instruction emulated for MMIO: the
+    /// session that takes the accesses EPT does not map (`crate::mmio`).
+    pub(crate) mmio: Option<crate::mmio::MmioSession>,
+    /// The MMIO load an emulated instruction stopped at.
+    pub(crate) mmio_wanted: Option<crate::mmio::MmioLoad>,
 }
 
 impl SoftCpu {
@@ -172,6 +177,8 @@ impl SoftCpu {
             nmi_pin: Arc::new(AtomicBool::new(false)),
             power: Arc::new(AtomicBool::new(false)),
             powered_off: false,
+            mmio: None,
+            mmio_wanted: None,
         }
     }
 
@@ -371,23 +378,11 @@ impl SoftCpu {
             return Err(Exception::with_code(x86::exception::AC, 0).into());
         }
         self.note_data_access(la, size, false);
-        if (la & 0xFFF) as usize + size <= 4096 {
+        if (la & 0xFFF) as usize + size <= 4096 && self.mmio.is_none() {
             let hpa = self.translate_as(la, Access::Read, user)?;
             return Ok(self.phys_read(hpa, size));
         }
-        let mut bytes = [0u8; 8];
-        let first = 4096 - (la & 0xFFF) as usize;
-        let a = self.translate_as(la, Access::Read, user)?;
-        let b = self.translate_as(la.wrapping_add(first as u64), Access::Read, user)?;
-        for (i, byte) in bytes.iter_mut().enumerate().take(size) {
-            let hpa = if i < first {
-                a + i as u64
-            } else {
-                b + (i - first) as u64
-            };
-            *byte = self.phys_read(hpa, 1) as u8;
-        }
-        Ok(u64::from_le_bytes(bytes))
+        self.read_pieces(la, size, user)
     }
 
     /// Writes `size` bytes at a linear address; both pages are checked before any byte is written.
@@ -397,24 +392,127 @@ impl SoftCpu {
             return Err(Exception::with_code(x86::exception::AC, 0).into());
         }
         self.note_data_access(la, size, true);
-        if (la & 0xFFF) as usize + size <= 4096 {
+        if (la & 0xFFF) as usize + size <= 4096 && self.mmio.is_none() {
             let hpa = self.translate_as(la, Access::Write, user)?;
             self.phys_write(hpa, size, value);
             return Ok(());
         }
-        let first = 4096 - (la & 0xFFF) as usize;
-        let a = self.translate_as(la, Access::Write, user)?;
-        let b = self.translate_as(la.wrapping_add(first as u64), Access::Write, user)?;
-        let bytes = value.to_le_bytes();
-        for (i, &byte) in bytes.iter().enumerate().take(size) {
-            let hpa = if i < first {
-                a + i as u64
-            } else {
-                b + (i - first) as u64
+        self.write_pieces(la, size, value, user)
+    }
+
+    /// Where the parts of an access go: one part per page it touches (at
+    /// most two), each with its length. Both translations happen before
+    /// any byte moves, so a fault on the second page leaves the first
+    /// untouched.
+    fn pieces(
+        &mut self,
+        la: u64,
+        size: usize,
+        access: Access,
+        user: bool,
+    ) -> Ex<[(Place, usize); 2]> {
+        let first = (4096 - (la & 0xFFF) as usize).min(size);
+        let a = self.place(la, access, user)?;
+        if first == size {
+            return Ok([(a, size), (a, 0)]);
+        }
+        let b = self.place(la.wrapping_add(first as u64), access, user)?;
+        Ok([(a, first), (b, size - first)])
+    }
+
+    /// Where one page's part of an access goes: memory, or — while an
+    /// instruction is emulated for MMIO — the session, for an address EPT
+    /// does not map (an EPT violation on the translation of the operand's
+    /// own linear address, qualification bit 8; SDM Vol. 3C Table 28-7).
+    fn place(&mut self, la: u64, access: Access, user: bool) -> Ex<Place> {
+        match self.translate_as(la, access, user) {
+            Ok(hpa) => Ok(Place::Memory(hpa)),
+            Err(Stop::VmExit(info))
+                if self.mmio.is_some()
+                    && info.reason == x86::vmx::exit_reason::EPT_VIOLATION
+                    && info.qualification & (1 << 8) != 0 =>
+            {
+                Ok(Place::Mmio(info.guest_physical))
+            }
+            Err(stop) => Err(stop),
+        }
+    }
+
+    /// A read that crosses a page boundary or may reach MMIO: each part
+    /// from where its own translation says.
+    #[cold]
+    fn read_pieces(&mut self, la: u64, size: usize, user: bool) -> Ex<u64> {
+        let mut bytes = [0u8; 8];
+        let mut at = 0;
+        for (place, len) in self.pieces(la, size, Access::Read, user)? {
+            let part = match place {
+                _ if len == 0 => continue,
+                Place::Memory(hpa) => {
+                    let mut v = 0u64;
+                    for i in (0..len).rev() {
+                        v = v << 8 | self.phys_read(hpa + i as u64, 1);
+                    }
+                    v
+                }
+                Place::Mmio(gpa) => self.mmio_load(gpa, len)?,
             };
-            self.phys_write(hpa, 1, u64::from(byte));
+            bytes[at..at + len].copy_from_slice(&part.to_le_bytes()[..len]);
+            at += len;
+        }
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// A write that crosses a page boundary or may reach MMIO.
+    #[cold]
+    fn write_pieces(&mut self, la: u64, size: usize, value: u64, user: bool) -> Ex<()> {
+        let mut rest = value;
+        for (place, len) in self.pieces(la, size, Access::Write, user)? {
+            let part = if len >= 8 {
+                rest
+            } else {
+                rest & ((1 << (len * 8)) - 1)
+            };
+            match place {
+                _ if len == 0 => continue,
+                Place::Memory(hpa) => {
+                    for i in 0..len {
+                        self.phys_write(hpa + i as u64, 1, part >> (8 * i));
+                    }
+                }
+                Place::Mmio(gpa) => self.mmio_store(gpa, len, part),
+            }
+            rest = rest.checked_shr(len as u32 * 8).unwrap_or(0);
         }
         Ok(())
+    }
+
+    /// A load from MMIO: the session's next value, or a stop until the
+    /// hypervisor supplies it.
+    fn mmio_load(&mut self, gpa: u64, size: usize) -> Ex<u64> {
+        let value = self.mmio.as_mut().and_then(|s| s.load());
+        match value {
+            Some(v) => Ok(v),
+            None => {
+                self.mmio_wanted = Some(crate::mmio::MmioLoad { gpa, size });
+                Err(Stop::MmioPending)
+            }
+        }
+    }
+
+    /// A store to MMIO, recorded in the session.
+    fn mmio_store(&mut self, gpa: u64, size: usize, value: u64) {
+        if let Some(s) = self.mmio.as_mut() {
+            s.store(crate::mmio::MmioStore { gpa, size, value });
+        }
+    }
+
+    /// The work of an emulated instruction so far is done for good (one
+    /// iteration of a REP string instruction).
+    #[inline]
+    pub(crate) fn mmio_commit(&mut self) {
+        if let Some(s) = self.mmio.as_mut() {
+            s.commit();
+        }
     }
 
     /// Physical read; outside memory reads as all ones (open bus).
@@ -711,6 +809,15 @@ impl SoftCpu {
     pub(crate) fn mem_seg(instr: &Instruction) -> Seg {
         seg_of(instr.memory_segment())
     }
+}
+
+/// Where one page's part of a data access goes.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// Host-physical memory at this address.
+    Memory(u64),
+    /// MMIO at this guest-physical address (while an instruction is emulated).
+    Mmio(u64),
 }
 
 /// Maps an iced segment register to [`Seg`].

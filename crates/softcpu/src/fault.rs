@@ -90,6 +90,9 @@ pub enum Stop {
     /// The machine lost power: stop at once, with no VM exit and no further
     /// architectural effect.
     PowerOff,
+    /// MMIO emulation: a load the hypervisor has not supplied yet; the
+    /// instruction stops without effect (`crate::mmio`).
+    MmioPending,
 }
 
 impl From<Exception> for Stop {

@@ -24,6 +24,7 @@ mod fault;
 mod gates;
 pub mod harness;
 pub mod memory;
+pub mod mmio;
 mod mmu;
 mod msr;
 mod run;
@@ -33,6 +34,7 @@ pub mod vmx;
 
 pub use cpu::{CpuModel, Kicker, PowerSwitch, SoftCpu};
 pub use memory::{OutOfRange, PhysMemory};
+pub use mmio::{MmioLoad, MmioSession, MmioStep, MmioStore};
 pub use run::KICK_VECTOR;
 pub use vmx::caps::capability_msr;
 pub use vmx::entry::VmFail;

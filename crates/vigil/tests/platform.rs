@@ -114,6 +114,17 @@ fn pc_kernel_passes_on_soft() {
     assert!(!out.contains("FAIL"), "{out}");
     assert!(out.contains("PASS apic-timer-periodic"), "{out}");
     assert!(out.contains("PASS testdev-mmio-buffer"), "{out}");
+    // MMIO for every instruction, and accesses straddling the end of RAM and
+    // of a device.
+    for check in [
+        "mmio-read-modify-write",
+        "mmio-rep-stos-movs",
+        "unassigned-reads-ones",
+        "straddle-ram-end",
+        "straddle-device-end",
+    ] {
+        assert!(out.contains(&format!("PASS {check}")), "{check}:\n{out}");
+    }
     let checks = out.lines().filter(|l| l.starts_with("PASS ")).count();
     assert!(checks >= 18, "{checks} checks\n{out}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -13,7 +13,7 @@
 //! with interrupts enabled and an interrupt to come is entered as the HLT
 //! activity state, so the soft CPU skips virtual time to that deadline.
 
-use super::mmio::{self, Access};
+use super::emulate::LocalDevices;
 use crate::hw::{HwError, VmxHardware};
 use lapic::{Lapic, LapicConfig, TimerClock, APIC_PAGE_LEN, MSR_APIC_BASE, MSR_TSC_DEADLINE};
 use x86::vmx::{activity, field as f, interruptibility, intr_info, pin, proc};
@@ -22,6 +22,33 @@ use x86::vmx::{activity, field as f, interruptibility, intr_info, pin, proc};
 #[derive(Debug)]
 pub(crate) struct ApicWiring {
     lapic: Lapic,
+}
+
+/// The APIC's register page at a moment of virtual time, for MMIO
+/// emulation.
+pub(crate) struct ApicAt<'a> {
+    apic: &'a mut ApicWiring,
+    now: u64,
+}
+
+impl LocalDevices for ApicAt<'_> {
+    fn claims(&self, addr: u64) -> bool {
+        self.apic.claims(addr)
+    }
+
+    fn load(&mut self, addr: u64, size: usize) -> u64 {
+        let lapic = &mut self.apic.lapic;
+        let offset = addr - lapic.mmio_base().unwrap_or(0);
+        let mut b = [0u8; 8];
+        lapic.mmio_read(offset, &mut b[..size.min(8)], self.now);
+        u64::from_le_bytes(b)
+    }
+
+    fn store(&mut self, addr: u64, size: usize, value: u64) {
+        let lapic = &mut self.apic.lapic;
+        let offset = addr - lapic.mmio_base().unwrap_or(0);
+        lapic.mmio_write(offset, &value.to_le_bytes()[..size.min(8)], self.now);
+    }
 }
 
 /// What an APIC-related exit became.
@@ -55,21 +82,10 @@ impl ApicWiring {
             .is_some_and(|base| gpa >= base && gpa < base + APIC_PAGE_LEN)
     }
 
-    /// Carries out an emulated access to the register page.
-    pub(crate) fn mmio(&mut self, hw: &mut impl VmxHardware, gpa: u64, access: Access, now: u64) {
-        let base = self.lapic.mmio_base().unwrap_or(0);
-        let offset = gpa - base;
-        match access {
-            Access::Read { size, dest } => {
-                let mut b = [0u8; 8];
-                self.lapic.mmio_read(offset, &mut b[..size], now);
-                mmio::complete_read(hw, size, dest, u64::from_le_bytes(b));
-            }
-            Access::Write { size, value } => {
-                self.lapic
-                    .mmio_write(offset, &value.to_le_bytes()[..size], now);
-            }
-        }
+    /// The APIC as one of L0's devices for MMIO emulation, at virtual
+    /// time `now`.
+    pub(crate) fn at(&mut self, now: u64) -> ApicAt<'_> {
+        ApicAt { apic: self, now }
     }
 
     /// RDMSR/WRMSR of IA32_APIC_BASE or IA32_TSC_DEADLINE; `None` for other MSRs.

@@ -3,13 +3,14 @@
 mod apic;
 mod control;
 mod cr;
+mod emulate;
 mod events;
 mod exits;
-mod mmio;
 mod nested;
 mod setup;
 mod vcpu;
 mod vm;
+mod walk;
 
 pub use control::SoftControl;
 pub use vcpu::SoftVcpu;

@@ -3,8 +3,8 @@
 
 use super::apic::{ApicExit, ApicWiring};
 use super::control::SoftControl;
+use super::emulate::{Emulation, Next, Target};
 use super::exits::{self, Handled};
-use super::mmio::{self, Access, Dest, MmioError};
 use super::nested::{Nested, Route};
 use super::setup::{self, PrivatePages, VmSettings};
 use crate::hw::{HwError, VmxHardware};
@@ -28,13 +28,10 @@ pub(crate) enum Pending {
         /// Length of the I/O instruction.
         len: u64,
     },
-    /// MMIO: for a load, where the data goes.
-    Mmio {
-        /// Access size and destination of a load; `None` for a store.
-        load: Option<(usize, Dest)>,
-        /// Length of the instruction.
-        len: u64,
-    },
+    /// A store of an emulated instruction (`super::emulate`), performed.
+    MmioStore,
+    /// A load of an emulated instruction: its bytes go to the emulation.
+    MmioLoad,
 }
 
 /// A vCPU of a soft VM.
@@ -58,6 +55,9 @@ pub struct SoftVcpu {
     reflected: u64,
     /// Size of guest RAM (guest-physical `[0, ram)`).
     ram: u64,
+    /// The instruction being emulated for MMIO, between its EPT violation
+    /// and its end.
+    emulation: Option<Emulation>,
 }
 
 impl SoftVcpu {
@@ -107,6 +107,7 @@ impl SoftVcpu {
             nested,
             reflected: 0,
             ram: pages.nested.ram,
+            emulation: None,
         })
     }
 
@@ -115,23 +116,83 @@ impl SoftVcpu {
         &self.exits
     }
 
-    /// Completes the exit userspace just handled: an IN or MMIO load takes
-    /// its bytes (into RAX, or the load's register), and the instruction is
-    /// stepped over.
+    /// Completes the exit userspace just handled: an IN takes its bytes
+    /// into AL, AX or EAX (which zero-extends into RAX) and the instruction
+    /// is stepped over; an MMIO load's bytes go to the emulation.
     fn complete_io(&mut self, cpu: &mut SoftCpu) -> Result<(), HwError> {
-        let (load, len) = match self.pending.take() {
-            None => return Ok(()),
-            Some(Pending::Io { in_size, len }) => {
-                (in_size.map(|size| (size, Dest::rax(size))), len)
+        let mut v = [0u8; 8];
+        v[..self.io_len].copy_from_slice(&self.io_data[..self.io_len]);
+        let value = u64::from_le_bytes(v);
+        match self.pending.take() {
+            None | Some(Pending::MmioStore) => Ok(()),
+            Some(Pending::MmioLoad) => {
+                if let Some(e) = self.emulation.as_mut() {
+                    e.supply(value);
+                }
+                Ok(())
             }
-            Some(Pending::Mmio { load, len }) => (load, len),
-        };
-        if let Some((size, dest)) = load {
-            let mut v = [0u8; 8];
-            v[..size].copy_from_slice(&self.io_data[..size]);
-            mmio::complete_read(cpu, size, dest, u64::from_le_bytes(v));
+            Some(Pending::Io { in_size, len }) => {
+                if let Some(size) = in_size {
+                    let mut g = cpu.gprs();
+                    g[0] = match size {
+                        1 => (g[0] & !0xFF) | value,
+                        2 => (g[0] & !0xFFFF) | value,
+                        _ => value,
+                    };
+                    cpu.set_gprs(&g);
+                }
+                exits::skip_instruction(cpu, len)
+            }
         }
-        exits::skip_instruction(cpu, len)
+    }
+
+    /// Drives the instruction being emulated for MMIO until it is done or
+    /// userspace must act (`super::emulate`).
+    fn drive_emulation(&mut self, cpu: &mut SoftCpu) -> Result<Driven, HwError> {
+        let Some(mut emulation) = self.emulation.take() else {
+            return Ok(Driven::Resume);
+        };
+        let ram = self.ram;
+        let nested = self.nested.as_ref().filter(|n| n.in_l2());
+        let mut target = |cpu: &SoftCpu, gpa: u64| -> Result<Target, HwError> {
+            // L1's EPT decides what an L2 address is; L1's own accesses reach
+            // the session only for addresses beyond its RAM.
+            let gpa1 = match nested {
+                Some(n) => match n.l1_physical(cpu, gpa)? {
+                    Some(gpa1) => gpa1,
+                    None => return Ok(Target::Unmapped),
+                },
+                None => gpa,
+            };
+            Ok(if gpa1 < ram {
+                Target::Ram(gpa1)
+            } else {
+                Target::Device(gpa1)
+            })
+        };
+        let now = cpu.cycles();
+        let mut apic = self.apic.at(now);
+        let next = emulation.drive(cpu, &mut target, &mut apic)?;
+        Ok(match next {
+            Next::Resume => Driven::Resume,
+            Next::Exited => Driven::Exited,
+            Next::Store { addr, size, value } => {
+                self.emulation = Some(emulation);
+                Driven::Store { addr, size, value }
+            }
+            Next::Load { addr, size } => {
+                self.emulation = Some(emulation);
+                Driven::Load { addr, size }
+            }
+            Next::Unmapped(gpa) => {
+                let rip = VmxHardware::vmread(&*cpu, f::GUEST_RIP)?;
+                Driven::Exit(VcpuExit::InternalError(InternalError::UnmappedAccess {
+                    gpa,
+                    rip,
+                }))
+            }
+            Next::PoweredOff => Driven::Exit(VcpuExit::PoweredOff),
+        })
     }
 }
 
@@ -228,20 +289,24 @@ enum Local {
     NotMine,
     /// Ends `run()` with this exit.
     Exit(VcpuExit<'static>),
-    /// An MMIO store for userspace.
-    MmioWrite {
-        addr: u64,
-        size: usize,
-        value: u64,
-        len: u64,
-    },
-    /// An MMIO load for userspace.
-    MmioRead {
-        addr: u64,
-        size: usize,
-        dest: Dest,
-        len: u64,
-    },
+    /// An operand access to memory that is not RAM: the instruction is
+    /// emulated (`super::emulate`).
+    Emulate,
+}
+
+/// Where driving an emulated instruction left the vCPU.
+#[derive(Debug)]
+enum Driven {
+    /// Done: enter the guest.
+    Resume,
+    /// A VM exit happened during the instruction: handle it.
+    Exited,
+    /// A store for userspace.
+    Store { addr: u64, size: usize, value: u64 },
+    /// A load for userspace.
+    Load { addr: u64, size: usize },
+    /// Ends `run()` with this exit.
+    Exit(VcpuExit<'static>),
 }
 
 impl SoftVcpu {
@@ -285,57 +350,33 @@ impl SoftVcpu {
                     }
                 }
             }
-            er::EPT_VIOLATION => self.mmio_exit(cpu, now),
+            er::EPT_VIOLATION => self.mmio_exit(cpu),
             _ => Ok(Local::NotMine),
         }
     }
 
-    /// An EPT violation: an instruction's data access to an address that is
-    /// not RAM is emulated (the APIC page here, the rest in userspace);
-    /// anything else stays an unmapped access.
-    fn mmio_exit(&mut self, cpu: &mut SoftCpu, now: u64) -> Result<Local, HwError> {
-        let gpa = VmxHardware::vmread(&*cpu, f::GUEST_PHYSICAL_ADDRESS)?;
-        let qual = VmxHardware::vmread(&*cpu, f::EXIT_QUALIFICATION)?;
-        let vectoring = VmxHardware::vmread(&*cpu, f::IDT_VECTORING_INFO)? as u32;
-        // Bit 2: the access was an instruction fetch; a valid IDT-vectoring
-        // field: it was event delivery, not an instruction's operand.
-        if qual & 4 != 0 || vectoring & x86::vmx::intr_info::VALID != 0 {
-            return Ok(Local::NotMine);
-        }
-        let rip = VmxHardware::vmread(&*cpu, f::GUEST_RIP)?;
-        let ins = match mmio::decode(&*cpu, self.ram) {
-            Ok(i) => i,
-            Err(MmioError::Hw(e)) => return Err(e),
-            Err(MmioError::Fetch) => return Ok(Local::NotMine),
-            Err(MmioError::Unsupported) => {
-                return Ok(Local::Exit(VcpuExit::InternalError(
-                    InternalError::Emulation {
-                        what: "an MMIO access by an instruction other than MOV, MOVZX or MOVSX",
-                        rip,
-                    },
-                )))
-            }
-        };
-        if self.apic.claims(gpa) {
-            self.apic.mmio(cpu, gpa, ins.access, now);
-            exits::skip_instruction(cpu, ins.len)?;
-            return Ok(Local::Resume);
-        }
-        Ok(match ins.access {
-            Access::Write { size, value } => Local::MmioWrite {
-                addr: gpa,
-                size,
-                value,
-                len: ins.len,
-            },
-            Access::Read { size, dest } => Local::MmioRead {
-                addr: gpa,
-                size,
-                dest,
-                len: ins.len,
-            },
+    /// An EPT violation: an instruction's operand access to an address that
+    /// is not RAM is emulated; anything else (an instruction fetch, event
+    /// delivery, a paging-structure access) stays an unmapped access.
+    fn mmio_exit(&mut self, cpu: &mut SoftCpu) -> Result<Local, HwError> {
+        Ok(if emulable(cpu)? {
+            Local::Emulate
+        } else {
+            Local::NotMine
         })
     }
+}
+
+/// Whether the EPT violation of the last exit came from an instruction's
+/// operand (bits 7 and 8: the translation of a linear address; SDM Vol. 3C
+/// Table 28-7), not from a fetch (bit 2) or event delivery (a valid
+/// IDT-vectoring field) — what the CPU can emulate.
+fn emulable(cpu: &SoftCpu) -> Result<bool, HwError> {
+    let qual = VmxHardware::vmread(cpu, f::EXIT_QUALIFICATION)?;
+    let vectoring = VmxHardware::vmread(cpu, f::IDT_VECTORING_INFO)? as u32;
+    Ok(qual & (1 << 7 | 1 << 8) == 1 << 7 | 1 << 8
+        && qual & 4 == 0
+        && vectoring & x86::vmx::intr_info::VALID == 0)
 }
 
 fn hw_error(e: HwError) -> AccelError {
@@ -350,9 +391,29 @@ impl Vcpu for SoftVcpu {
             return Ok(VcpuExit::PoweredOff);
         }
         self.complete_io(&mut cpu).map_err(hw_error)?;
+        // An instruction emulated for MMIO goes on first (userspace served
+        // its last access); an exit it takes is handled without an entry.
+        let mut drive = self.emulation.is_some();
+        let mut emulated_exit = false;
         loop {
-            let entering = self.nested.as_ref().is_some_and(|n| n.entering());
-            if self.triple_fault_pending && !entering {
+            if std::mem::take(&mut drive) {
+                match self.drive_emulation(&mut cpu).map_err(hw_error)? {
+                    Driven::Resume => {}
+                    Driven::Exited => emulated_exit = true,
+                    Driven::Store { addr, size, value } => {
+                        let data = self.stash_store(value, size, Pending::MmioStore);
+                        return Ok(VcpuExit::MmioWrite { addr, data });
+                    }
+                    Driven::Load { addr, size } => {
+                        let data = self.stash_load(size, Pending::MmioLoad);
+                        return Ok(VcpuExit::MmioRead { addr, data });
+                    }
+                    Driven::Exit(e) => return Ok(e),
+                }
+            }
+            let enter = !std::mem::take(&mut emulated_exit);
+            let entering = enter && self.nested.as_ref().is_some_and(|n| n.entering());
+            if enter && self.triple_fault_pending && !entering {
                 self.triple_fault_pending = false;
                 match self.nested.as_mut().filter(|n| n.in_l2()) {
                     // A shutdown of L2 is L1's business: a TRIPLE_FAULT exit
@@ -361,17 +422,20 @@ impl Vcpu for SoftVcpu {
                     None => return Ok(VcpuExit::Shutdown),
                 }
             }
-            if self.control.take_exit_request() {
+            if enter && self.control.take_exit_request() {
                 return Ok(VcpuExit::Interrupted);
             }
             let now = cpu.cycles();
-            self.nested_interrupts(&mut cpu, now).map_err(hw_error)?;
-            self.apic
-                .before_entry(&mut *cpu, now, !entering)
-                .map_err(hw_error)?;
-            self.exit_after_first_entry(&mut cpu, now)
-                .map_err(hw_error)?;
+            if enter {
+                self.nested_interrupts(&mut cpu, now).map_err(hw_error)?;
+                self.apic
+                    .before_entry(&mut *cpu, now, !entering)
+                    .map_err(hw_error)?;
+                self.exit_after_first_entry(&mut cpu, now)
+                    .map_err(hw_error)?;
+            }
             let in_l2 = match &self.nested {
+                Some(n) if n.in_l2() && !enter => true,
                 Some(n) if n.in_l2() => {
                     n.keep_l1_windows(&mut *cpu).map_err(hw_error)?;
                     true
@@ -383,7 +447,9 @@ impl Vcpu for SoftVcpu {
                 _ => self.launched,
             };
             let since = self.control.entering_guest();
-            let entered = if launched {
+            let entered = if !enter {
+                Ok(())
+            } else if launched {
                 VmxHardware::vmresume(&mut *cpu)
             } else {
                 VmxHardware::vmlaunch(&mut *cpu)
@@ -425,11 +491,17 @@ impl Vcpu for SoftVcpu {
                         }
                         Route::Resume => continue,
                         Route::L0 => {}
-                        Route::UnemulatedMmio => {
+                        Route::Mmio if emulable(&cpu).map_err(hw_error)? => {
+                            self.emulation = Some(Emulation::new());
+                            drive = true;
+                            continue;
+                        }
+                        Route::Mmio => {
+                            let gpa = VmxHardware::vmread(&*cpu, f::GUEST_PHYSICAL_ADDRESS)
+                                .map_err(hw_error)?;
                             let rip = VmxHardware::vmread(&*cpu, f::GUEST_RIP).map_err(hw_error)?;
-                            return Ok(VcpuExit::InternalError(InternalError::Emulation {
-                                what: "an L2 access through its L1's EPT to memory that is \
-                                       not RAM (MMIO for L2 under L1's EPT is not emulated)",
+                            return Ok(VcpuExit::InternalError(InternalError::UnmappedAccess {
+                                gpa,
                                 rip,
                             }));
                         }
@@ -453,24 +525,10 @@ impl Vcpu for SoftVcpu {
                 }
                 Local::NotMine => {}
                 Local::Exit(e) => return Ok(e),
-                Local::MmioWrite {
-                    addr,
-                    size,
-                    value,
-                    len,
-                } => {
-                    let data = self.stash_store(value, size, Pending::Mmio { load: None, len });
-                    return Ok(VcpuExit::MmioWrite { addr, data });
-                }
-                Local::MmioRead {
-                    addr,
-                    size,
-                    dest,
-                    len,
-                } => {
-                    let load = Some((size, dest));
-                    let data = self.stash_load(size, Pending::Mmio { load, len });
-                    return Ok(VcpuExit::MmioRead { addr, data });
+                Local::Emulate => {
+                    self.emulation = Some(Emulation::new());
+                    drive = true;
+                    continue;
                 }
             }
             let offer = match &self.nested {

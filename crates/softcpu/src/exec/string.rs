@@ -142,6 +142,10 @@ impl SoftCpu {
             }
             let c = self.reg(counter).wrapping_sub(1);
             self.set_reg(counter, c);
+            // The iteration is architecturally done (its registers are
+            // written): MMIO emulation keeps its accesses even if a later
+            // iteration stops.
+            self.mmio_commit();
             done += 1;
             if done > 1 {
                 self.tick(1);

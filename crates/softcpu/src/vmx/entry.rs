@@ -417,7 +417,7 @@ impl SoftCpu {
     }
 
     /// Loads the guest-state area into the processor (SDM §27.3.2).
-    fn load_guest_state(&mut self) {
+    pub(crate) fn load_guest_state(&mut self) {
         let v = &self.vmx.vmcs;
         let entry = self.vmx.ctl.entry;
         let seg = |fields: (u32, u32, u32, u32)| Segment {

@@ -12,11 +12,6 @@ impl SoftCpu {
     pub(crate) fn vm_exit(&mut self, info: ExitInfo) {
         self.materialize_flags();
         let vectoring = self.vectoring.take();
-        let s = self.s.clone();
-        let shadow = self.shadow;
-        let nmi = self.nmi_blocked;
-        let halted = self.halted;
-        let exit_ctl_bits = self.vmx.ctl.exit;
         let v = &mut self.vmx.vmcs;
         v.set(f::VM_EXIT_REASON, u64::from(info.reason));
         v.set(f::EXIT_QUALIFICATION, info.qualification);
@@ -47,6 +42,21 @@ impl SoftCpu {
             }
             None => v.set(f::IDT_VECTORING_INFO, 0),
         }
+        self.save_guest_state(info.reason == x86::vmx::exit_reason::TRIPLE_FAULT);
+    }
+
+    /// Saves the guest state into the VMCS and leaves non-root operation:
+    /// the guest-state half of a VM exit (SDM §28.3), also the end of an
+    /// instruction emulated for MMIO (`crate::mmio`). `shutdown` saves the
+    /// shutdown activity state (a triple fault).
+    pub(crate) fn save_guest_state(&mut self, shutdown: bool) {
+        self.materialize_flags();
+        let s = self.s.clone();
+        let shadow = self.shadow;
+        let nmi = self.nmi_blocked;
+        let halted = self.halted;
+        let exit_ctl_bits = self.vmx.ctl.exit;
+        let v = &mut self.vmx.vmcs;
         // Guest state (SDM §28.3.1–§28.3.4).
         for (i, (sel, base, limit, ar)) in seg_fields().iter().enumerate() {
             let g = &s.seg[i];
@@ -104,7 +114,7 @@ impl SoftCpu {
             intr |= interruptibility::NMI;
         }
         v.set(f::GUEST_INTERRUPTIBILITY_INFO, u64::from(intr));
-        let act = if info.reason == x86::vmx::exit_reason::TRIPLE_FAULT {
+        let act = if shutdown {
             activity::SHUTDOWN
         } else if halted {
             activity::HLT

@@ -30,8 +30,9 @@ pub(crate) enum Route {
     /// Handled here (a shadow EPT fill): enter L2 again.
     Resume,
     /// An L2 access through L1's EPT to L1-physical memory that is not RAM:
-    /// L0 does not emulate MMIO for L2 under L1's EPT.
-    UnemulatedMmio,
+    /// MMIO, which L0 emulates (`Nested::l1_physical` says where each
+    /// access goes).
+    Mmio,
 }
 
 /// Bitmaps read from L1's memory through the processor's physical memory.
@@ -82,6 +83,25 @@ impl Nested {
         Ok(Route::ToL1)
     }
 
+    /// The L1-physical address of L2's guest-physical `gpa2`: through L1's
+    /// EPT when L1 uses one (`None` where it maps nothing, or nothing L2
+    /// may use), the same address otherwise.
+    pub(crate) fn l1_physical(
+        &self,
+        hw: &impl VmxHardware,
+        gpa2: u64,
+    ) -> Result<Option<u64>, HwError> {
+        let Some(eptp12) = self.l1_eptp() else {
+            return Ok(Some(gpa2));
+        };
+        Ok(
+            match ept::walk_l1(hw, eptp12, gpa2, self.caps.phys_bits, self.pages.ram)? {
+                L1Walk::Mapped { gpa1, .. } => Some(gpa1),
+                L1Walk::NotPresent | L1Walk::Misconfigured => None,
+            },
+        )
+    }
+
     /// An EPT violation of L2's while L1 uses EPT: filled from L1's EPT, or
     /// passed to L1 as its own violation or misconfiguration (`super::ept`).
     fn l2_ept_violation(
@@ -99,7 +119,7 @@ impl Nested {
         match walk {
             L1Walk::Mapped { gpa1, perms } if perms & needed == needed => {
                 if gpa1 >= self.pages.ram {
-                    return Ok(Route::UnemulatedMmio);
+                    return Ok(Route::Mmio);
                 }
                 self.shadow.install(hw, gpa2, gpa1, perms)?;
                 // The access retries; an event being delivered is again.

@@ -5,7 +5,7 @@
 //! instead of the access.
 
 use crate::hw::{HwError, VmxHardware};
-use crate::soft::mmio;
+use crate::soft::walk;
 use x86::address::is_canonical;
 use x86::cr::{CR0_WP, EFER_LMA};
 use x86::segment::{AR_L, AR_UNUSABLE};
@@ -112,7 +112,7 @@ pub(crate) fn linear_address(
 fn translate(hw: &impl VmxHardware, la: u64, write: bool, ram: u64) -> Result<u64, OperandError> {
     let wp = hw.vmread(f::GUEST_CR0)? & CR0_WP != 0;
     let w = u32::from(write) << 1;
-    let walked = match mmio::walk(hw, la, ram) {
+    let walked = match walk::walk(hw, la, ram) {
         Err(HwError::PhysicalRange(_)) => return Err(OperandError::NotRam),
         other => other?,
     };
