@@ -12,6 +12,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod stopwatch;
+
+pub use stopwatch::Stopwatch;
+
 /// Why a vCPU returned to userspace.
 ///
 /// For [`VcpuExit::IoIn`] the caller fills `data` before the next `run()`,

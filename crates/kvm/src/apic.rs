@@ -3,8 +3,9 @@
 //! controller (so every HLT and port access reaches userspace), and the
 //! guest must still find the same xAPIC at 0xFEE00000 as on the soft
 //! accelerator. It is the shared register model ([`lapic::Lapic`]) driven by
-//! host time: the vCPU's "TSC" for the model is host nanoseconds × 2 (the
-//! soft CPU's 2 GHz), so the timer runs at the same 25 MHz crystal rate.
+//! host time: the vCPU's "TSC" for the model is host nanoseconds at the rate
+//! of [`TimerClock::default`] (the soft CPU's 2 GHz), so the timer runs at
+//! the same 25 MHz crystal rate.
 //!
 //! Interrupts go in with `KVM_INTERRUPT` when `kvm_run` says the guest can
 //! take one, or after `request_interrupt_window` brings it back when it
@@ -17,7 +18,7 @@ use kvm_bindings::{
     kvm_enable_cap, KVM_CAP_X86_MSR_FILTER, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER,
 };
 use kvm_ioctls::{Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuFd, VmFd};
-use lapic::{Lapic, LapicConfig, APIC_PAGE_LEN, MSR_TSC_DEADLINE};
+use lapic::{Lapic, LapicConfig, TimerClock, MSR_TSC_DEADLINE};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -59,28 +60,32 @@ pub(crate) fn route_tsc_deadline_msr(kvm: &Kvm, vm: &VmFd) -> bool {
 #[derive(Debug)]
 pub(crate) struct UserApic {
     lapic: Lapic,
+    /// The model's clocks: host time to its TSC.
+    clock: TimerClock,
     start: Instant,
 }
 
 impl UserApic {
     /// The bootstrap processor's APIC.
     pub(crate) fn new() -> Self {
+        let config = LapicConfig::default();
         UserApic {
-            lapic: Lapic::new(LapicConfig::default()),
+            lapic: Lapic::new(config),
+            clock: config.clock,
             start: Instant::now(),
         }
     }
 
-    /// The model's time: host nanoseconds since the vCPU was made, × 2.
+    /// The model's time: host nanoseconds since the vCPU was made, as TSC
+    /// cycles of its clock.
     fn now(&self) -> u64 {
-        (self.start.elapsed().as_nanos() as u64).saturating_mul(2)
+        let ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.clock.tsc_of_ns(ns)
     }
 
     /// Whether `gpa` lies in the APIC's register page.
     pub(crate) fn claims(&self, gpa: u64) -> bool {
-        self.lapic
-            .mmio_base()
-            .is_some_and(|b| gpa >= b && gpa < b + APIC_PAGE_LEN)
+        self.lapic.claims(gpa)
     }
 
     /// RDMSR of an MSR routed to userspace: IA32_TSC_DEADLINE's value, or
@@ -103,12 +108,12 @@ impl UserApic {
     /// Completes a `KVM_EXIT_MMIO` to the register page.
     pub(crate) fn mmio(&mut self, fd: &mut VcpuFd) {
         let now = self.now();
-        let base = self.lapic.mmio_base().unwrap_or(0);
         if let Some((addr, write, data)) = run_area::mmio(fd) {
+            let offset = self.lapic.page_offset(addr).unwrap_or(addr);
             if write {
-                self.lapic.mmio_write(addr - base, data, now);
+                self.lapic.mmio_write(offset, data, now);
             } else {
-                self.lapic.mmio_read(addr - base, data, now);
+                self.lapic.mmio_read(offset, data, now);
             }
         }
     }
@@ -142,16 +147,14 @@ impl UserApic {
         Ok(())
     }
 
-    /// For a HLT with interrupts enabled: how long until the APIC has an
-    /// interrupt (zero if it has one now), or `None` if nothing will come.
-    pub(crate) fn wake_in(&mut self) -> Option<Duration> {
+    /// For a HLT, with `interrupts_enabled` as RFLAGS.IF says: how long
+    /// until the APIC has an interrupt (zero if it has one now), or `None`
+    /// if nothing will come (`Lapic::halt_wakeup`).
+    pub(crate) fn wake_in(&mut self, interrupts_enabled: bool) -> Option<Duration> {
         let now = self.now();
-        self.lapic.advance(now);
-        if self.lapic.pending_vector().is_some() {
-            return Some(Duration::ZERO);
-        }
-        self.lapic
-            .next_deadline()
-            .map(|d| Duration::from_nanos(d.saturating_sub(now) / 2))
+        let due = self.lapic.halt_wakeup(now, interrupts_enabled)?;
+        Some(Duration::from_nanos(
+            self.clock.ns_of_tsc(due.saturating_sub(now)),
+        ))
     }
 }

@@ -15,7 +15,7 @@
 //! `KVM_RUN` starts would be lost, so every host tick sends it again while a
 //! request is pending.
 
-use accel::VcpuControl;
+use accel::{Stopwatch, VcpuControl};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
@@ -53,8 +53,8 @@ pub struct KvmControl {
     nmi_pending: AtomicBool,
     /// The thread inside `run()`, while one is.
     thread: Mutex<Option<libc::pthread_t>>,
-    /// The oldest kick the vCPU has not answered.
-    unanswered_since: Mutex<Option<std::time::Instant>>,
+    /// Runs from the oldest kick the vCPU has not answered.
+    unanswered: Stopwatch,
 }
 
 impl KvmControl {
@@ -69,10 +69,7 @@ impl KvmControl {
     /// Forgets the vCPU's thread (after `KVM_RUN`): every kick is answered.
     pub(crate) fn leave(&self) {
         *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *self
-            .unanswered_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.unanswered.stop();
     }
 
     /// Takes a pending exit request.
@@ -94,10 +91,7 @@ impl KvmControl {
     fn kick(&self) {
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = *thread {
-            self.unanswered_since
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(std::time::Instant::now);
+            self.unanswered.start_if_stopped();
             // SAFETY: `t` is the id of a thread that is inside `run()`: it
             // is cleared (under this lock) before that thread leaves
             // `run()`, so the thread is alive. The signal's handler is
@@ -130,10 +124,7 @@ impl VcpuControl for KvmControl {
     }
 
     fn in_guest_for(&self) -> Option<Duration> {
-        self.unanswered_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map(|t| t.elapsed())
+        self.unanswered.elapsed()
     }
 
     fn virtual_ns(&self) -> Option<u64> {

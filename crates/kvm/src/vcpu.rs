@@ -100,10 +100,7 @@ impl KvmVcpu {
             .get_regs()
             .map_err(host_error("KVM_GET_REGS"))?
             .rflags;
-        if rflags & x86::rflags::IF == 0 {
-            return Ok(false);
-        }
-        let Some(mut left) = self.apic.wake_in() else {
+        let Some(mut left) = self.apic.wake_in(rflags & x86::rflags::IF != 0) else {
             return Ok(false);
         };
         while !left.is_zero() && !self.control.wants_vcpu() {

@@ -412,6 +412,19 @@ impl Lapic {
         self.enabled().then_some(self.base_msr & !0xFFF)
     }
 
+    /// The offset in the register page of guest-physical `gpa`, when the
+    /// enabled APIC decodes it: the address claim of an accelerator's
+    /// MMIO path (SDM "Relocating the Local APIC Registers").
+    pub fn page_offset(&self, gpa: u64) -> Option<u64> {
+        let base = self.mmio_base()?;
+        (gpa >= base && gpa < base + APIC_PAGE_LEN).then(|| gpa - base)
+    }
+
+    /// Whether the register page holds guest-physical `gpa`.
+    pub fn claims(&self, gpa: u64) -> bool {
+        self.page_offset(gpa).is_some()
+    }
+
     /// The current timer mode (LVT timer bits 18:17; the reserved value 3
     /// behaves as one-shot).
     pub fn timer_mode(&self) -> TimerMode {
@@ -596,6 +609,24 @@ impl Lapic {
         self.counting
             .next()
             .map(|c| self.cfg.clock.tsc_of_crystal(c))
+    }
+
+    /// The rule for a HLT at `now_tsc` (after [`Lapic::advance`]): the TSC
+    /// value at which an interrupt will wake the processor — `now_tsc` when
+    /// one is deliverable already, the timer's next deadline when it is
+    /// armed — or `None` when nothing the APIC sends can: no interrupt to
+    /// come, or `interrupts_enabled` (RFLAGS.IF) false, so that the HLT
+    /// ends the run instead of waiting (SDM Vol. 2A, HLT: only an enabled
+    /// interrupt, NMI, SMI, INIT or reset resumes execution).
+    pub fn halt_wakeup(&mut self, now_tsc: u64, interrupts_enabled: bool) -> Option<u64> {
+        self.advance(now_tsc);
+        if !interrupts_enabled {
+            return None;
+        }
+        if self.pending_vector().is_some() {
+            return Some(now_tsc);
+        }
+        self.next_deadline()
     }
 
     /// RDMSR IA32_TSC_DEADLINE: the armed deadline, 0 when disarmed or

@@ -430,16 +430,55 @@ fn timer_clock_conversions() {
     let odd = TimerClock {
         tsc_ratio_numerator: 7,
         tsc_ratio_denominator: 2,
+        ..c
     };
     assert_eq!(odd.crystal_at(7), 2);
     assert_eq!(odd.tsc_of_crystal(1), 4);
     assert_eq!(odd.crystal_at(odd.tsc_of_crystal(5)), 5);
     assert_eq!(odd.crystal_at(odd.tsc_of_crystal(5) - 1), 4);
     let zero = TimerClock {
+        crystal_hz: 0,
         tsc_ratio_numerator: 0,
         tsc_ratio_denominator: 0,
     };
     assert_eq!(zero.crystal_at(u64::MAX), u64::MAX);
+    assert_eq!(zero.tsc_hz(), 0);
+    assert_eq!(zero.ns_of_tsc(5), 5_000_000_000);
+    assert_eq!(zero.tsc_of_ns(5), 0);
+}
+
+#[test]
+fn timer_clock_converts_host_time() {
+    // The default part: 25 MHz × 80 = 2 GHz, two TSC cycles a nanosecond.
+    let c = TimerClock::default();
+    assert_eq!(c.tsc_hz(), 2_000_000_000);
+    assert_eq!(c.tsc_of_ns(1_000), 2_000);
+    assert_eq!(c.ns_of_tsc(2_001), 1_000);
+    assert_eq!(c.tsc_of_ns(u64::MAX), u64::MAX);
+    let odd = TimerClock {
+        crystal_hz: 24_000_000,
+        tsc_ratio_numerator: 7,
+        tsc_ratio_denominator: 2,
+    };
+    assert_eq!(odd.tsc_hz(), 84_000_000);
+    assert_eq!(odd.ns_of_tsc(84), 1_000);
+    assert_eq!(odd.tsc_of_ns(1_000), 84);
+}
+
+#[test]
+fn halt_wakes_for_pending_or_armed_timer_only_with_if() {
+    let mut a = apic();
+    assert_eq!(a.halt_wakeup(0, true), None, "nothing armed");
+    a.write_register(reg::SVR, 0x1FF, 0);
+    // One-shot timer, vector 0x40, divide by 1: 10 crystal ticks.
+    a.write_register(reg::LVT_TIMER, 0x40, 0);
+    a.write_register(reg::TIMER_DIVIDE, 0xB, 0);
+    a.write_register(reg::TIMER_INITIAL, 10, 0);
+    assert_eq!(a.halt_wakeup(0, false), None, "IF = 0: nothing wakes it");
+    assert_eq!(a.halt_wakeup(0, true), Some(800));
+    // Past the deadline the interrupt is pending: wake at once.
+    assert_eq!(a.halt_wakeup(900, true), Some(900));
+    assert_eq!(a.halt_wakeup(900, false), None);
 }
 
 #[test]

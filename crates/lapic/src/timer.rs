@@ -7,10 +7,15 @@
 //! (the crystal tick at which the count had a known value), so the current
 //! count is exact at any time without ticking.
 
-/// The TSC / crystal-clock ratio that converts the caller's TSC to the
-/// timer's input clock (CPUID.15H: TSC = crystal × numerator / denominator).
+/// The clocks of CPUID.15H: the core crystal clock, and the TSC / crystal
+/// ratio that converts the caller's TSC to the timer's input clock (TSC =
+/// crystal × numerator / denominator). Both accelerators take their TSC
+/// rate from here: the soft one builds it from its CPU model, the kvm one
+/// uses [`TimerClock::default`] for the time of its userspace APIC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerClock {
+    /// CPUID.15H:ECX, the core crystal clock in Hz.
+    pub crystal_hz: u32,
     /// CPUID.15H:EBX, the ratio's numerator (not 0).
     pub tsc_ratio_numerator: u32,
     /// CPUID.15H:EAX, the ratio's denominator (not 0).
@@ -19,9 +24,10 @@ pub struct TimerClock {
 
 impl Default for TimerClock {
     /// The soft CPU's default part: a 25 MHz crystal and a 2 GHz TSC, ratio
-    /// 80 / 1 (softcpu's `CpuModel`).
+    /// 80 / 1 (softcpu's `CpuModel`; hv's tests check that they agree).
     fn default() -> Self {
         TimerClock {
+            crystal_hz: 25_000_000,
             tsc_ratio_numerator: 80,
             tsc_ratio_denominator: 1,
         }
@@ -46,6 +52,26 @@ impl TimerClock {
     pub fn tsc_of_crystal(&self, tick: u64) -> u64 {
         let (num, den) = self.ratio();
         u64::try_from((u128::from(tick) * num).div_ceil(den)).unwrap_or(u64::MAX)
+    }
+
+    /// The TSC frequency in Hz: crystal × numerator / denominator
+    /// (SDM Vol. 2A, CPUID leaf 15H).
+    pub fn tsc_hz(&self) -> u64 {
+        u64::from(self.crystal_hz) * u64::from(self.tsc_ratio_numerator)
+            / u64::from(self.tsc_ratio_denominator.max(1))
+    }
+
+    /// Nanoseconds of `tsc` TSC cycles (rounded down).
+    pub fn ns_of_tsc(&self, tsc: u64) -> u64 {
+        let hz = u128::from(self.tsc_hz().max(1));
+        u64::try_from(u128::from(tsc) * 1_000_000_000 / hz).unwrap_or(u64::MAX)
+    }
+
+    /// TSC cycles in `ns` nanoseconds (rounded down): a TSC for a clock
+    /// that only has host time.
+    pub fn tsc_of_ns(&self, ns: u64) -> u64 {
+        let hz = u128::from(self.tsc_hz());
+        u64::try_from(u128::from(ns) * hz / 1_000_000_000).unwrap_or(u64::MAX)
     }
 }
 

@@ -15,8 +15,19 @@
 
 use super::emulate::LocalDevices;
 use crate::hw::{HwError, VmxHardware};
-use lapic::{Lapic, LapicConfig, TimerClock, APIC_PAGE_LEN, MSR_APIC_BASE, MSR_TSC_DEADLINE};
+use lapic::{Lapic, LapicConfig, TimerClock, MSR_APIC_BASE, MSR_TSC_DEADLINE};
+use softcpu::CpuModel;
 use x86::vmx::{activity, field as f, interruptibility, intr_info, pin, proc};
+
+/// The clocks of a soft CPU model (its CPUID.15H): the APIC timer's input
+/// and the rate at which virtual time (the TSC) turns into nanoseconds.
+pub(crate) fn clock_of(model: &CpuModel) -> TimerClock {
+    TimerClock {
+        crystal_hz: model.crystal_hz,
+        tsc_ratio_numerator: model.tsc_ratio_numerator,
+        tsc_ratio_denominator: model.tsc_ratio_denominator,
+    }
+}
 
 /// A soft vCPU's local APIC and its wiring.
 #[derive(Debug)]
@@ -38,7 +49,7 @@ impl LocalDevices for ApicAt<'_> {
 
     fn load(&mut self, addr: u64, size: usize) -> u64 {
         let lapic = &mut self.apic.lapic;
-        let offset = addr - lapic.mmio_base().unwrap_or(0);
+        let offset = lapic.page_offset(addr).unwrap_or(addr);
         let mut b = [0u8; 8];
         lapic.mmio_read(offset, &mut b[..size.min(8)], self.now);
         u64::from_le_bytes(b)
@@ -46,7 +57,7 @@ impl LocalDevices for ApicAt<'_> {
 
     fn store(&mut self, addr: u64, size: usize, value: u64) {
         let lapic = &mut self.apic.lapic;
-        let offset = addr - lapic.mmio_base().unwrap_or(0);
+        let offset = lapic.page_offset(addr).unwrap_or(addr);
         lapic.mmio_write(offset, &value.to_le_bytes()[..size.min(8)], self.now);
     }
 }
@@ -61,15 +72,12 @@ pub(crate) enum ApicExit {
 }
 
 impl ApicWiring {
-    /// The APIC of the bootstrap processor of a CPU whose TSC runs at
-    /// `numerator / denominator` times its crystal clock (CPUID.15H).
-    pub(crate) fn new(numerator: u32, denominator: u32) -> Self {
+    /// The APIC of the bootstrap processor of a CPU whose clocks are
+    /// `clock` (CPUID.15H; see [`clock_of`]).
+    pub(crate) fn new(clock: TimerClock) -> Self {
         ApicWiring {
             lapic: Lapic::new(LapicConfig {
-                clock: TimerClock {
-                    tsc_ratio_numerator: numerator.max(1),
-                    tsc_ratio_denominator: denominator.max(1),
-                },
+                clock,
                 ..LapicConfig::default()
             }),
         }
@@ -77,9 +85,7 @@ impl ApicWiring {
 
     /// Whether the guest-physical address lies in the APIC's register page.
     pub(crate) fn claims(&self, gpa: u64) -> bool {
-        self.lapic
-            .mmio_base()
-            .is_some_and(|base| gpa >= base && gpa < base + APIC_PAGE_LEN)
+        self.lapic.claims(gpa)
     }
 
     /// The APIC as one of L0's devices for MMIO emulation, at virtual
@@ -122,13 +128,12 @@ impl ApicWiring {
         Some(ApicExit::Resume)
     }
 
-    /// Whether a HLT should wait for an interrupt rather than end the run:
-    /// interrupts are enabled and the APIC has one pending or a timer armed.
+    /// Whether a HLT should wait for an interrupt rather than end the run
+    /// (`Lapic::halt_wakeup`).
     pub(crate) fn hlt_waits(&mut self, hw: &impl VmxHardware, now: u64) -> Result<bool, HwError> {
-        self.lapic.advance(now);
         let rflags = hw.vmread(f::GUEST_RFLAGS)?;
-        Ok(rflags & x86::rflags::IF != 0
-            && (self.lapic.pending_vector().is_some() || self.lapic.next_deadline().is_some()))
+        let enabled = rflags & x86::rflags::IF != 0;
+        Ok(self.lapic.halt_wakeup(now, enabled).is_some())
     }
 
     /// Whether an interrupt is deliverable at virtual time `now`.
@@ -184,5 +189,17 @@ impl ApicWiring {
             None => pinv &= !pin::PREEMPTION_TIMER,
         }
         hw.vmwrite(f::PIN_BASED_VM_EXEC_CONTROL, u64::from(pinv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_model_runs_at_the_default_clock() {
+        // kvm's userspace APIC runs at `TimerClock::default()`: the same
+        // rate as the soft CPU it stands in for.
+        assert_eq!(clock_of(&CpuModel::default()), TimerClock::default());
     }
 }

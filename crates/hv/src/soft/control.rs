@@ -1,10 +1,11 @@
 //! [`SoftControl`]: the host's handle on a soft vCPU (exit requests, timer
 //! ticks, the watchdog's view, the power switch).
 
-use accel::VcpuControl;
+use accel::{Stopwatch, VcpuControl};
+use lapic::TimerClock;
 use softcpu::{Kicker, PowerSwitch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Shared between the vCPU's thread (inside `run()`) and the host's threads.
 #[derive(Debug)]
@@ -17,33 +18,30 @@ pub struct SoftControl {
     nmi: Kicker,
     /// Userspace wants `run()` to return.
     exit_requested: AtomicBool,
-    /// When the vCPU last entered the guest, in nanoseconds after `epoch`
-    /// plus one; 0 while it is in L0 or userspace.
-    entered: AtomicU64,
-    epoch: Instant,
+    /// Runs while the vCPU is in the guest: since its last VM entry.
+    in_guest: Stopwatch,
     /// Virtual time (core cycles) at the last VM exit.
     exit_cycles: AtomicU64,
-    /// Core (TSC) frequency.
-    tsc_hz: u64,
+    /// The CPU's clocks: virtual time (TSC cycles) to nanoseconds.
+    clock: TimerClock,
 }
 
 impl SoftControl {
-    pub(crate) fn new(kick: Kicker, power: PowerSwitch, nmi: Kicker, tsc_hz: u64) -> Self {
+    pub(crate) fn new(kick: Kicker, power: PowerSwitch, nmi: Kicker, clock: TimerClock) -> Self {
         SoftControl {
             kick,
             power,
             nmi,
             exit_requested: AtomicBool::new(false),
-            entered: AtomicU64::new(0),
-            epoch: Instant::now(),
+            in_guest: Stopwatch::new(),
             exit_cycles: AtomicU64::new(0),
-            tsc_hz: tsc_hz.max(1),
+            clock,
         }
     }
 
     /// Nanoseconds of `cycles` core cycles.
     pub(crate) fn ns_of(&self, cycles: u64) -> u64 {
-        (u128::from(cycles) * 1_000_000_000 / u128::from(self.tsc_hz)) as u64
+        self.clock.ns_of_tsc(cycles)
     }
 
     /// Records the virtual time of a VM exit.
@@ -51,19 +49,14 @@ impl SoftControl {
         self.exit_cycles.store(cycles, Ordering::Release);
     }
 
-    /// Records a VM entry; returns the instant it happened.
-    pub(crate) fn entering_guest(&self) -> Instant {
-        let now = Instant::now();
-        let ns = now.duration_since(self.epoch).as_nanos() as u64;
-        self.entered.store(ns.saturating_add(1), Ordering::Release);
-        now
+    /// Records a VM entry.
+    pub(crate) fn entering_guest(&self) {
+        self.in_guest.start();
     }
 
-    /// Records the return to L0 of the entry made at `since`; returns the
-    /// host time spent in the guest.
-    pub(crate) fn back_in_l0(&self, since: Instant) -> Duration {
-        self.entered.store(0, Ordering::Release);
-        since.elapsed()
+    /// Records the return to L0; returns the host time spent in the guest.
+    pub(crate) fn back_in_l0(&self) -> Duration {
+        self.in_guest.stop().unwrap_or_default()
     }
 
     /// Takes a pending exit request.
@@ -88,13 +81,7 @@ impl VcpuControl for SoftControl {
     }
 
     fn in_guest_for(&self) -> Option<Duration> {
-        match self.entered.load(Ordering::Acquire) {
-            0 => None,
-            t => {
-                let now = self.epoch.elapsed().as_nanos() as u64;
-                Some(Duration::from_nanos(now.saturating_sub(t - 1)))
-            }
-        }
+        self.in_guest.elapsed()
     }
 
     fn virtual_ns(&self) -> Option<u64> {

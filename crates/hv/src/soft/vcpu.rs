@@ -73,8 +73,7 @@ impl SoftVcpu {
                 AccelError::InvalidConfig(format!("programming the VMCS failed: {e:?}"))
             })?;
             let model = cpu.model();
-            let tsc_hz = u64::from(model.crystal_hz) * u64::from(model.tsc_ratio_numerator)
-                / u64::from(model.tsc_ratio_denominator.max(1));
+            let clock = super::apic::clock_of(&model);
             let nested = settings.nested_vmx.then(|| {
                 Nested::new(
                     softcpu::capability_msr,
@@ -85,8 +84,8 @@ impl SoftVcpu {
                 )
             });
             (
-                SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line(), tsc_hz),
-                ApicWiring::new(model.tsc_ratio_numerator, model.tsc_ratio_denominator),
+                SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line(), clock),
+                ApicWiring::new(clock),
                 nested,
             )
         };
@@ -446,7 +445,7 @@ impl Vcpu for SoftVcpu {
                 Some(n) if in_l2 => n.vmcs02_launched(),
                 _ => self.launched,
             };
-            let since = self.control.entering_guest();
+            self.control.entering_guest();
             let entered = if !enter {
                 Ok(())
             } else if launched {
@@ -454,7 +453,7 @@ impl Vcpu for SoftVcpu {
             } else {
                 VmxHardware::vmlaunch(&mut *cpu)
             };
-            let in_guest = self.control.back_in_l0(since);
+            let in_guest = self.control.back_in_l0();
             self.control.note_exit_cycles(cpu.cycles());
             self.longest_in_guest = self.longest_in_guest.max(in_guest);
             if cpu.powered_off() {
