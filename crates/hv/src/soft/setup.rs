@@ -134,6 +134,23 @@ pub(crate) fn program(
 ) -> Result<(), HwError> {
     hw.vmptrld(pages.nested.vmcs01)?;
     hw.vmclear();
+    controls(hw, pages, settings)?;
+    guest_state(hw, entry)?;
+    let mut gprs = [0u64; 16];
+    gprs[0] = entry.rax;
+    gprs[3] = entry.rbx;
+    gprs[4] = entry.rsp;
+    hw.set_gprs(&gprs);
+    Ok(())
+}
+
+/// vmcs01's execution, exit and entry controls, as the capability MSRs
+/// allow them, and the pages and masks they point to.
+fn controls(
+    hw: &mut impl VmxHardware,
+    pages: &PrivatePages,
+    settings: &VmSettings,
+) -> Result<(), HwError> {
     let pinv = adjust(hw, msr::VMX_PINBASED_CTLS, pin::EXT_INTR_EXITING);
     let procv = adjust(
         hw,
@@ -188,7 +205,12 @@ pub(crate) fn program(
     // The guest owns CR0 and CR4 except the bits VMX operation fixes (SDM
     // Vol. 3C §24.8): NE and VMXE are host-owned and read from the shadows.
     put(f::CR0_GUEST_HOST_MASK, CR0_NE)?;
-    put(f::CR4_GUEST_HOST_MASK, CR4_VMXE)?;
+    put(f::CR4_GUEST_HOST_MASK, CR4_VMXE)
+}
+
+/// vmcs01's guest-state area for the entry `entry` describes.
+fn guest_state(hw: &mut impl VmxHardware, entry: &EntryState) -> Result<(), HwError> {
+    let mut put = |fld: u32, v: u64| hw.vmwrite(fld, v);
     match entry.mode {
         EntryMode::Protected32Flat => {
             let code_ar = u64::from(x86::segment::AR_CODE32);
@@ -273,10 +295,5 @@ pub(crate) fn program(
             put(f::GUEST_INTERRUPTIBILITY_INFO, 0)?;
         }
     }
-    let mut gprs = [0u64; 16];
-    gprs[0] = entry.rax;
-    gprs[3] = entry.rbx;
-    gprs[4] = entry.rsp;
-    hw.set_gprs(&gprs);
     Ok(())
 }

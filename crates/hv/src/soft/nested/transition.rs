@@ -6,6 +6,7 @@
 
 use super::checks::{self, EntryCheck};
 use super::instructions::Outcome;
+use super::vmcs12::Vmcs12;
 use super::{Level, Nested};
 use crate::hw::{HwError, VmxHardware};
 use x86::cr::{CR0_NE, CR4_VMXE, EFER_LMA, EFER_LME};
@@ -327,41 +328,7 @@ impl Nested {
         ] {
             put(fl, v.get(fl))?;
         }
-        // CR0 and CR4: a bit is host-owned when L0 or L1 owns it; L2 reads
-        // L1's shadow for L1's bits and its own value for L0's. The bits
-        // L0 forces (NE, VMXE) are 1 in L2's own value already: VM entry
-        // requires them (`checks::guest_state`).
-        for (guest, mask, shadow, l0_mask) in [
-            (
-                f::GUEST_CR0,
-                f::CR0_GUEST_HOST_MASK,
-                f::CR0_READ_SHADOW,
-                l0.cr0_mask,
-            ),
-            (
-                f::GUEST_CR4,
-                f::CR4_GUEST_HOST_MASK,
-                f::CR4_READ_SHADOW,
-                l0.cr4_mask,
-            ),
-        ] {
-            let value = v.get(guest);
-            let mask12 = v.get(mask);
-            put(guest, value)?;
-            put(mask, mask12 | l0_mask)?;
-            put(shadow, (v.get(shadow) & mask12) | (value & !mask12))?;
-        }
-        // EFER: vmcs12's when L1 loads it, else L1's with LMA and LME from
-        // the IA-32e mode guest control (SDM §27.3.2.1).
-        let efer = if entry12 & entry_ctl::LOAD_IA32_EFER != 0 {
-            v.get(f::GUEST_IA32_EFER)
-        } else if entry12 & entry_ctl::IA32E_MODE_GUEST != 0 {
-            l0.l1_efer | EFER_LMA | EFER_LME
-        } else {
-            l0.l1_efer & !(EFER_LMA | EFER_LME)
-        };
-        put(f::GUEST_IA32_EFER, efer)?;
-        Ok(())
+        vmcs02_crs_and_efer(hw, v, l0, entry12)
     }
 
     /// vmcs02's MSR bitmap: an MSR access exits when L0 or L1 wants it
@@ -543,81 +510,8 @@ impl Nested {
         put(f::GUEST_SYSENTER_ESP, v.get(f::HOST_IA32_SYSENTER_ESP))?;
         put(f::GUEST_SYSENTER_EIP, v.get(f::HOST_IA32_SYSENTER_EIP))?;
         put(f::GUEST_IA32_EFER, efer)?;
-        // CS: accessed execute/read code, DPL 0, present, L = host address-
-        // space size, D = !L, G = 1; the data segments read/write accessed
-        // with D/B and G, or unusable for a null selector; TR a busy 32/64-bit
-        // TSS of limit 0x67; LDTR unusable (SDM §28.5.2).
-        let l_or_d = if host64 { AR_L } else { AR_DB };
-        put(f::GUEST_CS_SELECTOR, v.get(f::HOST_CS_SELECTOR))?;
-        put(f::GUEST_CS_BASE, 0)?;
-        put(f::GUEST_CS_LIMIT, 0xFFFF_FFFF)?;
-        put(f::GUEST_CS_AR_BYTES, u64::from(AR_CODE | AR_G | l_or_d))?;
-        for (sel_h, sel, base, limit, ar, base_h) in [
-            (
-                f::HOST_SS_SELECTOR,
-                f::GUEST_SS_SELECTOR,
-                f::GUEST_SS_BASE,
-                f::GUEST_SS_LIMIT,
-                f::GUEST_SS_AR_BYTES,
-                None,
-            ),
-            (
-                f::HOST_DS_SELECTOR,
-                f::GUEST_DS_SELECTOR,
-                f::GUEST_DS_BASE,
-                f::GUEST_DS_LIMIT,
-                f::GUEST_DS_AR_BYTES,
-                None,
-            ),
-            (
-                f::HOST_ES_SELECTOR,
-                f::GUEST_ES_SELECTOR,
-                f::GUEST_ES_BASE,
-                f::GUEST_ES_LIMIT,
-                f::GUEST_ES_AR_BYTES,
-                None,
-            ),
-            (
-                f::HOST_FS_SELECTOR,
-                f::GUEST_FS_SELECTOR,
-                f::GUEST_FS_BASE,
-                f::GUEST_FS_LIMIT,
-                f::GUEST_FS_AR_BYTES,
-                Some(f::HOST_FS_BASE),
-            ),
-            (
-                f::HOST_GS_SELECTOR,
-                f::GUEST_GS_SELECTOR,
-                f::GUEST_GS_BASE,
-                f::GUEST_GS_LIMIT,
-                f::GUEST_GS_AR_BYTES,
-                Some(f::HOST_GS_BASE),
-            ),
-        ] {
-            let selector = v.get(sel_h);
-            put(sel, selector)?;
-            put(base, base_h.map_or(0, |b| v.get(b)))?;
-            put(limit, 0xFFFF_FFFF)?;
-            let usable = selector != 0 || (sel == f::GUEST_SS_SELECTOR && host64);
-            put(
-                ar,
-                if usable {
-                    u64::from(AR_DATA32)
-                } else {
-                    u64::from(x86::segment::AR_UNUSABLE)
-                },
-            )?;
-        }
-        put(f::GUEST_TR_SELECTOR, v.get(f::HOST_TR_SELECTOR))?;
-        put(f::GUEST_TR_BASE, v.get(f::HOST_TR_BASE))?;
-        put(f::GUEST_TR_LIMIT, 0x67)?;
-        put(f::GUEST_TR_AR_BYTES, u64::from(AR_TSS_BUSY))?;
-        put(f::GUEST_LDTR_SELECTOR, 0)?;
-        put(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE))?;
-        put(f::GUEST_GDTR_BASE, v.get(f::HOST_GDTR_BASE))?;
-        put(f::GUEST_GDTR_LIMIT, 0xFFFF)?;
-        put(f::GUEST_IDTR_BASE, v.get(f::HOST_IDTR_BASE))?;
-        put(f::GUEST_IDTR_LIMIT, 0xFFFF)?;
+        load_host_segments(hw, v, host64)?;
+        let mut put = |fl: u32, value: u64| hw.vmwrite(fl, value);
         put(f::GUEST_RSP, v.get(f::HOST_RSP))?;
         put(f::GUEST_RIP, v.get(f::HOST_RIP))?;
         put(f::GUEST_RFLAGS, x86::rflags::FIXED1)?;
@@ -640,4 +534,132 @@ impl Nested {
         };
         hw.vmwrite(f::VM_ENTRY_CONTROLS, u64::from(entry01 | ia32e))
     }
+}
+
+/// Loads vmcs12's host segment, descriptor-table and TR state into vmcs01's
+/// guest state, as a VM exit to L1 does (SDM §28.5.2). vmcs01 is current.
+fn load_host_segments(hw: &mut impl VmxHardware, v: &Vmcs12, host64: bool) -> Result<(), HwError> {
+    let mut put = |fl: u32, value: u64| hw.vmwrite(fl, value);
+    // CS: accessed execute/read code, DPL 0, present, L = host address-
+    // space size, D = !L, G = 1; the data segments read/write accessed
+    // with D/B and G, or unusable for a null selector; TR a busy 32/64-bit
+    // TSS of limit 0x67; LDTR unusable (SDM §28.5.2).
+    let l_or_d = if host64 { AR_L } else { AR_DB };
+    put(f::GUEST_CS_SELECTOR, v.get(f::HOST_CS_SELECTOR))?;
+    put(f::GUEST_CS_BASE, 0)?;
+    put(f::GUEST_CS_LIMIT, 0xFFFF_FFFF)?;
+    put(f::GUEST_CS_AR_BYTES, u64::from(AR_CODE | AR_G | l_or_d))?;
+    for (sel_h, sel, base, limit, ar, base_h) in [
+        (
+            f::HOST_SS_SELECTOR,
+            f::GUEST_SS_SELECTOR,
+            f::GUEST_SS_BASE,
+            f::GUEST_SS_LIMIT,
+            f::GUEST_SS_AR_BYTES,
+            None,
+        ),
+        (
+            f::HOST_DS_SELECTOR,
+            f::GUEST_DS_SELECTOR,
+            f::GUEST_DS_BASE,
+            f::GUEST_DS_LIMIT,
+            f::GUEST_DS_AR_BYTES,
+            None,
+        ),
+        (
+            f::HOST_ES_SELECTOR,
+            f::GUEST_ES_SELECTOR,
+            f::GUEST_ES_BASE,
+            f::GUEST_ES_LIMIT,
+            f::GUEST_ES_AR_BYTES,
+            None,
+        ),
+        (
+            f::HOST_FS_SELECTOR,
+            f::GUEST_FS_SELECTOR,
+            f::GUEST_FS_BASE,
+            f::GUEST_FS_LIMIT,
+            f::GUEST_FS_AR_BYTES,
+            Some(f::HOST_FS_BASE),
+        ),
+        (
+            f::HOST_GS_SELECTOR,
+            f::GUEST_GS_SELECTOR,
+            f::GUEST_GS_BASE,
+            f::GUEST_GS_LIMIT,
+            f::GUEST_GS_AR_BYTES,
+            Some(f::HOST_GS_BASE),
+        ),
+    ] {
+        let selector = v.get(sel_h);
+        put(sel, selector)?;
+        put(base, base_h.map_or(0, |b| v.get(b)))?;
+        put(limit, 0xFFFF_FFFF)?;
+        let usable = selector != 0 || (sel == f::GUEST_SS_SELECTOR && host64);
+        put(
+            ar,
+            if usable {
+                u64::from(AR_DATA32)
+            } else {
+                u64::from(x86::segment::AR_UNUSABLE)
+            },
+        )?;
+    }
+    put(f::GUEST_TR_SELECTOR, v.get(f::HOST_TR_SELECTOR))?;
+    put(f::GUEST_TR_BASE, v.get(f::HOST_TR_BASE))?;
+    put(f::GUEST_TR_LIMIT, 0x67)?;
+    put(f::GUEST_TR_AR_BYTES, u64::from(AR_TSS_BUSY))?;
+    put(f::GUEST_LDTR_SELECTOR, 0)?;
+    put(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE))?;
+    put(f::GUEST_GDTR_BASE, v.get(f::HOST_GDTR_BASE))?;
+    put(f::GUEST_GDTR_LIMIT, 0xFFFF)?;
+    put(f::GUEST_IDTR_BASE, v.get(f::HOST_IDTR_BASE))?;
+    put(f::GUEST_IDTR_LIMIT, 0xFFFF)?;
+    Ok(())
+}
+
+/// vmcs02's CR0, CR4 (values, guest/host masks, read shadows) and EFER, from
+/// vmcs12 and L0's template; vmcs02 is current.
+fn vmcs02_crs_and_efer(
+    hw: &mut impl VmxHardware,
+    v: &Vmcs12,
+    l0: &L0Template,
+    entry12: u32,
+) -> Result<(), HwError> {
+    let mut put = |fl: u32, value: u64| hw.vmwrite(fl, value);
+    // CR0 and CR4: a bit is host-owned when L0 or L1 owns it; L2 reads
+    // L1's shadow for L1's bits and its own value for L0's. The bits
+    // L0 forces (NE, VMXE) are 1 in L2's own value already: VM entry
+    // requires them (`checks::guest_state`).
+    for (guest, mask, shadow, l0_mask) in [
+        (
+            f::GUEST_CR0,
+            f::CR0_GUEST_HOST_MASK,
+            f::CR0_READ_SHADOW,
+            l0.cr0_mask,
+        ),
+        (
+            f::GUEST_CR4,
+            f::CR4_GUEST_HOST_MASK,
+            f::CR4_READ_SHADOW,
+            l0.cr4_mask,
+        ),
+    ] {
+        let value = v.get(guest);
+        let mask12 = v.get(mask);
+        put(guest, value)?;
+        put(mask, mask12 | l0_mask)?;
+        put(shadow, (v.get(shadow) & mask12) | (value & !mask12))?;
+    }
+    // EFER: vmcs12's when L1 loads it, else L1's with LMA and LME from
+    // the IA-32e mode guest control (SDM §27.3.2.1).
+    let efer = if entry12 & entry_ctl::LOAD_IA32_EFER != 0 {
+        v.get(f::GUEST_IA32_EFER)
+    } else if entry12 & entry_ctl::IA32E_MODE_GUEST != 0 {
+        l0.l1_efer | EFER_LMA | EFER_LME
+    } else {
+        l0.l1_efer & !(EFER_LMA | EFER_LME)
+    };
+    put(f::GUEST_IA32_EFER, efer)?;
+    Ok(())
 }
