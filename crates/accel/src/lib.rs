@@ -12,8 +12,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod error;
 mod stopwatch;
 
+pub use error::{AccelError, Cause, InvalidState, NotifyArgError, Unsupported};
 pub use stopwatch::Stopwatch;
 
 /// Why a vCPU returned to userspace.
@@ -309,59 +311,6 @@ impl VmConfig {
     }
 }
 
-/// A failure of the accelerator itself (not of the guest).
-#[derive(Debug)]
-pub enum AccelError {
-    /// The accelerator is not usable on this host.
-    Unavailable(String),
-    /// The requested configuration is invalid.
-    InvalidConfig(String),
-    /// A guest-physical range lies outside guest RAM.
-    OutOfRange {
-        /// Start of the range.
-        gpa: u64,
-        /// Its length.
-        len: u64,
-    },
-    /// The accelerator does not offer this operation.
-    Unsupported(String),
-    /// The operation is not allowed in the object's current state (for
-    /// example a VM capability enabled after a vCPU exists).
-    InvalidState(String),
-    /// A host system call failed.
-    Host {
-        /// What was being done.
-        op: &'static str,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
-
-impl fmt::Display for AccelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AccelError::Unavailable(why) => write!(f, "accelerator unavailable: {why}"),
-            AccelError::InvalidConfig(why) => write!(f, "invalid VM configuration: {why}"),
-            AccelError::OutOfRange { gpa, len } => write!(
-                f,
-                "guest-physical range {gpa:#x}+{len:#x} lies outside guest RAM"
-            ),
-            AccelError::Unsupported(what) => write!(f, "not supported: {what}"),
-            AccelError::InvalidState(why) => write!(f, "not allowed now: {why}"),
-            AccelError::Host { op, source } => write!(f, "{op} failed: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for AccelError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AccelError::Host { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
 /// Per-vCPU counters kept by the accelerator (exits it handled itself).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VcpuStats {
@@ -449,7 +398,7 @@ pub trait Vm {
     /// documented never to produce one. Only the soft accelerator has it.
     fn arm_notify_context_invalid(&mut self) -> Result<(), AccelError> {
         Err(AccelError::Unsupported(
-            "injecting a context-invalid notify exit needs the soft accelerator".into(),
+            Unsupported::NotifyContextInvalidInjection,
         ))
     }
 }
@@ -478,15 +427,13 @@ pub fn parse_notify_vmexit_arg(arg: u64) -> Result<(u32, bool), AccelError> {
     let flags = arg & 0xFFFF_FFFF;
     let known = NOTIFY_VMEXIT_ENABLED | NOTIFY_VMEXIT_USER;
     if flags & !known != 0 {
-        return Err(AccelError::InvalidConfig(format!(
-            "notify VM exit flags {flags:#x} carry unknown bits {:#x}; only ENABLED (1) and USER (2) exist",
-            flags & !known
-        )));
+        return Err(AccelError::invalid_config(NotifyArgError::UnknownFlags {
+            flags,
+            unknown: flags & !known,
+        }));
     }
     if flags & NOTIFY_VMEXIT_ENABLED == 0 {
-        return Err(AccelError::InvalidConfig(
-            "notify VM exit flags lack ENABLED (1), which KVM requires; to keep notify off, do not enable it".into(),
-        ));
+        return Err(AccelError::invalid_config(NotifyArgError::NotEnabled));
     }
     Ok(((arg >> 32) as u32, flags & NOTIFY_VMEXIT_USER != 0))
 }

@@ -6,11 +6,13 @@
 
 /// A VMX instruction failed (VMfailValid with a VM-instruction error number,
 /// SDM Vol. 3C §31.4), or a physical access was out of range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HwError {
     /// VMfailValid with this VM-instruction error number.
+    #[error("VMfailValid with VM-instruction error {0}")]
     VmFail(u32),
     /// A physical address outside the machine's memory.
+    #[error("physical address {0:#x} lies outside the machine's memory")]
     PhysicalRange(u64),
 }
 

@@ -17,27 +17,38 @@ pub const MAX_MEMORY_BYTES: u64 = 0xC000_0000;
 /// The size must be nonzero, a multiple of [`PAGE_SIZE`] and at most
 /// [`MAX_MEMORY_BYTES`]; anything else is [`AccelError::InvalidConfig`].
 pub fn validate_memory_size(bytes: u64) -> Result<usize, AccelError> {
-    if bytes == 0 {
-        return Err(AccelError::InvalidConfig(
-            "guest memory size is zero".to_string(),
-        ));
-    }
-    if !bytes.is_multiple_of(PAGE_SIZE) {
-        return Err(AccelError::InvalidConfig(format!(
-            "guest memory size {bytes:#x} is not a multiple of 4 KiB"
-        )));
-    }
-    if bytes > MAX_MEMORY_BYTES {
-        return Err(AccelError::InvalidConfig(format!(
-            "guest memory size {bytes:#x} exceeds the KVM accelerator's limit of \
-             {MAX_MEMORY_BYTES:#x} bytes"
-        )));
-    }
-    usize::try_from(bytes).map_err(|_| {
-        AccelError::InvalidConfig(format!(
-            "guest memory size {bytes:#x} does not fit this host's address space"
-        ))
-    })
+    let refused = if bytes == 0 {
+        MemorySizeError::Zero
+    } else if !bytes.is_multiple_of(PAGE_SIZE) {
+        MemorySizeError::NotPageMultiple(bytes)
+    } else if bytes > MAX_MEMORY_BYTES {
+        MemorySizeError::TooLarge(bytes)
+    } else {
+        return usize::try_from(bytes)
+            .map_err(|_| AccelError::invalid_config(MemorySizeError::TooLargeForHost(bytes)));
+    };
+    Err(AccelError::invalid_config(refused))
+}
+
+/// A guest RAM size the kvm accelerator refuses: the cause of an
+/// [`AccelError::InvalidConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MemorySizeError {
+    /// No RAM at all.
+    #[error("guest memory size is zero")]
+    Zero,
+    /// Not whole pages.
+    #[error("guest memory size {0:#x} is not a multiple of 4 KiB")]
+    NotPageMultiple(u64),
+    /// More than [`MAX_MEMORY_BYTES`].
+    #[error(
+        "guest memory size {0:#x} exceeds the KVM accelerator's limit of {max:#x} bytes",
+        max = MAX_MEMORY_BYTES
+    )]
+    TooLarge(u64),
+    /// More than this host can address.
+    #[error("guest memory size {0:#x} does not fit this host's address space")]
+    TooLargeForHost(u64),
 }
 
 /// Checks that `gpa..gpa+len` lies inside RAM of `size` bytes at

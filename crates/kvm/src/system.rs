@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use accel::{AccelError, Accelerator, EntryMode, EntryState, Vm, VmConfig};
 use kvm_ioctls::Kvm;
@@ -37,16 +37,17 @@ impl KvmAccelerator {
     /// Like [`KvmAccelerator::open`], for a KVM device at another path.
     pub fn open_path(path: &Path) -> Result<Self, AccelError> {
         let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-            AccelError::Unavailable(format!(
-                "KVM device path {} contains a NUL byte",
-                path.display()
-            ))
+            AccelError::unavailable(KvmUnavailable::NulInPath {
+                path: path.to_path_buf(),
+            })
         })?;
         let kvm = Kvm::new_with_path(&c_path).map_err(|e| {
-            let err = io::Error::from_raw_os_error(e.errno());
-            AccelError::Unavailable(open_failure_reason(path, &err))
+            AccelError::unavailable(KvmUnavailable::Open {
+                path: path.to_path_buf(),
+                source: io::Error::from_raw_os_error(e.errno()),
+            })
         })?;
-        check_api_version(path, kvm.get_api_version()).map_err(AccelError::Unavailable)?;
+        check_api_version(path, kvm.get_api_version()).map_err(AccelError::unavailable)?;
         Ok(Self { kvm })
     }
 
@@ -86,6 +87,50 @@ impl Accelerator for KvmAccelerator {
     }
 }
 
+/// Why the KVM device cannot be used, each with what to do about it: the
+/// cause of an [`AccelError::Unavailable`].
+#[derive(Debug, thiserror::Error)]
+pub enum KvmUnavailable {
+    /// The device path cannot be passed to the kernel.
+    #[error("KVM device path {} contains a NUL byte", path.display())]
+    NulInPath {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Opening the device failed.
+    #[error("{}", open_failure_reason(path, source))]
+    Open {
+        /// The device.
+        path: PathBuf,
+        /// Why `open` failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The device does not answer `KVM_GET_API_VERSION`.
+    #[error(
+        "{} does not answer KVM_GET_API_VERSION: it is not a KVM device; point Vigil at \
+         the real /dev/kvm or run with the soft accelerator",
+        path.display()
+    )]
+    NotKvm {
+        /// The device.
+        path: PathBuf,
+    },
+    /// It speaks another KVM API version than [`REQUIRED_API_VERSION`].
+    #[error(
+        "{} reports KVM API version {version}, but Vigil needs version \
+         {REQUIRED_API_VERSION}: this kernel's KVM is incompatible; run on a standard \
+         Linux KVM or with the soft accelerator",
+        path.display()
+    )]
+    ApiVersion {
+        /// The device.
+        path: PathBuf,
+        /// The version it reported.
+        version: i32,
+    },
+}
+
 /// Explains to the operator why the KVM device at `path` could not be
 /// opened, and what to do about it.
 pub fn open_failure_reason(path: &Path, err: &io::Error) -> String {
@@ -112,22 +157,14 @@ pub fn open_failure_reason(path: &Path, err: &io::Error) -> String {
 
 /// Checks the version `KVM_GET_API_VERSION` reported for the device at
 /// `path`; the error explains the mismatch to the operator.
-pub fn check_api_version(path: &Path, version: i32) -> Result<(), String> {
+pub fn check_api_version(path: &Path, version: i32) -> Result<(), KvmUnavailable> {
+    let path = path.to_path_buf();
     if version == REQUIRED_API_VERSION {
         Ok(())
     } else if version < 0 {
-        Err(format!(
-            "{} does not answer KVM_GET_API_VERSION: it is not a KVM device; point Vigil at \
-             the real /dev/kvm or run with the soft accelerator",
-            path.display()
-        ))
+        Err(KvmUnavailable::NotKvm { path })
     } else {
-        Err(format!(
-            "{} reports KVM API version {version}, but Vigil needs version \
-             {REQUIRED_API_VERSION}: this kernel's KVM is incompatible; run on a standard \
-             Linux KVM or with the soft accelerator",
-            path.display()
-        ))
+        Err(KvmUnavailable::ApiVersion { path, version })
     }
 }
 
@@ -160,6 +197,7 @@ mod tests {
         let path = Path::new("/nonexistent/vigil-no-kvm");
         match KvmAccelerator::open_path(path) {
             Err(AccelError::Unavailable(why)) => {
+                let why = why.to_string();
                 assert!(why.contains("/nonexistent/vigil-no-kvm"), "{why}");
                 assert!(why.contains("modprobe"), "{why}");
                 assert!(why.contains("soft accelerator"), "{why}");
@@ -172,7 +210,9 @@ mod tests {
     fn non_kvm_device_is_unavailable() {
         // /dev/null opens fine but does not answer KVM ioctls.
         match KvmAccelerator::open_path(Path::new("/dev/null")) {
-            Err(AccelError::Unavailable(why)) => assert!(why.contains("/dev/null"), "{why}"),
+            Err(AccelError::Unavailable(why)) => {
+                assert!(why.to_string().contains("/dev/null"), "{why}")
+            }
             other => panic!("expected Unavailable, got {other:?}"),
         }
     }
@@ -195,9 +235,9 @@ mod tests {
     fn api_version_must_be_12() {
         let dev = Path::new("/dev/kvm");
         assert!(check_api_version(dev, 12).is_ok());
-        let why = check_api_version(dev, 11).unwrap_err();
+        let why = check_api_version(dev, 11).unwrap_err().to_string();
         assert!(why.contains("11") && why.contains("12"), "{why}");
-        let why = check_api_version(dev, -1).unwrap_err();
+        let why = check_api_version(dev, -1).unwrap_err().to_string();
         assert!(why.contains("not a KVM device"), "{why}");
     }
 }

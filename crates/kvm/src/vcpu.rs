@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accel::{
-    AccelError, GuestLevel, InternalError, NotifyExit, Registers, Vcpu, VcpuControl, VcpuExit,
-    VcpuStats,
+    AccelError, GuestLevel, InternalError, NotifyExit, Registers, Unsupported, Vcpu, VcpuControl,
+    VcpuExit, VcpuStats,
 };
 use kvm_ioctls::{VcpuExit as KvmExit, VcpuFd};
 
@@ -303,9 +303,7 @@ impl Vcpu for KvmVcpu {
 
     fn inject_triple_fault(&mut self) -> Result<(), AccelError> {
         if !self.triple_fault_event {
-            return Err(AccelError::Unsupported(
-                "this host's KVM lacks KVM_CAP_X86_TRIPLE_FAULT_EVENT (218)".into(),
-            ));
+            return Err(AccelError::Unsupported(Unsupported::TripleFaultEvent));
         }
         let mut events = self
             .fd

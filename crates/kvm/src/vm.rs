@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use accel::{self, AccelError, EntryState, Vm, VmConfig};
+use accel::{self, AccelError, EntryState, InvalidState, Unsupported, Vm, VmConfig};
 use kvm_bindings::{
     kvm_enable_cap, kvm_userspace_memory_region, CpuId, KVM_BUS_LOCK_DETECTION_EXIT,
     KVM_CAP_X86_BUS_LOCK_EXIT, KVM_CAP_X86_NOTIFY_VMEXIT, KVM_CAP_X86_TRIPLE_FAULT_EVENT,
@@ -54,11 +54,7 @@ impl KvmVm {
     /// Creates a VM on `kvm` with the RAM `config` asks for.
     pub(crate) fn new(kvm: &Kvm, config: &VmConfig) -> Result<Self, AccelError> {
         if !config.intercept_ac_db {
-            return Err(AccelError::Unsupported(
-                "KVM always intercepts #AC and #DB; turning interception off needs the soft \
-                 accelerator"
-                    .into(),
-            ));
+            return Err(AccelError::Unsupported(Unsupported::AcDbInterceptionOff));
         }
         let size = memory::validate_memory_size(config.memory_bytes)?;
         let fd = kvm.create_vm().map_err(host_error("KVM_CREATE_VM"))?;
@@ -160,14 +156,10 @@ impl Vm for KvmVm {
 
     fn enable_bus_lock_exit(&mut self) -> Result<(), AccelError> {
         if self.vcpus > 0 {
-            return Err(AccelError::InvalidState(
-                "bus-lock exits must be enabled before the VM's first vCPU is created".into(),
-            ));
+            return Err(AccelError::InvalidState(InvalidState::BusLockAfterVcpu));
         }
         if self.bus_lock_modes & KVM_BUS_LOCK_DETECTION_EXIT == 0 {
-            return Err(AccelError::Unsupported(
-                "this host's KVM has no bus-lock exit (KVM_CAP_X86_BUS_LOCK_EXIT, 193)".into(),
-            ));
+            return Err(AccelError::Unsupported(Unsupported::BusLockExit));
         }
         self.fd
             .enable_cap(&kvm_enable_cap {
@@ -181,14 +173,10 @@ impl Vm for KvmVm {
     fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError> {
         accel::parse_notify_vmexit_arg(arg)?;
         if self.vcpus > 0 {
-            return Err(AccelError::InvalidState(
-                "notify VM exiting must be enabled before the VM's first vCPU is created".into(),
-            ));
+            return Err(AccelError::InvalidState(InvalidState::NotifyAfterVcpu));
         }
         if !self.notify_supported {
-            return Err(AccelError::Unsupported(
-                "this host's KVM has no notify VM exit (KVM_CAP_X86_NOTIFY_VMEXIT, 219)".into(),
-            ));
+            return Err(AccelError::Unsupported(Unsupported::NotifyVmexit));
         }
         self.fd
             .enable_cap(&kvm_enable_cap {

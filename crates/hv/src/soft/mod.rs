@@ -14,4 +14,4 @@ mod walk;
 
 pub use control::SoftControl;
 pub use vcpu::SoftVcpu;
-pub use vm::{SoftAccelerator, SoftVm, MAX_MEMORY_BYTES};
+pub use vm::{SoftAccelerator, SoftError, SoftVm, MAX_MEMORY_BYTES};

@@ -7,6 +7,7 @@ use super::emulate::{Emulation, Next, Target};
 use super::exits::{self, Handled};
 use super::nested::{Nested, Route};
 use super::setup::{self, PrivatePages, VmSettings};
+use super::vm::SoftError;
 use crate::hw::{HwError, VmxHardware};
 use accel::{
     AccelError, EntryState, GuestLevel, InternalError, Registers, Vcpu, VcpuControl, VcpuExit,
@@ -69,9 +70,8 @@ impl SoftVcpu {
     ) -> Result<Self, AccelError> {
         let (control, apic, nested) = {
             let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
-            setup::program(&mut *cpu, pages, entry, settings).map_err(|e| {
-                AccelError::InvalidConfig(format!("programming the VMCS failed: {e:?}"))
-            })?;
+            setup::program(&mut *cpu, pages, entry, settings)
+                .map_err(|e| AccelError::hardware(SoftError::Program(e)))?;
             let model = cpu.model();
             let clock = super::apic::clock_of(&model);
             let nested = settings.nested_vmx.then(|| {
@@ -378,8 +378,9 @@ fn emulable(cpu: &SoftCpu) -> Result<bool, HwError> {
         && vectoring & x86::vmx::intr_info::VALID == 0)
 }
 
+/// A VMX failure of L0's, kept as the error's typed source.
 fn hw_error(e: HwError) -> AccelError {
-    AccelError::InvalidConfig(format!("VMX operation failed: {e:?}"))
+    AccelError::hardware(e)
 }
 
 impl Vcpu for SoftVcpu {

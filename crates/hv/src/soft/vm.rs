@@ -3,8 +3,8 @@
 
 use super::setup::{NotifySettings, PrivatePages, VmSettings};
 use super::vcpu::SoftVcpu;
-use crate::hw::VmxHardware;
-use accel::{self, AccelError, Accelerator, EntryState, Vm, VmConfig};
+use crate::hw::{HwError, VmxHardware};
+use accel::{self, AccelError, Accelerator, EntryState, InvalidState, Vm, VmConfig};
 use softcpu::{CpuModel, SoftCpu};
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +17,31 @@ pub const MAX_MEMORY_BYTES: u64 = 3 << 30;
 pub struct SoftAccelerator {
     /// The CPU model to instantiate.
     pub model: CpuModel,
+}
+
+/// What the soft accelerator refuses, or fails at, when it builds a VM
+/// or a vCPU: the cause inside an [`AccelError`].
+#[derive(Debug, thiserror::Error)]
+pub enum SoftError {
+    /// A guest RAM size it cannot give (`AccelError::InvalidConfig`).
+    #[error(
+        "guest memory of {bytes} bytes: it must be a nonzero multiple of 4 KiB and at most {max} MiB",
+        max = MAX_MEMORY_BYTES >> 20
+    )]
+    MemorySize {
+        /// The size asked for.
+        bytes: u64,
+    },
+    /// A second vCPU, or one with an id other than 0
+    /// (`AccelError::InvalidConfig`).
+    #[error("the soft accelerator runs one vCPU per VM (id 0)")]
+    OneVcpu,
+    /// Installing hv's private pages failed (`AccelError::Hardware`).
+    #[error("laying out the hypervisor's pages: {0}")]
+    Layout(#[source] HwError),
+    /// Writing a vCPU's VMCS failed (`AccelError::Hardware`).
+    #[error("programming the VMCS: {0}")]
+    Program(#[source] HwError),
 }
 
 /// A VM on the soft CPU.
@@ -38,16 +63,15 @@ impl Accelerator for SoftAccelerator {
     fn create_vm(&self, config: &VmConfig) -> Result<SoftVm, AccelError> {
         let ram = config.memory_bytes;
         if ram == 0 || !ram.is_multiple_of(4096) || ram > MAX_MEMORY_BYTES {
-            return Err(AccelError::InvalidConfig(format!(
-                "guest memory of {ram} bytes: it must be a nonzero multiple of 4 KiB and at most {} MiB",
-                MAX_MEMORY_BYTES >> 20
-            )));
+            return Err(AccelError::invalid_config(SoftError::MemorySize {
+                bytes: ram,
+            }));
         }
         let private = PrivatePages::layout(ram);
         let mut cpu = SoftCpu::new(private.end, self.model);
-        private.install(&mut cpu).map_err(|e| {
-            AccelError::InvalidConfig(format!("cannot lay out hypervisor pages: {e:?}"))
-        })?;
+        private
+            .install(&mut cpu)
+            .map_err(|e| AccelError::hardware(SoftError::Layout(e)))?;
         Ok(SoftVm {
             machine: Arc::new(Mutex::new(cpu)),
             ram,
@@ -112,9 +136,7 @@ impl Vm for SoftVm {
 
     fn create_vcpu(&mut self, id: u32, entry: &EntryState) -> Result<SoftVcpu, AccelError> {
         if self.vcpu_created || id != 0 {
-            return Err(AccelError::InvalidConfig(
-                "the soft accelerator runs one vCPU per VM (id 0)".into(),
-            ));
+            return Err(AccelError::invalid_config(SoftError::OneVcpu));
         }
         self.vcpu_created = true;
         SoftVcpu::new(self.machine.clone(), &self.private, entry, &self.settings)
@@ -122,9 +144,7 @@ impl Vm for SoftVm {
 
     fn enable_notify_vmexit(&mut self, arg: u64) -> Result<(), AccelError> {
         if self.vcpu_created {
-            return Err(AccelError::InvalidState(
-                "notify VM exiting must be enabled before the VM's first vCPU is created".into(),
-            ));
+            return Err(AccelError::InvalidState(InvalidState::NotifyAfterVcpu));
         }
         let (window, user) = accel::parse_notify_vmexit_arg(arg)?;
         self.settings.notify = Some(NotifySettings { window, user });
@@ -133,9 +153,7 @@ impl Vm for SoftVm {
 
     fn enable_bus_lock_exit(&mut self) -> Result<(), AccelError> {
         if self.vcpu_created {
-            return Err(AccelError::InvalidState(
-                "bus-lock exits must be enabled before the VM's first vCPU is created".into(),
-            ));
+            return Err(AccelError::InvalidState(InvalidState::BusLockAfterVcpu));
         }
         self.settings.bus_lock_exit = true;
         Ok(())
