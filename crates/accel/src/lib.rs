@@ -403,6 +403,55 @@ pub trait Vm {
     }
 }
 
+/// The processor an accelerator gives its guests, as the accelerator
+/// describes it, without building a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuDescription {
+    /// What the part calls itself: the CPUID brand string of real silicon
+    /// (empty when it has none), the model's name for a modelled one.
+    pub name: String,
+    /// The vendor string of CPUID.0 (EBX, EDX, ECX).
+    pub vendor: String,
+    /// CPUID.1:EAX, the signature: stepping, model and family with their
+    /// extended fields, undecoded.
+    pub signature: u32,
+    /// The clocks and timing of a modelled part; `None` for real silicon.
+    pub timing: Option<ModelTiming>,
+}
+
+/// The clocks and timing of a modelled processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelTiming {
+    /// The core crystal clock in Hz (CPUID.15H:ECX).
+    pub crystal_hz: u32,
+    /// TSC / crystal ratio numerator (CPUID.15H:EBX).
+    pub tsc_ratio_numerator: u32,
+    /// TSC / crystal ratio denominator (CPUID.15H:EAX).
+    pub tsc_ratio_denominator: u32,
+    /// What the processor adds to the VMCS notify window, in crystal-clock
+    /// cycles.
+    pub notify_threshold: u32,
+    /// Virtual cycles one event-delivery attempt takes.
+    pub delivery_cycles: u32,
+}
+
+impl ModelTiming {
+    /// The TSC frequency in Hz: crystal × numerator / denominator.
+    pub fn tsc_hz(&self) -> u64 {
+        u64::from(self.crystal_hz) * u64::from(self.tsc_ratio_numerator)
+            / u64::from(self.tsc_ratio_denominator.max(1))
+    }
+}
+
+/// The 12-byte vendor string CPUID.0 returns in EBX, EDX, ECX.
+pub fn cpuid_vendor(ebx: u32, edx: u32, ecx: u32) -> String {
+    let bytes: Vec<u8> = [ebx, edx, ecx]
+        .iter()
+        .flat_map(|r| r.to_le_bytes())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// A source of VMs.
 pub trait Accelerator {
     /// The VM type.
@@ -417,6 +466,9 @@ pub trait Accelerator {
     /// Whether VMs can enable bus-lock exits
     /// (`KVM_CHECK_EXTENSION(KVM_CAP_X86_BUS_LOCK_EXIT)` has the exit mode).
     fn supports_bus_lock_exit(&self) -> bool;
+    /// The processor guests get (for KVM, what `KVM_GET_SUPPORTED_CPUID`
+    /// offers).
+    fn describe_cpu(&self) -> Result<CpuDescription, AccelError>;
 }
 
 /// Checks the argument of [`Vm::enable_notify_vmexit`] and returns the

@@ -221,3 +221,17 @@ fn bad_memory_sizes_and_ranges_are_errors() {
     assert!(vm.write_memory((1 << 20) - 1, &[0, 0]).is_err());
     assert!(vm.write_memory(u64::MAX, &[0]).is_err());
 }
+
+#[test]
+fn the_soft_accelerator_describes_the_cpu_its_guests_get() {
+    let accel = SoftAccelerator::default();
+    let described = accel.describe_cpu().unwrap();
+    let cpu = softcpu::SoftCpu::new(4096, accel.model);
+    assert_eq!(described.signature, cpu.native_cpuid(1, 0)[0]);
+    assert_eq!(described.vendor, "GenuineIntel");
+    assert_eq!(described.name, "Vigil soft CPU");
+    let timing = described.timing.expect("a modelled part");
+    assert_eq!(timing, accel.timing());
+    assert_eq!(timing.crystal_hz, cpu.native_cpuid(0x15, 0)[2]);
+    assert_eq!(timing.tsc_hz(), 2_000_000_000);
+}

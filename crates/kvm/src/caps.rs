@@ -156,5 +156,9 @@ mod tests {
         assert_eq!(caps.api_version, crate::REQUIRED_API_VERSION);
         assert_eq!(caps.notify_vmexit != 0, accel.supports_notify_vmexit());
         assert_eq!(caps, query(&accel), "capabilities are stable");
+        let cpu = accel.describe_cpu().expect("KVM_GET_SUPPORTED_CPUID");
+        assert_eq!(cpu.vendor.len(), 12, "{cpu:?}");
+        assert_ne!(cpu.signature, 0, "{cpu:?}");
+        assert_eq!(cpu.timing, None);
     }
 }

@@ -2,7 +2,34 @@
 //! (`KVM_GET_SUPPORTED_CPUID`), with the APIC bits of the userspace local
 //! APIC and the vCPU's own APIC ID filled in.
 
+use accel::CpuDescription;
 use kvm_bindings::kvm_cpuid_entry2;
+
+/// A leaf's registers (EAX, EBX, ECX, EDX) in `entries`, subleaf 0; zeros
+/// when the table lacks it.
+fn leaf(entries: &[kvm_cpuid_entry2], function: u32) -> [u32; 4] {
+    entries
+        .iter()
+        .find(|e| e.function == function && e.index == 0)
+        .map_or([0; 4], |e| [e.eax, e.ebx, e.ecx, e.edx])
+}
+
+/// The processor a CPUID table describes: the vendor (leaf 0), the
+/// signature (leaf 1) and the brand string (leaves 0x80000002–4, trimmed).
+pub fn describe(entries: &[kvm_cpuid_entry2]) -> CpuDescription {
+    let [_, ebx, ecx, edx] = leaf(entries, 0);
+    let brand: Vec<u8> = (0x8000_0002..=0x8000_0004)
+        .flat_map(|f| leaf(entries, f))
+        .flat_map(u32::to_le_bytes)
+        .take_while(|&b| b != 0)
+        .collect();
+    CpuDescription {
+        name: String::from_utf8_lossy(&brand).trim().to_string(),
+        vendor: accel::cpuid_vendor(ebx, edx, ecx),
+        signature: leaf(entries, 1)[0],
+        timing: None,
+    }
+}
 
 /// Writes vCPU `id` as the APIC ID the guest sees: `CPUID.1:EBX[31:24]`
 /// (initial APIC ID) and the x2APIC ID in EDX of the topology leaves 0xB and
@@ -45,6 +72,30 @@ mod tests {
         assert_eq!(entries[0].ecx, lapic::CPUID1_ECX_TSC_DEADLINE | 1);
         offer_apic(&mut entries, false);
         assert_eq!(entries[0].ecx, 1);
+    }
+
+    #[test]
+    fn a_table_describes_its_processor() {
+        let entry = |function, eax, ebx, ecx, edx| kvm_cpuid_entry2 {
+            function,
+            eax,
+            ebx,
+            ecx,
+            edx,
+            ..Default::default()
+        };
+        // "GenuineIntel", family 6 model 0x8F stepping 8, "  Xeon(R)".
+        let entries = [
+            entry(0, 0x20, 0x756E_6547, 0x6C65_746E, 0x4965_6E69),
+            entry(1, 0x0008_06F8, 0, 0, 0),
+            entry(0x8000_0002, 0x6558_2020, 0x52286E6F, 0x0000_0029, 0),
+        ];
+        let d = describe(&entries);
+        assert_eq!(d.vendor, "GenuineIntel");
+        assert_eq!(d.signature, 0x0008_06F8);
+        assert_eq!(d.name, "Xeon(R)");
+        assert_eq!(d.timing, None);
+        assert_eq!(describe(&[]).signature, 0);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use accel::{AccelError, Accelerator, EntryMode, EntryState, Vm, VmConfig};
+use accel::{AccelError, Accelerator, CpuDescription, EntryMode, EntryState, Vm, VmConfig};
 use kvm_ioctls::Kvm;
 
 use crate::vm::KvmVm;
@@ -78,6 +78,14 @@ impl Accelerator for KvmAccelerator {
             .kvm
             .check_extension_raw(kvm_bindings::KVM_CAP_X86_BUS_LOCK_EXIT.into());
         modes > 0 && modes as u32 & kvm_bindings::KVM_BUS_LOCK_DETECTION_EXIT != 0
+    }
+
+    fn describe_cpu(&self) -> Result<CpuDescription, AccelError> {
+        let cpuid = self
+            .kvm
+            .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .map_err(crate::vcpu::host_error("KVM_GET_SUPPORTED_CPUID"))?;
+        Ok(crate::cpuid::describe(cpuid.as_slice()))
     }
 
     fn supports_notify_vmexit(&self) -> bool {

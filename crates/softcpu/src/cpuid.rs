@@ -4,7 +4,7 @@
 //! guests are integer-only), with VMX, and leaf 0x15 giving the crystal clock
 //! that drives the notify window.
 
-use crate::cpu::SoftCpu;
+use crate::cpu::{CpuModel, SoftCpu};
 
 /// Physical-address width (CPUID.80000008H:EAX[7:0]).
 pub(crate) const PHYS_ADDR_BITS: u32 = 39;
@@ -35,15 +35,23 @@ const EXT1_ECX: u32 = 1 | 1 << 5;
 
 impl SoftCpu {
     /// CPUID as this processor answers it outside VMX non-root operation.
-    pub fn native_cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
+    pub fn native_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        self.model.cpuid(leaf, subleaf)
+    }
+}
+
+impl CpuModel {
+    /// CPUID as a processor of this model answers it outside VMX non-root
+    /// operation: what a description of the part needs, without a machine.
+    pub fn cpuid(&self, leaf: u32, _subleaf: u32) -> [u32; 4] {
         match leaf {
             0 => [0x15, VENDOR[0], VENDOR[2], VENDOR[1]],
             // Family 6, model 0x8F (Sapphire Rapids), stepping 8.
             1 => [0x0008_06F8, 0x0001_0800, LEAF1_ECX, LEAF1_EDX],
             0x15 => [
-                self.model.tsc_ratio_denominator,
-                self.model.tsc_ratio_numerator,
-                self.model.crystal_hz,
+                self.tsc_ratio_denominator,
+                self.tsc_ratio_numerator,
+                self.crystal_hz,
                 0,
             ],
             0x8000_0000 => [0x8000_0008, 0, 0, 0],

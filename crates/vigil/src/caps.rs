@@ -89,15 +89,14 @@ pub fn run(args: &CapsArgs) -> u8 {
 /// The soft accelerator's report.
 pub fn soft_report() -> AccelReport {
     let accel = hv::soft::SoftAccelerator::default();
-    let model = softcpu::CpuModel::default();
+    let described = accel.cpu();
+    let model = accel.timing();
     let notify = accel.supports_notify_vmexit();
     let window_ms = f64::from(model.notify_threshold) * 1e3 / f64::from(model.crystal_hz);
-    let tsc_hz = u64::from(model.crystal_hz) * u64::from(model.tsc_ratio_numerator)
-        / u64::from(model.tsc_ratio_denominator.max(1));
-    let leaf1 = softcpu::SoftCpu::new(4096, model).native_cpuid(1, 0)[0];
-    let (family, cpu_model, stepping) = decode_signature(leaf1);
+    let tsc_hz = model.tsc_hz();
+    let (family, cpu_model, stepping) = decode_signature(described.signature);
     let cpu = CpuInfo {
-        vendor: "Vigil soft CPU".into(),
+        vendor: described.name,
         family,
         model: cpu_model,
         stepping,

@@ -261,7 +261,9 @@ pub fn run(args: &DemoArgs) -> u8 {
         out,
         "Vigil notify demo on the soft accelerator: window 0 + the model's threshold of {} \
          crystal cycles; storms end after {:.1} s, the watchdog fires after {:.1} s.\n",
-        softcpu::CpuModel::default().notify_threshold,
+        hv::soft::SoftAccelerator::default()
+            .timing()
+            .notify_threshold,
         args.storm_time.as_secs_f64(),
         args.watchdog.as_secs_f64()
     );

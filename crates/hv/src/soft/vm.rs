@@ -4,7 +4,10 @@
 use super::setup::{NotifySettings, PrivatePages, VmSettings};
 use super::vcpu::SoftVcpu;
 use crate::hw::{HwError, VmxHardware};
-use accel::{self, AccelError, Accelerator, EntryState, InvalidState, Vm, VmConfig};
+use accel::{
+    self, AccelError, Accelerator, CpuDescription, EntryState, InvalidState, ModelTiming, Vm,
+    VmConfig,
+};
 use softcpu::{CpuModel, SoftCpu};
 use std::sync::{Arc, Mutex};
 
@@ -92,6 +95,36 @@ impl Accelerator for SoftAccelerator {
 
     fn supports_bus_lock_exit(&self) -> bool {
         proc2_allowed(x86::vmx::proc2::BUS_LOCK_DETECTION)
+    }
+
+    fn describe_cpu(&self) -> Result<CpuDescription, AccelError> {
+        Ok(self.cpu())
+    }
+}
+
+impl SoftAccelerator {
+    /// The soft CPU guests get, from its model's CPUID (what
+    /// [`Accelerator::describe_cpu`] answers; it cannot fail here).
+    pub fn cpu(&self) -> CpuDescription {
+        let [_, ebx, ecx, edx] = self.model.cpuid(0, 0);
+        CpuDescription {
+            name: "Vigil soft CPU".into(),
+            vendor: accel::cpuid_vendor(ebx, edx, ecx),
+            signature: self.model.cpuid(1, 0)[0],
+            timing: Some(self.timing()),
+        }
+    }
+
+    /// The soft CPU model's clocks and timing.
+    pub fn timing(&self) -> ModelTiming {
+        let m = &self.model;
+        ModelTiming {
+            crystal_hz: m.crystal_hz,
+            tsc_ratio_numerator: m.tsc_ratio_numerator,
+            tsc_ratio_denominator: m.tsc_ratio_denominator,
+            notify_threshold: m.notify_threshold,
+            delivery_cycles: m.delivery_cycles,
+        }
     }
 }
 
