@@ -136,6 +136,25 @@ static void register_checks(void)
 			 : "rax", "memory");
 	write_cr4(read_cr4() & ~(uintptr_t)CR4_DE);
 	kit_expect("dr4-ud-with-cr4-de", VEC_UD, 0, kit_fault_ip);
+
+	/* DR8-DR15 do not exist: MOV DR with REX.R = 1 is #UD, not DR0-DR7
+	 * (SDM Vol. 2B MOV-Move to/from Debug Registers). Hand-encoded:
+	 * 44 0f 23 c0 = mov %rax, %dr8; 44 0f 21 f8 = mov %dr15, %rax. */
+	write_dr0(0x1000);
+	kit_arm();
+	__asm__ volatile("movq $1f, %[kfip]\n\tmovq $2f, %[kres]\n\t"
+			 "movq $0x3000, %%rax\n1: .byte 0x44, 0x0f, 0x23, 0xc0\n2:"
+			 : [kfip] "=m"(kit_fault_ip), [kres] "=m"(kit_resume)
+			 :
+			 : "rax", "memory");
+	kit_expect("mov-to-dr8-ud", VEC_UD, 0, kit_fault_ip);
+	report_eq("mov-to-dr8-leaves-dr0", read_dr0(), 0x1000);
+	kit_arm();
+	__asm__ volatile("movq $1f, %[kfip]\n\tmovq $2f, %[kres]\n1: .byte 0x44, 0x0f, 0x21, 0xf8\n2:"
+			 : [kfip] "=m"(kit_fault_ip), [kres] "=m"(kit_resume)
+			 :
+			 : "rax", "memory");
+	kit_expect("mov-from-dr15-ud", VEC_UD, 0, kit_fault_ip);
 }
 
 /* --------------------------------------------------------- instruction breakpoints */

@@ -431,6 +431,40 @@ static void base_checks(void)
 		report("limit-ignored-in-64-bit", hits == 0 && done && v == 0xC0FFEE11,
 		       "hits %u, read %#x through a 4 KiB segment", hits, v);
 	}
+
+	/* LGDT and LIDT of a non-canonical base in 64-bit mode: #GP(0), and
+	 * the register keeps its value (read back before it is restored). */
+	{
+		struct dtr bad = { .limit = 0xFFF, .base = 0x0000800000000000ull };
+		struct dtr gdt = sgdt(), idt = sidt(), after_g, after_i;
+		uintptr_t done = 0;
+
+		arm();
+		__asm__ volatile(ARM "1: lgdt %[bad]\n" RESUMED
+				     "sgdt %[after]\n\t"
+				     "lgdt %[good]"
+				 : ARM_OUT, [after] "=m"(after_g)
+				 : [bad] "m"(bad), [good] "m"(gdt)
+				 : "memory");
+		expect("lgdt-non-canonical-base-gp", VEC_GP, 0, fault_ip, done);
+		report("lgdt-non-canonical-keeps-gdtr",
+		       after_g.base == gdt.base && after_g.limit == gdt.limit,
+		       "GDTR %#lx/%#x after (want %#lx/%#x)", (unsigned long)after_g.base,
+		       after_g.limit, (unsigned long)gdt.base, gdt.limit);
+		done = 0;
+		arm();
+		__asm__ volatile(ARM "1: lidt %[bad]\n" RESUMED
+				     "sidt %[after]\n\t"
+				     "lidt %[good]"
+				 : ARM_OUT, [after] "=m"(after_i)
+				 : [bad] "m"(bad), [good] "m"(idt)
+				 : "memory");
+		expect("lidt-non-canonical-base-gp", VEC_GP, 0, fault_ip, done);
+		report("lidt-non-canonical-keeps-idtr",
+		       after_i.base == idt.base && after_i.limit == idt.limit,
+		       "IDTR %#lx/%#x after (want %#lx/%#x)", (unsigned long)after_i.base,
+		       after_i.limit, (unsigned long)idt.base, idt.limit);
+	}
 }
 #else
 /* Read the dword at `off` through `sel` loaded in ES (or SS with ss = 1). */

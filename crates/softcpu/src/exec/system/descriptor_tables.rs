@@ -9,7 +9,8 @@ use x86::cr::CR0_PE;
 use x86::vmx::{exit_reason as er, proc2};
 
 impl SoftCpu {
-    /// LGDT and LIDT (SDM Vol. 2A LGDT/LIDT); they exit with descriptor-table exiting.
+    /// LGDT and LIDT (SDM Vol. 2A LGDT/LIDT); they exit with descriptor-table
+    /// exiting.
     pub(super) fn lgdt_lidt(&mut self, ins: &Instruction) -> Ex<()> {
         self.require_cpl0()?;
         if self.vmx.proc2(proc2::DESC_TABLE_EXITING) {
@@ -29,6 +30,13 @@ impl SoftCpu {
             iced_x86::Code::Lgdt_m1632_16 | iced_x86::Code::Lidt_m1632_16
         ) {
             base &= 0x00FF_FFFF;
+        }
+        // In 64-bit mode a non-canonical base is #GP(0) and the register
+        // keeps its value, as on silicon (SDM Vol. 2A LGDT/LIDT, 64-bit
+        // mode exceptions); VM entry would refuse such a base later
+        // (SDM Vol. 3C §27.3.1.3).
+        if self.s.mode64() && !x86::address::is_canonical(base) {
+            return Err(Exception::gp(0).into());
         }
         let t = if ins.mnemonic() == Mnemonic::Lgdt {
             &mut self.s.gdtr
