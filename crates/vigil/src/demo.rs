@@ -228,6 +228,94 @@ pub fn ns(ns: u64) -> String {
     }
 }
 
+/// The table's column widths.
+const WIDTHS: [usize; 6] = [26, 9, 44, 44, 20, 25];
+
+/// One line of the table, cells padded to [`WIDTHS`].
+fn table_line(cells: [&str; 6]) -> String {
+    let mut s = String::new();
+    for (c, w) in cells.iter().zip(WIDTHS) {
+        s += &format!("{c:<w$}  ");
+    }
+    s.trim_end().to_string()
+}
+
+/// What one scenario's row says after the first columns.
+struct Row {
+    /// The outcome, `UNEXPECTED: ` first where it missed the expectation.
+    outcome: String,
+    /// Virtual time of the first notify exit.
+    first: String,
+    /// Longest host time without L0.
+    longest: String,
+    /// Whether the scenario ended as expected.
+    met: bool,
+}
+
+/// Runs one scenario of `guest` on `accel` under `limits` (storms cut
+/// after `storm_time`) and judges it.
+fn run_scenario(
+    accel: &hv::soft::SoftAccelerator,
+    sc: &Scenario,
+    image: &[u8],
+    limits: Limits,
+    storm_time: Duration,
+) -> Row {
+    let options = RunOptions {
+        notify: sc.notify,
+        limits: Limits {
+            timeout: Some(
+                if matches!(sc.expect, Expect::Completed | Expect::NestedPassed) {
+                    Duration::from_secs(30)
+                } else {
+                    storm_time
+                },
+            ),
+            nmi_after: sc.nmi_after,
+            ..limits
+        },
+        cmdline: format!("{} {}", sc.guest, sc.append),
+        ..RunOptions::default()
+    };
+    let output = vmm::RunOutput {
+        serial: Box::new(std::io::sink()),
+        events: None,
+        // The table says how each scenario went.
+        notices: Box::new(|_| {}),
+        on_unresponsive: crate::render::end_unresponsive(),
+    };
+    match vmm::run(accel, image, &options, output) {
+        Ok(report) => {
+            let (text, met) = judge(&report);
+            let met = met == Some(sc.expect);
+            Row {
+                outcome: if met {
+                    text
+                } else {
+                    format!("UNEXPECTED: {text}")
+                },
+                first: report
+                    .notify
+                    .first_exit_virtual_ns
+                    .map_or("-".to_string(), ns),
+                longest: report
+                    .notify
+                    .longest_without_l0
+                    .map_or("-".to_string(), |d| {
+                        format!("{:.3} ms", d.as_secs_f64() * 1e3)
+                    }),
+                met,
+            }
+        }
+        Err(e) => Row {
+            outcome: format!("UNEXPECTED: {e}"),
+            first: "-".into(),
+            longest: "-".into(),
+            met: false,
+        },
+    }
+}
+
 /// Runs the demo; returns the process status (0 when every scenario ended
 /// as expected).
 pub fn run(args: &DemoArgs) -> u8 {
@@ -241,22 +329,6 @@ pub fn run(args: &DemoArgs) -> u8 {
     };
     let accel = hv::soft::SoftAccelerator::default();
     let mut out = std::io::stdout().lock();
-    let header = [
-        "scenario",
-        "guest",
-        "policy",
-        "outcome",
-        "1st notify (virtual)",
-        "longest without L0 (host)",
-    ];
-    let widths = [26, 9, 44, 44, 20, 25];
-    let line = |cells: [&str; 6]| -> String {
-        let mut s = String::new();
-        for (c, w) in cells.iter().zip(widths) {
-            s += &format!("{c:<w$}  ");
-        }
-        s.trim_end().to_string()
-    };
     let _ = writeln!(
         out,
         "Vigil notify demo on the soft accelerator: window 0 + the model's threshold of {} \
@@ -267,7 +339,15 @@ pub fn run(args: &DemoArgs) -> u8 {
         args.storm_time.as_secs_f64(),
         args.watchdog.as_secs_f64()
     );
-    let _ = writeln!(out, "{}", line(header));
+    let header = [
+        "scenario",
+        "guest",
+        "policy",
+        "outcome",
+        "1st notify (virtual)",
+        "longest without L0 (host)",
+    ];
+    let _ = writeln!(out, "{}", table_line(header));
     let mut failures = 0;
     for sc in scenarios() {
         let Some(guest) = guests::find(sc.guest) else {
@@ -275,67 +355,20 @@ pub fn run(args: &DemoArgs) -> u8 {
             failures += 1;
             continue;
         };
-        let options = RunOptions {
-            notify: sc.notify,
-            limits: Limits {
-                timeout: Some(
-                    if matches!(sc.expect, Expect::Completed | Expect::NestedPassed) {
-                        Duration::from_secs(30)
-                    } else {
-                        args.storm_time
-                    },
-                ),
-                nmi_after: sc.nmi_after,
-                ..limits
-            },
-            cmdline: format!("{} {}", sc.guest, sc.append),
-            ..RunOptions::default()
-        };
-        let output = vmm::RunOutput {
-            serial: Box::new(std::io::sink()),
-            events: None,
-            // The table says how each scenario went.
-            notices: Box::new(|_| {}),
-            on_unresponsive: crate::render::end_unresponsive(),
-        };
-        let (outcome, first, longest) = match vmm::run(&accel, guest.image, &options, output) {
-            Ok(report) => {
-                let (mut text, met) = judge(&report);
-                if met != Some(sc.expect) {
-                    text = format!("UNEXPECTED: {text}");
-                    failures += 1;
-                }
-                (
-                    text,
-                    report
-                        .notify
-                        .first_exit_virtual_ns
-                        .map_or("-".to_string(), ns),
-                    report
-                        .notify
-                        .longest_without_l0
-                        .map_or("-".to_string(), |d| {
-                            format!("{:.3} ms", d.as_secs_f64() * 1e3)
-                        }),
-                )
-            }
-            Err(e) => {
-                failures += 1;
-                (format!("UNEXPECTED: {e}"), "-".into(), "-".into())
-            }
-        };
-        let _ = writeln!(
-            out,
-            "{}",
-            line([
-                sc.name,
-                sc.guest,
-                &policy_text(&sc.notify),
-                &outcome,
-                &first,
-                &longest
-            ])
-        );
+        let row = run_scenario(&accel, &sc, guest.image, limits, args.storm_time);
+        if !row.met {
+            failures += 1;
+        }
+        let policy = policy_text(&sc.notify);
+        let cells = [
+            sc.name,
+            sc.guest,
+            &policy,
+            &row.outcome,
+            &row.first,
+            &row.longest,
+        ];
+        let _ = writeln!(out, "{}", table_line(cells));
     }
     if failures > 0 {
         let _ = writeln!(out, "\n{failures} scenario(s) did not end as expected");

@@ -566,16 +566,7 @@ pub fn load_multiboot_with_modules(
     cmdline: &str,
     modules: &[Module<'_>],
 ) -> Result<BootImage, LoadError> {
-    if memory_bytes < MIN_MEMORY {
-        return Err(LoadError::MemoryTooSmall { memory_bytes });
-    }
-    if cmdline.len() > CMDLINE_MAX {
-        return Err(LoadError::CmdlineTooLong { len: cmdline.len() });
-    }
-    if cmdline.as_bytes().contains(&0) {
-        return Err(LoadError::CmdlineContainsNul);
-    }
-
+    check_memory_and_cmdline(memory_bytes, cmdline)?;
     let header = find_header(image)?;
     let unsupported = header.flags & REQUIRED_FLAGS_MASK & !SUPPORTED_REQUIRED_FLAGS;
     if unsupported != 0 {
@@ -602,7 +593,53 @@ pub fn load_multiboot_with_modules(
             needed: module_list,
         });
     }
-    let mut regions = Vec::with_capacity(segments.len() + 1);
+    let mut regions = segment_regions(&segments, memory_bytes, info_end, !modules.is_empty())?;
+    if !modules.is_empty() {
+        let kernel_end = segments.iter().map(|s| s.addr + s.size).max().unwrap_or(0);
+        let (list, placed) = place_modules(modules, kernel_end, memory_bytes)?;
+        regions.extend(placed);
+        regions.push((MODS_ADDR, list));
+    }
+    regions.push((BOOT_INFO_ADDR, info));
+
+    Ok(BootImage {
+        regions,
+        entry: EntryState {
+            mode: EntryMode::Protected32Flat,
+            rip: entry,
+            rsp: 0,
+            rax: u64::from(BOOTLOADER_MAGIC),
+            rbx: BOOT_INFO_ADDR,
+        },
+    })
+}
+
+/// Guest RAM a multiboot kernel can boot in, and a command line the boot
+/// information page can hold.
+fn check_memory_and_cmdline(memory_bytes: u64, cmdline: &str) -> Result<(), LoadError> {
+    if memory_bytes < MIN_MEMORY {
+        return Err(LoadError::MemoryTooSmall { memory_bytes });
+    }
+    if cmdline.len() > CMDLINE_MAX {
+        return Err(LoadError::CmdlineTooLong { len: cmdline.len() });
+    }
+    if cmdline.as_bytes().contains(&0) {
+        return Err(LoadError::CmdlineContainsNul);
+    }
+    Ok(())
+}
+
+/// The segments as regions of guest RAM (zero-filled past their file
+/// bytes), refused where one lies outside RAM, overlaps the boot
+/// information (ending at `info_end`), the module descriptors (`modules`
+/// given) or another segment.
+fn segment_regions(
+    segments: &[Segment<'_>],
+    memory_bytes: u64,
+    info_end: u64,
+    modules: bool,
+) -> Result<Regions, LoadError> {
+    let mut regions = Vec::with_capacity(segments.len() + 3);
     for (i, seg) in segments.iter().enumerate() {
         let end = seg
             .addr
@@ -619,7 +656,7 @@ pub fn load_multiboot_with_modules(
                 size: seg.size,
             });
         }
-        if !modules.is_empty() && seg.addr < BOOT_INFO_ADDR && MODS_ADDR < end {
+        if modules && seg.addr < BOOT_INFO_ADDR && MODS_ADDR < end {
             return Err(LoadError::SegmentOverlapsModuleList { addr: seg.addr });
         }
         for other in &segments[..i] {
@@ -646,24 +683,7 @@ pub fn load_multiboot_with_modules(
         }
         regions.push((seg.addr, bytes));
     }
-    if !modules.is_empty() {
-        let kernel_end = segments.iter().map(|s| s.addr + s.size).max().unwrap_or(0);
-        let (list, placed) = place_modules(modules, kernel_end, memory_bytes)?;
-        regions.extend(placed);
-        regions.push((MODS_ADDR, list));
-    }
-    regions.push((BOOT_INFO_ADDR, info));
-
-    Ok(BootImage {
-        regions,
-        entry: EntryState {
-            mode: EntryMode::Protected32Flat,
-            rip: entry,
-            rsp: 0,
-            rax: u64::from(BOOTLOADER_MAGIC),
-            rbx: BOOT_INFO_ADDR,
-        },
-    })
+    Ok(regions)
 }
 
 /// The single segment described by the a.out-kludge header fields, following
@@ -744,8 +764,19 @@ struct Phdr {
     flags: u32,
 }
 
-/// The `PT_LOAD` segments of an ELF32 i386 image and its physical entry point.
-fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
+/// The fields of a complete ELF32 i386 header the loader uses.
+struct ElfHeader {
+    /// `e_entry`: the virtual entry point.
+    entry: u32,
+    /// `e_phoff`: the program header table's file offset.
+    phoff: u32,
+    /// `e_phnum`: the number of program headers (at least one).
+    phnum: u16,
+}
+
+/// Checks the ELF identification and header of an ELF32 little-endian
+/// i386 image with a program header table inside the file.
+fn elf_header(image: &[u8]) -> Result<ElfHeader, LoadError> {
     let len = image.len() as u64;
     match image.get(..4) {
         Some(magic) if magic == ELF_MAGIC => {}
@@ -778,7 +809,7 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
     if machine != EM_386 {
         return Err(LoadError::NotX86 { machine });
     }
-    let e_entry = le32(image, 24).unwrap_or(0);
+    let entry = le32(image, 24).unwrap_or(0);
     let phoff = le32(image, 28).unwrap_or(0);
     let phentsize = le16(image, 42).unwrap_or(0);
     let phnum = le16(image, 44).unwrap_or(0);
@@ -792,11 +823,20 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
     if table_end > len {
         return Err(LoadError::ProgramHeadersOutOfBounds { phoff, phnum, len });
     }
+    Ok(ElfHeader {
+        entry,
+        phoff,
+        phnum,
+    })
+}
 
+/// The `PT_LOAD` program headers, each with its file bytes inside the image.
+fn load_headers(image: &[u8], header: &ElfHeader) -> Result<Vec<Phdr>, LoadError> {
+    let len = image.len() as u64;
     let mut phdrs = Vec::new();
-    for index in 0..usize::from(phnum) {
-        // In bounds: checked against table_end above.
-        let base = phoff as usize + index * ELF32_PHDR_SIZE;
+    for index in 0..usize::from(header.phnum) {
+        // In bounds: checked against the table's end by elf_header.
+        let base = header.phoff as usize + index * ELF32_PHDR_SIZE;
         let word = |n: usize| le32(image, base + n).unwrap_or(0);
         let ph = Phdr {
             index,
@@ -828,12 +868,15 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
         }
         phdrs.push(ph);
     }
+    Ok(phdrs)
+}
 
-    // QEMU's entry translation: e_entry is virtual; if it lies in the file
-    // part of an executable segment linked at a different physical address,
-    // move it by that segment's offset. The last matching segment wins.
+/// QEMU's entry translation: `e_entry` is virtual; if it lies in the file
+/// part of an executable segment linked at a different physical address,
+/// move it by that segment's offset. The last matching segment wins.
+fn physical_entry(e_entry: u32, phdrs: &[Phdr]) -> u64 {
     let mut entry = u64::from(e_entry);
-    for ph in &phdrs {
+    for ph in phdrs {
         let (vaddr, entry_v) = (u64::from(ph.vaddr), u64::from(e_entry));
         if ph.vaddr != ph.paddr
             && ph.flags & PF_X != 0
@@ -843,7 +886,15 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
             entry = entry_v - vaddr + u64::from(ph.paddr);
         }
     }
+    entry
+}
 
+/// The `PT_LOAD` segments of an ELF32 i386 image and its physical entry point.
+fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
+    let len = image.len() as u64;
+    let header = elf_header(image)?;
+    let phdrs = load_headers(image, &header)?;
+    let entry = physical_entry(header.entry, &phdrs);
     let mut segments = Vec::new();
     for ph in &phdrs {
         let mut size = u64::from(ph.memsz);
@@ -882,8 +933,6 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
     Ok((segments, entry))
 }
 
-/// Builds the boot information page contents (see the module documentation),
-/// starting at [`BOOT_INFO_ADDR`]. `cmdline` must fit and hold no NUL.
 /// Bytes the module descriptors and their NUL-terminated strings take.
 fn module_list_size(modules: &[Module<'_>]) -> u64 {
     modules
@@ -928,6 +977,8 @@ fn place_modules(
     Ok((list, regions))
 }
 
+/// Builds the boot information page contents (see the module documentation),
+/// starting at [`BOOT_INFO_ADDR`]. `cmdline` must fit and hold no NUL.
 fn build_boot_info(memory_bytes: u64, cmdline: &str, modules: usize) -> Vec<u8> {
     let mut page = vec![0u8; (CMDLINE_ADDR - BOOT_INFO_ADDR) as usize];
     let put32 = |page: &mut Vec<u8>, off: usize, v: u32| {
