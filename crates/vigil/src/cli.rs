@@ -102,6 +102,9 @@ impl AccelKind {
     }
 }
 
+/// The largest `--memory`, in MiB.
+pub const MAX_MEMORY_MIB: u64 = 3072;
+
 /// Arguments of `vigil run`.
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("image").required(true).args(["guest", "kernel"]))]
@@ -110,7 +113,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = AccelKind::Soft)]
     pub accel: AccelKind,
     /// Guest RAM in MiB (2 to 3072).
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=3072))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=MAX_MEMORY_MIB))]
     pub memory: u64,
     /// Print exit counts per reason, notify exits and responsiveness (the
     /// longest host time the vCPU went without returning to L0) when the run

@@ -1,6 +1,7 @@
 //! Every way `vigil` can fail before or instead of a guest's ending, each
 //! with its one-line message and its exit status.
 
+use crate::cli::MAX_MEMORY_MIB;
 use crate::status;
 use std::fmt;
 use std::path::PathBuf;
@@ -39,6 +40,24 @@ impl fmt::Display for Conflict {
     }
 }
 
+/// What a file given on the command line is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    /// The kernel.
+    Kernel,
+    /// A `--module`.
+    Module,
+}
+
+impl fmt::Display for FileRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileRole::Kernel => "kernel",
+            FileRole::Module => "module",
+        })
+    }
+}
+
 /// Why `vigil` failed.
 #[derive(Debug)]
 pub enum Error {
@@ -48,22 +67,34 @@ pub enum Error {
     UnknownGuest(String),
     /// Neither a kernel file nor `--guest`.
     NoKernel,
-    /// The kernel file cannot be read.
-    ReadKernel {
+    /// A kernel or module file cannot be read.
+    ReadFile {
+        /// What it is for.
+        role: FileRole,
         /// The file.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
+    /// A kernel or module that is not a regular file (a device, a FIFO, a
+    /// directory).
+    NotRegularFile {
+        /// What it is for.
+        role: FileRole,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A kernel or module larger than guest RAM.
+    LargerThanRam {
+        /// What it is for.
+        role: FileRole,
+        /// The file.
+        path: PathBuf,
+        /// Guest RAM in MiB.
+        memory_mib: u64,
+    },
     /// A `--module` names no file.
     ModuleWithoutFile(String),
-    /// A module file cannot be read.
-    ReadModule {
-        /// The file.
-        file: String,
-        /// Why.
-        source: std::io::Error,
-    },
     /// The `--events` file cannot be created.
     CreateEventLog {
         /// The file.
@@ -88,9 +119,10 @@ impl Error {
             Error::Conflict(_)
             | Error::UnknownGuest(_)
             | Error::NoKernel
-            | Error::ReadKernel { .. }
+            | Error::ReadFile { .. }
+            | Error::NotRegularFile { .. }
+            | Error::LargerThanRam { .. }
             | Error::ModuleWithoutFile(_)
-            | Error::ReadModule { .. }
             | Error::CreateEventLog { .. }
             | Error::Watchdog(_) => status::USAGE,
         }
@@ -111,16 +143,34 @@ impl fmt::Display for Error {
                 f,
                 "no kernel given: pass a multiboot kernel file or --guest NAME"
             ),
-            Error::ReadKernel { path, source } => {
-                write!(f, "cannot read kernel '{}': {source}", path.display())
+            Error::ReadFile { role, path, source } => {
+                write!(f, "cannot read {role} '{}': {source}", path.display())
             }
+            Error::NotRegularFile { role, path } => write!(
+                f,
+                "{role} '{}' is not a regular file (a device or FIFO can be read without end); \
+                 pass a file",
+                path.display()
+            ),
+            Error::LargerThanRam {
+                role,
+                path,
+                memory_mib,
+            } if *memory_mib < MAX_MEMORY_MIB => write!(
+                f,
+                "{role} '{}' is larger than the {memory_mib} MiB of guest RAM; raise --memory",
+                path.display()
+            ),
+            Error::LargerThanRam { role, path, .. } => write!(
+                f,
+                "{role} '{}' is larger than the largest guest RAM ({MAX_MEMORY_MIB} MiB); pass \
+                 a smaller file",
+                path.display()
+            ),
             Error::ModuleWithoutFile(spec) => write!(
                 f,
                 "--module '{spec}' names no file; use --module FILE[,STRING]"
             ),
-            Error::ReadModule { file, source } => {
-                write!(f, "cannot read module '{file}': {source}")
-            }
             Error::CreateEventLog { path, source } => write!(
                 f,
                 "cannot create the event log '{}': {source}; check the path and its directory",
@@ -150,14 +200,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::ReadKernel { source, .. }
-            | Error::ReadModule { source, .. }
-            | Error::CreateEventLog { source, .. } => Some(source),
+            Error::ReadFile { source, .. } | Error::CreateEventLog { source, .. } => Some(source),
             Error::Watchdog(e) => Some(e),
             Error::Run(e) => Some(e),
             Error::Conflict(_)
             | Error::UnknownGuest(_)
             | Error::NoKernel
+            | Error::NotRegularFile { .. }
+            | Error::LargerThanRam { .. }
             | Error::ModuleWithoutFile(_) => None,
         }
     }
@@ -187,7 +237,8 @@ mod tests {
             (Error::Conflict(Conflict::InjectOnKvm), 2),
             (Error::NoKernel, 2),
             (
-                Error::ReadKernel {
+                Error::ReadFile {
+                    role: FileRole::Kernel,
                     path: "k".into(),
                     source: io(),
                 },

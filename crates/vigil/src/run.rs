@@ -2,11 +2,12 @@
 //! its ending told on stderr and as the exit status.
 
 use crate::cli::{AccelKind, NotifyInvalid, NotifyVmexit, RunArgs};
-use crate::error::{Conflict, Error};
+use crate::error::{Conflict, Error, FileRole};
 use crate::render::{self, End};
 use crate::{stats, status};
 use std::borrow::Cow;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 use vmm::{RunEnd, RunError, RunReport};
 
 /// Runs the guest the arguments name; returns the process exit status.
@@ -26,7 +27,7 @@ fn run_guest(args: &RunArgs) -> Result<u8, Error> {
     let image = kernel_image(args)?;
     print_guest_notes(args);
     let mut options = run_options(args)?;
-    options.modules = load_modules(&args.module)?;
+    options.modules = load_modules(&args.module, args.memory)?;
     let output = vmm::RunOutput {
         serial: Box::new(std::io::stdout()),
         events: open_event_log(args)?,
@@ -102,12 +103,44 @@ fn kernel_image(args: &RunArgs) -> Result<Cow<'static, [u8]>, Error> {
             .ok_or_else(|| Error::UnknownGuest(name.clone()));
     }
     let path = args.kernel.as_ref().ok_or(Error::NoKernel)?;
-    std::fs::read(path)
-        .map(Cow::Owned)
-        .map_err(|source| Error::ReadKernel {
-            path: path.clone(),
-            source,
-        })
+    read_guest_file(path, FileRole::Kernel, args.memory).map(Cow::Owned)
+}
+
+/// Reads a kernel or module: a regular file (a device such as /dev/zero or
+/// a FIFO could be read without end) no larger than the `memory_mib` MiB of
+/// guest RAM, which could not hold it. At most that much is ever read.
+fn read_guest_file(path: &Path, role: FileRole, memory_mib: u64) -> Result<Vec<u8>, Error> {
+    let io = |source| Error::ReadFile {
+        role,
+        path: path.to_path_buf(),
+        source,
+    };
+    let too_large = || Error::LargerThanRam {
+        role,
+        path: path.to_path_buf(),
+        memory_mib,
+    };
+    // Before opening: opening a FIFO waits for a writer.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile {
+            role,
+            path: path.to_path_buf(),
+        });
+    }
+    let limit = memory_mib << 20;
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut data))
+        .map_err(io)?;
+    // The file may have grown since.
+    if data.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(data)
 }
 
 /// Option combinations that cannot work, refused before anything starts.
@@ -143,7 +176,7 @@ fn open_event_log(args: &RunArgs) -> Result<Option<Box<dyn Write + Send>>, Error
 
 /// Reads each `--module FILE[,STRING]`: the module's string is what QEMU's
 /// `-initrd` gives it, the file name followed by the arguments.
-fn load_modules(specs: &[String]) -> Result<Vec<(String, Vec<u8>)>, Error> {
+fn load_modules(specs: &[String], memory_mib: u64) -> Result<Vec<(String, Vec<u8>)>, Error> {
     specs
         .iter()
         .map(|spec| {
@@ -154,10 +187,7 @@ fn load_modules(specs: &[String]) -> Result<Vec<(String, Vec<u8>)>, Error> {
             if file.is_empty() {
                 return Err(Error::ModuleWithoutFile(spec.clone()));
             }
-            let data = std::fs::read(file).map_err(|source| Error::ReadModule {
-                file: file.to_string(),
-                source,
-            })?;
+            let data = read_guest_file(Path::new(file), FileRole::Module, memory_mib)?;
             let string = match args {
                 Some(a) => format!("{file} {a}"),
                 None => file.to_string(),

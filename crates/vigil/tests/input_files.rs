@@ -1,0 +1,129 @@
+//! Inputs that used to hang, eat memory or fail in silence: kernels and
+//! modules that are not regular files or exceed guest RAM, `--append`
+//! values that begin with `-`, guest exit values that do not fit a process
+//! status, stdout that cannot be written, an event log FIFO without a
+//! reader, and limits whose advice could not help.
+
+mod common;
+use common::vigil;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh temporary directory for one test.
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A FIFO at `path` (no reader, no writer).
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Runs `vigil` with `args`, killing it after 20 s: (exit status, stderr),
+/// status `None` when it had to be killed (it hung).
+fn vigil_within_deadline(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vigil");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for vigil") {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    (status, err)
+}
+
+/// A multiboot kernel in the a.out-kludge layout, loaded at `load_addr`,
+/// that writes `exit` to the debug-exit port (OUT 0xF4, AL) and halts.
+fn exit_kernel(load_addr: u32, exit: u8) -> Vec<u8> {
+    const MAGIC: u32 = 0x1BAD_B002;
+    const FLAGS: u32 = 1 << 16; // the address fields are valid
+    let entry = load_addr + 32;
+    let mut k = Vec::new();
+    for word in [
+        MAGIC,
+        FLAGS,
+        MAGIC.wrapping_add(FLAGS).wrapping_neg(),
+        load_addr, // header_addr: the header is the first byte loaded
+        load_addr, // load_addr
+        0,         // load_end_addr: the whole file
+        0,         // bss_end_addr: no bss
+        entry,
+    ] {
+        k.extend_from_slice(&word.to_le_bytes());
+    }
+    // mov al, exit; out 0xF4, al; hlt; jmp $-1
+    k.extend_from_slice(&[0xB0, exit, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD]);
+    k
+}
+
+#[test]
+fn a_fifo_or_a_device_is_refused_as_kernel_or_module() {
+    let dir = temp_dir("fifo-kernel");
+    let fifo = dir.join("kernel.fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["run", fifo],
+        vec!["run", "--guest", "hello64", "--module", fifo],
+        vec!["run", "/dev/null"],
+        vec!["run", "--guest", "hello64", "--module", "/dev/zero"],
+    ] {
+        let (status, err) = vigil_within_deadline(&args);
+        assert_eq!(status, Some(2), "{args:?} hung or failed otherwise: {err}");
+        assert!(err.contains("is not a regular file"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_larger_than_guest_ram_is_refused_before_it_is_read() {
+    let dir = temp_dir("big-kernel");
+    let big = dir.join("big.elf");
+    // Sparse: three MiB of holes, more than the 2 MiB of guest RAM.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 << 20)
+        .unwrap();
+    let big = big.to_str().unwrap();
+    let (status, _, err) = vigil(&["run", "--memory", "2", big]);
+    assert_eq!(status, 2, "{err}");
+    assert!(
+        err.contains("is larger than the 2 MiB of guest RAM; raise --memory"),
+        "{err}"
+    );
+    let (status, _, err) = vigil(&[
+        "run", "--memory", "2", "--guest", "hello32", "--module", big,
+    ]);
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("module"), "{err}");
+    assert!(
+        err.contains("is larger than the 2 MiB of guest RAM"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
