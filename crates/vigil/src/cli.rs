@@ -167,8 +167,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub inject_notify_invalid: bool,
     /// Kernel command line passed through multiboot. As with QEMU's -append,
-    /// the kernel sees the kernel's name, a space, then STRING.
-    #[arg(long, value_name = "STRING")]
+    /// the kernel sees the kernel's name, a space, then STRING (which may
+    /// begin with '-').
+    #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
     pub append: Option<String>,
     /// Load FILE as a multiboot module (repeatable, in order), as QEMU's
     /// -initrd "FILE STRING,...": the module's string is FILE, then a space

@@ -127,3 +127,10 @@ fn a_file_larger_than_guest_ram_is_refused_before_it_is_read() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+#[test]
+fn append_values_may_begin_with_a_dash() {
+    let (status, out, err) = vigil(&["run", "--guest", "pc-probe", "--append", "-v=1 --x"]);
+    assert!(!err.contains("unexpected argument"), "{err}");
+    assert!(out.contains("cmdline 'pc-probe -v=1 --x'"), "status {status}: {out}{err}");
+}
+
