@@ -5,6 +5,7 @@ use crate::cli::MAX_MEMORY_MIB;
 use crate::status;
 use std::fmt;
 use std::path::PathBuf;
+use vmm::loader::LoadError;
 use vmm::monitor::WatchdogTooShort;
 use vmm::RunError;
 
@@ -102,6 +103,19 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The `--events` file is a FIFO that nobody reads.
+    EventLogWithoutReader {
+        /// The FIFO.
+        path: PathBuf,
+    },
+    /// `--append` longer than what the command line has room for after the
+    /// kernel's name.
+    AppendTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The bytes left for it.
+        room: usize,
+    },
     /// `--watchdog` below the smallest bound.
     Watchdog(WatchdogTooShort),
     /// The run could not take place or was cut short by the host side.
@@ -124,6 +138,8 @@ impl Error {
             | Error::LargerThanRam { .. }
             | Error::ModuleWithoutFile(_)
             | Error::CreateEventLog { .. }
+            | Error::EventLogWithoutReader { .. }
+            | Error::AppendTooLong { .. }
             | Error::Watchdog(_) => status::USAGE,
         }
     }
@@ -176,6 +192,16 @@ impl fmt::Display for Error {
                 "cannot create the event log '{}': {source}; check the path and its directory",
                 path.display()
             ),
+            Error::EventLogWithoutReader { path } => write!(
+                f,
+                "the event log '{}' is a FIFO with no reader; start its reader first",
+                path.display()
+            ),
+            Error::AppendTooLong { len, room } => write!(
+                f,
+                "--append is {len} bytes; at most {room} fit after the kernel's name; shorten it"
+            ),
+            Error::Run(RunError::Load(e)) if beyond_any_memory(e) => write!(f, "{}", BeyondRam(e)),
             Error::Watchdog(e) => write!(
                 f,
                 "--watchdog {:.3}s is too short: a healthy vCPU returns to L0 at every 10 ms host \
@@ -206,9 +232,43 @@ impl std::error::Error for Error {
             Error::Conflict(_)
             | Error::UnknownGuest(_)
             | Error::NoKernel
+            | Error::EventLogWithoutReader { .. }
+            | Error::AppendTooLong { .. }
             | Error::NotRegularFile { .. }
             | Error::LargerThanRam { .. }
             | Error::ModuleWithoutFile(_) => None,
+        }
+    }
+}
+
+/// Whether `e` asks for more guest RAM than `--memory` can give: no
+/// `--memory` advice can help then.
+fn beyond_any_memory(e: &LoadError) -> bool {
+    let max = MAX_MEMORY_MIB << 20;
+    match *e {
+        LoadError::SegmentOutsideRam { addr, size, .. }
+        | LoadError::ModuleOutsideRam { addr, size, .. } => addr.saturating_add(size) > max,
+        _ => false,
+    }
+}
+
+/// A load error of something that lies beyond the largest guest RAM.
+struct BeyondRam<'a>(&'a LoadError);
+
+impl fmt::Display for BeyondRam<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.0 {
+            LoadError::SegmentOutsideRam { addr, size, .. } => write!(
+                f,
+                "segment at {addr:#x} of {size:#x} bytes lies beyond the largest guest RAM \
+                 ({MAX_MEMORY_MIB} MiB); link the kernel lower (e.g. at 1 MiB)"
+            ),
+            LoadError::ModuleOutsideRam { index, addr, size } => write!(
+                f,
+                "module {index} ({size} bytes) would end beyond the largest guest RAM \
+                 ({MAX_MEMORY_MIB} MiB) when loaded at {addr:#x}; use a smaller module"
+            ),
+            ref e => write!(f, "{e}"),
         }
     }
 }

@@ -28,8 +28,9 @@ fn run_guest(args: &RunArgs) -> Result<u8, Error> {
     print_guest_notes(args);
     let mut options = run_options(args)?;
     options.modules = load_modules(&args.module, args.memory)?;
+    let stdout = GuestStdout::default();
     let output = vmm::RunOutput {
-        serial: Box::new(std::io::stdout()),
+        serial: Box::new(stdout.clone()),
         events: open_event_log(args)?,
         notices: render::warnings(),
         on_unresponsive: render::end_unresponsive(),
@@ -46,8 +47,15 @@ fn run_guest(args: &RunArgs) -> Result<u8, Error> {
             Err(e) => Err(RunError::Accel(e)),
         },
     };
-    let _ = std::io::stdout().flush();
-    let report = result?;
+    let mut serial = stdout.clone();
+    let _ = serial.flush();
+    if let Some(e) = stdout.first_error() {
+        eprintln!(
+            "vigil: warning: the guest's serial output could not be written to stdout ({e}); \
+             output after that was lost"
+        );
+    }
+    let report = result.map_err(|e| command_line_too_long(e, args))?;
     tell_ending(&report, args);
     Ok(status::of_end(&report.end))
 }
@@ -56,7 +64,17 @@ fn run_guest(args: &RunArgs) -> Result<u8, Error> {
 /// with the vCPU state where it explains the ending, and the statistics
 /// when asked.
 fn tell_ending(report: &RunReport, args: &RunArgs) {
-    if !matches!(report.end, RunEnd::DebugExit(_)) {
+    if let RunEnd::DebugExit(v) = report.end {
+        if v >= 128 {
+            // QEMU's status, kept: only its low 8 bits reach the parent.
+            eprintln!(
+                "vigil: warning: the guest's exit value {v} does not fit an exit status: \
+                 ({v} << 1) | 1 = {} is seen as {}",
+                (u64::from(v) << 1) | 1,
+                status::of_end(&report.end)
+            );
+        }
+    } else {
         eprintln!("vigil: {}", End(&report.end));
         if let (
             RunEnd::InternalError(_)
@@ -160,17 +178,84 @@ fn check_combinations(args: &RunArgs) -> Result<(), Error> {
     conflict.map_or(Ok(()), |c| Err(Error::Conflict(c)))
 }
 
-/// The `--events` file, created (emptied) before the run.
+/// `O_NONBLOCK` (Linux, asm-generic/fcntl.h): opening a FIFO for writing
+/// fails with ENXIO instead of waiting when it has no reader.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// The `--events` file, created (emptied) before the run. A FIFO must have
+/// its reader already: opening it would otherwise wait for one forever.
 fn open_event_log(args: &RunArgs) -> Result<Option<Box<dyn Write + Send>>, Error> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let Some(path) = &args.events else {
         return Ok(None);
     };
+    let is_fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+    if is_fifo {
+        // Probe without waiting; the probe is closed at once.
+        let probe = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(path);
+        if probe.is_err() {
+            return Err(Error::EventLogWithoutReader { path: path.clone() });
+        }
+    }
     match std::fs::File::create(path) {
         Ok(f) => Ok(Some(Box::new(std::io::BufWriter::new(f)))),
         Err(source) => Err(Error::CreateEventLog {
             path: path.clone(),
             source,
         }),
+    }
+}
+
+/// A too-long command line told as `--append`'s length, the only part the
+/// operator chooses (the kernel's name and a space come first); any other
+/// run error as it is.
+fn command_line_too_long(e: RunError, args: &RunArgs) -> Error {
+    match e {
+        RunError::Load(vmm::loader::LoadError::CmdlineTooLong { .. }) => Error::AppendTooLong {
+            len: args.append.as_deref().map_or(0, str::len),
+            room: vmm::loader::CMDLINE_MAX.saturating_sub(kernel_name(args).len() + 1),
+        },
+        e => Error::Run(e),
+    }
+}
+
+/// The guest's serial output on stdout, remembering the first write error
+/// (stdout to a full disk or a closed pipe) for the end of the run.
+#[derive(Clone, Default)]
+struct GuestStdout {
+    error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+}
+
+impl GuestStdout {
+    /// Keeps `e` if it is the first error.
+    fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            let mut first = self.error.lock().unwrap_or_else(|p| p.into_inner());
+            if first.is_none() {
+                *first = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        }
+        r
+    }
+
+    /// The first write error, if any.
+    fn first_error(&self) -> Option<std::io::Error> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Write for GuestStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = std::io::stdout().write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::stdout().flush();
+        self.note(r)
     }
 }
 

@@ -131,6 +131,90 @@ fn a_file_larger_than_guest_ram_is_refused_before_it_is_read() {
 fn append_values_may_begin_with_a_dash() {
     let (status, out, err) = vigil(&["run", "--guest", "pc-probe", "--append", "-v=1 --x"]);
     assert!(!err.contains("unexpected argument"), "{err}");
-    assert!(out.contains("cmdline 'pc-probe -v=1 --x'"), "status {status}: {out}{err}");
+    assert!(
+        out.contains("cmdline 'pc-probe -v=1 --x'"),
+        "status {status}: {out}{err}"
+    );
 }
 
+#[test]
+fn a_guest_exit_value_that_does_not_fit_the_status_is_warned_about() {
+    let dir = temp_dir("exit-128");
+    for (value, status) in [(128u8, 1), (127, 255)] {
+        let kernel = dir.join(format!("exit{value}.bin"));
+        std::fs::write(&kernel, exit_kernel(0x10_0000, value)).unwrap();
+        let (got, _, err) = vigil(&["run", kernel.to_str().unwrap()]);
+        // QEMU's status is kept: (v << 1) | 1, truncated to 8 bits.
+        assert_eq!(got, status, "{err}");
+        let warned = err.contains("does not fit");
+        assert_eq!(warned, value >= 128, "exit value {value}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn output_that_cannot_be_written_to_stdout_is_reported() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "--guest", "hello64"])
+        .stdout(full)
+        .output()
+        .expect("run vigil");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The guest's own status stays; the loss is told.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the guest's serial output could not be written to stdout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_event_log_fifo_without_a_reader_is_refused_not_waited_for() {
+    let dir = temp_dir("events-fifo");
+    let fifo = dir.join("events.fifo");
+    mkfifo(&fifo);
+    let (status, err) = vigil_within_deadline(&[
+        "run",
+        "--guest",
+        "hello64",
+        "--events",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(status, Some(2), "hung or failed otherwise: {err}");
+    assert!(err.contains("no reader"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_memory_advice_where_no_memory_size_could_help() {
+    let dir = temp_dir("high-kernel");
+    // Loaded at 3.75 GiB: above the largest --memory (3072 MiB).
+    let kernel = dir.join("high.bin");
+    std::fs::write(&kernel, exit_kernel(0xF000_0000, 0)).unwrap();
+    let (status, _, err) = vigil(&["run", kernel.to_str().unwrap()]);
+    assert_eq!(status, 2, "{err}");
+    assert!(!err.contains("raise --memory"), "{err}");
+    assert!(err.contains("3072 MiB"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_append_limit_counts_only_what_append_can_change() {
+    let max = vmm::loader::CMDLINE_MAX;
+    // "hello64 " takes 8 bytes of the command line before --append.
+    let append = "a".repeat(max - 7);
+    let (status, _, err) = vigil(&["run", "--guest", "hello64", "--append", &append]);
+    assert_eq!(status, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "--append is {} bytes; at most {} fit",
+            max - 7,
+            max - 8
+        )),
+        "{err}"
+    );
+}
