@@ -298,6 +298,24 @@ pub struct VmConfig {
     /// virtualization; the soft accelerator only). On by default, as KVM's
     /// `nested=1`.
     pub nested_vmx: bool,
+    /// How the soft CPU's virtual time relates to host time (the kvm
+    /// accelerator always runs on host time).
+    pub virtual_time: VirtualTime,
+}
+
+/// How a soft CPU's virtual time advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VirtualTime {
+    /// One cycle per instruction, a fixed cost per event delivery and per
+    /// exit: a run is deterministic for a given image, whatever the host
+    /// (what the notify tests assert on).
+    #[default]
+    Exact,
+    /// Kept near host time: each instruction takes as many cycles as keep
+    /// virtual time up with the host clock, and a vCPU whose virtual time
+    /// ran ahead (a halted CPU skipping to its timer) waits for host time.
+    /// Not deterministic (QEMU's `-icount shift=auto`).
+    Paced,
 }
 
 impl VmConfig {
@@ -307,6 +325,7 @@ impl VmConfig {
             memory_bytes,
             intercept_ac_db: true,
             nested_vmx: true,
+            virtual_time: VirtualTime::Exact,
         }
     }
 }

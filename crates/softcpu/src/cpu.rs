@@ -135,6 +135,8 @@ pub struct SoftCpu {
     /// While the hypervisor has an instruction emulated for MMIO: the
     /// session that takes the accesses EPT does not map (`crate::mmio`).
     pub(crate) mmio: Option<crate::mmio::MmioSession>,
+    /// Virtual cycles each instruction takes (1: the exact model).
+    pub(crate) instruction_cycles: u64,
     /// The MMIO load an emulated instruction stopped at.
     pub(crate) mmio_wanted: Option<crate::mmio::MmioLoad>,
 }
@@ -179,6 +181,7 @@ impl SoftCpu {
             powered_off: false,
             mmio: None,
             mmio_wanted: None,
+            instruction_cycles: 1,
         }
     }
 
@@ -237,6 +240,29 @@ impl SoftCpu {
     /// Virtual time: core cycles since reset.
     pub fn cycles(&self) -> u64 {
         self.cycles
+    }
+
+    /// Sets how many cycles of virtual time each instruction takes: 1 by
+    /// default (the exact, deterministic model); a hypervisor that paces
+    /// virtual time to a host clock raises it while the guest runs slower
+    /// than the modelled part (see `docs/softcpu.md`, "Virtual time").
+    /// Event delivery keeps its own cost (`CpuModel::delivery_cycles`).
+    pub fn set_instruction_cycles(&mut self, cycles: u32) {
+        self.instruction_cycles = u64::from(cycles.max(1));
+    }
+
+    /// Cycles of virtual time each instruction takes.
+    pub fn instruction_cycles(&self) -> u32 {
+        self.instruction_cycles as u32
+    }
+
+    /// Lets `cycles` of virtual time pass outside the guest: the
+    /// hypervisor's own work on an exit, or waiting, as the TSC keeps
+    /// counting in VMX root operation. The VMX-preemption timer is not
+    /// affected (it counts only in non-root operation, from the value the
+    /// next VM entry loads).
+    pub fn advance_time(&mut self, cycles: u64) {
+        self.cycles = self.cycles.wrapping_add(cycles);
     }
 
     /// Instructions retired since reset.

@@ -6,8 +6,9 @@
 //! (entry checks, guest-state load, event injection, VM exits with exit
 //! qualification, instruction length, interruption and IDT-vectoring
 //! information, EPT). Decoded instructions are cached per physical page.
-//! Virtual time advances one cycle per instruction, so a run is
-//! deterministic for a given image.
+//! Virtual time advances a set number of cycles per instruction (one unless
+//! the hypervisor paces it to a host clock), so a run with a fixed number
+//! is deterministic for a given image.
 //!
 //! The crate knows nothing of policy: the L0 hypervisor (`hv`) programs it
 //! through VMREAD/VMWRITE/VMLAUNCH/VMRESUME and reads exits from the VMCS.

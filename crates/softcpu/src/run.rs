@@ -51,7 +51,8 @@ impl SoftCpu {
             let poll = if self.vmx.ctl.proc & windows != 0 {
                 1
             } else {
-                POLL_CYCLES
+                // As many instructions between looks whatever each costs.
+                POLL_CYCLES * self.instruction_cycles
             };
             let mut horizon = self.cycles + poll;
             if let Some(deadline) = self.preemption_deadline {
@@ -107,7 +108,7 @@ impl SoftCpu {
         };
         let gen = self.code.gen;
         self.next_rip = op.next_ip;
-        self.tick(1);
+        self.tick(self.instruction_cycles);
         let split_lock = self.split_lock(&op);
         let result = (op.handler)(self, &op);
         let len = op.ins.len() as u32;
@@ -204,12 +205,13 @@ impl SoftCpu {
         let mut outcome = Ok(true);
         // A block that branches back to its own start (a loop) runs again
         // without another lookup while the budget lasts.
+        let ic = self.instruction_cycles;
         'again: loop {
-            let budget = horizon.saturating_sub(self.cycles).max(1) as usize;
+            let budget = horizon.saturating_sub(self.cycles).div_ceil(ic).max(1) as usize;
             let whole = block.ops.len() <= budget;
             for op in block.ops.iter().take(budget) {
                 self.next_rip = op.next_ip;
-                self.cycles += 1;
+                self.cycles += ic;
                 if let Err(stop) = (op.handler)(self, op) {
                     outcome = Err((stop, op.ins.len() as u32));
                     break 'again;

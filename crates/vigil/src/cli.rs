@@ -142,6 +142,13 @@ pub struct RunArgs {
     /// never offers it.
     #[arg(long)]
     pub no_nested: bool,
+    /// The soft CPU's virtual time: paced keeps it near host time (timers
+    /// and TSC waits take about as long as they say; not deterministic),
+    /// exact counts one cycle per instruction plus fixed costs (a run is
+    /// the same every time; virtual time then runs far slower than the
+    /// host's). The kvm accelerator always runs on host time.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = VirtualTimeArg::Paced)]
+    pub virtual_time: VirtualTimeArg,
     /// End the run after this much host time (e.g. 2s, 500ms; status 12).
     #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -183,4 +190,13 @@ pub struct RunArgs {
     /// A multiboot v1 ELF32 kernel file, as for `qemu-system-x86_64 -kernel`.
     #[arg(value_name = "KERNEL")]
     pub kernel: Option<PathBuf>,
+}
+
+/// `--virtual-time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VirtualTimeArg {
+    /// Near host time (QEMU's `-icount shift=auto`).
+    Paced,
+    /// Deterministic: one cycle per instruction plus fixed costs.
+    Exact,
 }

@@ -327,5 +327,9 @@ fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, Error> {
         limits,
         bus_lock_ratelimit: args.bus_lock_ratelimit,
         nested_vmx: !args.no_nested,
+        virtual_time: match args.virtual_time {
+            crate::cli::VirtualTimeArg::Paced => accel::VirtualTime::Paced,
+            crate::cli::VirtualTimeArg::Exact => accel::VirtualTime::Exact,
+        },
     })
 }

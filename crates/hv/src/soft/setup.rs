@@ -109,6 +109,8 @@ pub(crate) struct VmSettings {
     pub bus_lock_exit: bool,
     /// VMX is offered to the guest (nested virtualization).
     pub nested_vmx: bool,
+    /// Virtual time exact or paced to host time (`super::time`).
+    pub virtual_time: accel::VirtualTime,
 }
 
 /// Notify VM exiting as enabled on the VM.

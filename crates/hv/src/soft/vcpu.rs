@@ -7,6 +7,7 @@ use super::emulate::{Emulation, Next, Target};
 use super::exits::{self, Handled};
 use super::nested::{Nested, Route};
 use super::setup::{self, PrivatePages, VmSettings};
+use super::time::{Pacer, L0_EXIT_CYCLES, USER_EXIT_CYCLES};
 use super::vm::SoftError;
 use crate::hw::{HwError, VmxHardware};
 use accel::{
@@ -59,6 +60,8 @@ pub struct SoftVcpu {
     /// The instruction being emulated for MMIO, between its EPT violation
     /// and its end.
     emulation: Option<Emulation>,
+    /// Pacing of virtual time to host time, when the VM asked for it.
+    pacer: Option<Pacer>,
 }
 
 impl SoftVcpu {
@@ -68,7 +71,7 @@ impl SoftVcpu {
         entry: &EntryState,
         settings: &VmSettings,
     ) -> Result<Self, AccelError> {
-        let (control, apic, nested) = {
+        let (control, apic, nested, pacer) = {
             let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
             setup::program(&mut *cpu, pages, entry, settings)
                 .map_err(|e| AccelError::hardware(SoftError::Program(e)))?;
@@ -87,6 +90,8 @@ impl SoftVcpu {
                 SoftControl::new(cpu.kicker(), cpu.power_switch(), cpu.nmi_line(), clock),
                 ApicWiring::new(clock),
                 nested,
+                (settings.virtual_time == accel::VirtualTime::Paced)
+                    .then(|| Pacer::new(cpu.cycles(), cpu.instructions_retired(), clock.tsc_hz())),
             )
         };
         Ok(SoftVcpu {
@@ -107,6 +112,7 @@ impl SoftVcpu {
             reflected: 0,
             ram: pages.nested.ram,
             emulation: None,
+            pacer,
         })
     }
 
@@ -390,6 +396,10 @@ impl Vcpu for SoftVcpu {
         if self.control.is_powered_off() || cpu.powered_off() {
             return Ok(VcpuExit::PoweredOff);
         }
+        if self.pending.is_some() {
+            // The trip through userspace took time (`super::time`).
+            cpu.advance_time(USER_EXIT_CYCLES);
+        }
         self.complete_io(&mut cpu).map_err(hw_error)?;
         // An instruction emulated for MMIO goes on first (userspace served
         // its last access); an exit it takes is handled without an entry.
@@ -455,6 +465,12 @@ impl Vcpu for SoftVcpu {
                 VmxHardware::vmlaunch(&mut *cpu)
             };
             let in_guest = self.control.back_in_l0();
+            if enter {
+                cpu.advance_time(L0_EXIT_CYCLES);
+                if let Some(pause) = self.pacer.as_mut().and_then(|p| p.pace(&mut cpu)) {
+                    std::thread::sleep(pause);
+                }
+            }
             self.control.note_exit_cycles(cpu.cycles());
             self.longest_in_guest = self.longest_in_guest.max(in_guest);
             if cpu.powered_off() {

@@ -84,6 +84,7 @@ impl Accelerator for SoftAccelerator {
                 notify: None,
                 bus_lock_exit: false,
                 nested_vmx: config.nested_vmx,
+                virtual_time: config.virtual_time,
             },
             vcpu_created: false,
         })

@@ -148,7 +148,7 @@ impl SoftCpu {
             self.mmio_commit();
             done += 1;
             if done > 1 {
-                self.tick(1);
+                self.tick(self.instruction_cycles);
             }
             if stop {
                 return Ok(());

@@ -44,6 +44,9 @@ pub struct RunOptions {
     /// Offer VMX to the guest (nested virtualization), where the
     /// accelerator can.
     pub nested_vmx: bool,
+    /// The soft CPU's virtual time: exact (deterministic) or paced to host
+    /// time.
+    pub virtual_time: accel::VirtualTime,
 }
 
 impl Default for RunOptions {
@@ -56,6 +59,7 @@ impl Default for RunOptions {
             limits: Limits::default(),
             bus_lock_ratelimit: None,
             nested_vmx: true,
+            virtual_time: accel::VirtualTime::Exact,
         }
     }
 }
