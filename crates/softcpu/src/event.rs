@@ -38,6 +38,15 @@ impl EventKind {
         }
     }
 
+    /// INT n, INT3 and INTO check the gate's DPL against CPL; INT1 and
+    /// every other event do not (SDM Vol. 3A §6.12.1.1).
+    fn checks_gate_dpl(self) -> bool {
+        matches!(
+            self,
+            EventKind::SoftwareInterrupt | EventKind::SoftwareException
+        )
+    }
+
     fn is_software(self) -> bool {
         matches!(
             self,
@@ -106,9 +115,11 @@ impl Event {
         intr_info::make(self.vector, self.kind.vmx_type(), self.error_code.is_some())
     }
 
-    /// Whether the event was raised by something outside the instruction stream (EXT bit).
+    /// Whether an error code for a fault during its delivery has EXT set:
+    /// cleared only for INT n, INT3 and INTO (SDM Vol. 3A §6.13), so INT1
+    /// counts as external.
     fn external(&self) -> bool {
-        !self.kind.is_software()
+        !self.kind.checks_gate_dpl()
     }
 }
 
@@ -422,8 +433,8 @@ impl SoftCpu {
             7 if !long => (false, 2),
             _ => return Err(Self::idt_fault(ev.vector, ext, Self::GP_VECTOR).into()),
         };
-        // Software interrupts check the gate DPL against CPL (SDM §6.12.1.1).
-        if ev.kind.is_software() && dpl < self.s.cpl() {
+        // INT n, INT3 and INTO check the gate DPL against CPL (SDM §6.12.1.1).
+        if ev.kind.checks_gate_dpl() && dpl < self.s.cpl() {
             return Err(Self::idt_fault(ev.vector, ext, Self::GP_VECTOR).into());
         }
         if !present {

@@ -228,18 +228,22 @@ impl SoftCpu {
         Ok(())
     }
 
-    /// INT n, INTO, INT1, IRET.
+    /// INT n, INT3, INTO, INT1, IRET. The VMX interruption types differ
+    /// (SDM Vol. 3C §25.8.3, §28.2.2): INT n (also CD 03) is a software
+    /// interrupt, INT3 (CC) and INTO software exceptions, INT1 (F1) a
+    /// privileged software exception.
     pub(super) fn soft_int(&mut self, ins: &Instruction) -> Ex<()> {
         match ins.mnemonic() {
-            Mnemonic::Int => {
-                let vector = ins.immediate8();
-                let kind = if vector == 3 && ins.len() == 1 {
-                    EventKind::SoftwareException
-                } else {
-                    EventKind::SoftwareInterrupt
-                };
-                self.raise_instruction_event(Event::new(vector, kind, ins.len() as u32))
-            }
+            Mnemonic::Int => self.raise_instruction_event(Event::new(
+                ins.immediate8(),
+                EventKind::SoftwareInterrupt,
+                ins.len() as u32,
+            )),
+            Mnemonic::Int3 => self.raise_instruction_event(Event::new(
+                x86::exception::BP,
+                EventKind::SoftwareException,
+                ins.len() as u32,
+            )),
             Mnemonic::Int1 => self.raise_instruction_event(Event::new(
                 x86::exception::DB,
                 EventKind::PrivilegedSoftwareException,

@@ -165,7 +165,9 @@ impl SoftCpu {
             | M::Endbr64 => Ok(()),
             M::Jmp | M::Call | M::Ret | M::Retf | M::Jmpe => self.branch(ins),
             M::Loop | M::Loope | M::Loopne | M::Jcxz | M::Jecxz | M::Jrcxz => self.loop_op(ins),
-            M::Int | M::Int1 | M::Into | M::Iret | M::Iretd | M::Iretq => self.soft_int(ins),
+            M::Int | M::Int3 | M::Int1 | M::Into | M::Iret | M::Iretd | M::Iretq => {
+                self.soft_int(ins)
+            }
             m if is_string(m) => self.string_op(ins),
             M::Ud0 | M::Ud1 | M::Ud2 => Err(Exception::ud().into()),
             _ if ins.condition_code() != ConditionCode::None => self.conditional(ins),
