@@ -207,6 +207,12 @@ impl SoftCpu {
             if !std::mem::take(&mut skip_bitmap) && self.exception_exits(&ev) {
                 let mut info = ExitInfo::new(exit_reason::EXCEPTION_NMI, 0);
                 info.intr_info = ev.vmx_info();
+                // A fault of an IRET that unblocked NMIs (bit 12 is
+                // undefined for #DF, and a fault of the delivery that
+                // followed is no fault of the IRET; SDM Vol. 3C §28.2.2).
+                if self.iret_unblocked_nmi && outer.is_none() && ev.vector != vec::DF {
+                    info.intr_info |= intr_info::NMI_UNBLOCKING_IRET;
+                }
                 info.intr_error_code = ev.error_code.unwrap_or(0);
                 if ev.vector == vec::PF {
                     info.qualification = ev.fault_address.unwrap_or(0);
@@ -607,13 +613,24 @@ impl SoftCpu {
         let r = self.iret_inner(size);
         if r.is_err() {
             self.s = saved;
-        } else {
-            // IRET ends NMI blocking (SDM Vol. 3A §6.7.1); a notify exit
-            // during the rest of this instruction reports it (qualification bit 12).
-            self.iret_unblocked_nmi = self.nmi_blocked;
-            self.nmi_blocked = false;
         }
-        r
+        // IRET ends NMI blocking even when it faults (SDM Vol. 3A §6.7.1:
+        // the NMIs are unmasked before the fault's handler is invoked). A
+        // VM exit for the fault, or a notify exit during the rest of the
+        // instruction, reports it ("NMI unblocking due to IRET", bit 12 of
+        // the exit interruption information or qualification; Vol. 3C
+        // §28.2.2, §28.2.3).
+        self.iret_unblocked_nmi = self.nmi_blocked;
+        self.nmi_blocked = false;
+        match r {
+            Err(Stop::VmExit(mut info))
+                if info.reason == exit_reason::EPT_VIOLATION && self.iret_unblocked_nmi =>
+            {
+                info.qualification |= x86::vmx::qualification::NOTIFY_NMI_UNBLOCKING_IRET;
+                Err(Stop::VmExit(info))
+            }
+            r => r,
+        }
     }
 
     fn iret_inner(&mut self, size: usize) -> Ex<()> {

@@ -109,3 +109,31 @@ fn a_halted_guest_stays_halted_across_timer_and_interrupt_exits() {
     assert_eq!(enter(&mut cpu) as u16, exit_reason::EXTERNAL_INTERRUPT);
     assert_eq!(cpu.vmread(f::GUEST_ACTIVITY_STATE).unwrap(), 1);
 }
+
+#[test]
+fn a_faulting_iret_still_unblocks_nmis() {
+    // IRETQ with a null CS in its frame: #GP(0). SDM Vol. 3A §6.7.1: the
+    // IRET unblocks NMIs even so; the exception exit says it (bit 12 of the
+    // exit interruption information, SDM Vol. 3C §28.2.2).
+    let mut cpu = machine(Mode::Long64, &[0x48, 0xCF]);
+    cpu.vmwrite(f::GUEST_INTERRUPTIBILITY_INFO, 1 << 3).unwrap();
+    cpu.vmwrite(f::EXCEPTION_BITMAP, 1 << 13).unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 5_000).unwrap();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::EXCEPTION_NMI);
+    assert_eq!(cpu.vmread(f::VM_EXIT_INTR_INFO).unwrap(), 0x8000_1B0D);
+    assert_eq!(
+        cpu.vmread(f::GUEST_INTERRUPTIBILITY_INFO).unwrap() & (1 << 3),
+        0,
+        "NMIs unblocked"
+    );
+    assert_eq!(cpu.vmread(f::GUEST_RIP).unwrap(), softcpu::harness::CODE);
+}
+
+#[test]
+fn an_iret_fault_without_nmi_blocking_reports_no_unblocking() {
+    let mut cpu = machine(Mode::Long64, &[0x48, 0xCF]);
+    cpu.vmwrite(f::EXCEPTION_BITMAP, 1 << 13).unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 5_000).unwrap();
+    assert_eq!(enter(&mut cpu) as u16, exit_reason::EXCEPTION_NMI);
+    assert_eq!(cpu.vmread(f::VM_EXIT_INTR_INFO).unwrap(), 0x8000_0B0D);
+}
