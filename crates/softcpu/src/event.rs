@@ -422,10 +422,10 @@ impl SoftCpu {
         if off + entry_size - 1 > u64::from(self.s.idtr.limit) {
             return Err(Self::idt_fault(ev.vector, ext, Self::GP_VECTOR).into());
         }
-        let addr = self.s.idtr.base.wrapping_add(off);
+        let addr = self.table_linear(self.s.idtr.base.wrapping_add(off));
         let lo = self.read_linear(addr, 8, false)?;
         let hi = if long {
-            self.read_linear(addr + 8, 8, false)?
+            self.read_linear(addr.wrapping_add(8), 8, false)?
         } else {
             0
         };
@@ -571,11 +571,8 @@ impl SoftCpu {
         let old_cs = u64::from(self.s.seg[Seg::Cs as usize].selector);
         let old_ss = u64::from(self.s.seg[Seg::Ss as usize].selector);
         let old_sp = self.s.gpr[4];
-        let tss = self.s.tr.base;
-        let mut sp = if ist != 0 {
-            self.read_linear(tss + 36 + 8 * u64::from(ist - 1), 8, false)?
-        } else if new_cpl < cpl {
-            self.read_linear(tss + 4 + 8 * u64::from(new_cpl), 8, false)?
+        let mut sp = if ist != 0 || new_cpl < cpl {
+            self.tss_rsp64(new_cpl, ist, ext)?
         } else {
             old_sp
         };

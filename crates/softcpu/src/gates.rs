@@ -138,9 +138,8 @@ impl SoftCpu {
 
     /// Loads SS:RSP for `new_cpl` from the TSS (SDM §5.8.5, §5.8.6).
     fn switch_to_inner_stack(&mut self, new_cpl: u8, gate_size: usize) -> Ex<()> {
-        let tss = self.s.tr.base;
         if gate_size == 8 {
-            let rsp = self.read_linear(tss + 4 + 8 * u64::from(new_cpl), 8, false)?;
+            let rsp = self.tss_rsp64(new_cpl, 0, false)?;
             let ss = &mut self.s.seg[Seg::Ss as usize];
             ss.selector = u16::from(new_cpl);
             ss.ar = x86::segment::AR_UNUSABLE | x86::segment::ar_dpl(new_cpl);

@@ -31,6 +31,7 @@ mod msr;
 mod run;
 mod segments;
 pub mod state;
+mod tss;
 pub mod vmx;
 
 pub use cpu::{CpuModel, Kicker, PowerSwitch, SoftCpu};

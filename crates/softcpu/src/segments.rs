@@ -52,7 +52,7 @@ impl SoftCpu {
         if off + 7 > u64::from(limit) {
             return Err(err.into());
         }
-        let addr = base.wrapping_add(off);
+        let addr = self.table_linear(base.wrapping_add(off));
         let raw = self.read_linear(addr, 8, false)?;
         let seg = Segment {
             selector: sel,
@@ -65,13 +65,26 @@ impl SoftCpu {
 
     /// Reads the upper half of a 16-byte system descriptor (64-bit TSS, LDT, gates).
     pub(crate) fn read_descriptor_high(&mut self, d: &Descriptor) -> Ex<u64> {
-        self.read_linear(d.addr.wrapping_add(8), 8, false)
+        let la = self.table_linear(d.addr.wrapping_add(8));
+        self.read_linear(la, 8, false)
+    }
+
+    /// A linear address inside a descriptor table, wrapped as the processor
+    /// wraps it: at 64 bits in IA-32e mode, at 32 bits outside it (a table
+    /// base near the top of the address space wraps to 0, SDM Vol. 3A §3.5.1).
+    pub(crate) fn table_linear(&self, la: u64) -> u64 {
+        if self.s.long_mode() {
+            la
+        } else {
+            la & 0xFFFF_FFFF
+        }
     }
 
     fn set_accessed(&mut self, d: &Descriptor) -> Ex<()> {
         if d.seg.ar & TYPE_ACCESSED == 0 {
-            let byte = self.read_linear(d.addr + 5, 1, false)?;
-            self.write_linear(d.addr + 5, 1, byte | 1, false)?;
+            let la = self.table_linear(d.addr.wrapping_add(5));
+            let byte = self.read_linear(la, 1, false)?;
+            self.write_linear(la, 1, byte | 1, false)?;
         }
         Ok(())
     }
@@ -250,9 +263,7 @@ impl SoftCpu {
     /// checks of a stack switch (#TS, #SS with EXT as given; SDM Vol. 3A
     /// §5.8.5, §6.12.1). Nothing is loaded yet.
     pub(crate) fn tss_stack32(&mut self, new_cpl: u8, ext: bool) -> Ex<(Segment, u64)> {
-        let tss = self.s.tr.base;
-        let esp = self.read_linear(tss + 4 + 8 * u64::from(new_cpl), 4, false)?;
-        let ss_sel = self.read_linear(tss + 8 + 8 * u64::from(new_cpl), 2, false)? as u16;
+        let (esp, ss_sel) = self.tss_esp_ss32(new_cpl, ext)?;
         let err = u32::from(ss_sel & !3) | u32::from(ext);
         let d = self
             .read_descriptor(ss_sel)

@@ -1,10 +1,11 @@
 //! INT3, INT1 and INTO (their VMX interruption types, instruction lengths,
-//! gate-DPL and EXT rules).
+//! gate-DPL and EXT rules) and the TSS: limits on the stack pointers and IST
+//! slots read during delivery.
 //!
 //! Each test builds a guest with a GDT, IDT and TSS of its own (the harness
 //! machine's page tables, EPT and controls underneath) and reads the answer
 //! from the VM exit: an exception the bitmap selects, or the HLT of a
-//! handler, or the I/O exit of a permitted access.
+//! handler.
 
 use softcpu::harness::{machine, Mode, CODE};
 use softcpu::SoftCpu;
@@ -262,4 +263,66 @@ fn a_fault_delivering_int1_has_ext_set() {
     let (info, code, _) = exception_exit(&mut cpu);
     assert_eq!(info, hw_fault(11));
     assert_eq!(code, 1 << 3 | 2 | 1, "IDT bit and EXT");
+}
+
+// ------------------------------------------------------- TSS limits
+
+/// INT3 from CPL 3 through a DPL-3 gate to ring 0: the stack switch reads
+/// RSP0 (or ESP0 and SS0) below `limit`.
+fn ring_change(mode: Mode, limit: u32, ist: u8) -> SoftCpu {
+    let mut cpu = guest(mode, 3, &[0xCC], limit);
+    gate(&mut cpu, 3, 3, ist, true);
+    exception_bitmap(&mut cpu, 1 << 10);
+    cpu
+}
+
+#[test]
+fn rsp0_within_the_tss_limit_is_used() {
+    let mut cpu = ring_change(Mode::Long64, 0xB, 0);
+    assert_eq!(enter(&mut cpu), exit_reason::HLT);
+    assert_eq!(vmr(&mut cpu, f::GUEST_RSP), RING0_STACK - 40);
+}
+
+#[test]
+fn rsp0_beyond_the_tss_limit_is_ts_with_the_tss_selector() {
+    let mut cpu = ring_change(Mode::Long64, 0xA, 0);
+    let (info, code, _) = exception_exit(&mut cpu);
+    assert_eq!(info, hw_fault(10));
+    assert_eq!(code, u64::from(TSS_SEL), "EXT clear for INT3");
+    // The INT3 is the event whose delivery failed.
+    assert_eq!(vmr(&mut cpu, f::IDT_VECTORING_INFO), VALID | 6 << 8 | 3);
+}
+
+#[test]
+fn an_ist_slot_beyond_the_tss_limit_is_ts() {
+    let mut cpu = ring_change(Mode::Long64, 0x2B, 1);
+    assert_eq!(enter(&mut cpu), exit_reason::HLT);
+    assert_eq!(vmr(&mut cpu, f::GUEST_RSP), IST1_STACK - 40);
+    let mut cpu = ring_change(Mode::Long64, 0x2A, 1);
+    let (info, code, _) = exception_exit(&mut cpu);
+    assert_eq!(info, hw_fault(10));
+    assert_eq!(code, u64::from(TSS_SEL));
+}
+
+#[test]
+fn an_external_event_gets_ext_in_the_ts_error_code() {
+    // INT1 counts as external: EXT = 1.
+    let mut cpu = guest(Mode::Long64, 3, &[0xF1], 0xA);
+    gate(&mut cpu, 1, 0, 0, true);
+    exception_bitmap(&mut cpu, 1 << 10);
+    let (info, code, _) = exception_exit(&mut cpu);
+    assert_eq!(info, hw_fault(10));
+    assert_eq!(code, u64::from(TSS_SEL) | 1);
+}
+
+#[test]
+fn esp0_and_ss0_must_lie_within_a_32_bit_tss_limit() {
+    // ESP0 at 4..8, SS0 at 8..10: the limit must reach offset 9.
+    let mut cpu = ring_change(Mode::Protected32, 9, 0);
+    assert_eq!(enter(&mut cpu), exit_reason::HLT);
+    assert_eq!(vmr(&mut cpu, f::GUEST_SS_SELECTOR), u64::from(K_DS));
+    let mut cpu = ring_change(Mode::Protected32, 8, 0);
+    let (info, code, _) = exception_exit(&mut cpu);
+    assert_eq!(info, hw_fault(10));
+    assert_eq!(code, u64::from(TSS_SEL));
 }
