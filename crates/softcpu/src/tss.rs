@@ -15,7 +15,7 @@ const IST1: u64 = 0x24;
 
 impl SoftCpu {
     /// Linear address of `offset` in the current TSS.
-    fn tss_linear(&self, offset: u64) -> u64 {
+    pub(crate) fn tss_linear(&self, offset: u64) -> u64 {
         let la = self.s.tr.base.wrapping_add(offset);
         if self.s.long_mode() {
             la

@@ -1,11 +1,11 @@
 //! INT3, INT1 and INTO (their VMX interruption types, instruction lengths,
 //! gate-DPL and EXT rules) and the TSS: limits on the stack pointers and IST
-//! slots read during delivery.
+//! slots read during delivery, and the I/O permission bitmap.
 //!
 //! Each test builds a guest with a GDT, IDT and TSS of its own (the harness
 //! machine's page tables, EPT and controls underneath) and reads the answer
 //! from the VM exit: an exception the bitmap selects, or the HLT of a
-//! handler.
+//! handler, or the I/O exit of a permitted access.
 
 use softcpu::harness::{machine, Mode, CODE};
 use softcpu::SoftCpu;
@@ -325,4 +325,94 @@ fn esp0_and_ss0_must_lie_within_a_32_bit_tss_limit() {
     let (info, code, _) = exception_exit(&mut cpu);
     assert_eq!(info, hw_fault(10));
     assert_eq!(code, u64::from(TSS_SEL));
+}
+
+// ------------------------------------------------------- the I/O bitmap
+
+const IO_MAP: u64 = 0x68;
+
+/// `code` at CPL 3 with IOPL 0 and an I/O bitmap at 0x68 of `bytes`, the
+/// TSS limit covering exactly them.
+fn io_guest(mode: Mode, code: &[u8], bytes: &[u8]) -> SoftCpu {
+    let limit = IO_MAP as u32 + bytes.len() as u32 - 1;
+    let mut cpu = guest(mode, 3, code, limit.max(0x67));
+    put(&mut cpu, TSS + 0x66, &(IO_MAP as u16).to_le_bytes());
+    put(&mut cpu, TSS + IO_MAP, bytes);
+    exception_bitmap(&mut cpu, 1 << 13);
+    cpu
+}
+
+/// The bitmap up to port 0x8F, all clear, plus the byte after it.
+fn clear_map() -> Vec<u8> {
+    vec![0; 0x90 / 8 + 1]
+}
+
+fn set_dx(cpu: &mut SoftCpu, v: u64) {
+    let mut g = cpu.gprs();
+    g[2] = v;
+    cpu.set_gprs(&g);
+}
+
+fn gp0(cpu: &mut SoftCpu) {
+    let (info, code, _) = exception_exit(cpu);
+    assert_eq!(info, hw_fault(13));
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn in_at_cpl3_with_a_clear_bitmap_bit_is_allowed() {
+    for mode in [Mode::Long64, Mode::Protected32] {
+        // in al, 0x80
+        let mut cpu = io_guest(mode, &[0xE4, 0x80], &clear_map());
+        assert_eq!(enter(&mut cpu), exit_reason::IO_INSTRUCTION, "{mode:?}");
+    }
+}
+
+#[test]
+fn in_at_cpl3_without_an_io_bitmap_is_gp() {
+    // Limit 0x67: the map base field exists but the map lies beyond the limit.
+    let mut cpu = io_guest(Mode::Long64, &[0xE4, 0x80], &[]);
+    gp0(&mut cpu);
+}
+
+#[test]
+fn a_set_bitmap_bit_is_gp() {
+    let mut map = clear_map();
+    map[0x80 / 8] = 1;
+    // out 0x80, al
+    let mut cpu = io_guest(Mode::Long64, &[0xE6, 0x80], &map);
+    gp0(&mut cpu);
+}
+
+#[test]
+fn every_port_of_a_wide_access_is_checked_across_bitmap_bytes() {
+    // in eax, dx with DX = 0x7E: ports 0x7E..0x81, bit 0x81 set.
+    let mut map = clear_map();
+    map[0x81 / 8] = 1 << 1;
+    let mut cpu = io_guest(Mode::Long64, &[0xED], &map);
+    set_dx(&mut cpu, 0x7E);
+    gp0(&mut cpu);
+    // The same access with only port 0x82 set is allowed.
+    let mut map = clear_map();
+    map[0x82 / 8] = 1 << 2;
+    let mut cpu = io_guest(Mode::Long64, &[0xED], &map);
+    set_dx(&mut cpu, 0x7E);
+    assert_eq!(enter(&mut cpu), exit_reason::IO_INSTRUCTION);
+}
+
+#[test]
+fn the_second_bitmap_byte_must_lie_within_the_limit() {
+    // Port 0x80 reads bitmap bytes 0x10 and 0x11; the limit ends at 0x10.
+    let map = vec![0; 0x80 / 8 + 1];
+    let mut cpu = io_guest(Mode::Long64, &[0xE4, 0x80], &map);
+    gp0(&mut cpu);
+}
+
+#[test]
+fn cpl_at_or_below_iopl_skips_the_bitmap() {
+    let mut map = clear_map();
+    map[0x80 / 8] = 1;
+    let mut cpu = io_guest(Mode::Long64, &[0xE4, 0x80], &map);
+    vmw(&mut cpu, f::GUEST_RFLAGS, 0x3002);
+    assert_eq!(enter(&mut cpu), exit_reason::IO_INSTRUCTION);
 }

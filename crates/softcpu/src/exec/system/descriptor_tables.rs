@@ -118,8 +118,9 @@ impl SoftCpu {
         }
         if tr {
             // Mark the TSS busy in the GDT.
-            let byte = self.read_linear(d.addr + 5, 1, false)?;
-            self.write_linear(d.addr + 5, 1, byte | 2, false)?;
+            let la = self.table_linear(d.addr.wrapping_add(5));
+            let byte = self.read_linear(la, 1, false)?;
+            self.write_linear(la, 1, byte | 2, false)?;
             seg.ar |= 2;
             self.s.tr = seg;
         } else {
