@@ -137,3 +137,33 @@ fn an_iret_fault_without_nmi_blocking_reports_no_unblocking() {
     assert_eq!(enter(&mut cpu) as u16, exit_reason::EXCEPTION_NMI);
     assert_eq!(cpu.vmread(f::VM_EXIT_INTR_INFO).unwrap(), 0x8000_0B0D);
 }
+
+#[test]
+fn a_failed_vm_entry_leaves_the_vmcs_clear() {
+    // RFLAGS bit 1 clear: invalid guest state, a VM-entry failure.
+    let mut cpu = machine(Mode::Long64, &[0xF4]);
+    cpu.vmwrite(f::GUEST_RFLAGS, 0).unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 5_000).unwrap();
+    assert!(cpu.vmlaunch().is_ok());
+    let reason = cpu.vmread(f::VM_EXIT_REASON).unwrap();
+    assert_eq!(
+        reason,
+        0x8000_0000 | u64::from(exit_reason::INVALID_GUEST_STATE)
+    );
+    // Not launched (SDM Vol. 3C §27.8): VMRESUME fails, VMLAUNCH may try again.
+    let r = cpu.vmresume();
+    assert_eq!(
+        r.map_err(|e| e.error),
+        Err(x86::vmx::instruction_error::VMRESUME_NONLAUNCHED)
+    );
+    cpu.vmwrite(f::GUEST_RFLAGS, 2).unwrap();
+    assert!(cpu.vmlaunch().is_ok());
+    assert_eq!(
+        cpu.vmread(f::VM_EXIT_REASON).unwrap() as u16,
+        exit_reason::HLT
+    );
+    assert!(
+        cpu.vmresume().is_ok(),
+        "launched by the entry that succeeded"
+    );
+}

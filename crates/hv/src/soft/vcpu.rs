@@ -491,11 +491,12 @@ impl Vcpu for SoftVcpu {
                     }));
                 }
                 entered.map_err(hw_error)?;
-                if !in_l2 {
-                    self.launched = true;
-                }
             }
             let raw = VmxHardware::vmread(&*cpu, f::VM_EXIT_REASON).map_err(hw_error)?;
+            if !entering && !in_l2 && raw & u64::from(x86::vmx::exit_reason::ENTRY_FAILURE) == 0 {
+                // A VM-entry failure leaves vmcs01 clear (SDM Vol. 3C §27.8).
+                self.launched = true;
+            }
             let reason = raw as u16;
             *self.exits.entry(reason).or_insert(0) += 1;
             if let Some(n) = self.nested.as_mut() {

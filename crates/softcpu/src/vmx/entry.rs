@@ -126,9 +126,6 @@ impl SoftCpu {
             return self.vmfail(ie::ENTRY_INVALID_CONTROL);
         }
         self.vmx.load_controls();
-        if launch {
-            self.vmx.vmcs.launch_state = LaunchState::Launched;
-        }
         if let Err(qualification) = self.guest_state_valid() {
             // VM-entry failure due to invalid guest state (SDM §27.8): an exit
             // with bit 31 set; the processor stays in root operation.
@@ -139,6 +136,12 @@ impl SoftCpu {
             );
             v.set(f::EXIT_QUALIFICATION, qualification);
             return Ok(());
+        }
+        // Only an entry that passed the guest-state checks launches the
+        // VMCS (SDM Vol. 3C §27.8, Vol. 2 VMLAUNCH: "launch state of VMCS
+        // ← launched" follows the checks and the MSR loads).
+        if launch {
+            self.vmx.vmcs.launch_state = LaunchState::Launched;
         }
         self.load_guest_state();
         // "An IRET just unblocked NMIs" is state of the instruction stream;
