@@ -221,13 +221,13 @@ pub struct LapicConfig {
 }
 
 impl Default for LapicConfig {
-    /// APIC 0, the BSP, 39 physical address bits (the soft CPU's
+    /// APIC 0, the BSP, 46 physical address bits (the soft CPU's
     /// CPUID.80000008H), the soft CPU's default crystal ratio.
     fn default() -> Self {
         LapicConfig {
             apic_id: 0,
             bsp: true,
-            max_phys_addr_bits: 39,
+            max_phys_addr_bits: 46,
             clock: TimerClock::default(),
         }
     }

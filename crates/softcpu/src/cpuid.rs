@@ -6,14 +6,15 @@
 
 use crate::cpu::{CpuModel, SoftCpu};
 
-/// Physical-address width (CPUID.80000008H:EAX[7:0]).
-pub(crate) const PHYS_ADDR_BITS: u32 = 39;
+/// Physical-address width (CPUID.80000008H:EAX[7:0]): 46, as the
+/// Sapphire Rapids server parts the model stands for report.
+pub(crate) const PHYS_ADDR_BITS: u32 = 46;
 
 /// Vendor string "GenuineIntel" as EBX, EDX, ECX.
 const VENDOR: [u32; 3] = [0x756E_6547, 0x4965_6E69, 0x6C65_746E];
 
 /// CPUID.1:EDX features: FPU(0) TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11)
-/// PGE(13) CMOV(15) PAT(16) PSE(3) DE(2).
+/// PGE(13) CMOV(15) PAT(16) PSE(3) DE(2) CLFLUSH(19).
 const LEAF1_EDX: u32 = 1
     | 1 << 2
     | 1 << 3
@@ -25,7 +26,8 @@ const LEAF1_EDX: u32 = 1
     | 1 << 11
     | 1 << 13
     | 1 << 15
-    | 1 << 16;
+    | 1 << 16
+    | 1 << 19;
 /// CPUID.1:ECX features: VMX(5), POPCNT(23).
 const LEAF1_ECX: u32 = 1 << 5 | 1 << 23;
 /// CPUID.80000001H:EDX: SYSCALL(11), NX(20), RDTSCP(27), LM(29).

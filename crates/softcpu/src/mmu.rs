@@ -71,9 +71,9 @@ struct Walk {
 
 const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 const NX_BIT: u64 = 1 << 63;
-/// Address bits 51:39 of a 64-bit paging entry: reserved above this CPU's
-/// MAXPHYADDR of 39 (CPUID.80000008H:EAX[7:0]; SDM Vol. 3A §4.5).
-const RSVD_PHYS: u64 = 0x000F_FF80_0000_0000;
+/// Address bits 51:MAXPHYADDR of a 64-bit paging entry: reserved above this
+/// CPU's MAXPHYADDR (CPUID.80000008H:EAX[7:0]; SDM Vol. 3A §4.5).
+const RSVD_PHYS: u64 = ADDR_MASK & !((1 << crate::cpuid::PHYS_ADDR_BITS) - 1);
 
 impl SoftCpu {
     /// Translates a linear address; `user` selects user-mode permission checks

@@ -191,7 +191,10 @@ impl SoftCpu {
             let eptp = v.get(f::EPT_POINTER);
             // Memory type WB (6) or UC (0), page-walk length 4, reserved bits clear.
             let ty = eptp & 7;
-            if (ty != 0 && ty != 6) || (eptp >> 3) & 7 != 3 || eptp & 0xF80 != 0 || eptp >> 39 != 0
+            if (ty != 0 && ty != 6)
+                || (eptp >> 3) & 7 != 3
+                || eptp & 0xF80 != 0
+                || eptp >> crate::cpuid::PHYS_ADDR_BITS != 0
             {
                 return false;
             }
@@ -260,7 +263,7 @@ impl SoftCpu {
             return bad;
         }
         // CR3 bits beyond the physical-address width are reserved (SDM Vol.
-        // 3C §27.3.1.1; CPUID.80000008H:EAX[7:0] = 39 here).
+        // 3C §27.3.1.1; CPUID.80000008H:EAX[7:0] here).
         if v.get(f::GUEST_CR3) >> crate::cpuid::PHYS_ADDR_BITS != 0 {
             return bad;
         }
