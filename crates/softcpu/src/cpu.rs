@@ -867,7 +867,7 @@ impl SoftCpu {
 
     /// The time-stamp counter the guest sees (before any TSC offset).
     pub(crate) fn tsc(&self) -> u64 {
-        self.cycles
+        self.cycles.wrapping_add(self.s.msr.tsc_adjust)
     }
 
     /// Whether the kick line is raised (and lowers it if `take`).

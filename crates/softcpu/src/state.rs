@@ -96,6 +96,11 @@ pub struct MsrFile {
     pub pat: u64,
     /// IA32_DEBUGCTL.
     pub debugctl: u64,
+    /// What writes of IA32_TSC added to the cycle count (the TSC is the
+    /// cycle count plus this).
+    pub tsc_adjust: u64,
+    /// The IA32_MISC_ENABLE bits a write flipped from their reset value.
+    pub misc_enable_flipped: u64,
 }
 
 /// The architectural state of one logical processor.

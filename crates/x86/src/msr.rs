@@ -10,6 +10,16 @@ pub const TSC_DEADLINE: u32 = 0x6E0;
 pub const FEATURE_CONTROL: u32 = 0x3A;
 /// IA32_SYSENTER_CS.
 pub const SYSENTER_CS: u32 = 0x174;
+/// IA32_MCG_CAP (machine-check capabilities).
+pub const MCG_CAP: u32 = 0x179;
+/// IA32_MCG_STATUS.
+pub const MCG_STATUS: u32 = 0x17A;
+/// IA32_MISC_ENABLE.
+pub const MISC_ENABLE: u32 = 0x1A0;
+/// IA32_DEBUGCTL.
+pub const DEBUGCTL: u32 = 0x1D9;
+/// IA32_BIOS_SIGN_ID (microcode revision).
+pub const BIOS_SIGN_ID: u32 = 0x8B;
 /// IA32_SYSENTER_ESP.
 pub const SYSENTER_ESP: u32 = 0x175;
 /// IA32_SYSENTER_EIP.

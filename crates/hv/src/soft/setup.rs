@@ -26,6 +26,11 @@ const PASSTHROUGH_MSRS: &[u32] = &[
     msr::SYSENTER_ESP,
     msr::SYSENTER_EIP,
     msr::PAT,
+    msr::DEBUGCTL,
+    msr::MISC_ENABLE,
+    msr::MCG_CAP,
+    msr::MCG_STATUS,
+    msr::BIOS_SIGN_ID,
 ];
 
 /// Pages for the shadow of an L1 hypervisor's EPT (1 MiB: 255 page tables

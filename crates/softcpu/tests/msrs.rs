@@ -1,0 +1,74 @@
+//! MSRs a booting kernel touches: IA32_MISC_ENABLE, IA32_MCG_CAP, a write of
+//! IA32_TSC, IA32_DEBUGCTL, IA32_PAT's memory-type check.
+
+use softcpu::harness::{machine, Mode};
+use x86::vmx::{exit_reason, field as f, proc};
+
+/// Runs `code` in 64-bit mode with no MSR exits and #GP as an exit; returns
+/// the exit reason and the registers.
+fn run(code: &[u8]) -> (u16, [u64; 16]) {
+    let mut cpu = machine(Mode::Long64, code);
+    // A zeroed MSR bitmap in guest RAM: no RDMSR/WRMSR exits.
+    let p = cpu.vmread(f::CPU_BASED_VM_EXEC_CONTROL).unwrap();
+    cpu.vmwrite(
+        f::CPU_BASED_VM_EXEC_CONTROL,
+        p | u64::from(proc::USE_MSR_BITMAPS),
+    )
+    .unwrap();
+    cpu.vmwrite(f::MSR_BITMAP, 0x20_0000).unwrap();
+    cpu.vmwrite(f::EXCEPTION_BITMAP, 1 << 13).unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 10_000).unwrap();
+    assert!(cpu.vmlaunch().is_ok());
+    (cpu.vmread(f::VM_EXIT_REASON).unwrap() as u16, cpu.gprs())
+}
+
+const MOV_ECX: u8 = 0xB9;
+
+fn mov_ecx(msr: u32) -> Vec<u8> {
+    let mut v = vec![MOV_ECX];
+    v.extend_from_slice(&msr.to_le_bytes());
+    v
+}
+
+#[test]
+fn misc_enable_mcg_cap_debugctl_and_a_tsc_write() {
+    let mut code = mov_ecx(0x1A0);
+    code.extend_from_slice(&[0x0F, 0x32, 0x89, 0xC3]); // rdmsr; mov ebx, eax
+    code.extend(mov_ecx(0x179));
+    code.extend_from_slice(&[0x0F, 0x32, 0x89, 0xC6]); // rdmsr; mov esi, eax
+    code.extend(mov_ecx(0x1D9));
+    code.extend_from_slice(&[0x31, 0xC0, 0x31, 0xD2, 0x0F, 0x30]); // wrmsr 0
+    code.extend(mov_ecx(0x10));
+    // xor eax, eax; mov edx, 1; wrmsr; rdtsc; hlt
+    code.extend_from_slice(&[0x31, 0xC0, 0xBA, 1, 0, 0, 0, 0x0F, 0x30, 0x0F, 0x31, 0xF4]);
+    let (reason, g) = run(&code);
+    assert_eq!(reason, exit_reason::HLT, "{g:x?}");
+    assert_eq!(g[3], 0x1801, "MISC_ENABLE: fast strings, no BTS, no PEBS");
+    assert_eq!(g[6], 0, "MCG_CAP: no banks");
+    assert_eq!(g[2], 1, "RDTSC after writing 1 << 32 to IA32_TSC");
+    assert!(g[0] < 100, "a few cycles later: {:#x}", g[0]);
+}
+
+#[test]
+fn misc_enable_read_only_bits_and_debugctl_features_are_gp() {
+    // MISC_ENABLE with PEBS "available" (bit 12 cleared): #GP.
+    let mut code = mov_ecx(0x1A0);
+    code.extend_from_slice(&[0xB8, 0x01, 0x08, 0, 0, 0x31, 0xD2, 0x0F, 0x30, 0xF4]);
+    assert_eq!(run(&code).0, exit_reason::EXCEPTION_NMI);
+    // DEBUGCTL.BTF: not modelled, #GP.
+    let mut code = mov_ecx(0x1D9);
+    code.extend_from_slice(&[0xB8, 0x02, 0, 0, 0, 0x31, 0xD2, 0x0F, 0x30, 0xF4]);
+    assert_eq!(run(&code).0, exit_reason::EXCEPTION_NMI);
+    // PAT with an entry of reserved type 2: #GP.
+    let mut code = mov_ecx(0x277);
+    code.extend_from_slice(&[0xB8, 0x02, 0, 0, 0, 0x31, 0xD2, 0x0F, 0x30, 0xF4]);
+    assert_eq!(run(&code).0, exit_reason::EXCEPTION_NMI);
+    // Clearing fast strings is allowed.
+    let mut code = mov_ecx(0x1A0);
+    code.extend_from_slice(&[
+        0xB8, 0x00, 0x18, 0, 0, 0x31, 0xD2, 0x0F, 0x30, 0x0F, 0x32, 0xF4,
+    ]);
+    let (reason, g) = run(&code);
+    assert_eq!(reason, exit_reason::HLT);
+    assert_eq!(g[0], 0x1800);
+}
