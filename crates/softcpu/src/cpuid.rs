@@ -64,3 +64,17 @@ impl CpuModel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::{CpuModel, SoftCpu};
+
+    #[test]
+    fn clflush_and_the_server_physical_address_width_are_advertised() {
+        let cpu = SoftCpu::new(1 << 20, CpuModel::default());
+        let leaf1 = cpu.native_cpuid(1, 0);
+        assert_ne!(leaf1[3] & 1 << 19, 0, "CLFLUSH");
+        assert_eq!((leaf1[1] >> 8) & 0xFF, 8, "CLFLUSH line size 8 * 8 bytes");
+        assert_eq!(cpu.native_cpuid(0x8000_0008, 0)[0], 0x302E);
+    }
+}
