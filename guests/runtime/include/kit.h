@@ -1,8 +1,8 @@
 /*
  * kit.h - shared test kit of the conformance-* guests (64-bit long mode).
  *
- * The five conformance guests (exceptions, privilege, debug, alignment,
- * interrupts), db-storm and nmi-iret build kit.c and kit64.S from
+ * The six conformance guests (exceptions, privilege, debug, alignment,
+ * interrupts, softint), db-storm and nmi-iret build kit.c and kit64.S from
  * runtime/kit/ (named in their guest.list). The kit extends
  * the runtime's environment with what CPL transitions and event-delivery
  * checks need:
