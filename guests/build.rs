@@ -52,6 +52,8 @@ struct Spec {
     endless: bool,
     configured: bool,
     vmx: bool,
+    /// May use x87, MMX and SSE instructions (the FPU conformance guest).
+    fpu: bool,
 }
 
 /// Reads every `guests/<dir>/guest.list`. Each non-comment line describes
@@ -59,7 +61,9 @@ struct Spec {
 /// the width may be followed by `endless` for a guest that never ends by
 /// itself (the notify storms) and by `configured` for one that needs a
 /// command line or modules (see its source), and by `vmx` for one that
-/// needs VMX from its hypervisor (nested virtualization: soft only).
+/// needs VMX from its hypervisor (nested virtualization: soft only), and by
+/// `fpu` for one whose code may use x87, MMX and SSE instructions (all
+/// others are built and checked without them).
 /// Guests are listed in directory order, then line order.
 fn read_specs(root: &Path) -> Vec<Spec> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(root)
@@ -91,12 +95,13 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 Some("64") => Width::W64,
                 _ => bad_line(&list, n + 1),
             };
-            let (mut endless, mut configured, mut vmx) = (false, false, false);
+            let (mut endless, mut configured, mut vmx, mut fpu) = (false, false, false, false);
             for word in mode {
                 match word {
                     "endless" if !endless => endless = true,
                     "configured" if !configured => configured = true,
                     "vmx" if !vmx => vmx = true,
+                    "fpu" if !fpu => fpu = true,
                     _ => bad_line(&list, n + 1),
                 }
             }
@@ -111,6 +116,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 endless,
                 configured,
                 vmx,
+                fpu,
             });
         }
     }
@@ -125,7 +131,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
 /// Stops the build on a malformed `guest.list` line.
 fn bad_line(list: &Path, line: usize) -> ! {
     panic!(
-        "guests: {}:{line}: want `name | 32|64 [endless] [configured] [vmx] | sources | summary`",
+        "guests: {}:{line}: want `name | 32|64 [endless] [configured] [vmx] [fpu] | sources | summary`",
         list.display()
     )
 }
@@ -384,17 +390,17 @@ fn main() {
         run(ld);
         // .boot holds the 32-bit entry code; .text is in the guest's width;
         // .text16, where a guest has it, is 16-bit code it runs in real mode.
-        verify_instructions(&tools, &linked, ".boot", Some("i386"), false);
+        verify_instructions(&tools, &linked, ".boot", Some("i386"), false, false);
         let text_machine = (g.width == Width::W32).then_some("i386");
-        verify_instructions(&tools, &linked, ".text", text_machine, false);
+        verify_instructions(&tools, &linked, ".text", text_machine, g.fpu, false);
         if has_section(&tools, &linked, ".text16") {
-            verify_instructions(&tools, &linked, ".text16", Some("i8086"), false);
+            verify_instructions(&tools, &linked, ".text16", Some("i8086"), false, false);
         }
         // .int3text holds code that executes INT3, which kvm_pvm stops on:
         // a guest runs it last, and conformance-differences.txt lists the
         // checks kvm cannot reach. Everything else is banned there as well.
         if has_section(&tools, &linked, ".int3text") {
-            verify_instructions(&tools, &linked, ".int3text", text_machine, true);
+            verify_instructions(&tools, &linked, ".int3text", text_machine, g.fpu, true);
         }
         if g.width == Width::W64 {
             let mut objcopy = Command::new(&tools.objcopy);
@@ -413,8 +419,9 @@ const PREFIXES: &[&str] = &[
 ];
 
 /// Why the engines must not be given this instruction (objdump AT&T text),
-/// or None if it is fine.
-fn forbidden_reason(text: &str, int3_allowed: bool) -> Option<&'static str> {
+/// or None if it is fine. `fpu` allows x87, MMX and SSE instructions;
+/// `int3_allowed` allows INT3.
+fn forbidden_reason(text: &str, fpu: bool, int3_allowed: bool) -> Option<&'static str> {
     let mut tokens = text.split_whitespace().skip_while(|t| PREFIXES.contains(t));
     let mnemonic = tokens.next()?;
     let operands: String = tokens.collect::<Vec<_>>().join(" ");
@@ -437,7 +444,11 @@ fn forbidden_reason(text: &str, int3_allowed: bool) -> Option<&'static str> {
     if int3 && int3_allowed {
         return None;
     }
-    if let Some((_, why)) = banned.iter().find(|(m, _)| *m == mnemonic) {
+    let fpu_ok = |why: &&str| fpu && (*why == "MMX" || *why == "SSE");
+    if let Some((_, why)) = banned
+        .iter()
+        .find(|(m, why)| *m == mnemonic && !fpu_ok(why))
+    {
         return Some(why);
     }
     if mnemonic.starts_with("xsave") || mnemonic.starts_with("xrstor") {
@@ -445,6 +456,9 @@ fn forbidden_reason(text: &str, int3_allowed: bool) -> Option<&'static str> {
     }
     if mnemonic == "int" && operands.trim() == "$0x3" {
         return Some("int $3 (kvm_pvm stops on it)");
+    }
+    if fpu {
+        return None;
     }
     if mnemonic.starts_with('f') {
         return Some("x87 (the soft CPU has no FPU; use -mgeneral-regs-only)");
@@ -471,12 +485,14 @@ fn has_section(tools: &Tools, elf: &Path, section: &str) -> bool {
 
 /// Disassemble `section` of `elf` (as `machine`, objdump's `-M`: i386 or
 /// i8086, or the file's own width) and fail the build on forbidden
-/// instructions (INT3 only where `int3_allowed`).
+/// instructions (x87/MMX/SSE only where `fpu`, INT3 only where
+/// `int3_allowed`).
 fn verify_instructions(
     tools: &Tools,
     elf: &Path,
     section: &str,
     machine: Option<&str>,
+    fpu: bool,
     int3_allowed: bool,
 ) {
     let mut cmd = Command::new(&tools.objdump);
@@ -500,7 +516,8 @@ fn verify_instructions(
         .filter_map(|line| {
             // "  101809:\t0f b7 bc 24 ...\tmovzwl 0x1c8(%esp),%edi"
             let text = line.splitn(3, '\t').nth(2)?;
-            forbidden_reason(text, int3_allowed).map(|why| format!("  {}  <- {why}", line.trim()))
+            forbidden_reason(text, fpu, int3_allowed)
+                .map(|why| format!("  {}  <- {why}", line.trim()))
         })
         .collect();
     if !bad.is_empty() {

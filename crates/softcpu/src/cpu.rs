@@ -87,6 +87,8 @@ pub struct SoftCpu {
     pub(crate) tlb: Tlb,
     pub(crate) code: DecodeCache,
     pub(crate) vmx: VmxState,
+    /// x87, MMX and SSE registers (`fpu.rs`).
+    pub(crate) fpu: crate::fpu::FpuState,
     /// The last flag-setting operation of a specialised handler, not yet in RFLAGS.
     pub(crate) lazy: crate::exec::lazy::Lazy,
     /// Interrupt shadow in effect at the current instruction boundary.
@@ -156,6 +158,7 @@ impl SoftCpu {
             tlb: Tlb::new(),
             code: DecodeCache::new(size),
             vmx: VmxState::new(),
+            fpu: crate::fpu::FpuState::default(),
             lazy: crate::exec::lazy::Lazy::default(),
             shadow: Blocking::default(),
             next_blocking: Blocking::default(),

@@ -1,8 +1,8 @@
 //! The CPUID model of this processor (documented in `docs/softcpu.md`).
 //!
-//! The part is an Intel-compatible x86-64 core without x87/SSE execution (the
-//! guests are integer-only), with VMX, and leaf 0x15 giving the crystal clock
-//! that drives the notify window.
+//! The part is an Intel-compatible x86-64 core with the x87 FPU, MMX, SSE,
+//! SSE2 and FXSR (nothing newer: no SSE3, no XSAVE), with VMX, and leaf 0x15 giving the crystal clock that drives the notify
+//! window.
 
 use crate::cpu::{CpuModel, SoftCpu};
 
@@ -14,7 +14,8 @@ pub(crate) const PHYS_ADDR_BITS: u32 = 46;
 const VENDOR: [u32; 3] = [0x756E_6547, 0x4965_6E69, 0x6C65_746E];
 
 /// CPUID.1:EDX features: FPU(0) TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11)
-/// PGE(13) CMOV(15) PAT(16) PSE(3) DE(2) CLFLUSH(19).
+/// PGE(13) CMOV(15) PAT(16) PSE(3) DE(2) CLFLUSH(19) MMX(23) FXSR(24) SSE(25)
+/// SSE2(26).
 const LEAF1_EDX: u32 = 1
     | 1 << 2
     | 1 << 3
@@ -27,7 +28,11 @@ const LEAF1_EDX: u32 = 1
     | 1 << 13
     | 1 << 15
     | 1 << 16
-    | 1 << 19;
+    | 1 << 19
+    | 1 << 23
+    | 1 << 24
+    | 1 << 25
+    | 1 << 26;
 /// CPUID.1:ECX features: VMX(5), POPCNT(23).
 const LEAF1_ECX: u32 = 1 << 5 | 1 << 23;
 /// CPUID.80000001H:EDX: SYSCALL(11), NX(20), RDTSCP(27), LM(29).

@@ -22,6 +22,8 @@ mod decode;
 mod event;
 mod exec;
 mod fault;
+mod float;
+pub mod fpu;
 mod gates;
 pub mod harness;
 pub mod memory;

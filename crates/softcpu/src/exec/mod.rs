@@ -7,9 +7,14 @@ mod control;
 mod data;
 mod fast;
 pub(crate) mod flags;
+mod fp;
+mod fxsr;
 pub(crate) mod lazy;
+mod simd;
+mod sse;
 mod string;
 mod system;
+mod x87;
 
 use crate::cpu::SoftCpu;
 use crate::fault::{Ex, Exception};
@@ -168,10 +173,14 @@ impl SoftCpu {
             M::Int | M::Int3 | M::Int1 | M::Into | M::Iret | M::Iretd | M::Iretq => {
                 self.soft_int(ins)
             }
-            m if is_string(m) => self.string_op(ins),
+            m if is_string(m) && !fp::sse_string_alias(ins) => self.string_op(ins),
             M::Ud0 | M::Ud1 | M::Ud2 => Err(Exception::ud().into()),
+            M::Wait => self.fwait(),
             _ if ins.condition_code() != ConditionCode::None => self.conditional(ins),
-            _ => self.system(ins),
+            _ => match fp::unit(ins) {
+                Some(unit) => self.fp_simd(ins, unit),
+                None => self.system(ins),
+            },
         }
     }
 }
@@ -280,6 +289,7 @@ pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
         | M::Pushfq => BlockRole::Inside,
         // Memory string ops may sit in a block; INS and OUTS do port I/O and run alone.
         m if is_string(m)
+            && !fp::sse_string_alias(ins)
             && !matches!(
                 m,
                 M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd
