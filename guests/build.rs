@@ -172,8 +172,9 @@ const RUNTIME_32: &[&str] = &["entry32.S", "isr32.S"];
 /// Runtime sources for 64-bit guests only.
 const RUNTIME_64: &[&str] = &["longmode.S", "isr64.S"];
 
-/// Flags for every C and assembly file. -mgeneral-regs-only: the soft CPU has
-/// no SSE/x87, so gcc must not emit them. -fcf-protection=none: no endbr.
+/// Flags for every C and assembly file. -mgeneral-regs-only: kvm_pvm stops on
+/// x87/SSE, so gcc must not emit them (only `fpu` guests use them, in inline
+/// assembly). -fcf-protection=none: no endbr.
 const CFLAGS: &[&str] = &[
     "-ffreestanding",
     "-fno-pic",
@@ -461,13 +462,13 @@ fn forbidden_reason(text: &str, fpu: bool, int3_allowed: bool) -> Option<&'stati
         return None;
     }
     if mnemonic.starts_with('f') {
-        return Some("x87 (the soft CPU has no FPU; use -mgeneral-regs-only)");
+        return Some("x87 (kvm_pvm stops on it; only `fpu` guests may use it)");
     }
     if ["%xmm", "%ymm", "%zmm", "%mm", "%st", "%k"]
         .iter()
         .any(|r| operands.contains(r))
     {
-        return Some("SSE/AVX/MMX/x87 register (use -mgeneral-regs-only)");
+        return Some("SSE/AVX/MMX/x87 register (kvm_pvm stops on them; use -mgeneral-regs-only)");
     }
     None
 }
