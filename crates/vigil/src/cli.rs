@@ -173,11 +173,16 @@ pub struct RunArgs {
     /// exit reports an invalid guest context, which silicon never does.
     #[arg(long)]
     pub inject_notify_invalid: bool,
-    /// Kernel command line passed through multiboot. As with QEMU's -append,
-    /// the kernel sees the kernel's name, a space, then STRING (which may
-    /// begin with '-').
+    /// Kernel command line, as QEMU's -append: a Linux bzImage gets STRING
+    /// alone (e.g. "console=ttyS0"); a multiboot kernel sees the kernel's
+    /// name, a space, then STRING. STRING may begin with '-'.
     #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
     pub append: Option<String>,
+    /// Initial RAM disk for a Linux bzImage, as QEMU's -initrd: loaded at the
+    /// top of RAM below the kernel's initrd_addr_max (multiboot kernels take
+    /// --module instead).
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
     /// Load FILE as a multiboot module (repeatable, in order), as QEMU's
     /// -initrd "FILE STRING,...": the module's string is FILE, then a space
     /// and STRING when given. The first module is commonly a text file of
@@ -187,7 +192,9 @@ pub struct RunArgs {
     /// Run a built-in guest by name (see `vigil guests`).
     #[arg(long, value_name = "NAME")]
     pub guest: Option<String>,
-    /// A multiboot v1 ELF32 kernel file, as for `qemu-system-x86_64 -kernel`.
+    /// A kernel file, as for `qemu-system-x86_64 -kernel`: a Linux bzImage
+    /// (booted through the Linux boot protocol, e.g. `vigil run --initrd
+    /// initrd.gz --append console=ttyS0 vmlinuz`) or a multiboot v1 ELF32.
     #[arg(value_name = "KERNEL")]
     pub kernel: Option<PathBuf>,
 }

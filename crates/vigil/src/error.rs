@@ -48,6 +48,8 @@ pub enum FileRole {
     Kernel,
     /// A `--module`.
     Module,
+    /// The `--initrd`.
+    Initrd,
 }
 
 impl fmt::Display for FileRole {
@@ -55,6 +57,7 @@ impl fmt::Display for FileRole {
         f.write_str(match self {
             FileRole::Kernel => "kernel",
             FileRole::Module => "module",
+            FileRole::Initrd => "initrd",
         })
     }
 }

@@ -28,6 +28,9 @@ fn run_guest(args: &RunArgs) -> Result<u8, Error> {
     print_guest_notes(args);
     let mut options = run_options(args)?;
     options.modules = load_modules(&args.module, args.memory)?;
+    if let Some(path) = &args.initrd {
+        options.initrd = Some(read_guest_file(path, FileRole::Initrd, args.memory)?);
+    }
     let stdout = GuestStdout::default();
     let output = vmm::RunOutput {
         serial: Box::new(stdout.clone()),
@@ -309,6 +312,8 @@ fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, Error> {
             args.append.as_deref().unwrap_or_default()
         ),
         modules: Vec::new(),
+        append: args.append.clone().unwrap_or_default(),
+        initrd: None,
         notify: NotifyOptions {
             policy: match args.notify_vmexit {
                 NotifyVmexit::Run => NotifyPolicy::Run,

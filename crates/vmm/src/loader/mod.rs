@@ -71,6 +71,9 @@ use std::fmt;
 
 use accel::{EntryMode, EntryState};
 
+pub mod linux;
+pub use linux::{is_bzimage, load_linux, LinuxArgs, LinuxError};
+
 /// The multiboot v1 header magic the kernel carries.
 pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
 /// The value EAX holds when a multiboot v1 kernel is entered.
@@ -321,6 +324,10 @@ pub enum LoadError {
         /// Guest-physical load address.
         addr: u64,
     },
+    /// A Linux bzImage that cannot be booted.
+    Linux(LinuxError),
+    /// `--initrd` given for a multiboot kernel (which takes modules).
+    InitrdForMultiboot,
 }
 
 /// A multiboot module: its contents and the string the kernel sees for it.
@@ -468,11 +475,47 @@ impl fmt::Display for LoadError {
                 f,
                 "segment at {addr:#x} overlaps the module descriptors at {MODS_ADDR:#x}-{BOOT_INFO_ADDR:#x}; link the kernel elsewhere (e.g. at 1 MiB)"
             ),
+            LoadError::Linux(e) => write!(f, "{e}"),
+            LoadError::InitrdForMultiboot => write!(
+                f,
+                "--initrd is for Linux kernels, and this is a multiboot kernel; pass its files with --module"
+            ),
         }
     }
 }
 
 impl std::error::Error for LoadError {}
+
+/// What a kernel boots with besides its image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelArgs<'a> {
+    /// The multiboot command line (QEMU: the kernel's name, a space,
+    /// `-append`'s text).
+    pub multiboot_cmdline: &'a str,
+    /// Multiboot modules.
+    pub modules: &'a [Module<'a>],
+    /// What a Linux bzImage gets.
+    pub linux: LinuxArgs<'a>,
+}
+
+/// Loads `image` as QEMU's `-kernel` does: a Linux bzImage (setup header
+/// "HdrS") through the Linux boot protocol, anything else as multiboot v1.
+pub fn load_kernel(
+    image: &[u8],
+    memory_bytes: u64,
+    args: &KernelArgs<'_>,
+) -> Result<BootImage, LoadError> {
+    if is_bzimage(image) {
+        if !args.modules.is_empty() {
+            return Err(LoadError::Linux(LinuxError::ModulesForLinux));
+        }
+        return load_linux(image, memory_bytes, &args.linux).map_err(LoadError::Linux);
+    }
+    if args.linux.initrd.is_some() {
+        return Err(LoadError::InitrdForMultiboot);
+    }
+    load_multiboot_with_modules(image, memory_bytes, args.multiboot_cmdline, args.modules)
+}
 
 /// Reads a little-endian `u16` at `off`, if the bytes are there.
 fn le16(b: &[u8], off: usize) -> Option<u16> {

@@ -46,8 +46,16 @@ pub(super) fn build_board(
         .iter()
         .map(|(string, data)| loader::Module { data, string })
         .collect();
-    let boot = loader::load_multiboot_with_modules(image, memory_bytes, &options.cmdline, &modules)
-        .map_err(RunError::Load)?;
+    let kernel_args = loader::KernelArgs {
+        multiboot_cmdline: &options.cmdline,
+        modules: &modules,
+        linux: loader::LinuxArgs {
+            cmdline: &options.append,
+            initrd: options.initrd.as_deref(),
+            firmware: None,
+        },
+    };
+    let boot = loader::load_kernel(image, memory_bytes, &kernel_args).map_err(RunError::Load)?;
     let clock = VirtualClock::new();
     // The PIC's handle is not needed yet: no interrupt reaches the vCPU.
     let (ports, _pic) =

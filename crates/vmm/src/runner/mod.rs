@@ -32,6 +32,11 @@ pub struct RunOptions {
     pub cmdline: String,
     /// Multiboot modules, in order: `(string, contents)`.
     pub modules: Vec<(String, Vec<u8>)>,
+    /// A Linux kernel's command line: `-append`'s text alone, as QEMU
+    /// gives it to a bzImage.
+    pub append: String,
+    /// A Linux kernel's initial RAM disk (QEMU's `-initrd` for a bzImage).
+    pub initrd: Option<Vec<u8>>,
     /// Notify VM exit policy.
     pub notify: NotifyOptions,
     /// Timeout, watchdog and host tick.
@@ -55,6 +60,8 @@ impl Default for RunOptions {
             memory_mib: 128,
             cmdline: String::new(),
             modules: Vec::new(),
+            append: String::new(),
+            initrd: None,
             notify: NotifyOptions::default(),
             limits: Limits::default(),
             bus_lock_ratelimit: None,
@@ -147,7 +154,7 @@ impl From<AccelError> for RunError {
     }
 }
 
-/// Loads `image` as a multiboot kernel and runs it on `accel` until it ends.
+/// Loads `image` (a Linux bzImage or a multiboot kernel) and runs it on `accel` until it ends.
 pub fn run<A: Accelerator>(
     accel: &A,
     image: &[u8],

@@ -1,0 +1,15 @@
+#!/bin/sh
+# /init of the Linux boot test's initramfs (guests/linux/fetch-and-build.sh
+# puts the marker in). Every line it prints is checked by
+# crates/vigil/tests/linux.rs.
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+echo "@MARKER@"
+echo "awk: $(awk 'BEGIN{printf "%.6f\n", 1/3}')"
+echo "sha256: $(printf 'vigil' | sha256sum)"
+echo "gzip: $(printf 'vigil round trip' | gzip -c | gunzip -c)"
+echo "date: $(date -u +%Y)"
+echo "warnings-begin"
+dmesg | grep -i -E 'warn|bug|oops|call trace'
+echo "warnings-end"
+poweroff -f
