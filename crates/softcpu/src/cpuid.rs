@@ -14,7 +14,7 @@ pub(crate) const PHYS_ADDR_BITS: u32 = 46;
 const VENDOR: [u32; 3] = [0x756E_6547, 0x4965_6E69, 0x6C65_746E];
 
 /// CPUID.1:EDX features: FPU(0) TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP(11)
-/// PGE(13) CMOV(15) PAT(16) PSE(3) DE(2) CLFLUSH(19) MMX(23) FXSR(24) SSE(25)
+/// MTRR(12) PGE(13) CMOV(15) PAT(16) PSE(3) DE(2) CLFLUSH(19) MMX(23) FXSR(24) SSE(25)
 /// SSE2(26).
 const LEAF1_EDX: u32 = 1
     | 1 << 2
@@ -25,6 +25,7 @@ const LEAF1_EDX: u32 = 1
     | 1 << 8
     | 1 << 9
     | 1 << 11
+    | 1 << 12
     | 1 << 13
     | 1 << 15
     | 1 << 16
@@ -79,6 +80,7 @@ mod tests {
         let cpu = SoftCpu::new(1 << 20, CpuModel::default());
         let leaf1 = cpu.native_cpuid(1, 0);
         assert_ne!(leaf1[3] & 1 << 19, 0, "CLFLUSH");
+        assert_ne!(leaf1[3] & 1 << 12, 0, "MTRR (mtrr.rs)");
         assert_eq!((leaf1[1] >> 8) & 0xFF, 8, "CLFLUSH line size 8 * 8 bytes");
         assert_eq!(cpu.native_cpuid(0x8000_0008, 0)[0], 0x302E);
     }

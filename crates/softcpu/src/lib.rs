@@ -30,6 +30,7 @@ pub mod memory;
 pub mod mmio;
 mod mmu;
 mod msr;
+mod mtrr;
 mod run;
 mod segments;
 pub mod state;

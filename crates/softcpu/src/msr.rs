@@ -42,7 +42,7 @@ impl SoftCpu {
             // Microcode revision 0 (EDX), nothing in EAX.
             BIOS_SIGN_ID => 0,
             APIC_BASE => x86::apic::BASE_MSR_RESET_BSP,
-            _ => return Err(Exception::gp(0).into()),
+            _ => return m.mtrr.read(msr).ok_or_else(|| Exception::gp(0).into()),
         })
     }
 
@@ -97,6 +97,7 @@ impl SoftCpu {
             MCG_STATUS if v == 0 => {}
             // Writing it (0, before CPUID) only prepares the revision read.
             BIOS_SIGN_ID => {}
+            _ if self.s.msr.mtrr.write(msr, v) == Some(true) => {}
             _ => return gp,
         }
         Ok(())

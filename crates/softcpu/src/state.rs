@@ -101,6 +101,21 @@ pub struct MsrFile {
     pub tsc_adjust: u64,
     /// The IA32_MISC_ENABLE bits a write flipped from their reset value.
     pub misc_enable_flipped: u64,
+    /// The memory-type range registers.
+    pub mtrr: MtrrFile,
+}
+
+/// The memory-type range registers (SDM Vol. 3A §12.11); all zero after
+/// reset, so the MTRRs start disabled with an uncached default type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MtrrFile {
+    /// IA32_MTRR_DEF_TYPE.
+    pub def_type: u64,
+    /// The fixed-range MTRRs: FIX64K_00000, FIX16K_80000, FIX16K_A0000,
+    /// then FIX4K_C0000 … FIX4K_F8000.
+    pub fixed: [u64; 11],
+    /// IA32_MTRR_PHYSBASEn at index 2n, IA32_MTRR_PHYSMASKn at 2n + 1.
+    pub variable: [u64; 16],
 }
 
 /// The architectural state of one logical processor.

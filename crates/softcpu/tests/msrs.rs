@@ -72,3 +72,51 @@ fn misc_enable_read_only_bits_and_debugctl_features_are_gp() {
     assert_eq!(reason, exit_reason::HLT);
     assert_eq!(g[0], 0x1800);
 }
+
+/// `mov ecx, msr; mov eax, lo; mov edx, hi; wrmsr`.
+fn wrmsr(msr: u32, v: u64) -> Vec<u8> {
+    let mut code = mov_ecx(msr);
+    code.push(0xB8);
+    code.extend_from_slice(&(v as u32).to_le_bytes());
+    code.push(0xBA);
+    code.extend_from_slice(&((v >> 32) as u32).to_le_bytes());
+    code.extend_from_slice(&[0x0F, 0x30]);
+    code
+}
+
+#[test]
+fn mtrrs_are_advertised_held_and_checked() {
+    // MTRRCAP; DEF_TYPE enabled write-back; PHYSMASK0 read back. (CPUID,
+    // which exits, is checked in the unit tests of cpuid.rs.)
+    let mut code = mov_ecx(0xFE);
+    code.extend_from_slice(&[0x0F, 0x32, 0x89, 0xC6]); // rdmsr; mov esi, eax
+    code.extend(wrmsr(0x2FF, 0xC06));
+    code.extend(wrmsr(0x201, 0x3FFF_8000_0800));
+    code.extend(mov_ecx(0x2FF));
+    code.extend_from_slice(&[0x0F, 0x32, 0x89, 0xC3]); // rdmsr; mov ebx, eax
+    code.extend(mov_ecx(0x201));
+    code.extend_from_slice(&[0x0F, 0x32, 0xF4]); // rdmsr; hlt
+    let (reason, g) = run(&code);
+    assert_eq!(reason, exit_reason::HLT, "{g:x?}");
+    assert_eq!(g[6], 0x508, "VCNT 8, FIX, WC");
+    assert_eq!(g[3], 0xC06);
+    assert_eq!((g[0], g[2]), (0x8000_0800, 0x3FFF));
+}
+
+#[test]
+fn mtrr_reserved_bits_undefined_types_and_mtrrcap_writes_are_gp() {
+    for (msr, v) in [
+        (0xFE, 0x508),
+        (0x2FF, 0x800 | 2),
+        (0x2FF, 0x100 | 6),
+        (0x250, 0x0606_0606_0606_0607),
+        (0x204, 0x100),
+        (0x205, 1 << 46 | 0x800),
+        (0x210, 0), // PHYSBASE8: beyond VCNT
+        (0x251, 0), // between the fixed ranges
+    ] {
+        let mut code = wrmsr(msr, v);
+        code.push(0xF4);
+        assert_eq!(run(&code).0, exit_reason::EXCEPTION_NMI, "{msr:#x} {v:#x}");
+    }
+}

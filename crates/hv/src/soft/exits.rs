@@ -254,9 +254,6 @@ fn msr(
         // The VMX capability MSRs, where VMX is offered (#GP otherwise, or
         // for one this VMX lacks).
         (0x480..=0x491, false) => vmx.and_then(|c| c.rdmsr(index)),
-        // MTRR capability and default type reads: none and uncached.
-        (0xFE, false) | (0x2FF, false) => Some(0),
-        (0x2FF, true) => Some(0),
         _ => None,
     };
     match value {

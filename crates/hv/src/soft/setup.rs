@@ -33,6 +33,17 @@ const PASSTHROUGH_MSRS: &[u32] = &[
     msr::BIOS_SIGN_ID,
 ];
 
+/// The MTRRs the CPU holds (capability, variable ranges, fixed ranges,
+/// default type), passed through like the MSRs above.
+const PASSTHROUGH_MTRRS: [std::ops::RangeInclusive<u32>; 6] = [
+    msr::MTRRCAP..=msr::MTRRCAP,
+    msr::MTRR_PHYSBASE0..=msr::MTRR_PHYSBASE0 + 0xF,
+    msr::MTRR_FIX64K_00000..=msr::MTRR_FIX64K_00000,
+    msr::MTRR_FIX16K_80000..=msr::MTRR_FIX16K_A0000,
+    msr::MTRR_FIX4K_C0000..=msr::MTRR_FIX4K_C0000 + 7,
+    msr::MTRR_DEF_TYPE..=msr::MTRR_DEF_TYPE,
+];
+
 /// Pages for the shadow of an L1 hypervisor's EPT (1 MiB: 255 page tables
 /// of 2 MiB each before it starts over).
 const SHADOW_EPT_PAGES: u64 = 256;
@@ -78,7 +89,8 @@ impl PrivatePages {
     /// Writes the MSR bitmap and EPT tables into host memory.
     pub(crate) fn install(&self, hw: &mut impl VmxHardware) -> Result<(), HwError> {
         let mut bitmap = vec![0xFFu8; 4096];
-        for &m in PASSTHROUGH_MSRS {
+        let mtrrs = PASSTHROUGH_MTRRS.into_iter().flatten();
+        for m in PASSTHROUGH_MSRS.iter().copied().chain(mtrrs) {
             let (off, bit) = if m >= 0xC000_0000 {
                 (1024, m - 0xC000_0000)
             } else {
