@@ -389,6 +389,13 @@ pub trait Vcpu {
     fn inject_triple_fault(&mut self) -> Result<(), AccelError>;
     /// Virtual time of the vCPU in nanoseconds, where the accelerator keeps one.
     fn virtual_ns(&self) -> Option<u64>;
+    /// An interrupt message for the vCPU's local APIC, as an I/O APIC or an
+    /// MSI sends one (`KVM_SIGNAL_MSI`): fixed delivery of `vector`, edge-
+    /// or level-triggered (TMR). The APIC accepts it into IRR, and the guest
+    /// takes it through its IDT when priority and RFLAGS.IF allow, at the
+    /// next `run()`. Vectors 0–15 are illegal and dropped, as the APIC
+    /// drops them.
+    fn deliver_interrupt(&mut self, vector: u8, level: bool) -> Result<(), AccelError>;
 }
 
 /// A virtual machine: guest memory and vCPUs.

@@ -118,6 +118,11 @@ impl UserApic {
         }
     }
 
+    /// An interrupt message from the platform (an I/O APIC): into IRR.
+    pub(crate) fn accept(&mut self, vector: u8, level: bool) {
+        self.lapic.accept_interrupt(vector, level);
+    }
+
     /// Before `KVM_RUN`: injects a deliverable interrupt if the guest can
     /// take it, or asks KVM for an interrupt window.
     pub(crate) fn before_run(&mut self, fd: &mut VcpuFd) -> Result<(), AccelError> {

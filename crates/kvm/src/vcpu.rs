@@ -301,6 +301,11 @@ impl Vcpu for KvmVcpu {
         self.control.clone()
     }
 
+    fn deliver_interrupt(&mut self, vector: u8, level: bool) -> Result<(), AccelError> {
+        self.apic.accept(vector, level);
+        Ok(())
+    }
+
     fn inject_triple_fault(&mut self) -> Result<(), AccelError> {
         if !self.triple_fault_event {
             return Err(AccelError::Unsupported(Unsupported::TripleFaultEvent));

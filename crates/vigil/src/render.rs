@@ -51,6 +51,11 @@ impl fmt::Display for End<'_> {
                 }
             ),
             RunEnd::PoweredOff => write!(f, "the vCPU was powered off"),
+            RunEnd::GuestPowerOff => write!(f, "the guest powered the machine off (ACPI S5)"),
+            RunEnd::Reset => write!(
+                f,
+                "the guest reset the machine (reboot); Vigil does not restart it"
+            ),
         }
     }
 }

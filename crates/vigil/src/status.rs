@@ -15,6 +15,8 @@
 //! | 12 | `--timeout` passed |
 //! | 14 | the watchdog found the vCPU stalled (no return to L0) and powered the VM off |
 //! | 16 | the VM was stopped (paused) by `--notify-invalid stop` |
+//! | 0 | the guest powered the machine off (ACPI S5, e.g. Linux's `poweroff`), as QEMU exits 0 |
+//! | 18 | the guest reset the machine (e.g. Linux's `reboot`); Vigil does not restart it, as `qemu -no-reboot` |
 
 use vmm::RunEnd;
 
@@ -34,6 +36,10 @@ pub const TIMEOUT: u8 = 12;
 pub const STALLED: u8 = 14;
 /// Exit status: the VM was stopped by the context-invalid policy.
 pub const STOPPED: u8 = 16;
+/// Exit status: the guest powered the machine off.
+pub const GUEST_POWER_OFF: u8 = 0;
+/// Exit status: the guest reset the machine.
+pub const RESET: u8 = 18;
 
 /// The process exit status for a run that ended this way.
 pub fn of_end(end: &RunEnd) -> u8 {
@@ -48,5 +54,7 @@ pub fn of_end(end: &RunEnd) -> u8 {
         RunEnd::Stopped(_) => STOPPED,
         RunEnd::Timeout(_) => TIMEOUT,
         RunEnd::Stalled { .. } | RunEnd::PoweredOff => STALLED,
+        RunEnd::GuestPowerOff => GUEST_POWER_OFF,
+        RunEnd::Reset => RESET,
     }
 }

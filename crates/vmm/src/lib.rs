@@ -19,6 +19,7 @@ pub mod loader;
 pub mod monitor;
 pub mod notice;
 pub mod outcome;
+pub mod platform;
 pub mod policy;
 pub mod runner;
 #[cfg(test)]

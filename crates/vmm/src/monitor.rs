@@ -31,6 +31,9 @@ pub struct Limits {
     /// Raise one NMI on the vCPU this long after the start (QEMU's monitor
     /// `nmi` command, at a fixed time).
     pub nmi_after: Option<Duration>,
+    /// Make every tick return the vCPU to the VMM, not only to L0, so that
+    /// the VMM's timed devices (the PIT) raise their interrupts on time.
+    pub kick_userspace: bool,
 }
 
 impl Default for Limits {
@@ -40,6 +43,7 @@ impl Default for Limits {
             watchdog: Duration::from_secs(1),
             tick: Duration::from_millis(10),
             nmi_after: None,
+            kick_userspace: false,
         }
     }
 }
@@ -196,7 +200,11 @@ fn watch(
             punctual_since = now;
         }
         last_wake = now;
-        control.host_tick();
+        if limits.kick_userspace {
+            control.request_exit();
+        } else {
+            control.host_tick();
+        }
         if nmi.is_some_and(|t| start.elapsed() >= t) {
             nmi = None;
             control.inject_nmi();
@@ -299,6 +307,7 @@ mod tests {
             watchdog: Duration::from_millis(50),
             tick: Duration::from_millis(5),
             nmi_after: None,
+            kick_userspace: false,
         };
         let m = Monitor::spawn(f.clone(), limits, Box::new(|_| {})).unwrap();
         let Verdict::Stalled(d) = wait_for(&m) else {
@@ -317,6 +326,7 @@ mod tests {
             watchdog: Duration::from_millis(20),
             tick: Duration::from_millis(5),
             nmi_after: None,
+            kick_userspace: false,
         };
         let m = Monitor::spawn(f.clone(), limits, Box::new(|_| {})).unwrap();
         assert!(matches!(wait_for(&m), Verdict::Timeout(_)));

@@ -34,6 +34,11 @@ pub enum RunEnd {
     },
     /// The vCPU's power was cut by someone other than the monitor.
     PoweredOff,
+    /// The guest powered the machine off (ACPI S5).
+    GuestPowerOff,
+    /// The guest reset the machine (the i8042's reset line, or the ACPI
+    /// reset register that points at it).
+    Reset,
 }
 
 /// Notify and responsiveness figures of a run.

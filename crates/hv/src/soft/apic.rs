@@ -142,6 +142,11 @@ impl ApicWiring {
         self.lapic.pending_vector().is_some()
     }
 
+    /// An interrupt message from the platform (an I/O APIC): into IRR.
+    pub(crate) fn accept(&mut self, vector: u8, level: bool) {
+        self.lapic.accept_interrupt(vector, level);
+    }
+
     /// Acknowledges the highest pending interrupt (INTA): it moves to
     /// in-service; its vector.
     pub(crate) fn acknowledge(&mut self) -> u8 {

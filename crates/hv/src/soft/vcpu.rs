@@ -236,4 +236,9 @@ impl Vcpu for SoftVcpu {
         let cpu = self.machine.lock().unwrap_or_else(|p| p.into_inner());
         Some(self.control.ns_of(cpu.cycles()))
     }
+
+    fn deliver_interrupt(&mut self, vector: u8, level: bool) -> Result<(), AccelError> {
+        self.apic.accept(vector, level);
+        Ok(())
+    }
 }

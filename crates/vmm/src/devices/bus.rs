@@ -20,6 +20,10 @@ pub enum DeviceAction {
     /// The guest asked to end the run with this value (the debug-exit
     /// device); the VMM exits with status `(value << 1) | 1`.
     Exit(u32),
+    /// The guest powered the machine off (ACPI S5).
+    PowerOff,
+    /// The guest pulled the CPU's reset line (a reboot).
+    Reset,
 }
 
 /// A device on the port bus.

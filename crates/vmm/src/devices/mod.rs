@@ -16,17 +16,28 @@
 //! * [`testdev`]: QEMU's pc-testdev ([`TestDevPorts`] at
 //!   [`TESTDEV_PORT_BASE`], [`TestDevIrqLines`], [`TestDevMmio`]).
 //!
+//! * [`rtc`], [`port61`], [`post`], [`i8042`], [`pci`], [`acpi`]'s
+//!   power-management ports and the [`ioapic`]: what a PC kernel probes
+//!   besides, used by the Linux board (`crate::platform`).
+//!
 //! [`PortBus::pc_default`] builds the bus of the guest ABI: COM1 and the
 //! debug-exit device. [`PortBus::pc`] adds what QEMU's PC with `-kernel`
 //! offers test kernels on ports: fw_cfg, the PIC pair, the PIT and
 //! pc-testdev.
 
+pub mod acpi;
 pub mod bus;
 pub mod debug_exit;
 pub mod fw_cfg;
+pub mod i8042;
+pub mod ioapic;
 pub mod mmio_bus;
+pub mod pci;
 pub mod pic;
 pub mod pit;
+pub mod port61;
+pub mod post;
+pub mod rtc;
 pub mod serial;
 pub mod testdev;
 
@@ -66,7 +77,23 @@ impl PortBus {
         ram_bytes: u64,
         clock: VirtualClock,
     ) -> Result<(PortBus, SharedPic), BusError> {
-        let mut bus = PortBus::pc_default(serial_out)?;
+        PortBus::pc_with(
+            Box::new(Serial::new(serial_out)),
+            Box::new(Pit::new(clock)),
+            ram_bytes,
+        )
+    }
+
+    /// [`PortBus::pc`] with the given COM1 and PIT port devices (shared
+    /// ones, for a board that wires their interrupt lines).
+    pub fn pc_with(
+        serial: Box<dyn PortDevice>,
+        pit: Box<dyn PortDevice>,
+        ram_bytes: u64,
+    ) -> Result<(PortBus, SharedPic), BusError> {
+        let mut bus = PortBus::new();
+        bus.register(COM1_BASE, SERIAL_LEN, serial)?;
+        bus.register(DEBUG_EXIT_BASE, DEBUG_EXIT_LEN, Box::new(DebugExit::new()))?;
         bus.register(
             FW_CFG_BASE,
             FW_CFG_LEN,
@@ -75,7 +102,7 @@ impl PortBus {
         let (pic, master, slave) = DualPic::shared();
         bus.register(PIC_MASTER_BASE, PIC_LEN, Box::new(master))?;
         bus.register(PIC_SLAVE_BASE, PIC_LEN, Box::new(slave))?;
-        bus.register(PIT_BASE, PIT_LEN, Box::new(Pit::new(clock)))?;
+        bus.register(PIT_BASE, PIT_LEN, pit)?;
         bus.register(
             TESTDEV_PORT_BASE,
             TESTDEV_PORT_LEN,

@@ -565,3 +565,31 @@ impl PortDevice for Pit {
 
 #[cfg(test)]
 mod tests;
+
+/// A PIT shared between the port bus and the devices that read its
+/// counter 2 (port 0x61) or take its IRQ0 edges (the run loop).
+pub type SharedPit = std::sync::Arc<std::sync::Mutex<Pit>>;
+
+/// The port device of a [`SharedPit`].
+#[derive(Debug)]
+pub struct PitPorts(pub SharedPit);
+
+impl PortDevice for PitPorts {
+    fn name(&self) -> &str {
+        "pit"
+    }
+
+    fn read(&mut self, offset: u16, data: &mut [u8]) {
+        match self.0.lock() {
+            Ok(mut p) => p.read(offset, data),
+            Err(_) => data.fill(0xFF),
+        }
+    }
+
+    fn write(&mut self, offset: u16, data: &[u8]) -> DeviceAction {
+        if let Ok(mut p) = self.0.lock() {
+            p.write(offset, data);
+        }
+        DeviceAction::None
+    }
+}

@@ -157,6 +157,12 @@ impl Serial {
         u16::from_le_bytes([self.dll, self.dlm])
     }
 
+    /// The UART's interrupt output as a PC wires it: an interrupt pending
+    /// and MCR.OUT2 set (OUT2 gates the IRQ driver on every PC serial port).
+    pub fn irq_line(&self) -> bool {
+        self.mcr & MCR_OUT2 != 0 && self.pending_interrupt().is_some()
+    }
+
     /// Whether the UART would assert its interrupt line (IIR bit 0 clear).
     /// Not gated by MCR OUT2, as in QEMU; the VMM wires no IRQ yet.
     pub fn interrupt_pending(&self) -> bool {
@@ -415,6 +421,39 @@ impl PortDevice for Serial {
             self.write_register(reg, b);
         }
         DeviceAction::None
+    }
+}
+
+/// A UART shared between the port bus and the board that samples its
+/// interrupt line and feeds it input.
+pub type SharedSerial = std::sync::Arc<std::sync::Mutex<Serial>>;
+
+/// The port device of a [`SharedSerial`].
+pub struct SerialPorts(pub SharedSerial);
+
+impl fmt::Debug for SerialPorts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SerialPorts")
+    }
+}
+
+impl PortDevice for SerialPorts {
+    fn name(&self) -> &str {
+        "serial"
+    }
+
+    fn read(&mut self, offset: u16, data: &mut [u8]) {
+        match self.0.lock() {
+            Ok(mut s) => s.read(offset, data),
+            Err(_) => data.fill(0xFF),
+        }
+    }
+
+    fn write(&mut self, offset: u16, data: &[u8]) -> DeviceAction {
+        match self.0.lock() {
+            Ok(mut s) => s.write(offset, data),
+            Err(_) => DeviceAction::None,
+        }
     }
 }
 

@@ -88,7 +88,11 @@ impl<'a> Dispatcher<'a> {
                     .virtual_ns()
                     .unwrap_or_else(|| self.started.elapsed().as_nanos() as u64),
             );
-            let end = match self.exit(exit) {
+            let step = self.exit(exit);
+            if let Some(linux) = self.board.linux.as_mut() {
+                linux.deliver(vcpu)?;
+            }
+            let end = match step {
                 Step::Resume => None,
                 Step::End(end) => Some(end),
                 Step::Notify(n) => self.notify(vcpu, n)?,
@@ -105,6 +109,8 @@ impl<'a> Dispatcher<'a> {
         match exit {
             VcpuExit::IoOut { port, data } => match self.board.ports.write(port, data) {
                 DeviceAction::Exit(v) => return Step::End(RunEnd::DebugExit(v)),
+                DeviceAction::PowerOff => return Step::End(RunEnd::GuestPowerOff),
+                DeviceAction::Reset => return Step::End(RunEnd::Reset),
                 DeviceAction::None => {}
             },
             VcpuExit::IoIn { port, data } => self.board.ports.read(port, data),

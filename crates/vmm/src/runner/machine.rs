@@ -8,6 +8,7 @@ use crate::devices::{
     MmioBus, PortBus, TestDevMmio, VirtualClock, TESTDEV_MMIO_BASE, TESTDEV_MMIO_LEN,
 };
 use crate::loader::{self, BootImage};
+use crate::platform::LinuxPc;
 use accel::{
     notify_vmexit_arg, Accelerator, Vm, VmConfig, NOTIFY_VMEXIT_ENABLED, NOTIFY_VMEXIT_USER,
 };
@@ -26,6 +27,8 @@ pub(super) struct Board {
     pub mmio: MmioBus,
     /// The time the counting devices (the PIT) see.
     pub clock: VirtualClock,
+    /// The interrupt wiring of the Linux board; `None` on the multiboot board.
+    pub linux: Option<LinuxPc>,
 }
 
 /// Loads `image` with the options' command line and modules, and builds the
@@ -46,32 +49,40 @@ pub(super) fn build_board(
         .iter()
         .map(|(string, data)| loader::Module { data, string })
         .collect();
+    let clock = VirtualClock::new();
+    let (ports, mmio, linux, tables) = if loader::is_bzimage(image) {
+        let b = LinuxPc::build(serial, memory_bytes, clock.clone()).map_err(RunError::Devices)?;
+        (b.ports, b.mmio, Some(b.pc), Some(b.tables))
+    } else {
+        // The PIC's handle is not needed: no interrupt of this board
+        // reaches the vCPU.
+        let (ports, _pic) =
+            PortBus::pc(serial, memory_bytes, clock.clone()).map_err(RunError::Devices)?;
+        let mut mmio = MmioBus::new();
+        mmio.register(
+            TESTDEV_MMIO_BASE,
+            TESTDEV_MMIO_LEN as u64,
+            Box::new(TestDevMmio::new()),
+        );
+        (ports, mmio, None, None)
+    };
     let kernel_args = loader::KernelArgs {
         multiboot_cmdline: &options.cmdline,
         modules: &modules,
         linux: loader::LinuxArgs {
             cmdline: &options.append,
             initrd: options.initrd.as_deref(),
-            firmware: None,
+            firmware: tables.as_ref().map(|t| (&t.bytes[..], t.rsdp)),
         },
     };
     let boot = loader::load_kernel(image, memory_bytes, &kernel_args).map_err(RunError::Load)?;
-    let clock = VirtualClock::new();
-    // The PIC's handle is not needed yet: no interrupt reaches the vCPU.
-    let (ports, _pic) =
-        PortBus::pc(serial, memory_bytes, clock.clone()).map_err(RunError::Devices)?;
-    let mut mmio = MmioBus::new();
-    mmio.register(
-        TESTDEV_MMIO_BASE,
-        TESTDEV_MMIO_LEN as u64,
-        Box::new(TestDevMmio::new()),
-    );
     Ok(Board {
         memory_bytes,
         boot,
         ports,
         mmio,
         clock,
+        linux,
     })
 }
 

@@ -172,8 +172,13 @@ pub fn run<A: Accelerator>(
     let mut board = machine::build_board(image, options, serial)?;
     let caps = capabilities::check(accel, options, &mut log, notices.as_mut())?;
     let (_vm, mut vcpu) = machine::create_vm(accel, &board, options, &caps)?;
-    let monitor = Monitor::spawn(vcpu.control(), options.limits, on_unresponsive)
-        .map_err(RunError::Monitor)?;
+    let limits = crate::monitor::Limits {
+        // The Linux board's timed devices interrupt through the VMM.
+        kick_userspace: options.limits.kick_userspace || board.linux.is_some(),
+        ..options.limits
+    };
+    let monitor =
+        Monitor::spawn(vcpu.control(), limits, on_unresponsive).map_err(RunError::Monitor)?;
     let (end, exits) = Dispatcher::new(
         &mut board,
         &monitor,

@@ -1,0 +1,240 @@
+//! The i8042 keyboard controller at ports 0x60 (data) and 0x64 (status and
+//! command), as far as a kernel uses it without a keyboard: its self tests,
+//! the command byte, and the CPU reset line.
+//!
+//! Controller commands (written to 0x64):
+//!
+//! | command | effect |
+//! |---|---|
+//! | 0x20 | read the command byte (to 0x60) |
+//! | 0x60 | the next byte written to 0x60 is the command byte |
+//! | 0xA7, 0xA8 | disable, enable the auxiliary port (command byte bit 5) |
+//! | 0xA9 | auxiliary interface test: 0x00 |
+//! | 0xAA | controller self test: 0x55, and the system flag set |
+//! | 0xAB | keyboard interface test: 0x00 |
+//! | 0xAD, 0xAE | disable, enable the keyboard (command byte bit 4) |
+//! | 0xD0 | read the output port (to 0x60): bit 0 (reset line high) and bit 1 (A20) |
+//! | 0xD1 | the next byte written to 0x60 is the output port; bit 0 clear resets the CPU |
+//! | 0xF0–0xFF | pulse output-port bits low for each clear bit 0–3 of the command: bit 0 clear (0xFE) resets the CPU |
+//!
+//! A reset is reported as [`DeviceAction::Reset`]: Vigil ends the run there
+//! (status 18, see `outcome`), as `qemu -no-reboot` does. No keyboard or
+//! mouse is attached: bytes written to 0x60 for a device are dropped, and
+//! no IRQ 1 or 12 is raised.
+
+use super::bus::{DeviceAction, PortDevice};
+
+/// The data port.
+pub const I8042_DATA: u16 = 0x60;
+/// The status and command port.
+pub const I8042_COMMAND: u16 = 0x64;
+
+const STATUS_OBF: u8 = 0x01;
+const STATUS_SYS: u8 = 0x04;
+const STATUS_CMD: u8 = 0x08;
+const CTR_KBD_DISABLED: u8 = 0x10;
+const CTR_AUX_DISABLED: u8 = 0x20;
+
+/// What the next write to the data port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Device,
+    CommandByte,
+    OutputPort,
+}
+
+/// The controller. Registered twice on the bus: once for each port
+/// ([`I8042::data_port`] and [`I8042::command_port`] share it).
+#[derive(Debug)]
+pub struct I8042 {
+    status: u8,
+    ctr: u8,
+    output: Option<u8>,
+    pending: Pending,
+    last_was_command: bool,
+}
+
+impl Default for I8042 {
+    fn default() -> Self {
+        I8042 {
+            status: STATUS_SYS,
+            ctr: 0x01 | CTR_AUX_DISABLED | 0x40,
+            output: None,
+            pending: Pending::Device,
+            last_was_command: false,
+        }
+    }
+}
+
+impl I8042 {
+    /// A controller after its power-on self test.
+    pub fn new() -> I8042 {
+        I8042::default()
+    }
+
+    fn put(&mut self, v: u8) {
+        self.output = Some(v);
+    }
+
+    fn status(&self) -> u8 {
+        let obf = if self.output.is_some() { STATUS_OBF } else { 0 };
+        let cmd = if self.last_was_command { STATUS_CMD } else { 0 };
+        self.status | obf | cmd
+    }
+
+    fn command(&mut self, c: u8) -> DeviceAction {
+        self.last_was_command = true;
+        match c {
+            0x20 => self.put(self.ctr),
+            0x60 => self.pending = Pending::CommandByte,
+            0xA7 => self.ctr |= CTR_AUX_DISABLED,
+            0xA8 => self.ctr &= !CTR_AUX_DISABLED,
+            0xA9 | 0xAB => self.put(0x00),
+            0xAA => {
+                self.status |= STATUS_SYS;
+                self.put(0x55);
+            }
+            0xAD => self.ctr |= CTR_KBD_DISABLED,
+            0xAE => self.ctr &= !CTR_KBD_DISABLED,
+            // Reset line high (not in reset), A20 enabled.
+            0xD0 => self.put(0x03),
+            0xD1 => self.pending = Pending::OutputPort,
+            // Pulse: bit 0 of the command clear pulses the reset line.
+            0xF0..=0xFF if c & 1 == 0 => return DeviceAction::Reset,
+            _ => {}
+        }
+        DeviceAction::None
+    }
+
+    fn data(&mut self, v: u8) -> DeviceAction {
+        self.last_was_command = false;
+        let pending = std::mem::replace(&mut self.pending, Pending::Device);
+        match pending {
+            Pending::CommandByte => {
+                self.ctr = v;
+                if v & STATUS_SYS != 0 {
+                    self.status |= STATUS_SYS;
+                }
+            }
+            Pending::OutputPort if v & 1 == 0 => return DeviceAction::Reset,
+            Pending::OutputPort | Pending::Device => {}
+        }
+        DeviceAction::None
+    }
+
+    /// Handles a read of port 0x60 (`data` true) or 0x64.
+    pub fn read_port(&mut self, data: bool) -> u8 {
+        if data {
+            self.output.take().unwrap_or(0)
+        } else {
+            self.status()
+        }
+    }
+
+    /// Handles a write to port 0x60 (`data` true) or 0x64.
+    pub fn write_port(&mut self, data: bool, v: u8) -> DeviceAction {
+        if data {
+            self.data(v)
+        } else {
+            self.command(v)
+        }
+    }
+}
+
+/// One port of a shared [`I8042`].
+#[derive(Debug)]
+pub struct I8042Port {
+    controller: std::sync::Arc<std::sync::Mutex<I8042>>,
+    data: bool,
+}
+
+impl I8042 {
+    /// The controller's two port devices: 0x60 and 0x64.
+    pub fn ports() -> (I8042Port, I8042Port) {
+        let c = std::sync::Arc::new(std::sync::Mutex::new(I8042::new()));
+        (
+            I8042Port {
+                controller: c.clone(),
+                data: true,
+            },
+            I8042Port {
+                controller: c,
+                data: false,
+            },
+        )
+    }
+}
+
+impl PortDevice for I8042Port {
+    fn name(&self) -> &str {
+        "i8042"
+    }
+
+    fn read(&mut self, _offset: u16, data: &mut [u8]) {
+        let v = self
+            .controller
+            .lock()
+            .map(|mut c| c.read_port(self.data))
+            .unwrap_or(0xFF);
+        data.fill(0);
+        if let Some(b) = data.first_mut() {
+            *b = v;
+        }
+    }
+
+    fn write(&mut self, _offset: u16, data: &[u8]) -> DeviceAction {
+        let Some(&v) = data.first() else {
+            return DeviceAction::None;
+        };
+        self.controller
+            .lock()
+            .map(|mut c| c.write_port(self.data, v))
+            .unwrap_or(DeviceAction::None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_test_and_command_byte() {
+        let mut c = I8042::new();
+        assert_eq!(c.read_port(false) & STATUS_OBF, 0);
+        c.write_port(false, 0xAA);
+        assert_eq!(c.read_port(false) & (STATUS_OBF | STATUS_SYS), 0x05);
+        assert_eq!(c.read_port(true), 0x55);
+        assert_eq!(c.read_port(false) & STATUS_OBF, 0);
+        c.write_port(false, 0x60);
+        c.write_port(true, 0x47);
+        c.write_port(false, 0x20);
+        assert_eq!(c.read_port(true), 0x47);
+        c.write_port(false, 0xAD);
+        c.write_port(false, 0x20);
+        assert_eq!(c.read_port(true), 0x47 | CTR_KBD_DISABLED);
+    }
+
+    #[test]
+    fn reset_line() {
+        let mut c = I8042::new();
+        assert_eq!(c.write_port(false, 0xFE), DeviceAction::Reset);
+        assert_eq!(c.write_port(false, 0xFF), DeviceAction::None);
+        assert_eq!(c.write_port(false, 0xD1), DeviceAction::None);
+        assert_eq!(c.write_port(true, 0x03), DeviceAction::None);
+        assert_eq!(c.write_port(false, 0xD1), DeviceAction::None);
+        assert_eq!(c.write_port(true, 0x02), DeviceAction::Reset);
+        // Device bytes are dropped.
+        assert_eq!(c.write_port(true, 0xFF), DeviceAction::None);
+        assert_eq!(c.read_port(false) & STATUS_OBF, 0);
+    }
+
+    #[test]
+    fn ports_share_the_controller() {
+        let (mut data, mut cmd) = I8042::ports();
+        assert_eq!(cmd.write(0, &[0xAA]), DeviceAction::None);
+        let mut v = [0];
+        data.read(0, &mut v);
+        assert_eq!(v, [0x55]);
+        assert_eq!(cmd.write(0, &[0xFE]), DeviceAction::Reset);
+    }
+}
