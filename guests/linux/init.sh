@@ -10,6 +10,8 @@ echo "sha256: $(printf 'vigil' | sha256sum)"
 echo "gzip: $(printf 'vigil round trip' | gzip -c | gunzip -c)"
 echo "date: $(date -u +%Y)"
 echo "warnings-begin"
-dmesg | grep -i -E 'warn|bug|oops|call trace'
+# Messages at KERN_WARNING or above (raw lines start "<0>" to "<4>"), and
+# any oops, BUG, WARNING or call trace whatever its level.
+dmesg -r | grep -E '^<[0-4]>|Oops|BUG|WARNING|Call Trace|invalid opcode'
 echo "warnings-end"
 poweroff -f

@@ -396,6 +396,17 @@ pub trait Vcpu {
     /// next `run()`. Vectors 0–15 are illegal and dropped, as the APIC
     /// drops them.
     fn deliver_interrupt(&mut self, vector: u8, level: bool) -> Result<(), AccelError>;
+    /// Asks the vCPU to return [`VcpuExit::Interrupted`] once its virtual
+    /// time reaches `virtual_ns` (`None` cancels), so that a device of the
+    /// VMM whose line changes at a known time (the PIT's next IRQ 0 edge)
+    /// is sampled then rather than at the next host tick; a halted vCPU
+    /// with interrupts enabled waits for it as for its own timer. The
+    /// request is one-shot. Accelerators without virtual time keep the
+    /// host's clock and return at host ticks; they ignore it.
+    fn set_exit_deadline(&mut self, virtual_ns: Option<u64>) -> Result<(), AccelError> {
+        let _ = virtual_ns;
+        Ok(())
+    }
 }
 
 /// A virtual machine: guest memory and vCPUs.

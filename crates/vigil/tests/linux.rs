@@ -53,7 +53,6 @@ fn host_year() -> i64 {
 }
 
 #[test]
-#[ignore = "the soft CPU stops at the decompressor's verify_cpu: IA32_MISC_ENABLE (0x1A0) raises #GP, then a triple fault; run with --ignored once it is implemented"]
 fn debian_kernel_reaches_userspace_on_soft() {
     let (kernel, initrd) = match kernel_and_initrd() {
         Ok(p) => p,

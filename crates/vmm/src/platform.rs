@@ -12,8 +12,12 @@
 //! interrupt lines (the PIT's OUT edges since the last call, the UART's
 //! interrupt output gated by MCR.OUT2 as on a PC), feeds them to the I/O
 //! APIC, and sends its messages to the vCPU's local APIC. Lines are only
-//! sampled at exits, so the monitor returns the vCPU to the VMM at every
-//! host tick while this board runs (`Limits::kick_userspace`). The PIC pair
+//! sampled at exits: the run loop asks the vCPU to return at the PIT's next
+//! IRQ 0 edge ([`LinuxPc::next_event_ns`], `Vcpu::set_exit_deadline`), so
+//! every tick of a periodic PIT reaches the guest at its virtual time, and
+//! the monitor returns the vCPU to the VMM at every host tick besides
+//! (`Limits::kick_userspace`) for the UART and accelerators without virtual
+//! time. The PIC pair
 //! stays on the bus for the kernel to program and mask, but its output
 //! (ExtINT through LINT0) is not wired: with the MADT, Linux routes every
 //! ISA interrupt through the I/O APIC. The local APIC's EOIs are not
@@ -131,6 +135,13 @@ impl LinuxPc {
             }
         }
         Ok(())
+    }
+
+    /// Virtual time of the next interrupt a device will raise by itself
+    /// (the PIT's next IRQ 0 edge), for the vCPU to return then
+    /// (`Vcpu::set_exit_deadline`).
+    pub fn next_event_ns(&self) -> Option<u64> {
+        self.pit.lock().ok().and_then(|p| p.next_irq_ns())
     }
 
     /// Hands a byte of input to COM1's receiver; false if its FIFO was full.

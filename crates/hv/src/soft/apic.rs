@@ -130,10 +130,17 @@ impl ApicWiring {
 
     /// Whether a HLT should wait for an interrupt rather than end the run
     /// (`Lapic::halt_wakeup`).
-    pub(crate) fn hlt_waits(&mut self, hw: &impl VmxHardware, now: u64) -> Result<bool, HwError> {
+    /// `userspace` is the vCPU's exit deadline (`Vcpu::set_exit_deadline`):
+    /// a device of the VMM will raise a line then.
+    pub(crate) fn hlt_waits(
+        &mut self,
+        hw: &impl VmxHardware,
+        now: u64,
+        userspace: Option<u64>,
+    ) -> Result<bool, HwError> {
         let rflags = hw.vmread(f::GUEST_RFLAGS)?;
         let enabled = rflags & x86::rflags::IF != 0;
-        Ok(self.lapic.halt_wakeup(now, enabled).is_some())
+        Ok(self.lapic.halt_wakeup(now, enabled).is_some() || (enabled && userspace.is_some()))
     }
 
     /// Whether an interrupt is deliverable at virtual time `now`.
@@ -162,6 +169,7 @@ impl ApicWiring {
         hw: &mut impl VmxHardware,
         now: u64,
         inject: bool,
+        userspace: Option<u64>,
     ) -> Result<(), HwError> {
         self.lapic.advance(now);
         let mut procv = hw.vmread(f::CPU_BASED_VM_EXEC_CONTROL)? as u32;
@@ -185,7 +193,11 @@ impl ApicWiring {
         // The preemption timer counts TSC cycles here (IA32_VMX_MISC[4:0] = 0);
         // a deadline beyond its 32 bits takes a second round.
         let mut pinv = hw.vmread(f::PIN_BASED_VM_EXEC_CONTROL)? as u32;
-        match self.lapic.next_deadline() {
+        let deadline = match (self.lapic.next_deadline(), userspace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match deadline {
             Some(deadline) => {
                 pinv |= pin::PREEMPTION_TIMER;
                 let left = deadline.saturating_sub(now).min(u64::from(u32::MAX));

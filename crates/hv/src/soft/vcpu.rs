@@ -55,6 +55,9 @@ pub struct SoftVcpu {
     emulation: Option<Emulation>,
     /// Pacing of virtual time to host time, when the VM asked for it.
     pacer: Option<Pacer>,
+    /// TSC value at which the vCPU returns to userspace
+    /// (`Vcpu::set_exit_deadline`).
+    exit_deadline: Option<u64>,
 }
 
 impl SoftVcpu {
@@ -106,6 +109,7 @@ impl SoftVcpu {
             ram: pages.nested.ram,
             emulation: None,
             pacer,
+            exit_deadline: None,
         })
     }
 
@@ -239,6 +243,11 @@ impl Vcpu for SoftVcpu {
 
     fn deliver_interrupt(&mut self, vector: u8, level: bool) -> Result<(), AccelError> {
         self.apic.accept(vector, level);
+        Ok(())
+    }
+
+    fn set_exit_deadline(&mut self, virtual_ns: Option<u64>) -> Result<(), AccelError> {
+        self.exit_deadline = virtual_ns.map(|ns| self.control.tsc_at_ns(ns));
         Ok(())
     }
 }

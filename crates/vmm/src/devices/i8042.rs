@@ -32,6 +32,9 @@ pub const I8042_COMMAND: u16 = 0x64;
 const STATUS_OBF: u8 = 0x01;
 const STATUS_SYS: u8 = 0x04;
 const STATUS_CMD: u8 = 0x08;
+/// Keyboard not inhibited: the keylock switch is open (status bit 4, as
+/// every PC without a keylock reports it).
+const STATUS_UNLOCKED: u8 = 0x10;
 const CTR_KBD_DISABLED: u8 = 0x10;
 const CTR_AUX_DISABLED: u8 = 0x20;
 
@@ -57,7 +60,7 @@ pub struct I8042 {
 impl Default for I8042 {
     fn default() -> Self {
         I8042 {
-            status: STATUS_SYS,
+            status: STATUS_SYS | STATUS_UNLOCKED,
             ctr: 0x01 | CTR_AUX_DISABLED | 0x40,
             output: None,
             pending: Pending::Device,
@@ -203,6 +206,7 @@ mod tests {
         assert_eq!(c.read_port(false) & STATUS_OBF, 0);
         c.write_port(false, 0xAA);
         assert_eq!(c.read_port(false) & (STATUS_OBF | STATUS_SYS), 0x05);
+        assert_ne!(c.read_port(false) & STATUS_UNLOCKED, 0, "no keylock");
         assert_eq!(c.read_port(true), 0x55);
         assert_eq!(c.read_port(false) & STATUS_OBF, 0);
         c.write_port(false, 0x60);

@@ -167,7 +167,7 @@ impl Rtc {
         if self.binary() {
             v
         } else {
-            (v / 10) << 4 | v % 10
+            ((v / 10) << 4) | (v % 10)
         }
     }
 

@@ -91,6 +91,7 @@ impl<'a> Dispatcher<'a> {
             let step = self.exit(exit);
             if let Some(linux) = self.board.linux.as_mut() {
                 linux.deliver(vcpu)?;
+                vcpu.set_exit_deadline(linux.next_event_ns())?;
             }
             let end = match step {
                 Step::Resume => None,

@@ -51,8 +51,15 @@ impl SoftVcpu {
             return Ok(Next::User(VcpuExit::Interrupted));
         }
         let now = cpu.cycles();
+        if self.exit_deadline.is_some_and(|d| now >= d) {
+            // The devices read the clock of the exit: make it now's.
+            self.exit_deadline = None;
+            self.control.note_exit_cycles(now);
+            return Ok(Next::User(VcpuExit::Interrupted));
+        }
         self.nested_interrupts(cpu, now)?;
-        self.apic.before_entry(cpu, now, !first_of_vmcs02)?;
+        self.apic
+            .before_entry(cpu, now, !first_of_vmcs02, self.exit_deadline)?;
         self.exit_after_first_entry(cpu, now)?;
         let in_l2 = match &self.nested {
             Some(n) if n.in_l2() => {

@@ -161,7 +161,7 @@ impl SoftVcpu {
                 self.bus_lock_exits += 1;
                 Ok(Some(to_user(VcpuExit::BusLock)))
             }
-            er::HLT if self.apic.hlt_waits(&*cpu, now)? => {
+            er::HLT if self.apic.hlt_waits(&*cpu, now, self.exit_deadline)? => {
                 // Wait for the interrupt in the HLT activity state: the soft
                 // CPU lets virtual time run to the next event.
                 let len = VmxHardware::vmread(&*cpu, f::VM_EXIT_INSTRUCTION_LEN)?;
