@@ -250,7 +250,8 @@ fn beyond_any_memory(e: &LoadError) -> bool {
     let max = MAX_MEMORY_MIB << 20;
     match *e {
         LoadError::SegmentOutsideRam { addr, size, .. }
-        | LoadError::ModuleOutsideRam { addr, size, .. } => addr.saturating_add(size) > max,
+        | LoadError::ModuleOutsideRam { addr, size, .. }
+        | LoadError::BootInfoOutsideRam { addr, size, .. } => addr.saturating_add(size) > max,
         _ => false,
     }
 }
@@ -270,6 +271,12 @@ impl fmt::Display for BeyondRam<'_> {
                 f,
                 "module {index} ({size} bytes) would end beyond the largest guest RAM \
                  ({MAX_MEMORY_MIB} MiB) when loaded at {addr:#x}; use a smaller module"
+            ),
+            LoadError::BootInfoOutsideRam { addr, size, .. } => write!(
+                f,
+                "the multiboot information ({size} bytes) would end beyond the largest guest \
+                 RAM ({MAX_MEMORY_MIB} MiB) after the kernel and its modules at {addr:#x}, and \
+                 no gap below them holds it; link the kernel lower or use smaller modules"
             ),
             ref e => write!(f, "{e}"),
         }
@@ -333,5 +340,24 @@ mod tests {
             "--bus-lock-ratelimit: the kvm accelerator on this host cannot report bus locks \
              (KVM_CAP_X86_BUS_LOCK_EXIT); use --accel soft or drop the option"
         );
+    }
+
+    #[test]
+    fn boot_info_beyond_any_memory_advises_no_memory() {
+        let load = |addr| {
+            Error::Run(RunError::Load(LoadError::BootInfoOutsideRam {
+                addr,
+                size: 0x101,
+                memory_bytes: 128 << 20,
+            }))
+            .to_string()
+        };
+        assert!(load(0x800_0000).ends_with("; raise --memory"));
+        let beyond = load(MAX_MEMORY_MIB << 20);
+        assert!(
+            beyond.ends_with("link the kernel lower or use smaller modules"),
+            "{beyond}"
+        );
+        assert!(!beyond.contains("--memory"), "{beyond}");
     }
 }

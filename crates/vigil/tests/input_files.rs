@@ -59,25 +59,8 @@ fn vigil_within_deadline(args: &[&str]) -> (Option<i32>, String) {
 /// A multiboot kernel in the a.out-kludge layout, loaded at `load_addr`,
 /// that writes `exit` to the debug-exit port (OUT 0xF4, AL) and halts.
 fn exit_kernel(load_addr: u32, exit: u8) -> Vec<u8> {
-    const MAGIC: u32 = 0x1BAD_B002;
-    const FLAGS: u32 = 1 << 16; // the address fields are valid
-    let entry = load_addr + 32;
-    let mut k = Vec::new();
-    for word in [
-        MAGIC,
-        FLAGS,
-        MAGIC.wrapping_add(FLAGS).wrapping_neg(),
-        load_addr, // header_addr: the header is the first byte loaded
-        load_addr, // load_addr
-        0,         // load_end_addr: the whole file
-        0,         // bss_end_addr: no bss
-        entry,
-    ] {
-        k.extend_from_slice(&word.to_le_bytes());
-    }
     // mov al, exit; out 0xF4, al; hlt; jmp $-1
-    k.extend_from_slice(&[0xB0, exit, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD]);
-    k
+    common::aout_kernel(load_addr, 0, &[0xB0, exit, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD])
 }
 
 #[test]

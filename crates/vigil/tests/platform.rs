@@ -158,3 +158,50 @@ fn pc_kernel_agrees_on_kvm_as_far_as_kvm_runs_it() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A multiboot kernel in the a.out-kludge layout that occupies
+/// `[0x9000, 0xA000)` (text, then bss), where the loader once put the
+/// multiboot information, and writes the command line the information
+/// points at to COM1, then exits 0 (1 if EAX lacks the multiboot magic).
+fn kernel_at_0x9000() -> Vec<u8> {
+    // Text from 0x9000, the rest of the page bss.
+    common::aout_kernel(
+        0x9000,
+        0xA000,
+        &[
+            0xFC, //                      cld
+            0x3D, 0x02, 0xB0, 0xAD, 0x2B, // cmp eax, 0x2BADB002
+            0x75, 0x14, //                jne fail
+            0x8B, 0x73, 0x10, //          mov esi, [ebx + 16]   (cmdline)
+            0x66, 0xBA, 0xF8, 0x03, //    mov dx, 0x3F8
+            0xAC, //                      next: lodsb
+            0x84, 0xC0, //                test al, al
+            0x74, 0x03, //                jz done
+            0xEE, //                      out dx, al
+            0xEB, 0xF8, //                jmp next
+            0xB0, 0x00, //                done: mov al, 0
+            0xE6, 0xF4, //                out 0xF4, al
+            0xF4, //                      hlt
+            0xB0, 0x01, //                fail: mov al, 1
+            0xE6, 0xF4, //                out 0xF4, al
+            0xF4, //                      hlt
+        ],
+    )
+}
+
+#[test]
+fn a_kernel_loaded_at_0x9000_boots_and_reads_its_boot_information() {
+    let dir = scratch("at-0x9000");
+    let kernel = dir.join("k9000");
+    std::fs::write(&kernel, kernel_at_0x9000()).unwrap();
+    let module = dir.join("m");
+    std::fs::write(&module, "module").unwrap();
+    let k = kernel.to_str().unwrap();
+    for extra in [&[][..], &["--module", module.to_str().unwrap()][..]] {
+        let args = [&["run", k, "--append", "booted at 0x9000"][..], extra].concat();
+        let (status, out, err) = vigil(&args);
+        assert_eq!(status, 1, "{args:?}: {out}\n{err}");
+        assert_eq!(out, format!("{k} booted at 0x9000"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

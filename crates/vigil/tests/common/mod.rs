@@ -40,3 +40,27 @@ pub fn kvm_usable(test: &str) -> bool {
         }
     }
 }
+
+/// A multiboot kernel in the a.out-kludge layout: the 32-byte header, then
+/// `code`, loaded at `load_addr` with bss up to `bss_end` (0: none) and
+/// entered at `code`'s first byte.
+#[allow(dead_code)] // Not every test binary boots its own kernel.
+pub fn aout_kernel(load_addr: u32, bss_end: u32, code: &[u8]) -> Vec<u8> {
+    const MAGIC: u32 = 0x1BAD_B002;
+    const FLAGS: u32 = 1 << 16; // the address fields are valid
+    let mut k = Vec::new();
+    for word in [
+        MAGIC,
+        FLAGS,
+        MAGIC.wrapping_add(FLAGS).wrapping_neg(),
+        load_addr,      // header_addr: the header is the first byte loaded
+        load_addr,      // load_addr
+        0,              // load_end_addr: the whole file
+        bss_end,        // bss_end_addr
+        load_addr + 32, // entry: right after the header
+    ] {
+        k.extend_from_slice(&word.to_le_bytes());
+    }
+    k.extend_from_slice(code);
+    k
+}

@@ -13,9 +13,9 @@
 //!   (`magic + flags + checksum == 0` mod 2^32). Candidates with a bad
 //!   checksum are skipped, as GRUB and QEMU do; if none is valid the first bad
 //!   one is reported.
-//! * Required header flags (bits 0–15): bit 0 (page-align modules: trivially
-//!   met, no modules are loaded) and bit 1 (memory information: always
-//!   provided). Bit 2 (video mode) and the undefined bits are refused.
+//! * Required header flags (bits 0–15): bit 0 (page-align modules: modules
+//!   are always loaded on 4 KiB boundaries) and bit 1 (memory information:
+//!   always provided). Bit 2 (video mode) and the undefined bits are refused.
 //!   Optional flags (bits 16–31): bit 16, the "a.out kludge", is honoured as
 //!   QEMU does — the load addresses in the header are used instead of the ELF
 //!   program headers, even for an ELF file. Other optional bits are ignored.
@@ -30,48 +30,66 @@
 //!
 //! # Boot information layout
 //!
-//! Everything the loader builds lives in one page at [`BOOT_INFO_ADDR`]
-//! (0x9000), below 1 MiB and inside the first "available" memory-map entry:
+//! The kernel's segments go where they ask; modules
+//! ([`load_multiboot_with_modules`], QEMU's `-initrd "file args,file2"`)
+//! follow the kernel's highest loaded byte, each on a 4 KiB boundary, in
+//! order. Everything else the loader builds is one block, the *information
+//! block*, on the first 4 KiB boundary after the highest byte of kernel and
+//! modules, so it can never overlap what the kernel loads, wherever that is
+//! (a kernel linked at 0x8000 or 0x9000 boots). When the block would reach
+//! into `[0x9FC00, 1 MiB)` (the EBDA, VGA and BIOS area of a PC), it starts
+//! at 1 MiB instead. When it does not fit there (a kernel or module that
+//! reaches the top of RAM), it takes the lowest 4 KiB boundary from 0x1000
+//! up where it overlaps neither what is loaded nor `[0x9FC00, 1 MiB)`; with
+//! no such room the kernel is refused ([`LoadError::BootInfoOutsideRam`]).
+//! It always ends within guest RAM and below 4 GiB. EBX holds its address.
+//! Offsets within the block:
 //!
-//! | guest address | size | contents |
+//! | offset | size | contents |
 //! |---|---|---|
-//! | `0x9000` ([`BOOT_INFO_ADDR`]) | 0x80 | `multiboot_info` (unused fields zero) |
-//! | `0x9080` ([`MMAP_ADDR`]) | 0x60 | memory map, 3 or 4 entries of 24 bytes |
-//! | `0x90E0` ([`BOOTLOADER_NAME_ADDR`]) | 0x20 | `"vigil\0"` |
-//! | `0x9100` ([`CMDLINE_ADDR`]) | ≤ 0xF00 | command line, NUL-terminated |
+//! | `0x000` | 0x80 ([`BOOT_INFO_SIZE`]) | `multiboot_info` (unused fields zero) |
+//! | `0x080` ([`MMAP_OFFSET`]) | 0x60 | memory map, 3 or 4 entries of 24 bytes |
+//! | `0x0E0` ([`BOOTLOADER_NAME_OFFSET`]) | 0x20 | `"vigil\0"` |
+//! | `0x100` ([`MODS_OFFSET`]) | 16 × count | `mod_start, mod_end, string, 0` per module |
+//! | after them | | the modules' strings, NUL-terminated, in order |
+//! | after them | ≤ 4 KiB | the command line, NUL-terminated |
 //!
-//! With modules ([`load_multiboot_with_modules`], QEMU's `-initrd
-//! "file args,file2"`), the page below holds their descriptors and strings:
+//! QEMU (`hw/i386/multiboot.c`) also puts the module descriptors, the
+//! command lines and the boot loader name right after the kernel, on a page
+//! boundary, with the module contents after them; its `multiboot_info` and
+//! memory map, though, stay at fixed addresses near 0x9000, written there by
+//! its option ROM. Vigil keeps all of it in the one block after the
+//! modules, so no fixed address is left that a kernel could collide with.
 //!
-//! | guest address | size | contents |
-//! |---|---|---|
-//! | `0x8000` ([`MODS_ADDR`]) | 16 × count | `mod_start, mod_end, string, 0` per module |
-//! | after them | rest of the page | the modules' strings, NUL-terminated |
-//!
-//! Module contents follow the kernel's highest loaded byte, each on a 4 KiB
-//! boundary, in order; the info structure then also sets MODS (bit 3).
-//!
-//! The info structure sets flags MEM (bit 0), CMDLINE (bit 2), MMAP (bit 6)
-//! and BOOT_LOADER_NAME (bit 9):
+//! The info structure sets flags MEM (bit 0), BOOT_DEVICE (bit 1), CMDLINE
+//! (bit 2), MODS (bit 3, only with modules), MMAP (bit 6) and
+//! BOOT_LOADER_NAME (bit 9):
 //!
 //! * `mem_lower` = 639 (KiB of conventional memory), `mem_upper` =
 //!   (RAM − 1 MiB) / 1 KiB, saturated at `u32::MAX`;
-//! * `cmdline` = [`CMDLINE_ADDR`]; the caller's string is stored verbatim
-//!   (QEMU prepends the kernel file name; Vigil leaves that to the caller);
-//! * `mmap_addr` = [`MMAP_ADDR`], `mmap_length` = 24 × entries. Each entry is
+//! * `boot_device` = [`BOOT_DEVICE`], as QEMU;
+//! * `cmdline`: the caller's string, stored verbatim (QEMU prepends the
+//!   kernel file name; Vigil leaves that to the caller);
+//! * `mods_count`, `mods_addr`: the descriptors, when there are modules;
+//! * `mmap_length` = 24 × entries. Each entry is
 //!   `size: u32 = 20, base_addr: u64, length: u64, type: u32` (1 available,
 //!   2 reserved): `[0, 0x9FC00)` available, `[0x9FC00, 0xA0000)` reserved,
 //!   `[0xF0000, 0x100000)` reserved, `[1 MiB, RAM end)` available (omitted
-//!   when RAM is exactly 1 MiB). `[0xA0000, 0xF0000)` is left out, as on a PC;
-//! * `boot_loader_name` = [`BOOTLOADER_NAME_ADDR`].
-//!
-//! No loaded byte may fall inside the part of that page the loader uses.
+//!   when RAM is exactly 1 MiB). `[0xA0000, 0xF0000)` is left out, as on a PC.
+//!   The block itself lies in available memory, as QEMU's does: a kernel
+//!   reads what it needs from it before reusing that memory.
 
 use std::fmt;
 
 use accel::{EntryMode, EntryState};
 
+mod boot_info;
 pub mod linux;
+pub use boot_info::{
+    BOOTLOADER_NAME, BOOTLOADER_NAME_OFFSET, BOOT_INFO_SIZE, CMDLINE_MAX, LOW_RAM_END,
+    MMAP_ENTRY_SIZE, MMAP_MAX_ENTRIES, MMAP_OFFSET, MODS_OFFSET, MODULE_LIST_MAX, MOD_ENTRY_SIZE,
+    PAGE_SIZE,
+};
 pub use linux::{is_bzimage, load_linux, LinuxArgs, LinuxError};
 
 /// The multiboot v1 header magic the kernel carries.
@@ -81,30 +99,6 @@ pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 /// How far into the file the multiboot header may lie (it must end within).
 pub const HEADER_SEARCH_LIMIT: usize = 8192;
 
-/// Guest-physical address of the multiboot information structure (EBX).
-pub const BOOT_INFO_ADDR: u64 = 0x9000;
-/// Bytes reserved for the multiboot information structure.
-pub const BOOT_INFO_SIZE: u64 = 0x80;
-/// Guest-physical address of the memory map (`mmap_addr`).
-pub const MMAP_ADDR: u64 = BOOT_INFO_ADDR + BOOT_INFO_SIZE;
-/// Size of one memory-map entry including its `size` field.
-pub const MMAP_ENTRY_SIZE: u64 = 24;
-/// Most memory-map entries the loader writes.
-pub const MMAP_MAX_ENTRIES: u64 = 4;
-/// Guest-physical address of the boot loader name.
-pub const BOOTLOADER_NAME_ADDR: u64 = MMAP_ADDR + MMAP_ENTRY_SIZE * MMAP_MAX_ENTRIES;
-/// The boot loader name given to the kernel.
-pub const BOOTLOADER_NAME: &str = "vigil";
-/// Guest-physical address of the NUL-terminated command line.
-pub const CMDLINE_ADDR: u64 = 0x9100;
-/// End (exclusive) of the page that holds all boot information.
-pub const BOOT_INFO_LIMIT: u64 = 0xA000;
-/// Guest-physical address of the module descriptors (`mods_addr`).
-pub const MODS_ADDR: u64 = 0x8000;
-/// Size of one module descriptor.
-pub const MOD_ENTRY_SIZE: u64 = 16;
-/// Longest command line accepted, in bytes, not counting the NUL.
-pub const CMDLINE_MAX: usize = (BOOT_INFO_LIMIT - CMDLINE_ADDR - 1) as usize;
 /// Smallest guest RAM the loader can describe: everything below 1 MiB.
 pub const MIN_MEMORY: u64 = 1 << 20;
 
@@ -141,20 +135,6 @@ pub const MMAP_AVAILABLE: u32 = 1;
 /// Memory-map entry type: reserved.
 pub const MMAP_RESERVED: u32 = 2;
 
-/// Offsets of the fields this loader fills in the multiboot information.
-mod info {
-    pub const FLAGS: usize = 0;
-    pub const MEM_LOWER: usize = 4;
-    pub const MEM_UPPER: usize = 8;
-    pub const BOOT_DEVICE: usize = 12;
-    pub const CMDLINE: usize = 16;
-    pub const MODS_COUNT: usize = 20;
-    pub const MODS_ADDR: usize = 24;
-    pub const MMAP_LENGTH: usize = 44;
-    pub const MMAP_ADDR: usize = 48;
-    pub const BOOT_LOADER_NAME: usize = 64;
-}
-
 const ELF_MAGIC: [u8; 4] = [0x7F, b'E', b'L', b'F'];
 const ELFCLASS32: u8 = 1;
 const ELFDATA2LSB: u8 = 1;
@@ -166,18 +146,16 @@ const PT_LOAD: u32 = 1;
 const PF_X: u32 = 1;
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
-/// Conventional memory reported in `mem_lower`, in KiB (0–0x9FC00).
-const MEM_LOWER_KIB: u32 = 639;
-
 /// A kernel ready to be copied into guest memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootImage {
     /// `(guest-physical address, bytes)` to copy into guest RAM, in order.
     /// Zero-filled parts (bss) are included as explicit zeros. The regions do
-    /// not overlap; the last one is the boot information page.
+    /// not overlap; the last one is the multiboot information block.
     pub regions: Vec<(u64, Vec<u8>)>,
     /// The state the boot vCPU starts in: 32-bit protected mode, paging off,
-    /// EIP = kernel entry, EAX = 0x2BADB002, EBX = [`BOOT_INFO_ADDR`], ESP = 0
+    /// EIP = kernel entry, EAX = 0x2BADB002, EBX = the information block's
+    /// address (the last region), ESP = 0
     /// (multiboot defines no stack).
     pub entry: EntryState,
 }
@@ -289,12 +267,15 @@ pub enum LoadError {
         /// Guest RAM in bytes.
         memory_bytes: u64,
     },
-    /// A segment overlaps the boot information the loader writes.
-    SegmentOverlapsBootInfo {
-        /// Guest-physical load address.
+    /// The multiboot information block fits in guest RAM (below 4 GiB)
+    /// neither after the kernel and its modules nor in a gap below them.
+    BootInfoOutsideRam {
+        /// Where it would start after the kernel and its modules.
         addr: u64,
-        /// Size in memory.
+        /// Its size in bytes.
         size: u64,
+        /// Guest RAM in bytes.
+        memory_bytes: u64,
     },
     /// Two segments overlap in guest memory.
     SegmentsOverlap {
@@ -305,7 +286,8 @@ pub enum LoadError {
     },
     /// Nothing to load.
     NoLoadableSegment,
-    /// The modules' descriptors and strings do not fit in their page.
+    /// The modules' descriptors and strings take more than
+    /// [`MODULE_LIST_MAX`] bytes.
     ModuleStringsTooLong {
         /// Bytes they need.
         needed: u64,
@@ -318,11 +300,6 @@ pub enum LoadError {
         addr: u64,
         /// Its size.
         size: u64,
-    },
-    /// A segment overlaps the module descriptors the loader writes.
-    SegmentOverlapsModuleList {
-        /// Guest-physical load address.
-        addr: u64,
     },
     /// A Linux bzImage that cannot be booted.
     Linux(LinuxError),
@@ -451,9 +428,14 @@ impl fmt::Display for LoadError {
                 "segment at {addr:#x} of {size:#x} bytes does not fit in {} of guest RAM; raise --memory",
                 Size(*memory_bytes)
             ),
-            LoadError::SegmentOverlapsBootInfo { addr, size } => write!(
+            LoadError::BootInfoOutsideRam {
+                addr,
+                size,
+                memory_bytes,
+            } => write!(
                 f,
-                "segment at {addr:#x} of {size:#x} bytes overlaps the multiboot information at {BOOT_INFO_ADDR:#x}-{BOOT_INFO_LIMIT:#x}; link the kernel elsewhere (e.g. at 1 MiB)"
+                "the multiboot information ({size} bytes) fits in {} of guest RAM neither after the kernel and its modules (at {addr:#x}) nor in a gap below them; raise --memory",
+                Size(*memory_bytes)
             ),
             LoadError::SegmentsOverlap { first, second } => write!(
                 f,
@@ -465,15 +447,11 @@ impl fmt::Display for LoadError {
             ),
             LoadError::ModuleStringsTooLong { needed } => write!(
                 f,
-                "module descriptors and strings need {needed} bytes but the loader has one 4 KiB page for them; use fewer or shorter --module strings"
+                "module descriptors and strings need {needed} bytes but at most {MODULE_LIST_MAX} are allowed; use fewer or shorter --module strings"
             ),
             LoadError::ModuleOutsideRam { index, addr, size } => write!(
                 f,
                 "module {index} ({size} bytes) would end beyond guest RAM when loaded at {addr:#x}; raise --memory"
-            ),
-            LoadError::SegmentOverlapsModuleList { addr } => write!(
-                f,
-                "segment at {addr:#x} overlaps the module descriptors at {MODS_ADDR:#x}-{BOOT_INFO_ADDR:#x}; link the kernel elsewhere (e.g. at 1 MiB)"
             ),
             LoadError::Linux(e) => write!(f, "{e}"),
             LoadError::InitrdForMultiboot => write!(
@@ -602,7 +580,7 @@ pub fn load_multiboot(
 
 /// [`load_multiboot`] with modules, as `qemu-system-x86_64 -kernel K -append
 /// S -initrd M` presents them: each module page-aligned after the kernel,
-/// described at [`MODS_ADDR`] with its string.
+/// described in the information block with its string.
 pub fn load_multiboot_with_modules(
     image: &[u8],
     memory_bytes: u64,
@@ -628,22 +606,24 @@ pub fn load_multiboot_with_modules(
         return Err(LoadError::NoLoadableSegment);
     }
 
-    let info = build_boot_info(memory_bytes, cmdline, modules.len());
-    let info_end = BOOT_INFO_ADDR + info.len() as u64;
-    let module_list = module_list_size(modules);
-    if module_list > 4096 {
+    let module_list = boot_info::module_list_size(modules);
+    if module_list > MODULE_LIST_MAX {
         return Err(LoadError::ModuleStringsTooLong {
             needed: module_list,
         });
     }
-    let mut regions = segment_regions(&segments, memory_bytes, info_end, !modules.is_empty())?;
-    if !modules.is_empty() {
-        let kernel_end = segments.iter().map(|s| s.addr + s.size).max().unwrap_or(0);
-        let (list, placed) = place_modules(modules, kernel_end, memory_bytes)?;
-        regions.extend(placed);
-        regions.push((MODS_ADDR, list));
-    }
-    regions.push((BOOT_INFO_ADDR, info));
+    let mut regions = segment_regions(&segments, memory_bytes)?;
+    let kernel_end = segments.iter().map(|s| s.addr + s.size).max().unwrap_or(0);
+    let (starts, placed) = boot_info::place_modules(modules, kernel_end, memory_bytes)?;
+    regions.extend(placed);
+    let loaded: Vec<(u64, u64)> = regions
+        .iter()
+        .map(|(addr, bytes)| (*addr, bytes.len() as u64))
+        .collect();
+    let size = boot_info::block_size(cmdline, modules);
+    let info_addr = boot_info::block_addr(&loaded, size, memory_bytes)?;
+    let info = boot_info::build_block(info_addr, memory_bytes, cmdline, modules, &starts);
+    regions.push((info_addr, info));
 
     Ok(BootImage {
         regions,
@@ -652,13 +632,13 @@ pub fn load_multiboot_with_modules(
             rip: entry,
             rsp: 0,
             rax: u64::from(BOOTLOADER_MAGIC),
-            rbx: BOOT_INFO_ADDR,
+            rbx: info_addr,
         },
     })
 }
 
-/// Guest RAM a multiboot kernel can boot in, and a command line the boot
-/// information page can hold.
+/// Guest RAM a multiboot kernel can boot in, and a command line of at most
+/// [`CMDLINE_MAX`] bytes without a NUL.
 fn check_memory_and_cmdline(memory_bytes: u64, cmdline: &str) -> Result<(), LoadError> {
     if memory_bytes < MIN_MEMORY {
         return Err(LoadError::MemoryTooSmall { memory_bytes });
@@ -673,15 +653,8 @@ fn check_memory_and_cmdline(memory_bytes: u64, cmdline: &str) -> Result<(), Load
 }
 
 /// The segments as regions of guest RAM (zero-filled past their file
-/// bytes), refused where one lies outside RAM, overlaps the boot
-/// information (ending at `info_end`), the module descriptors (`modules`
-/// given) or another segment.
-fn segment_regions(
-    segments: &[Segment<'_>],
-    memory_bytes: u64,
-    info_end: u64,
-    modules: bool,
-) -> Result<Regions, LoadError> {
+/// bytes), refused where one lies outside RAM or overlaps another segment.
+fn segment_regions(segments: &[Segment<'_>], memory_bytes: u64) -> Result<Regions, LoadError> {
     let mut regions = Vec::with_capacity(segments.len() + 3);
     for (i, seg) in segments.iter().enumerate() {
         let end = seg
@@ -693,15 +666,6 @@ fn segment_regions(
                 size: seg.size,
                 memory_bytes,
             })?;
-        if seg.addr < info_end && BOOT_INFO_ADDR < end {
-            return Err(LoadError::SegmentOverlapsBootInfo {
-                addr: seg.addr,
-                size: seg.size,
-            });
-        }
-        if modules && seg.addr < BOOT_INFO_ADDR && MODS_ADDR < end {
-            return Err(LoadError::SegmentOverlapsModuleList { addr: seg.addr });
-        }
         for other in &segments[..i] {
             // `other` was checked above, so its end cannot overflow.
             if seg.addr < other.addr.saturating_add(other.size) && other.addr < end {
@@ -976,110 +940,8 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment<'_>>, u64), LoadError> {
     Ok((segments, entry))
 }
 
-/// Bytes the module descriptors and their NUL-terminated strings take.
-fn module_list_size(modules: &[Module<'_>]) -> u64 {
-    modules
-        .iter()
-        .map(|m| MOD_ENTRY_SIZE + m.string.len() as u64 + 1)
-        .sum()
-}
-
 /// `(guest-physical address, bytes)` regions to copy into guest RAM.
 type Regions = Vec<(u64, Vec<u8>)>;
-
-/// Places the modules page-aligned from `kernel_end`; returns the descriptor
-/// page contents and the module regions.
-fn place_modules(
-    modules: &[Module<'_>],
-    kernel_end: u64,
-    memory_bytes: u64,
-) -> Result<(Vec<u8>, Regions), LoadError> {
-    let mut list = vec![0u8; modules.len() * MOD_ENTRY_SIZE as usize];
-    let mut regions = Vec::with_capacity(modules.len());
-    let mut next = kernel_end.div_ceil(4096) * 4096;
-    for (index, m) in modules.iter().enumerate() {
-        let size = m.data.len() as u64;
-        let end = next
-            .checked_add(size)
-            .filter(|&e| e <= memory_bytes && e <= u64::from(u32::MAX))
-            .ok_or(LoadError::ModuleOutsideRam {
-                index,
-                addr: next,
-                size,
-            })?;
-        let string_addr = MODS_ADDR + list.len() as u64;
-        list.extend_from_slice(m.string.as_bytes());
-        list.push(0);
-        let e = index * MOD_ENTRY_SIZE as usize;
-        list[e..e + 4].copy_from_slice(&(next as u32).to_le_bytes());
-        list[e + 4..e + 8].copy_from_slice(&(end as u32).to_le_bytes());
-        list[e + 8..e + 12].copy_from_slice(&(string_addr as u32).to_le_bytes());
-        regions.push((next, m.data.to_vec()));
-        next = end.div_ceil(4096) * 4096;
-    }
-    Ok((list, regions))
-}
-
-/// Builds the boot information page contents (see the module documentation),
-/// starting at [`BOOT_INFO_ADDR`]. `cmdline` must fit and hold no NUL.
-fn build_boot_info(memory_bytes: u64, cmdline: &str, modules: usize) -> Vec<u8> {
-    let mut page = vec![0u8; (CMDLINE_ADDR - BOOT_INFO_ADDR) as usize];
-    let put32 = |page: &mut Vec<u8>, off: usize, v: u32| {
-        page[off..off + 4].copy_from_slice(&v.to_le_bytes());
-    };
-
-    let mem_upper = u32::try_from((memory_bytes - MIB) / KIB).unwrap_or(u32::MAX);
-    let mut entries: Vec<(u64, u64, u32)> = vec![
-        (0, 0x9_FC00, MMAP_AVAILABLE),
-        (0x9_FC00, 0x400, MMAP_RESERVED),
-        (0xF_0000, 0x1_0000, MMAP_RESERVED),
-    ];
-    if memory_bytes > MIB {
-        entries.push((MIB, memory_bytes - MIB, MMAP_AVAILABLE));
-    }
-
-    let mods = if modules > 0 { INFO_MODS } else { 0 };
-    put32(
-        &mut page,
-        info::FLAGS,
-        INFO_MEM | INFO_BOOT_DEVICE | INFO_CMDLINE | mods | INFO_MMAP | INFO_BOOTLOADER_NAME,
-    );
-    put32(&mut page, info::BOOT_DEVICE, BOOT_DEVICE);
-    if modules > 0 {
-        put32(&mut page, info::MODS_COUNT, modules as u32);
-        put32(&mut page, info::MODS_ADDR, MODS_ADDR as u32);
-    }
-    put32(&mut page, info::MEM_LOWER, MEM_LOWER_KIB);
-    put32(&mut page, info::MEM_UPPER, mem_upper);
-    put32(&mut page, info::CMDLINE, CMDLINE_ADDR as u32);
-    put32(
-        &mut page,
-        info::MMAP_LENGTH,
-        (entries.len() as u64 * MMAP_ENTRY_SIZE) as u32,
-    );
-    put32(&mut page, info::MMAP_ADDR, MMAP_ADDR as u32);
-    put32(
-        &mut page,
-        info::BOOT_LOADER_NAME,
-        BOOTLOADER_NAME_ADDR as u32,
-    );
-
-    let mut off = (MMAP_ADDR - BOOT_INFO_ADDR) as usize;
-    for (base, length, kind) in entries {
-        put32(&mut page, off, (MMAP_ENTRY_SIZE - 4) as u32);
-        page[off + 4..off + 12].copy_from_slice(&base.to_le_bytes());
-        page[off + 12..off + 20].copy_from_slice(&length.to_le_bytes());
-        put32(&mut page, off + 20, kind);
-        off += MMAP_ENTRY_SIZE as usize;
-    }
-
-    let name = (BOOTLOADER_NAME_ADDR - BOOT_INFO_ADDR) as usize;
-    page[name..name + BOOTLOADER_NAME.len()].copy_from_slice(BOOTLOADER_NAME.as_bytes());
-
-    page.extend_from_slice(cmdline.as_bytes());
-    page.push(0);
-    page
-}
 
 #[cfg(test)]
 mod tests;

@@ -113,10 +113,31 @@ fn rd64(b: &[u8], off: usize) -> u64 {
     u64::from(rd32(b, off)) | u64::from(rd32(b, off + 4)) << 32
 }
 
+/// The information block: the last region, at the address EBX holds.
 fn info_region(img: &BootImage) -> &[u8] {
     let (addr, bytes) = img.regions.last().unwrap();
-    assert_eq!(*addr, BOOT_INFO_ADDR);
+    assert_eq!(*addr, img.entry.rbx);
     bytes
+}
+
+/// The bytes of the NUL-terminated string at guest address `addr` in the
+/// information block at `base`.
+fn info_string(info: &[u8], base: u64, addr: u32) -> &[u8] {
+    let off = (u64::from(addr) - base) as usize;
+    let len = info[off..].iter().position(|&b| b == 0).unwrap();
+    &info[off..off + len]
+}
+
+/// Checks that no two regions overlap.
+fn assert_disjoint(img: &BootImage) {
+    for (i, (a, ab)) in img.regions.iter().enumerate() {
+        for (b, bb) in &img.regions[..i] {
+            assert!(
+                a + ab.len() as u64 <= *b || b + bb.len() as u64 <= *a,
+                "regions at {a:#x} and {b:#x} overlap"
+            );
+        }
+    }
 }
 
 #[test]
@@ -144,7 +165,8 @@ fn entry_state_is_the_multiboot_handoff() {
             rip: 0x10_000C,
             rsp: 0,
             rax: 0x2BAD_B002,
-            rbx: 0x9000,
+            // The first page boundary after the bss that ends at 0x201000.
+            rbx: 0x20_1000,
         }
     );
 }
@@ -152,32 +174,32 @@ fn entry_state_is_the_multiboot_handoff() {
 #[test]
 fn info_fields() {
     let img = load_multiboot(&kernel(), RAM, "console=ttyS0").unwrap();
+    let base = img.entry.rbx;
     let info = info_region(&img);
     assert_eq!(rd32(info, 0), 1 | 2 | 4 | 64 | 512);
     assert_eq!(rd32(info, 4), 639);
     assert_eq!(rd32(info, 8), 15 * 1024);
     assert_eq!(rd32(info, 12), 0x8000_FFFF);
-    assert_eq!(u64::from(rd32(info, 16)), CMDLINE_ADDR);
-    assert_eq!(u64::from(rd32(info, 48)), MMAP_ADDR);
+    assert_eq!(u64::from(rd32(info, 48)), base + MMAP_OFFSET);
     assert_eq!(rd32(info, 44), 4 * 24);
-    assert_eq!(u64::from(rd32(info, 64)), BOOTLOADER_NAME_ADDR);
+    assert_eq!(u64::from(rd32(info, 64)), base + BOOTLOADER_NAME_OFFSET);
     // Fields this loader does not provide stay zero.
     for off in [20, 24, 28, 32, 36, 40, 52, 56, 60, 68, 72, 76] {
         assert_eq!(rd32(info, off), 0, "offset {off}");
     }
-    let name = (BOOTLOADER_NAME_ADDR - BOOT_INFO_ADDR) as usize;
-    assert_eq!(&info[name..name + 6], b"vigil\0");
-    let cmd = (CMDLINE_ADDR - BOOT_INFO_ADDR) as usize;
-    assert_eq!(&info[cmd..], b"console=ttyS0\0");
-    // The info page stays below 1 MiB and within its page.
-    assert!(BOOT_INFO_ADDR + info.len() as u64 <= BOOT_INFO_LIMIT);
+    assert_eq!(info_string(info, base, rd32(info, 64)), b"vigil");
+    assert_eq!(info_string(info, base, rd32(info, 16)), b"console=ttyS0");
+    // Without modules the command line follows the fixed part directly and
+    // ends the block.
+    assert_eq!(u64::from(rd32(info, 16)), base + MODS_OFFSET);
+    assert_eq!(info.len() as u64, MODS_OFFSET + 14);
 }
 
 #[test]
 fn mmap_entries() {
     let img = load_multiboot(&kernel(), RAM, "").unwrap();
     let info = info_region(&img);
-    let base = (MMAP_ADDR - BOOT_INFO_ADDR) as usize;
+    let base = MMAP_OFFSET as usize;
     let want = [
         (0u64, 0x9FC00u64, 1u32),
         (0x9FC00, 0x400, 2),
@@ -207,7 +229,7 @@ fn mem_upper_large_guests() {
     let img = load_multiboot(&kernel(), 8 << 30, "").unwrap();
     let info = info_region(&img);
     assert_eq!(rd32(info, 8), (8 << 20) - 1024);
-    let last = (MMAP_ADDR - BOOT_INFO_ADDR) as usize + 3 * 24;
+    let last = MMAP_OFFSET as usize + 3 * 24;
     assert_eq!(rd64(info, last + 12), (8 << 30) - MIB);
     // mem_upper counts KiB in 32 bits: it saturates beyond 4 TiB.
     let img = load_multiboot(&kernel(), 8 << 40, "").unwrap();
@@ -218,9 +240,10 @@ fn mem_upper_large_guests() {
 fn cmdline_limits() {
     let long = "x".repeat(CMDLINE_MAX);
     let img = load_multiboot(&kernel(), RAM, &long).unwrap();
+    let info = info_region(&img);
     assert_eq!(
-        BOOT_INFO_ADDR + info_region(&img).len() as u64,
-        BOOT_INFO_LIMIT
+        info_string(info, img.entry.rbx, rd32(info, 16)),
+        long.as_bytes()
     );
     let too_long = "x".repeat(CMDLINE_MAX + 1);
     assert_eq!(
@@ -442,27 +465,126 @@ fn segment_outside_ram() {
     ));
 }
 
+/// Kernels loaded over what used to be the fixed information page at
+/// 0x9000 (and the module list at 0x8000) were refused; the information
+/// now follows whatever is loaded, so they load, and nothing overlaps.
 #[test]
-fn segment_overlapping_boot_info() {
-    for (addr, size) in [(0x8000u32, 0x1001u32), (0x9050, 16), (0x90F8, 16)] {
+fn kernels_around_0x9000_load_with_the_info_after_them() {
+    let data = b"module bytes".to_vec();
+    let mods = [Module {
+        data: &data,
+        string: "m arg",
+    }];
+    for (addr, size) in [
+        (0x8000u32, 0x1001u32),
+        (0x8000, 0x2000),
+        (0x9000, 0x1000),
+        (0x9050, 16),
+        (0x90F8, 16),
+        (0x9102, 16),
+    ] {
         let k = elf_image(addr, &[seg(addr, text(0, 16), size)]);
-        assert_eq!(
-            load_multiboot(&k, RAM, ""),
-            Err(LoadError::SegmentOverlapsBootInfo {
-                addr: u64::from(addr),
-                size: u64::from(size)
-            })
-        );
+        let kernel_end = u64::from(addr + size);
+        for modules in [&[][..], &mods[..]] {
+            let img = load_multiboot_with_modules(&k, RAM, "a command line", modules).unwrap();
+            assert_disjoint(&img);
+            assert_eq!(img.regions[0].0, u64::from(addr));
+            assert_eq!(&img.regions[0].1[..12], &mb_header(0)[..]);
+            let loaded_end = img.regions[..img.regions.len() - 1]
+                .iter()
+                .map(|(a, b)| a + b.len() as u64)
+                .max()
+                .unwrap();
+            assert!(loaded_end >= kernel_end);
+            // The block starts on the first page boundary after everything
+            // loaded, as EBX says.
+            assert_eq!(img.entry.rbx, loaded_end.div_ceil(4096) * 4096);
+            let info = info_region(&img);
+            assert_eq!(
+                info_string(info, img.entry.rbx, rd32(info, 16)),
+                b"a command line"
+            );
+        }
     }
-    // Just below, or just past the command line actually used, is fine.
-    let k = elf_image(0x8000, &[seg(0x8000, text(0, 16), 0x1000)]);
-    assert!(load_multiboot(&k, RAM, "").is_ok());
-    let k = elf_image(0x9102, &[seg(0x9102, text(0, 16), 16)]);
-    assert!(load_multiboot(&k, RAM, "").is_ok());
-    assert!(matches!(
-        load_multiboot(&k, RAM, "abc"),
-        Err(LoadError::SegmentOverlapsBootInfo { .. })
-    ));
+}
+
+#[test]
+fn info_block_avoids_the_pc_hole_below_1_mib() {
+    let k = elf_image(0x9_E000, &[seg(0x9_E000, text(0, 16), 0x1000)]);
+    // Room below 0x9FC00: the block follows the kernel.
+    let img = load_multiboot(&k, RAM, "").unwrap();
+    assert_eq!(img.entry.rbx, 0x9_F000);
+    // A long command line would reach into [0x9FC00, 1 MiB): 1 MiB instead.
+    let img = load_multiboot(&k, RAM, &"x".repeat(CMDLINE_MAX)).unwrap();
+    assert_eq!(img.entry.rbx, MIB);
+    // A kernel ending inside the hole: 1 MiB as well.
+    let k = elf_image(0x9_F000, &[seg(0x9_F000, text(0, 16), 0x800)]);
+    assert_eq!(load_multiboot(&k, RAM, "").unwrap().entry.rbx, MIB);
+    // In a 1 MiB guest there is no room at 1 MiB: the lowest free page.
+    assert_eq!(load_multiboot(&k, MIB, "").unwrap().entry.rbx, 0x1000);
+}
+
+#[test]
+fn info_block_takes_a_lower_gap_when_nothing_fits_above() {
+    // A bss that ends at the top of RAM leaves no room above: the block
+    // takes the lowest free page instead.
+    let top = (RAM - 0x1000) as u32;
+    let k = elf_image(
+        0x10_0000,
+        &[
+            seg(0x10_0000, text(0, 16), 0x1000),
+            Seg {
+                flags: 6,
+                ..seg(top, vec![], 0x1000)
+            },
+        ],
+    );
+    let img = load_multiboot(&k, RAM, "ab").unwrap();
+    assert_eq!(img.entry.rbx, 0x1000);
+    // A kernel at 0x1000 pushes it past itself, and a module that ends at
+    // the top of RAM does the same.
+    let k = elf_image(
+        0x1000,
+        &[
+            seg(0x1000, text(0, 16), 0x1000),
+            Seg {
+                flags: 6,
+                ..seg(0x3000, vec![], 0x1000)
+            },
+        ],
+    );
+    let big = vec![1u8; (RAM - 0x4000) as usize];
+    let m = [Module {
+        data: &big,
+        string: "big",
+    }];
+    let img = load_multiboot_with_modules(&k, RAM, "", &m).unwrap();
+    assert_eq!(img.entry.rbx, 0x2000);
+    assert_disjoint(&img);
+    let info = info_region(&img);
+    assert_eq!(rd32(info, MODS_OFFSET as usize), 0x4000);
+}
+
+#[test]
+fn info_block_must_fit_somewhere() {
+    // A 1 MiB guest whose conventional memory the kernel fills entirely.
+    let k = elf_image(0, &[seg(0, text(0, 16), LOW_RAM_END as u32)]);
+    let e = load_multiboot(&k, MIB, "ab").unwrap_err();
+    assert_eq!(
+        e,
+        LoadError::BootInfoOutsideRam {
+            addr: MIB,
+            size: MODS_OFFSET + 3,
+            memory_bytes: MIB
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "the multiboot information (259 bytes) fits in 1 MiB of guest RAM neither after the \
+         kernel and its modules (at 0x100000) nor in a gap below them; raise --memory"
+    );
+    // With room at 1 MiB it goes there.
+    assert_eq!(load_multiboot(&k, 2 * MIB, "ab").unwrap().entry.rbx, MIB);
 }
 
 #[test]
@@ -792,7 +914,11 @@ fn error_messages_are_one_line() {
             size: 0,
             memory_bytes: 1500,
         },
-        LoadError::SegmentOverlapsBootInfo { addr: 0, size: 0 },
+        LoadError::BootInfoOutsideRam {
+            addr: 0,
+            size: 0,
+            memory_bytes: 1500,
+        },
         LoadError::SegmentsOverlap {
             first: 0,
             second: 0,
@@ -828,16 +954,14 @@ fn modules_follow_the_kernel_page_aligned_with_their_strings() {
         },
     ];
     let img = load_multiboot_with_modules(&kernel(), RAM, "k", &mods).unwrap();
+    assert_disjoint(&img);
+    let base = img.entry.rbx;
     let info = info_region(&img);
     assert_eq!(rd32(info, 0) & 8, 8, "MODS flag");
     assert_eq!(rd32(info, 20), 2);
-    assert_eq!(u64::from(rd32(info, 24)), MODS_ADDR);
-    let (_, list) = img
-        .regions
-        .iter()
-        .find(|(gpa, _)| *gpa == MODS_ADDR)
-        .expect("module list");
-    let kernel_end = img.regions[..img.regions.len() - 4]
+    assert_eq!(u64::from(rd32(info, 24)), base + MODS_OFFSET);
+    let list = &info[MODS_OFFSET as usize..];
+    let kernel_end = img.regions[..img.regions.len() - 3]
         .iter()
         .map(|(g, b)| g + b.len() as u64)
         .max()
@@ -846,19 +970,19 @@ fn modules_follow_the_kernel_page_aligned_with_their_strings() {
     for (i, m) in mods.iter().enumerate() {
         let start = u64::from(rd32(list, i * 16));
         let end = u64::from(rd32(list, i * 16 + 4));
-        let string = u64::from(rd32(list, i * 16 + 8));
+        let string = rd32(list, i * 16 + 8);
         assert_eq!(start % 4096, 0, "module {i} page-aligned");
         assert!(start >= prev_end, "module {i} after what precedes it");
         assert_eq!(end - start, m.data.len() as u64);
-        let off = (string - MODS_ADDR) as usize;
-        assert_eq!(
-            &list[off..off + m.string.len() + 1],
-            [m.string.as_bytes(), b"\0"].concat()
-        );
+        assert_eq!(info_string(info, base, string), m.string.as_bytes());
         let (_, bytes) = img.regions.iter().find(|(g, _)| *g == start).unwrap();
         assert_eq!(bytes, &m.data.to_vec());
         prev_end = end;
     }
+    // The information block follows the last module, then the command line
+    // follows the module strings.
+    assert_eq!(base, prev_end.div_ceil(4096) * 4096);
+    assert_eq!(info_string(info, base, rd32(info, 16)), b"k");
 }
 
 #[test]
