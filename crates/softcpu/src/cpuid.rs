@@ -34,8 +34,8 @@ const LEAF1_EDX: u32 = 1
     | 1 << 24
     | 1 << 25
     | 1 << 26;
-/// CPUID.1:ECX features: VMX(5), POPCNT(23).
-const LEAF1_ECX: u32 = 1 << 5 | 1 << 23;
+/// CPUID.1:ECX features: VMX(5), CMPXCHG16B(13), POPCNT(23).
+const LEAF1_ECX: u32 = 1 << 5 | 1 << 13 | 1 << 23;
 /// CPUID.80000001H:EDX: SYSCALL(11), NX(20), RDTSCP(27), LM(29).
 const EXT1_EDX: u32 = 1 << 11 | 1 << 20 | 1 << 27 | 1 << 29;
 /// CPUID.80000001H:ECX: LAHF in 64-bit mode(0), LZCNT(5).
@@ -81,6 +81,7 @@ mod tests {
         let leaf1 = cpu.native_cpuid(1, 0);
         assert_ne!(leaf1[3] & 1 << 19, 0, "CLFLUSH");
         assert_ne!(leaf1[3] & 1 << 12, 0, "MTRR (mtrr.rs)");
+        assert_ne!(leaf1[2] & 1 << 13, 0, "CMPXCHG16B (tests/atomics.rs)");
         assert_eq!((leaf1[1] >> 8) & 0xFF, 8, "CLFLUSH line size 8 * 8 bytes");
         assert_eq!(cpu.native_cpuid(0x8000_0008, 0)[0], 0x302E);
     }

@@ -56,7 +56,7 @@ impl SoftCpu {
         Ok(())
     }
 
-    /// XCHG, XADD, CMPXCHG, CMPXCHG8B.
+    /// XCHG, XADD, CMPXCHG, CMPXCHG8B, CMPXCHG16B.
     pub(super) fn exchange(&mut self, ins: &Instruction) -> Ex<()> {
         match ins.mnemonic() {
             Mnemonic::Xchg => {
@@ -98,27 +98,46 @@ impl SoftCpu {
                 self.set_status(f);
                 Ok(())
             }
-            _ => {
-                // CMPXCHG8B m64.
-                let ea = self.effective_address(ins);
-                let seg = Self::mem_seg(ins);
-                let m = self.read_mem(seg, ea, 8)?;
-                let edx_eax = (self.s.gpr[2] & 0xFFFF_FFFF) << 32 | (self.s.gpr[0] & 0xFFFF_FFFF);
-                let f = self.s.rflags & x86::rflags::STATUS & !ZF;
-                if m == edx_eax {
-                    let ecx_ebx =
-                        (self.s.gpr[1] & 0xFFFF_FFFF) << 32 | (self.s.gpr[3] & 0xFFFF_FFFF);
-                    self.write_mem(seg, ea, 8, ecx_ebx)?;
-                    self.set_status(f | ZF);
-                } else {
-                    self.write_mem(seg, ea, 8, m)?;
-                    self.s.gpr[0] = m & 0xFFFF_FFFF;
-                    self.s.gpr[2] = m >> 32;
-                    self.set_status(f);
-                }
-                Ok(())
-            }
+            _ => self.compare_exchange_pair(ins),
         }
+    }
+
+    /// CMPXCHG8B m64 (EDX:EAX, ECX:EBX) and CMPXCHG16B m128 (RDX:RAX,
+    /// RCX:RBX). ZF says whether the memory operand equalled the first pair;
+    /// the other flags are unchanged. Memory is written either way (with its
+    /// own value on a mismatch), and a mismatch loads it into the first
+    /// pair. CMPXCHG16B's operand must be 16-byte aligned, else #GP(0)
+    /// before any access (SDM Vol. 2A CMPXCHG8B/CMPXCHG16B).
+    fn compare_exchange_pair(&mut self, ins: &Instruction) -> Ex<()> {
+        let wide = ins.mnemonic() == Mnemonic::Cmpxchg16b;
+        let (half, mask) = if wide {
+            (64, u64::MAX)
+        } else {
+            (32, 0xFFFF_FFFF)
+        };
+        let pair = |lo: u64, hi: u64| u128::from(hi & mask) << half | u128::from(lo & mask);
+        let ea = self.effective_address(ins);
+        let seg = Self::mem_seg(ins);
+        let m = if wide {
+            self.read_u128(seg, ea, true)?
+        } else {
+            u128::from(self.read_mem(seg, ea, 8)?)
+        };
+        let g = self.s.gpr;
+        let equal = m == pair(g[0], g[2]);
+        let store = if equal { pair(g[3], g[1]) } else { m };
+        if wide {
+            self.write_u128(seg, ea, store, true)?;
+        } else {
+            self.write_mem(seg, ea, 8, store as u64)?;
+        }
+        if !equal {
+            self.s.gpr[0] = m as u64 & mask;
+            self.s.gpr[2] = (m >> half) as u64 & mask;
+        }
+        let f = self.s.rflags & x86::rflags::STATUS & !ZF;
+        self.set_status(if equal { f | ZF } else { f });
+        Ok(())
     }
 
     /// Operand size of a stack instruction.

@@ -136,7 +136,7 @@ impl SoftCpu {
             M::Bsf | M::Bsr | M::Tzcnt | M::Lzcnt | M::Popcnt => self.bit_scan(ins),
             M::Mov | M::Movzx | M::Movsx | M::Movsxd => self.mov(ins),
             M::Lea => self.lea(ins),
-            M::Xchg | M::Xadd | M::Cmpxchg | M::Cmpxchg8b => self.exchange(ins),
+            M::Xchg | M::Xadd | M::Cmpxchg | M::Cmpxchg8b | M::Cmpxchg16b => self.exchange(ins),
             M::Push
             | M::Pop
             | M::Pushf
@@ -411,6 +411,7 @@ fn lockable(ins: &Instruction) -> bool {
                 | M::Bts
                 | M::Cmpxchg
                 | M::Cmpxchg8b
+                | M::Cmpxchg16b
                 | M::Dec
                 | M::Inc
                 | M::Neg
