@@ -345,6 +345,18 @@ pub struct VcpuStats {
     /// Nested VM exits: exits of an L2 guest that L0 passed to the L1
     /// hypervisor running it (0 without nested VMX).
     pub nested_exits_to_l1: u64,
+    /// Guest instructions retired and decoded (decode-cache misses), where
+    /// the accelerator counts them.
+    pub instructions: Option<InstructionCounts>,
+}
+
+/// Instructions a software CPU executed and decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstructionCounts {
+    /// Instructions retired (all levels: L1 and L2 alike).
+    pub retired: u64,
+    /// Instructions decoded: the decode cache's misses.
+    pub decoded: u64,
 }
 
 /// Thread-safe control of a vCPU for the host side: the timers, the watchdog

@@ -27,6 +27,10 @@ pub fn print(report: &RunReport, accel: &str) {
         Some(b) => eprintln!("stats: bus-lock exits {b}"),
         None => eprintln!("stats: bus-lock exits not reported by {accel}"),
     }
+    if let Some(i) = report.instructions {
+        eprintln!("stats: instructions retired {}", i.retired);
+        eprintln!("stats: instructions decoded {}", i.decoded);
+    }
     if report.nested_exits_to_l1 > 0 {
         eprintln!("stats: nested vm exits to L1 {}", report.nested_exits_to_l1);
     }

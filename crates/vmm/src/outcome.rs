@@ -79,6 +79,8 @@ pub struct RunReport {
     pub nested_exits_to_l1: u64,
     /// Guest registers at the end, when the accelerator could provide them.
     pub registers: Option<accel::Registers>,
+    /// Instructions retired and decoded, where the accelerator counts them.
+    pub instructions: Option<accel::InstructionCounts>,
     /// Notify exits and responsiveness.
     pub notify: NotifyReport,
 }

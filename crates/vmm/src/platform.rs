@@ -3,7 +3,8 @@
 //! the i8042's reset line, PCI configuration with a host bridge, the ACPI
 //! power-management block), an I/O APIC, the ACPI tables that describe them,
 //! and the interrupt wiring: the PIT's counter 0 on I/O APIC pin 2 (ISA
-//! IRQ 0, overridden as on every PC with an I/O APIC) and COM1 on pin 4.
+//! IRQ 0, overridden as on every PC with an I/O APIC), COM1 on pin 4 and the
+//! i8042's keyboard and auxiliary ports on pins 1 and 12.
 //!
 //! Multiboot guests keep the smaller board they always had; this one is
 //! built for bzImages only.
@@ -25,7 +26,7 @@
 //! assertion of its line; every line wired here is edge-triggered.
 
 use crate::devices::acpi::{self, AcpiTables, PmPorts, PM_BASE, PM_LEN};
-use crate::devices::i8042::{I8042, I8042_COMMAND, I8042_DATA};
+use crate::devices::i8042::{SharedI8042, I8042, I8042_COMMAND, I8042_DATA};
 use crate::devices::ioapic::{IoApic, IoApicMmio, Message, SharedIoApic, IOAPIC_BASE, IOAPIC_LEN};
 use crate::devices::pci::{PciConfig, PCI_CONFIG_BASE, PCI_CONFIG_LEN};
 use crate::devices::pit::{Pit, PitPorts, SharedPit};
@@ -45,12 +46,17 @@ use std::sync::{Arc, Mutex};
 pub const PIT_PIN: usize = 2;
 /// I/O APIC pin of COM1 (ISA IRQ 4).
 pub const COM1_PIN: usize = 4;
+/// I/O APIC pin of the i8042's keyboard port (ISA IRQ 1).
+pub const KEYBOARD_PIN: usize = 1;
+/// I/O APIC pin of the i8042's auxiliary port (ISA IRQ 12).
+pub const AUX_PIN: usize = 12;
 
 /// The interrupt sources and the I/O APIC of a Linux board.
 #[derive(Debug)]
 pub struct LinuxPc {
     pit: SharedPit,
     serial: SharedSerial,
+    i8042: SharedI8042,
     ioapic: SharedIoApic,
 }
 
@@ -84,7 +90,7 @@ impl LinuxPc {
         ports.register(RTC_BASE, RTC_LEN, Box::new(Rtc::new()))?;
         ports.register(PORT61, 1, Box::new(SystemControlB::new(pit.clone())))?;
         ports.register(POST_PORT, 1, Box::new(PostPort::new()))?;
-        let (kbd_data, kbd_command) = I8042::ports();
+        let (kbd_data, kbd_command, i8042) = I8042::ports();
         ports.register(I8042_DATA, 1, Box::new(kbd_data))?;
         ports.register(I8042_COMMAND, 1, Box::new(kbd_command))?;
         ports.register(PCI_CONFIG_BASE, PCI_CONFIG_LEN, Box::new(PciConfig::new()))?;
@@ -107,6 +113,7 @@ impl LinuxPc {
             pc: LinuxPc {
                 pit,
                 serial,
+                i8042,
                 ioapic,
             },
             tables: acpi::tables(FIRMWARE_ADDR),
@@ -118,6 +125,11 @@ impl LinuxPc {
     pub fn deliver<V: Vcpu + ?Sized>(&mut self, vcpu: &mut V) -> Result<(), AccelError> {
         let pit_edge = self.pit.lock().map(|mut p| p.take_irq()).unwrap_or(false);
         let com1 = self.serial.lock().map(|s| s.irq_line()).unwrap_or(false);
+        let (keyboard, aux) = self
+            .i8042
+            .lock()
+            .map(|c| c.irq_lines())
+            .unwrap_or((false, false));
         let messages = {
             let Ok(mut io) = self.ioapic.lock() else {
                 return Ok(());
@@ -126,6 +138,8 @@ impl LinuxPc {
                 io.pulse(PIT_PIN);
             }
             io.set_line(COM1_PIN, com1);
+            io.set_line(KEYBOARD_PIN, keyboard);
+            io.set_line(AUX_PIN, aux);
             io.take_messages()
         };
         for m in messages {

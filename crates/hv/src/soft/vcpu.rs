@@ -113,6 +113,15 @@ impl SoftVcpu {
         })
     }
 
+    /// Instructions the soft CPU retired and decoded so far.
+    fn instruction_counts(&self) -> accel::InstructionCounts {
+        let cpu = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        accel::InstructionCounts {
+            retired: cpu.instructions_retired(),
+            decoded: cpu.instructions_decoded(),
+        }
+    }
+
     /// Counts of every VM exit L0 took, by basic exit reason.
     pub fn exit_counts(&self) -> &BTreeMap<u16, u64> {
         &self.exits
@@ -224,6 +233,7 @@ impl Vcpu for SoftVcpu {
             longest_without_l0: Some(self.longest_in_guest),
             bus_lock_exits: self.bus_lock_exits,
             nested_exits_to_l1: self.reflected,
+            instructions: Some(self.instruction_counts()),
         }
     }
 

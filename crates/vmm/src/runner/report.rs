@@ -93,6 +93,7 @@ pub(super) fn report<V: Vcpu>(
         bus_lock_exits: f.caps.bus_locks.then_some(stats.bus_lock_exits),
         nested_exits_to_l1: stats.nested_exits_to_l1,
         registers: f.vcpu.registers().ok(),
+        instructions: stats.instructions,
         notify: NotifyReport {
             enabled: f.caps.notify,
             exits: stats.notify_exits,
