@@ -359,6 +359,34 @@ pub struct InstructionCounts {
     pub decoded: u64,
 }
 
+/// Buckets of [`ExitTally::in_guest`]: bucket 0 counts stretches under
+/// 1 µs, bucket `i` (1 ≤ i < 31) stretches of `[2^(i-1), 2^i)` µs, and the
+/// last one everything longer.
+pub const IN_GUEST_BUCKETS: usize = 32;
+
+/// The bucket of [`ExitTally::in_guest`] that a stretch of `d` falls in.
+pub fn in_guest_bucket(d: Duration) -> usize {
+    let us = d.as_micros();
+    if us == 0 {
+        0
+    } else {
+        ((128 - us.leading_zeros()) as usize).min(IN_GUEST_BUCKETS - 1)
+    }
+}
+
+/// Running totals of a vCPU's VM exits, readable from any thread while the
+/// vCPU runs ([`VcpuControl::exit_tally`]): what a picture of the run needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitTally {
+    /// VM exits L0 took, by the level that was running and the basic exit
+    /// reason; only non-zero entries, ordered by level then reason.
+    pub exits: Vec<(GuestLevel, u16, u64)>,
+    /// How many stretches in the guest (VM entry to the VM exit that
+    /// brought the CPU back to L0) lasted how long in host time, by
+    /// [`in_guest_bucket`].
+    pub in_guest: [u64; IN_GUEST_BUCKETS],
+}
+
 /// Thread-safe control of a vCPU for the host side: the timers, the watchdog
 /// and the operator, while another thread is inside [`Vcpu::run`].
 pub trait VcpuControl: Send + Sync {
@@ -383,6 +411,12 @@ pub trait VcpuControl: Send + Sync {
     /// event delivery, and every later `run()` returns
     /// [`VcpuExit::PoweredOff`]. Not a VM exit; the VM cannot be resumed.
     fn power_off(&self);
+    /// The running totals of VM exits and of host time per stretch in the
+    /// guest, where the accelerator keeps them (the soft one does; KVM's
+    /// exits happen in the kernel, out of sight).
+    fn exit_tally(&self) -> Option<ExitTally> {
+        None
+    }
 }
 
 /// A running vCPU.
@@ -537,4 +571,24 @@ pub fn parse_notify_vmexit_arg(arg: u64) -> Result<(u32, bool), AccelError> {
         return Err(AccelError::invalid_config(NotifyArgError::NotEnabled));
     }
     Ok(((arg >> 32) as u32, flags & NOTIFY_VMEXIT_USER != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_guest_buckets_are_powers_of_two_microseconds() {
+        let us = Duration::from_micros;
+        assert_eq!(in_guest_bucket(Duration::from_nanos(999)), 0);
+        assert_eq!(in_guest_bucket(us(1)), 1);
+        assert_eq!(in_guest_bucket(us(2)), 2);
+        assert_eq!(in_guest_bucket(us(3)), 2);
+        assert_eq!(in_guest_bucket(us(4)), 3);
+        assert_eq!(in_guest_bucket(Duration::from_secs(1)), 20);
+        assert_eq!(
+            in_guest_bucket(Duration::from_secs(1 << 40)),
+            IN_GUEST_BUCKETS - 1
+        );
+    }
 }

@@ -37,6 +37,23 @@ pub enum Command {
     /// nested state), the CPU, and what Vigil will do with each on this host.
     /// Exits 0 even when /dev/kvm is unusable (that is reported).
     Caps(CapsArgs),
+    /// Draw a run from its event log (`vigil run --events FILE`): VM exits by
+    /// kind and level over virtual and host time, notify exits and the events
+    /// they stalled, the watchdog and the end, and the distribution of host
+    /// time between returns to L0. Writes an SVG picture or an HTML page.
+    Report(ReportArgs),
+}
+
+/// Arguments of `vigil report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The event log, as written by `vigil run --events FILE`.
+    #[arg(value_name = "EVENTS.jsonl")]
+    pub events: PathBuf,
+    /// Where to draw: FILE.svg for the picture, FILE.html for a page with
+    /// the picture and a summary.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 /// Arguments of `vigil caps`.
@@ -59,6 +76,10 @@ pub struct DemoArgs {
     /// Watchdog bound for the scenarios without notify.
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = vmm::duration::parse_duration)]
     pub watchdog: std::time::Duration,
+    /// Also write each scenario's event log and picture into DIR, and
+    /// DIR/index.html setting contained and stalled runs side by side.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 /// `--notify-vmexit` values (QEMU's, plus `require`).
@@ -157,7 +178,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = vmm::duration::parse_duration)]
     pub watchdog: std::time::Duration,
     /// Write one JSON line per notable event (notify exits, shutdown,
-    /// watchdog, timeout, policy actions) to FILE.
+    /// watchdog, timeout, policy actions) to FILE, and a sample of the VM
+    /// exits at every host tick; `vigil report FILE -o run.svg` draws it.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
     /// Hold the vCPU back so it asserts at most N bus locks (split-lock

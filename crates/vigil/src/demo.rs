@@ -5,6 +5,8 @@
 //! `UNEXPECTED` and makes the command fail.
 
 use crate::cli::DemoArgs;
+use crate::report::demo::Recorder;
+use crate::report::page::Column;
 use std::io::Write;
 use std::time::Duration;
 use vmm::monitor::Limits;
@@ -219,6 +221,18 @@ fn judge(r: &RunReport) -> (String, Option<Expect>) {
     }
 }
 
+/// The column of `vigil demo --report`'s index for a scenario expected to
+/// end as `expect`, and whether it did.
+fn column(expect: Expect, met: bool) -> Column {
+    match expect {
+        _ if !met => Column::Other,
+        Expect::ContainedByNotify => Column::ContainedByNotify,
+        Expect::ContainedByInterception => Column::ContainedByInterception,
+        Expect::Stalled => Column::Stalled,
+        _ => Column::Other,
+    }
+}
+
 /// Virtual nanoseconds for people.
 pub fn ns(ns: u64) -> String {
     if ns >= 1_000_000 {
@@ -253,13 +267,14 @@ struct Row {
 }
 
 /// Runs one scenario of `guest` on `accel` under `limits` (storms cut
-/// after `storm_time`) and judges it.
+/// after `storm_time`) and judges it; the event log goes to `events`.
 fn run_scenario(
     accel: &hv::soft::SoftAccelerator,
     sc: &Scenario,
     image: &[u8],
     limits: Limits,
     storm_time: Duration,
+    events: Option<Box<dyn Write + Send>>,
 ) -> Row {
     let options = RunOptions {
         notify: sc.notify,
@@ -279,7 +294,7 @@ fn run_scenario(
     };
     let output = vmm::RunOutput {
         serial: Box::new(std::io::sink()),
-        events: None,
+        events,
         // The table says how each scenario went.
         notices: Box::new(|_| {}),
         on_unresponsive: crate::render::end_unresponsive(),
@@ -327,6 +342,13 @@ pub fn run(args: &DemoArgs) -> u8 {
             return e.status();
         }
     };
+    let mut recorder = match args.report.as_deref().map(Recorder::new).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigil: {e}");
+            return crate::status::USAGE;
+        }
+    };
     let accel = hv::soft::SoftAccelerator::default();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -349,17 +371,27 @@ pub fn run(args: &DemoArgs) -> u8 {
     ];
     let _ = writeln!(out, "{}", table_line(header));
     let mut failures = 0;
-    for sc in scenarios() {
+    for (n, sc) in scenarios().into_iter().enumerate() {
         let Some(guest) = guests::find(sc.guest) else {
             let _ = writeln!(out, "{}: built-in guest {} missing", sc.name, sc.guest);
             failures += 1;
             continue;
         };
-        let row = run_scenario(&accel, &sc, guest.image, limits, args.storm_time);
+        let policy = policy_text(&sc.notify);
+        let started = recorder
+            .as_ref()
+            .map(|r| r.start(n + 1, sc.name, sc.guest, &policy));
+        let (pending, events) = match started.transpose() {
+            Ok(p) => p.unzip(),
+            Err(e) => {
+                eprintln!("vigil: {e}");
+                return 1;
+            }
+        };
+        let row = run_scenario(&accel, &sc, guest.image, limits, args.storm_time, events);
         if !row.met {
             failures += 1;
         }
-        let policy = policy_text(&sc.notify);
         let cells = [
             sc.name,
             sc.guest,
@@ -369,6 +401,15 @@ pub fn run(args: &DemoArgs) -> u8 {
             &row.longest,
         ];
         let _ = writeln!(out, "{}", table_line(cells));
+        if let (Some(r), Some(p)) = (recorder.as_mut(), pending) {
+            if let Err(e) = r.finish(p, &row.outcome, column(sc.expect, row.met)) {
+                eprintln!("vigil: {e}");
+                failures += 1;
+            }
+        }
+    }
+    if let Some(r) = &recorder {
+        failures += crate::report::demo::announce(r, &mut out);
     }
     if failures > 0 {
         let _ = writeln!(out, "\n{failures} scenario(s) did not end as expected");

@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod error;
 mod render;
+mod report;
 mod run;
 mod stats;
 mod status;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Caps(args) => caps::run(&args),
+        Command::Report(args) => report::run(&args),
     };
     ExitCode::from(status)
 }

@@ -213,7 +213,7 @@ fn every_event_line_is_json_with_every_field() {
             assert!((5_120_000..7_120_000).contains(&ns), "{ns} ns");
         }
     }
-    let want: BTreeSet<String> = ["notify-exit", "policy", "shutdown"]
+    let want: BTreeSet<String> = ["notify-exit", "policy", "shutdown", "sample"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -299,12 +299,51 @@ fn timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run() {
 
 #[test]
 fn the_demo_ends_every_scenario_as_expected() {
-    let (status, out, err) = vigil(&["demo", "--storm-time", "400ms", "--watchdog", "300ms"]);
+    let dir = std::env::temp_dir().join(format!("vigil-demo-report-{}", std::process::id()));
+    let (status, out, err) = vigil(&[
+        "demo",
+        "--storm-time",
+        "400ms",
+        "--watchdog",
+        "300ms",
+        "--report",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(status, 0, "{out}\n{err}");
     assert!(!out.contains("UNEXPECTED"), "{out}");
     assert_eq!(out.matches("contained:").count(), 5, "{out}");
     assert!(out.contains("1st bit 12"), "{out}");
     assert_eq!(out.matches("powered off").count(), 2, "{out}");
+    // --report: a picture per scenario, and an index with the #AC storm
+    // contained by notify, by interception and stalled in one row.
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let pictures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".svg"))
+        .collect();
+    assert_eq!(pictures.len(), 16, "{pictures:?}");
+    // Each scenario's overview is drawn into the index, linking to its picture.
+    assert_eq!(index.matches("<svg").count(), 16, "{index}");
+    for p in &pictures {
+        assert!(
+            index.contains(&format!("href=\"{p}\"")),
+            "{p} not in the index"
+        );
+        let svg = std::fs::read_to_string(dir.join(p)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("Host time between returns to L0"));
+    }
+    let row = index
+        .split("<tr><th>ac-storm</th>")
+        .nth(1)
+        .expect("an ac-storm row");
+    let row = row.split("</tr>").next().unwrap();
+    assert_eq!(row.matches("<td>").count(), 3, "{row}");
+    for outcome in ["contained: ", "#AC/#DB exits", "stalled "] {
+        assert!(row.contains(outcome), "{outcome}: {row}");
+    }
+    assert!(out.contains("Pictures: "), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod platform;
 pub mod policy;
 pub mod runner;
+pub mod sampler;
 #[cfg(test)]
 mod test_util;
 

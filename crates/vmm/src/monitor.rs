@@ -14,6 +14,7 @@
 //! vCPU. At the timeout it powers the vCPU off too: the run is over either
 //! way, and power-off is the one thing that stops even a stalled vCPU.
 
+use crate::sampler::Sampler;
 use accel::VcpuControl;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -108,6 +109,8 @@ pub enum Verdict {
 struct Shared {
     stop: bool,
     verdict: Option<Verdict>,
+    /// Takes a sample of the vCPU at every tick, and at the end.
+    sampler: Option<Sampler>,
 }
 
 /// Called on the monitor thread with the time the vCPU spent in the guest
@@ -131,7 +134,24 @@ impl Monitor {
         limits: Limits,
         on_unresponsive: OnUnresponsive,
     ) -> std::io::Result<Monitor> {
-        let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+        Monitor::spawn_sampling(control, limits, on_unresponsive, None)
+    }
+
+    /// As [`Monitor::spawn`], with `sampler` taking a sample at every tick
+    /// and a last one when the monitor finishes.
+    pub fn spawn_sampling(
+        control: Arc<dyn VcpuControl>,
+        limits: Limits,
+        on_unresponsive: OnUnresponsive,
+        sampler: Option<Sampler>,
+    ) -> std::io::Result<Monitor> {
+        let shared = Arc::new((
+            Mutex::new(Shared {
+                sampler,
+                ..Shared::default()
+            }),
+            Condvar::new(),
+        ));
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-monitor".into())
@@ -150,6 +170,9 @@ impl Monitor {
     /// Stops the thread and returns the verdict it reached, if any.
     pub fn finish(mut self) -> Option<Verdict> {
         self.stop_thread();
+        if let Some(s) = lock(&self.shared.0).sampler.as_mut() {
+            s.sample();
+        }
         self.verdict()
     }
 
@@ -200,6 +223,9 @@ fn watch(
             punctual_since = now;
         }
         last_wake = now;
+        if let Some(s) = guard.sampler.as_mut() {
+            s.sample();
+        }
         if limits.kick_userspace {
             control.request_exit();
         } else {

@@ -1,7 +1,8 @@
 //! [`SoftControl`]: the host's handle on a soft vCPU (exit requests, timer
 //! ticks, the watchdog's view, the power switch).
 
-use accel::{Stopwatch, VcpuControl};
+use super::tally::Tally;
+use accel::{ExitTally, Stopwatch, VcpuControl};
 use lapic::TimerClock;
 use softcpu::{Kicker, PowerSwitch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +25,8 @@ pub struct SoftControl {
     exit_cycles: AtomicU64,
     /// The CPU's clocks: virtual time (TSC cycles) to nanoseconds.
     clock: TimerClock,
+    /// Exits and stretches in the guest, for the host's samples.
+    tally: Tally,
 }
 
 impl SoftControl {
@@ -36,6 +39,7 @@ impl SoftControl {
             in_guest: Stopwatch::new(),
             exit_cycles: AtomicU64::new(0),
             clock,
+            tally: Tally::default(),
         }
     }
 
@@ -64,6 +68,17 @@ impl SoftControl {
     /// Records the return to L0; returns the host time spent in the guest.
     pub(crate) fn back_in_l0(&self) -> Duration {
         self.in_guest.stop().unwrap_or_default()
+    }
+
+    /// Counts a stretch of `d` in the guest (a VM entry to the VM exit
+    /// that brought the CPU back to L0).
+    pub(crate) fn count_stretch(&self, d: Duration) {
+        self.tally.stretch(d);
+    }
+
+    /// Counts a VM exit with basic reason `reason`, taken from L2 or L1.
+    pub(crate) fn count_exit(&self, reason: u16, in_l2: bool) {
+        self.tally.exit(reason, in_l2);
     }
 
     /// Takes a pending exit request.
@@ -101,5 +116,9 @@ impl VcpuControl for SoftControl {
 
     fn power_off(&self) {
         self.power.cut();
+    }
+
+    fn exit_tally(&self) -> Option<ExitTally> {
+        Some(self.tally.snapshot())
     }
 }

@@ -8,6 +8,7 @@ mod events;
 mod exits;
 mod nested;
 mod setup;
+mod tally;
 mod time;
 mod vcpu;
 mod vm;

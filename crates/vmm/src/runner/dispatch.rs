@@ -235,6 +235,7 @@ fn notify_event(
         rip: n.rip,
         idt_vectoring_info: n.idt_vectoring_info,
         detail,
+        ..Event::default()
     }
 }
 

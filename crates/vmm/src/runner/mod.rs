@@ -177,8 +177,11 @@ pub fn run<A: Accelerator>(
         kick_userspace: options.limits.kick_userspace || board.linux.is_some(),
         ..options.limits
     };
-    let monitor =
-        Monitor::spawn(vcpu.control(), limits, on_unresponsive).map_err(RunError::Monitor)?;
+    let sampler = log
+        .is_active()
+        .then(|| crate::sampler::Sampler::new(vcpu.control(), log.clone()));
+    let monitor = Monitor::spawn_sampling(vcpu.control(), limits, on_unresponsive, sampler)
+        .map_err(RunError::Monitor)?;
     let (end, exits) = Dispatcher::new(
         &mut board,
         &monitor,

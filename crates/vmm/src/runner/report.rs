@@ -43,6 +43,12 @@ fn record_end(log: &mut EventLog, end: &RunEnd, virtual_ns: Option<u64>) {
             ),
             ..Event::default()
         },
+        RunEnd::DebugExit(v) => Event {
+            kind: "exit",
+            virtual_ns,
+            detail: format!("the guest ended the run with {v} at the debug-exit port"),
+            ..Event::default()
+        },
         RunEnd::Timeout(d) => Event {
             kind: "timeout",
             virtual_ns,

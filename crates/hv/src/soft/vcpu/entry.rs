@@ -103,6 +103,7 @@ impl SoftVcpu {
         };
         let in_guest = self.control.back_in_l0();
         if entry.enter {
+            self.control.count_stretch(in_guest);
             cpu.advance_time(L0_EXIT_CYCLES);
             if let Some(pause) = self.pacer.as_mut().and_then(|p| p.pace(cpu)) {
                 std::thread::sleep(pause);

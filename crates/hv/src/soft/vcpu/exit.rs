@@ -57,6 +57,7 @@ impl SoftVcpu {
         }
         let raw = VmxHardware::vmread(&*cpu, f::VM_EXIT_REASON)?;
         *self.exits.entry(raw as u16).or_insert(0) += 1;
+        self.control.count_exit(raw as u16, entry.in_l2);
         if let Some(goes) = self.nested_exit(cpu, entry.in_l2, raw)? {
             return Ok(goes);
         }
