@@ -251,20 +251,22 @@ impl SoftCpu {
         Ok(())
     }
 
-    /// BSF, BSR, TZCNT, LZCNT, POPCNT.
+    /// BSF, BSR, LZCNT, POPCNT, and TZCNT, which is BSF here: its encoding
+    /// (F3 0F BC) is BSF with an ignored REP prefix on a processor without
+    /// BMI1, and CPUID.7:EBX.BMI1 is 0 (SDM Vol. 2B TZCNT).
     pub(super) fn bit_scan(&mut self, ins: &Instruction) -> Ex<()> {
         let size = self.op_size(ins, 0);
         let src = self.read_op(ins, 1, size)? & mask(size);
         let bits = (size * 8) as u64;
         let status = self.s.rflags & x86::rflags::STATUS;
         match ins.mnemonic() {
-            Mnemonic::Bsf | Mnemonic::Bsr => {
+            Mnemonic::Bsf | Mnemonic::Bsr | Mnemonic::Tzcnt => {
                 if src == 0 {
                     // Destination unchanged (as the processors we compare against do).
                     self.set_status((status & !ZF) | ZF);
                     return Ok(());
                 }
-                let r = if ins.mnemonic() == Mnemonic::Bsf {
+                let r = if ins.mnemonic() != Mnemonic::Bsr {
                     u64::from(src.trailing_zeros())
                 } else {
                     63 - u64::from(src.leading_zeros())
@@ -277,12 +279,9 @@ impl SoftCpu {
                 self.write_op(ins, 0, size, r)?;
                 self.set_status(if r == 0 { ZF } else { 0 });
             }
-            m => {
-                let r = if m == Mnemonic::Tzcnt {
-                    u64::from(src.trailing_zeros()).min(bits)
-                } else {
-                    u64::from(src.leading_zeros()) - (64 - bits)
-                };
+            _ => {
+                // LZCNT (CPUID.80000001H:ECX.LZCNT).
+                let r = u64::from(src.leading_zeros()) - (64 - bits);
                 self.write_op(ins, 0, size, r)?;
                 let mut f = status & !(CF | ZF);
                 if r == bits {

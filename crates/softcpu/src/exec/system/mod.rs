@@ -62,9 +62,11 @@ impl SoftCpu {
             | M::Vmclear
             | M::Invept
             | M::Invvpid => self.vmx_instruction(ins),
-            M::Xsetbv => self.xsetbv(ins),
+            M::Xsetbv => self.xsetbv(),
             M::Syscall => self.syscall(ins),
             M::Sysret | M::Sysretq => self.sysret(ins),
+            M::Sysenter => self.sysenter(),
+            M::Sysexit | M::Sysexitq => self.sysexit(ins),
             M::Wait => Ok(()),
             _ => Err(Exception::ud().into()),
         }

@@ -40,11 +40,10 @@ impl SoftCpu {
         Err(Exception::ud().into())
     }
 
-    /// XSETBV.
-    pub(super) fn xsetbv(&mut self, ins: &Instruction) -> Ex<()> {
-        if self.vmx.non_root {
-            return Err(instruction_exit(ins, er::XSETBV, 0));
-        }
+    /// XSETBV: #UD, since CR4.OSXSAVE is clear (SDM Vol. 2C XSETBV) and
+    /// cannot be set on this processor, which offers no XSAVE. The #UD has
+    /// priority over XSETBV's unconditional VM exit (Vol. 3C §26.1.1).
+    pub(super) fn xsetbv(&mut self) -> Ex<()> {
         Err(Exception::ud().into())
     }
 }
