@@ -294,6 +294,7 @@ fn run_scenario(
     };
     let output = vmm::RunOutput {
         serial: Box::new(std::io::sink()),
+        serial_input: None,
         events,
         // The table says how each scenario went.
         notices: Box::new(|_| {}),

@@ -21,6 +21,26 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
+/// The host's stdin, byte by byte, from a thread of its own (a Linux
+/// guest's console input; the channel closes at end of file).
+fn stdin_bytes() -> std::sync::mpsc::Receiver<u8> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = move || {
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin().lock();
+        while let Ok(n @ 1..) = stdin.read(&mut buf) {
+            if buf[..n].iter().any(|&b| tx.send(b).is_err()) {
+                return;
+            }
+        }
+    };
+    // Without the thread the guest simply gets no input.
+    let _ = std::thread::Builder::new()
+        .name("vigil-stdin".into())
+        .spawn(reader);
+    rx
+}
+
 /// Prepares and runs the guest, and tells its ending.
 fn run_guest(args: &RunArgs) -> Result<u8, Error> {
     check_combinations(args)?;
@@ -34,6 +54,7 @@ fn run_guest(args: &RunArgs) -> Result<u8, Error> {
     let stdout = GuestStdout::default();
     let output = vmm::RunOutput {
         serial: Box::new(stdout.clone()),
+        serial_input: vmm::loader::is_bzimage(&image).then(stdin_bytes),
         events: open_event_log(args)?,
         notices: render::warnings(),
         on_unresponsive: render::end_unresponsive(),

@@ -1,6 +1,7 @@
 //! Debian's 6.1 cloud kernel with a busybox initramfs on the soft CPU:
 //! boots to /init, every applet prints what it must, the kernel log has no
-//! warning, and `poweroff` ends the run with status 0.
+//! warning, a line written to Vigil's stdin reaches the guest's console, and
+//! `poweroff` ends the run with status 0.
 //!
 //! The kernel and initramfs come from `guests/linux/fetch-and-build.sh`
 //! (Debian packages in a cache outside the tree). Where they cannot be
@@ -8,8 +9,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const MARKER: &str = "VIGIL-LINUX-MARKER: userspace reached";
 
@@ -34,6 +36,46 @@ fn kernel_and_initrd() -> Result<(PathBuf, PathBuf), String> {
             .ok_or_else(|| format!("fetch-and-build.sh printed no '{key}' line"))
     };
     Ok((path("kernel ")?, path("initrd ")?))
+}
+
+/// Runs vigil with `args`, writes `input` to its stdin once a line of its
+/// stdout contains `prompt` (then closes stdin), and returns its status,
+/// stdout and stderr.
+fn vigil_with_input(args: &[&str], prompt: &str, input: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vigil");
+    let mut stdin = child.stdin.take();
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = Vec::new();
+    while lines.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+        let text = String::from_utf8_lossy(&line).into_owned();
+        if text.contains(prompt) {
+            if let Some(mut s) = stdin.take() {
+                let _ = s.write_all(input.as_bytes());
+            }
+        }
+        out.push_str(&text);
+        line.clear();
+    }
+    drop(stdin);
+    let status = child.wait().expect("wait for vigil");
+    (
+        status.code().unwrap_or(-1),
+        out,
+        err_reader.join().unwrap_or_default(),
+    )
 }
 
 /// The current UTC year, from the host clock.
@@ -66,18 +108,22 @@ fn debian_kernel_reaches_userspace_on_soft() {
     // the guest see its TSC run ahead of the PIT's ticks (lost while its
     // interrupts are off for longer), and Linux then warns that the TSC is
     // unstable (docs/linux.md).
-    let (status, out, err) = common::vigil(&[
-        "run",
-        "--virtual-time",
-        "exact",
-        "--timeout",
-        "300s",
-        "--initrd",
-        initrd.to_str().unwrap(),
-        "--append",
-        "console=ttyS0 panic=-1",
-        kernel.to_str().unwrap(),
-    ]);
+    let (status, out, err) = vigil_with_input(
+        &[
+            "run",
+            "--virtual-time",
+            "exact",
+            "--timeout",
+            "300s",
+            "--initrd",
+            initrd.to_str().unwrap(),
+            "--append",
+            "console=ttyS0 panic=-1 vigil_input=1",
+            kernel.to_str().unwrap(),
+        ],
+        "input-ready",
+        "typed on stdin\n",
+    );
     let context = format!("status {status}\nstdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains(MARKER), "no marker: {context}");
     let after: Vec<&str> = out
@@ -91,6 +137,7 @@ fn debian_kernel_reaches_userspace_on_soft() {
         "awk: 0.333333",
         "sha256: 6b27eba5652b46d31ef75f17784c2709ac019809c47ca538e91c0ab54a80892f  -",
         "gzip: vigil round trip",
+        "input: typed on stdin",
         &format!("date: {}", host_year()),
     ] {
         assert!(after.contains(&want), "missing '{want}': {context}");

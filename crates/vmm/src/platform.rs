@@ -40,6 +40,7 @@ use crate::devices::{
 use crate::loader::linux::FIRMWARE_ADDR;
 use accel::{AccelError, Vcpu};
 use std::io::Write;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 /// I/O APIC pin of the PIT (ISA IRQ 0 through the MADT's override).
@@ -58,6 +59,15 @@ pub struct LinuxPc {
     serial: SharedSerial,
     i8042: SharedI8042,
     ioapic: SharedIoApic,
+    input: Option<SerialInput>,
+}
+
+/// Bytes on their way to COM1's receiver.
+#[derive(Debug)]
+struct SerialInput {
+    bytes: Receiver<u8>,
+    /// A byte the receiver's FIFO had no room for yet.
+    held: Option<u8>,
 }
 
 /// What [`LinuxPc::build`] makes.
@@ -115,6 +125,7 @@ impl LinuxPc {
                 serial,
                 i8042,
                 ioapic,
+                input: None,
             },
             tables: acpi::tables(FIRMWARE_ADDR),
         })
@@ -123,6 +134,7 @@ impl LinuxPc {
     /// Samples the interrupt lines and sends the I/O APIC's messages to
     /// `vcpu` (NMIs through its control handle).
     pub fn deliver<V: Vcpu + ?Sized>(&mut self, vcpu: &mut V) -> Result<(), AccelError> {
+        self.feed_input();
         let pit_edge = self.pit.lock().map(|mut p| p.take_irq()).unwrap_or(false);
         let com1 = self.serial.lock().map(|s| s.irq_line()).unwrap_or(false);
         let (keyboard, aux) = self
@@ -156,6 +168,44 @@ impl LinuxPc {
     /// (`Vcpu::set_exit_deadline`).
     pub fn next_event_ns(&self) -> Option<u64> {
         self.pit.lock().ok().and_then(|p| p.next_irq_ns())
+    }
+
+    /// Makes `bytes` COM1's input: each [`LinuxPc::deliver`] moves what
+    /// has arrived into the receiver while a driver listens (the
+    /// received-data interrupt is enabled) and it has room; otherwise
+    /// the bytes wait, as on a line with flow control. Input typed ahead of
+    /// the guest's console driver is so kept for it rather than lost when
+    /// the driver resets the FIFO.
+    pub fn connect_input(&mut self, bytes: Receiver<u8>) {
+        self.input = Some(SerialInput { bytes, held: None });
+    }
+
+    fn feed_input(&mut self) {
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
+        loop {
+            let byte = match input.held.take() {
+                Some(b) => b,
+                None => match input.bytes.try_recv() {
+                    Ok(b) => b,
+                    Err(TryRecvError::Empty) => return,
+                    Err(TryRecvError::Disconnected) => {
+                        self.input = None;
+                        return;
+                    }
+                },
+            };
+            let taken = self
+                .serial
+                .lock()
+                .map(|mut s| s.ready_for_input() && s.receive(byte))
+                .unwrap_or(false);
+            if !taken {
+                input.held = Some(byte);
+                return;
+            }
+        }
     }
 
     /// Hands a byte of input to COM1's receiver; false if its FIFO was full.

@@ -157,6 +157,20 @@ impl Serial {
         u16::from_le_bytes([self.dll, self.dlm])
     }
 
+    /// Whether a byte sent now would be received and read: a driver listens
+    /// (the received-data interrupt is enabled, IER bit 0, and the IRQ line
+    /// is gated on, MCR.OUT2 — a driver probing IER alone does not count),
+    /// the UART is not in loopback, and the receiver has room (a free FIFO slot, or an empty
+    /// RBR without the FIFO), so nothing is overrun.
+    pub fn ready_for_input(&self) -> bool {
+        let room = if self.fifo_enabled() {
+            self.rx.len() < FIFO_LEN
+        } else {
+            self.rx.is_empty()
+        };
+        self.ier & IER_RDI != 0 && self.mcr & (MCR_LOOP | MCR_OUT2) == MCR_OUT2 && room
+    }
+
     /// The UART's interrupt output as a PC wires it: an interrupt pending
     /// and MCR.OUT2 set (OUT2 gates the IRQ driver on every PC serial port).
     pub fn irq_line(&self) -> bool {
@@ -512,6 +526,28 @@ mod tests {
     const LSR: u16 = 5;
     const MSR: u16 = 6;
     const SCR: u16 = 7;
+
+    #[test]
+    fn input_waits_for_a_listening_driver_with_room() {
+        let (mut s, _) = uart();
+        assert!(!s.ready_for_input(), "no driver yet");
+        wr(&mut s, IER, 0x01);
+        assert!(!s.ready_for_input(), "OUT2 off: a probe");
+        wr(&mut s, MCR, 0x08);
+        assert!(s.ready_for_input());
+        assert!(s.receive(b'a'));
+        assert!(!s.ready_for_input(), "RBR full without the FIFO");
+        assert_eq!(rd(&mut s, THR), b'a');
+        wr(&mut s, IIR, 0x01); // FIFO on
+        for b in 0..16 {
+            assert!(s.ready_for_input(), "slot {b}");
+            assert!(s.receive(b));
+        }
+        assert!(!s.ready_for_input(), "FIFO full");
+        wr(&mut s, MCR, 0x18); // loopback
+        rd(&mut s, THR);
+        assert!(!s.ready_for_input(), "loopback");
+    }
 
     #[test]
     fn reset_state() {

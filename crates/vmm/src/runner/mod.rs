@@ -75,6 +75,9 @@ impl Default for RunOptions {
 pub struct RunOutput {
     /// COM1.
     pub serial: Box<dyn Write + Send>,
+    /// Bytes for COM1's receiver (a Linux guest's console input, e.g. the
+    /// host's stdin), if any; the multiboot board ignores them.
+    pub serial_input: Option<std::sync::mpsc::Receiver<u8>>,
     /// The event log (JSON lines), if any.
     pub events: Option<Box<dyn Write + Send>>,
     /// Where notices go as they arise.
@@ -164,12 +167,16 @@ pub fn run<A: Accelerator>(
     let started = Instant::now();
     let RunOutput {
         serial,
+        serial_input,
         events,
         mut notices,
         on_unresponsive,
     } = output;
     let mut log = EventLog::new(events);
     let mut board = machine::build_board(image, options, serial)?;
+    if let (Some(linux), Some(input)) = (board.linux.as_mut(), serial_input) {
+        linux.connect_input(input);
+    }
     let caps = capabilities::check(accel, options, &mut log, notices.as_mut())?;
     let (_vm, mut vcpu) = machine::create_vm(accel, &board, options, &caps)?;
     let limits = crate::monitor::Limits {
