@@ -54,6 +54,8 @@ struct Spec {
     vmx: bool,
     /// May use x87, MMX and SSE instructions (the FPU conformance guest).
     fpu: bool,
+    /// May use CMPXCHG16B (kvm_pvm stops on it, so such a guest runs it last).
+    cx16: bool,
 }
 
 /// Reads every `guests/<dir>/guest.list`. Each non-comment line describes
@@ -63,7 +65,8 @@ struct Spec {
 /// command line or modules (see its source), and by `vmx` for one that
 /// needs VMX from its hypervisor (nested virtualization: soft only), and by
 /// `fpu` for one whose code may use x87, MMX and SSE instructions (all
-/// others are built and checked without them).
+/// others are built and checked without them), and by `cx16` for one that
+/// may use CMPXCHG16B.
 /// Guests are listed in directory order, then line order.
 fn read_specs(root: &Path) -> Vec<Spec> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(root)
@@ -95,13 +98,15 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 Some("64") => Width::W64,
                 _ => bad_line(&list, n + 1),
             };
-            let (mut endless, mut configured, mut vmx, mut fpu) = (false, false, false, false);
+            let (mut endless, mut configured, mut vmx, mut fpu, mut cx16) =
+                (false, false, false, false, false);
             for word in mode {
                 match word {
                     "endless" if !endless => endless = true,
                     "configured" if !configured => configured = true,
                     "vmx" if !vmx => vmx = true,
                     "fpu" if !fpu => fpu = true,
+                    "cx16" if !cx16 => cx16 = true,
                     _ => bad_line(&list, n + 1),
                 }
             }
@@ -117,6 +122,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
                 configured,
                 vmx,
                 fpu,
+                cx16,
             });
         }
     }
@@ -131,7 +137,7 @@ fn read_specs(root: &Path) -> Vec<Spec> {
 /// Stops the build on a malformed `guest.list` line.
 fn bad_line(list: &Path, line: usize) -> ! {
     panic!(
-        "guests: {}:{line}: want `name | 32|64 [endless] [configured] [vmx] [fpu] | sources | summary`",
+        "guests: {}:{line}: want `name | 32|64 [endless] [configured] [vmx] [fpu] [cx16] | sources | summary`",
         list.display()
     )
 }
@@ -391,17 +397,27 @@ fn main() {
         run(ld);
         // .boot holds the 32-bit entry code; .text is in the guest's width;
         // .text16, where a guest has it, is 16-bit code it runs in real mode.
-        verify_instructions(&tools, &linked, ".boot", Some("i386"), false, false);
+        let none = Allowed::default();
+        verify_instructions(&tools, &linked, ".boot", Some("i386"), none);
         let text_machine = (g.width == Width::W32).then_some("i386");
-        verify_instructions(&tools, &linked, ".text", text_machine, g.fpu, false);
+        let allowed = Allowed {
+            fpu: g.fpu,
+            cx16: g.cx16,
+            int3: false,
+        };
+        verify_instructions(&tools, &linked, ".text", text_machine, allowed);
         if has_section(&tools, &linked, ".text16") {
-            verify_instructions(&tools, &linked, ".text16", Some("i8086"), false, false);
+            verify_instructions(&tools, &linked, ".text16", Some("i8086"), none);
         }
         // .int3text holds code that executes INT3, which kvm_pvm stops on:
         // a guest runs it last, and conformance-differences.txt lists the
         // checks kvm cannot reach. Everything else is banned there as well.
         if has_section(&tools, &linked, ".int3text") {
-            verify_instructions(&tools, &linked, ".int3text", text_machine, g.fpu, true);
+            let int3 = Allowed {
+                int3: true,
+                ..allowed
+            };
+            verify_instructions(&tools, &linked, ".int3text", text_machine, int3);
         }
         if g.width == Width::W64 {
             let mut objcopy = Command::new(&tools.objcopy);
@@ -419,10 +435,25 @@ const PREFIXES: &[&str] = &[
     "rex.WB", "rex.WR", "rex.WX",
 ];
 
+/// What a section may use beyond the instructions every engine runs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Allowed {
+    /// x87, MMX and SSE instructions.
+    fpu: bool,
+    /// CMPXCHG16B.
+    cx16: bool,
+    /// INT3 and INT 3.
+    int3: bool,
+}
+
 /// Why the engines must not be given this instruction (objdump AT&T text),
-/// or None if it is fine. `fpu` allows x87, MMX and SSE instructions;
-/// `int3_allowed` allows INT3.
-fn forbidden_reason(text: &str, fpu: bool, int3_allowed: bool) -> Option<&'static str> {
+/// or None if it is fine under `allowed`.
+fn forbidden_reason(text: &str, allowed: Allowed) -> Option<&'static str> {
+    let Allowed {
+        fpu,
+        cx16,
+        int3: int3_allowed,
+    } = allowed;
     let mut tokens = text.split_whitespace().skip_while(|t| PREFIXES.contains(t));
     let mnemonic = tokens.next()?;
     let operands: String = tokens.collect::<Vec<_>>().join(" ");
@@ -446,9 +477,10 @@ fn forbidden_reason(text: &str, fpu: bool, int3_allowed: bool) -> Option<&'stati
         return None;
     }
     let fpu_ok = |why: &&str| fpu && (*why == "MMX" || *why == "SSE");
+    let cx16_ok = |m: &&str| cx16 && *m == "cmpxchg16b";
     if let Some((_, why)) = banned
         .iter()
-        .find(|(m, why)| *m == mnemonic && !fpu_ok(why))
+        .find(|(m, why)| *m == mnemonic && !fpu_ok(why) && !cx16_ok(m))
     {
         return Some(why);
     }
@@ -486,15 +518,13 @@ fn has_section(tools: &Tools, elf: &Path, section: &str) -> bool {
 
 /// Disassemble `section` of `elf` (as `machine`, objdump's `-M`: i386 or
 /// i8086, or the file's own width) and fail the build on forbidden
-/// instructions (x87/MMX/SSE only where `fpu`, INT3 only where
-/// `int3_allowed`).
+/// instructions (x87/MMX/SSE, CMPXCHG16B and INT3 only where `allowed`).
 fn verify_instructions(
     tools: &Tools,
     elf: &Path,
     section: &str,
     machine: Option<&str>,
-    fpu: bool,
-    int3_allowed: bool,
+    allowed: Allowed,
 ) {
     let mut cmd = Command::new(&tools.objdump);
     cmd.args(["-d", "-w", "-j", section]);
@@ -517,8 +547,7 @@ fn verify_instructions(
         .filter_map(|line| {
             // "  101809:\t0f b7 bc 24 ...\tmovzwl 0x1c8(%esp),%edi"
             let text = line.splitn(3, '\t').nth(2)?;
-            forbidden_reason(text, fpu, int3_allowed)
-                .map(|why| format!("  {}  <- {why}", line.trim()))
+            forbidden_reason(text, allowed).map(|why| format!("  {}  <- {why}", line.trim()))
         })
         .collect();
     if !bad.is_empty() {

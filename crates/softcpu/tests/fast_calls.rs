@@ -1,4 +1,5 @@
-//! SYSENTER and SYSEXIT, TZCNT without BMI1, XSETBV without XSAVE.
+//! SYSENTER and SYSEXIT, TZCNT without BMI1, XSETBV without XSAVE, the
+//! reserved NOPs and prefetch hints.
 
 use iced_x86::code_asm::*;
 use softcpu::harness::{machine, Mode, CODE};
@@ -120,4 +121,21 @@ fn xsetbv_is_ud_without_xsave() {
         a.xsetbv()
     });
     assert_eq!(vector(&cpu, reason), x86::exception::UD);
+}
+
+#[test]
+fn reserved_nops_prefetch_hints_and_rdssp_without_cet_do_nothing() {
+    let (cpu, reason) = run(|a| {
+        a.mov(eax, 0x5A)?;
+        a.db(&[0x0F, 0x0D, 0x00])?; // PREFETCH [rax]
+        a.db(&[0x0F, 0x0D, 0x10])?; // 0F 0D /2
+        a.db(&[0x0F, 0x19, 0x00])?; // reserved NOP
+        a.db(&[0x0F, 0x1F, 0x08])?; // 0F 1F /1
+        a.db(&[0x0F, 0x18, 0x20])?; // 0F 18 /4
+        a.db(&[0x0F, 0x18, 0x38])?; // 0F 18 /7 (PREFETCHIT0 encoding)
+        a.db(&[0x0F, 0x1C, 0x00])?; // CLDEMOTE
+        a.db(&[0xF3, 0x48, 0x0F, 0x1E, 0xC8]) // RDSSPQ rax: no CET, no write
+    });
+    assert_eq!(reason, exit_reason::HLT);
+    assert_eq!(cpu.gprs()[0], 0x5A);
 }

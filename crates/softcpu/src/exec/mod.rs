@@ -166,6 +166,23 @@ impl SoftCpu {
             | M::Prefetcht1
             | M::Prefetcht2
             | M::Prefetchw
+            // 0F 0D /0 and /2 (PREFETCH, PREFETCHWT1: the prefetch group
+            // CPUID.80000001H:ECX.PREFETCHW enumerates, AMD APM Vol. 3) and
+            // the reserved-NOP space 0F 0D, 0F 18–0F 1F (SDM Vol. 2B NOP;
+            // opcode map "NOP Ev"): hints, no operation.
+            | M::Prefetch
+            | M::Prefetchwt1
+            | M::Reservednop
+            // CLDEMOTE (0F 1C /0) is a hint in that space too: a NOP
+            // where CPUID.7:ECX.CLDEMOTE is 0.
+            | M::Cldemote
+            // So are PREFETCHIT0/1 (0F 18 /7, /6) without PREFETCHI.
+            | M::Prefetchit0
+            | M::Prefetchit1
+            // RDSSPD/RDSSPQ sit in the same NOP space: without CET they
+            // leave their register alone, which glibc's longjmp relies on.
+            | M::Rdsspd
+            | M::Rdsspq
             | M::Endbr32
             | M::Endbr64 => Ok(()),
             M::Jmp | M::Call | M::Ret | M::Retf | M::Jmpe => self.branch(ins),
