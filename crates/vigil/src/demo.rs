@@ -1,45 +1,28 @@
 //! `vigil demo`: every notify scenario on the soft accelerator, as a table.
 //!
 //! Each scenario runs a built-in guest under one policy and is judged by
-//! how it ended; a scenario that ends in any other way is marked
-//! `UNEXPECTED` and makes the command fail.
+//! what it claims (`crate::verdict`): how the run ends, what the guest
+//! prints, and for the storms contained by notify, notify exits through the
+//! whole run; a scenario that misses its claim is marked `UNEXPECTED` and
+//! makes the command fail.
 
 use crate::cli::DemoArgs;
 use crate::report::demo::Recorder;
 use crate::report::page::Column;
+use crate::verdict::{Claim, Expect};
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vmm::monitor::Limits;
 use vmm::policy::{InvalidContextAction, NotifyOptions, NotifyPolicy};
-use vmm::{RunEnd, RunOptions, RunReport};
-
-/// How a scenario is expected to end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    /// The guest finishes and reports success.
-    Completed,
-    /// Runs until the storm time with notify exits keeping L0 in control.
-    ContainedByNotify,
-    /// Runs until the storm time with intercepted #AC/#DB exits.
-    ContainedByInterception,
-    /// The watchdog powers it off.
-    Stalled,
-    /// Stopped at the first notify exit.
-    InternalError,
-    /// Shut down by the injected triple fault.
-    ShutDown,
-    /// Paused by the context-invalid policy.
-    Stopped,
-    /// An L1 hypervisor passed every check on its L2 guests, with notify
-    /// exits from L2 along the way.
-    NestedPassed,
-}
+use vmm::RunOptions;
 
 struct Scenario {
     name: &'static str,
     guest: &'static str,
     notify: NotifyOptions,
-    expect: Expect,
+    /// What the run must show.
+    claim: Claim,
     /// Raise an NMI this long after the start.
     nmi_after: Option<Duration>,
     /// The guest's command line after its name (`--append`).
@@ -52,14 +35,33 @@ fn scenarios() -> Vec<Scenario> {
         intercept_ac_db: false,
         ..base
     };
-    let s = |name, guest, notify, expect| Scenario {
+    let s = |name, guest: &'static str, notify, expect| Scenario {
         name,
         guest,
         notify,
-        expect,
+        claim: Claim {
+            expect,
+            output: guest_output(guest),
+            nmi_unblocking: false,
+        },
         nmi_after: None,
         append: "",
     };
+    let nested = |name, notify, expect, append, output| Scenario {
+        append,
+        claim: Claim {
+            expect,
+            output,
+            nmi_unblocking: false,
+        },
+        ..s(name, "l1hv", notify, expect)
+    };
+    let nmi_iret = s(
+        "NMI, IRET, #DB storm",
+        "nmi-iret",
+        bare,
+        Expect::ContainedByNotify,
+    );
     vec![
         s("benign", "hello64", base, Expect::Completed),
         s("benign", "sieve", base, Expect::Completed),
@@ -68,12 +70,11 @@ fn scenarios() -> Vec<Scenario> {
         s("#DB storm", "db-storm", bare, Expect::ContainedByNotify),
         Scenario {
             nmi_after: Some(Duration::from_millis(20)),
-            ..s(
-                "NMI, IRET, #DB storm",
-                "nmi-iret",
-                bare,
-                Expect::ContainedByNotify,
-            )
+            claim: Claim {
+                nmi_unblocking: true,
+                ..nmi_iret.claim
+            },
+            ..nmi_iret
         },
         s(
             "#AC storm",
@@ -133,25 +134,47 @@ fn scenarios() -> Vec<Scenario> {
             },
             Expect::Stopped,
         ),
-        // Nested: l1hv launches its L2 payloads (docs/nested.md).
-        s("nested, L0 intercepts #AC", "l1hv", base, Expect::Completed),
-        Scenario {
-            append: "expect=notify",
-            ..s("nested, L1 uses notify", "l1hv", bare, Expect::NestedPassed)
-        },
-        Scenario {
-            append: "expect=invalid",
-            ..s(
-                "nested, invalid in L2",
-                "l1hv",
-                NotifyOptions {
-                    inject_context_invalid: true,
-                    ..bare
-                },
-                Expect::NestedPassed,
-            )
-        },
+        // Nested: l1hv launches its L2 payloads (docs/nested.md) and says
+        // what ended its L2 storm.
+        nested(
+            "nested, L0 intercepts #AC",
+            base,
+            Expect::Completed,
+            "",
+            "PASS ac-storm-notify: reason 1 (external interrupt",
+        ),
+        nested(
+            "nested, L1 uses notify",
+            bare,
+            Expect::NestedPassed,
+            "expect=notify",
+            "PASS ac-storm-notify: reason 75 (notify)",
+        ),
+        nested(
+            "nested, invalid in L2",
+            NotifyOptions {
+                inject_context_invalid: true,
+                ..bare
+            },
+            Expect::NestedPassed,
+            "expect=invalid",
+            "PASS ac-storm-timer: reason 2 (triple fault",
+        ),
     ]
+}
+
+/// What a guest prints when it gets where its scenarios start: the storm
+/// guests just before the storm (or the wait for the NMI that starts it),
+/// the others their final verdict.
+fn guest_output(guest: &str) -> &'static str {
+    match guest {
+        "hello64" => "checksum: 0x68a508b2",
+        "ac-storm" => "ac-storm: from here on no instruction completes",
+        "db-storm" => "db-storm: from here on no instruction completes",
+        "nmi-iret" => "nmi-iret: NMI and #DB through IST1; waiting for an NMI",
+        // sieve, selftest and l1hv end with their summary.
+        _ => "passed, 0 failed",
+    }
 }
 
 /// The policy column: the options that differ from a plain run.
@@ -166,59 +189,6 @@ fn policy_text(n: &NotifyOptions) -> String {
         ", no intercept"
     };
     s
-}
-
-fn exception_exits(r: &RunReport) -> u64 {
-    r.internal_exits
-        .iter()
-        .find(|(n, _)| *n == "exception-nmi")
-        .map_or(0, |(_, c)| *c)
-}
-
-/// The outcome column, and which expectation it meets.
-fn judge(r: &RunReport) -> (String, Option<Expect>) {
-    let n = &r.notify;
-    match &r.end {
-        RunEnd::DebugExit(0) if r.nested_exits_to_l1 > 0 => (
-            format!(
-                "L1 passed; {} exits to L1, {} notify in L2",
-                r.nested_exits_to_l1, n.exits
-            ),
-            Some(if n.exits == 0 {
-                Expect::Completed
-            } else {
-                Expect::NestedPassed
-            }),
-        ),
-        RunEnd::DebugExit(0) if n.exits == 0 => ("completed".into(), Some(Expect::Completed)),
-        RunEnd::Timeout(_) if n.exits > 0 => (
-            format!(
-                "contained: {} notify exits{}",
-                n.exits,
-                if n.first_exit_qualification.unwrap_or(0) & (1 << 12) != 0 {
-                    ", 1st bit 12"
-                } else {
-                    ""
-                }
-            ),
-            Some(Expect::ContainedByNotify),
-        ),
-        RunEnd::Timeout(_) if exception_exits(r) > 0 => (
-            format!("contained: {} #AC/#DB exits", exception_exits(r)),
-            Some(Expect::ContainedByInterception),
-        ),
-        RunEnd::Stalled { in_guest: d, .. } => (
-            format!("stalled {:.2} s, powered off", d.as_secs_f64()),
-            Some(Expect::Stalled),
-        ),
-        RunEnd::NotifyInternalError(_) => (
-            "stopped at 1st notify exit".into(),
-            Some(Expect::InternalError),
-        ),
-        RunEnd::Shutdown => ("shut down (triple fault)".into(), Some(Expect::ShutDown)),
-        RunEnd::Stopped(_) => ("stopped, context invalid".into(), Some(Expect::Stopped)),
-        other => (crate::render::End(other).to_string(), None),
-    }
 }
 
 /// The column of `vigil demo --report`'s index for a scenario expected to
@@ -266,6 +236,31 @@ struct Row {
     met: bool,
 }
 
+/// The guest's serial output, kept for the verdict.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// What the guest wrote so far.
+    fn bytes(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map_or_else(|e| e.into_inner().clone(), |b| b.clone())
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        b.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Runs one scenario of `guest` on `accel` under `limits` (storms cut
 /// after `storm_time`) and judges it; the event log goes to `events`.
 fn run_scenario(
@@ -280,7 +275,7 @@ fn run_scenario(
         notify: sc.notify,
         limits: Limits {
             timeout: Some(
-                if matches!(sc.expect, Expect::Completed | Expect::NestedPassed) {
+                if matches!(sc.claim.expect, Expect::Completed | Expect::NestedPassed) {
                     Duration::from_secs(30)
                 } else {
                     storm_time
@@ -292,8 +287,9 @@ fn run_scenario(
         cmdline: format!("{} {}", sc.guest, sc.append),
         ..RunOptions::default()
     };
+    let serial = Captured::default();
     let output = vmm::RunOutput {
-        serial: Box::new(std::io::sink()),
+        serial: Box::new(serial.clone()),
         serial_input: None,
         events,
         // The table says how each scenario went.
@@ -302,8 +298,13 @@ fn run_scenario(
     };
     match vmm::run(accel, image, &options, output) {
         Ok(report) => {
-            let (text, met) = judge(&report);
-            let met = met == Some(sc.expect);
+            let timing = accel.timing();
+            let quiet = crate::verdict::quiet_limit_ns(
+                timing.notify_threshold,
+                sc.notify.window,
+                timing.crystal_hz,
+            );
+            let (text, met) = crate::verdict::judge(&report, &serial.bytes(), &sc.claim, quiet);
             Row {
                 outcome: if met {
                     text
@@ -403,7 +404,7 @@ pub fn run(args: &DemoArgs) -> u8 {
         ];
         let _ = writeln!(out, "{}", table_line(cells));
         if let (Some(r), Some(p)) = (recorder.as_mut(), pending) {
-            if let Err(e) = r.finish(p, &row.outcome, column(sc.expect, row.met)) {
+            if let Err(e) = r.finish(p, &row.outcome, column(sc.claim.expect, row.met)) {
                 eprintln!("vigil: {e}");
                 failures += 1;
             }

@@ -11,6 +11,7 @@ mod report;
 mod run;
 mod stats;
 mod status;
+mod verdict;
 
 use clap::Parser;
 use cli::{Cli, Command};

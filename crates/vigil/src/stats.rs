@@ -46,6 +46,18 @@ pub fn print(report: &RunReport, accel: &str) {
             crate::demo::ns(ns)
         );
     }
+    if let (Some(ns), true) = (n.last_exit_virtual_ns, n.exits > 1) {
+        eprintln!(
+            "stats: last notify exit at virtual time {}",
+            crate::demo::ns(ns)
+        );
+    }
+    if let Some(ns) = n.longest_gap_virtual_ns {
+        eprintln!(
+            "stats: longest virtual time between notify exits {}",
+            crate::demo::ns(ns)
+        );
+    }
     match n.longest_without_l0 {
         Some(d) => eprintln!(
             "stats: responsiveness: longest host time without returning to L0 {:.3} ms",

@@ -16,6 +16,22 @@ fn notify_exits(stderr: &str) -> u64 {
         .unwrap_or_else(|| panic!("no notify count in:\n{stderr}"))
 }
 
+/// A virtual time `--stats` prints after `prefix` ("1.234 ms" or
+/// "5.000 us"), in milliseconds.
+fn virtual_ms(stderr: &str, prefix: &str) -> f64 {
+    let rest = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' in:\n{stderr}"));
+    let mut words = rest.split_whitespace();
+    let n: f64 = words.next().and_then(|n| n.parse().ok()).unwrap();
+    match words.next() {
+        Some("ms") => n,
+        Some("us") => n / 1e3,
+        unit => panic!("unit {unit:?} in '{rest}'"),
+    }
+}
+
 /// The responsiveness figure of a `--stats` run, in milliseconds.
 fn responsiveness_ms(stderr: &str) -> f64 {
     common::longest_without_l0_ms(stderr)
@@ -54,6 +70,14 @@ fn storms_with_notify_are_contained_and_l0_stays_in_control() {
             "{g}: {err}"
         );
         assert!(notify_exits(&err) >= 3, "{g}: {err}");
+        // Notify exits through the whole run: one window (128,000 crystal
+        // cycles, 5.12 ms of virtual time) apart plus the exit's cost, and
+        // the last within a window of the end.
+        let gap = virtual_ms(&err, "stats: longest virtual time between notify exits ");
+        assert!((5.12..5.2).contains(&gap), "{g}: gap {gap} ms\n{err}");
+        let last = virtual_ms(&err, "stats: last notify exit at virtual time ");
+        let end = virtual_ms(&err, "stats: virtual time ");
+        assert!(end - last <= 5.2, "{g}: last exit {last} ms, end {end} ms");
         // One notify window is ~5 ms of virtual time; even a slow host gives
         // L0 the CPU back far below the watchdog's second.
         let r = responsiveness_ms(&err);

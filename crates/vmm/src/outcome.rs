@@ -52,6 +52,11 @@ pub struct NotifyReport {
     pub first_exit_virtual_ns: Option<u64>,
     /// Exit qualification of the first notify exit, where reported.
     pub first_exit_qualification: Option<u64>,
+    /// Virtual time of the last notify exit, where the accelerator keeps one.
+    pub last_exit_virtual_ns: Option<u64>,
+    /// Longest virtual time between two consecutive notify exits (none
+    /// before the second exit).
+    pub longest_gap_virtual_ns: Option<u64>,
     /// Longest host time in the guest without returning to L0.
     pub longest_without_l0: Option<Duration>,
     /// Virtual time at the end of the run.

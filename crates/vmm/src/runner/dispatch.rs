@@ -23,6 +23,10 @@ pub(super) struct ExitLog {
     pub first_notify_ns: Option<u64>,
     /// Exit qualification of the first notify exit, where reported.
     pub first_notify_qualification: Option<u64>,
+    /// Virtual time of the latest notify exit, where kept.
+    pub last_notify_ns: Option<u64>,
+    /// Longest virtual time between two consecutive notify exits.
+    pub longest_notify_gap_ns: Option<u64>,
 }
 
 /// Where one exit leaves the run.
@@ -156,6 +160,12 @@ impl<'a> Dispatcher<'a> {
             self.exits.first_notify_ns = now;
             self.exits.first_notify_qualification = n.qualification;
         }
+        if let (Some(last), Some(now)) = (self.exits.last_notify_ns, now) {
+            let gap = now.saturating_sub(last);
+            self.exits.longest_notify_gap_ns =
+                Some(self.exits.longest_notify_gap_ns.map_or(gap, |g| g.max(gap)));
+        }
+        self.exits.last_notify_ns = now;
         let what = if n.context_invalid {
             "notify VM exit, guest context invalid"
         } else {

@@ -105,6 +105,8 @@ pub(super) fn report<V: Vcpu>(
             exits: stats.notify_exits,
             first_exit_virtual_ns: f.exits.first_notify_ns,
             first_exit_qualification: f.exits.first_notify_qualification,
+            last_exit_virtual_ns: f.exits.last_notify_ns,
+            longest_gap_virtual_ns: f.exits.longest_notify_gap_ns,
             longest_without_l0: stats.longest_without_l0,
             virtual_ns,
             host_time: f.started.elapsed(),
