@@ -73,7 +73,13 @@ pub struct Outcome {
 
 /// Builds a machine with `code` at [`CODE`] in `mode`.
 pub fn machine(mode: Mode, code: &[u8]) -> SoftCpu {
-    let mut cpu = SoftCpu::new(RAM + 0x4000, machine_model());
+    machine_with_model(mode, code, machine_model())
+}
+
+/// [`machine`] on a CPU of `model` (for tests of the model's own timing,
+/// such as the notify window at the default threshold).
+pub fn machine_with_model(mode: Mode, code: &[u8], model: CpuModel) -> SoftCpu {
+    let mut cpu = SoftCpu::new(RAM + 0x4000, model);
     let len = code.len().min((RAM - CODE) as usize);
     let _ = cpu.memory_mut().write(CODE, &code[..len]);
     // Identity EPT for RAM with 2 MiB pages: PML4 → PDPT → PD.

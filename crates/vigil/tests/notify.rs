@@ -230,11 +230,13 @@ fn every_event_line_is_json_with_every_field() {
             assert_eq!(v["qualification"], 1, "context invalid: {line}");
             // #AC (17), hardware exception, error code, valid.
             assert_eq!(v["idt_vectoring_info"], 0x8000_0B11u32, "{line}");
-            // window 0 + 128,000 crystal cycles at 25 MHz (5.12 ms), after
-            // a boot whose serial line costs an exit to userspace per byte
-            // (hv's modelled exit costs): under 2 ms of exact virtual time.
+            // Window 0: more than 128,000 crystal cycles at 25 MHz
+            // (5.12 ms, plus one 40 ns crystal cycle) after the loop began
+            // (docs/notify.md), after a boot that is mostly its 273 port
+            // exits to userspace at 11,500 modelled cycles (5.75 us) each:
+            // 1.6 ms here. The bound allows 2 ms of boot.
             let ns = v["virtual_ns"].as_u64().unwrap();
-            assert!((5_120_000..7_120_000).contains(&ns), "{ns} ns");
+            assert!((5_120_040..7_120_000).contains(&ns), "{ns} ns");
         }
     }
     let want: BTreeSet<String> = ["notify-exit", "policy", "shutdown", "sample"]
