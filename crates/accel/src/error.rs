@@ -92,6 +92,15 @@ pub enum Unsupported {
     /// cannot work.
     #[error("this host's KVM lacks KVM_CAP_X86_TRIPLE_FAULT_EVENT (218)")]
     TripleFaultEvent,
+    /// A debugger's watchpoint the accelerator cannot watch
+    /// ([`GuestDebug::add_watchpoint`](crate::debug::GuestDebug::add_watchpoint)).
+    #[error("a watchpoint of {len} bytes at {addr:#x}: only 1 to 8 bytes within one page can be watched")]
+    WatchpointShape {
+        /// The watched linear address.
+        addr: u64,
+        /// Its length.
+        len: u64,
+    },
 }
 
 /// An operation the VM's current state does not allow
@@ -106,6 +115,16 @@ pub enum InvalidState {
     /// the first vCPU.
     #[error("bus-lock exits must be enabled before the VM's first vCPU is created")]
     BusLockAfterVcpu,
+    /// A debugger asked for a VMCS of L2's while L1 runs.
+    #[error("{0} exists only while L2 runs")]
+    OnlyWhileL2Runs(crate::debug::WhichVmcs),
+    /// A debugger's linear address that the running guest's page tables do
+    /// not map.
+    #[error("linear address {la:#x} is not mapped by the running guest's page tables")]
+    Unmapped {
+        /// The linear address.
+        la: u64,
+    },
 }
 
 /// A refused argument of

@@ -8,6 +8,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod debug;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +81,10 @@ pub enum VcpuExit<'a> {
     /// lines); the instruction has completed (`KVM_EXIT_X86_BUS_LOCK`,
     /// after [`Vm::enable_bus_lock_exit`]).
     BusLock,
+    /// The vCPU stopped for the debugger: a single step ended, or a
+    /// breakpoint or watchpoint hit (`KVM_EXIT_DEBUG`); the reason is
+    /// [`debug::GuestDebug::take_stop`]'s.
+    Debug,
 }
 
 impl VcpuExit<'_> {
@@ -97,6 +103,7 @@ impl VcpuExit<'_> {
             VcpuExit::Notify(_) => "notify",
             VcpuExit::PoweredOff => "powered-off",
             VcpuExit::BusLock => "bus-lock",
+            VcpuExit::Debug => "debug",
         }
     }
 }
@@ -452,6 +459,11 @@ pub trait Vcpu {
     fn set_exit_deadline(&mut self, virtual_ns: Option<u64>) -> Result<(), AccelError> {
         let _ = virtual_ns;
         Ok(())
+    }
+    /// Debug access for a debugger (registers, memory, steps, breakpoints,
+    /// the VMCS), where the accelerator offers it (the soft one does).
+    fn debug(&mut self) -> Option<&mut dyn debug::GuestDebug> {
+        None
     }
 }
 

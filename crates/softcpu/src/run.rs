@@ -64,8 +64,11 @@ impl SoftCpu {
                 std::hint::spin_loop();
                 continue;
             }
+            // The monitor trap flag: a VM exit after every instruction
+            // (SDM Vol. 3C §26.5.2), so no block of them at once.
+            let mtf = self.vmx.ctl.proc & proc::MONITOR_TRAP_FLAG != 0;
             loop {
-                let ran = if self.block_mode() {
+                let ran = if !mtf && self.block_mode() {
                     self.run_block(horizon)
                 } else {
                     Ok(false)
@@ -77,6 +80,12 @@ impl SoftCpu {
                 };
                 if let Err(stop) = result {
                     self.leave(stop);
+                    return;
+                }
+                if mtf {
+                    // After the instruction, or after the delivery of the
+                    // event it raised (before the handler's first).
+                    self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
                     return;
                 }
                 if self.cycles >= horizon || self.halted {

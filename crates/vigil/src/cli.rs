@@ -211,6 +211,15 @@ pub struct RunArgs {
     /// KEY=VALUE lines.
     #[arg(long, value_name = "FILE[,STRING]")]
     pub module: Vec<String>,
+    /// Serve GDB's remote protocol on ADDR (QEMU's -gdb spelling:
+    /// tcp::PORT or tcp:HOST:PORT; soft accelerator only); GDB attaches
+    /// with `target remote :PORT` and may attach at any time.
+    #[arg(long, value_name = "tcp::PORT")]
+    pub gdb: Option<String>,
+    /// With --gdb: stop before the first instruction until GDB attaches
+    /// (QEMU's -S).
+    #[arg(long, requires = "gdb")]
+    pub gdb_wait: bool,
     /// Run a built-in guest by name (see `vigil guests`).
     #[arg(long, value_name = "NAME")]
     pub guest: Option<String>,

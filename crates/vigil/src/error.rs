@@ -20,6 +20,8 @@ pub enum Conflict {
     InjectWithoutNotify,
     /// `--notify-window` with `--notify-vmexit disable`.
     WindowWithoutNotify,
+    /// `--gdb` with `--accel kvm`.
+    GdbOnKvm,
 }
 
 impl fmt::Display for Conflict {
@@ -36,6 +38,9 @@ impl fmt::Display for Conflict {
             }
             Conflict::WindowWithoutNotify => {
                 "--notify-window has no effect with --notify-vmexit disable; drop one"
+            }
+            Conflict::GdbOnKvm => {
+                "--gdb needs --accel soft: only the soft accelerator offers debug access"
             }
         })
     }
@@ -131,7 +136,7 @@ impl Error {
     /// accelerator could not do.
     pub fn status(&self) -> u8 {
         match self {
-            Error::Run(RunError::Load(_)) => status::USAGE,
+            Error::Run(RunError::Load(_) | RunError::Gdb(_)) => status::USAGE,
             Error::Run(_) => status::ACCEL_FAILED,
             Error::Conflict(_)
             | Error::UnknownGuest(_)

@@ -190,6 +190,8 @@ fn check_combinations(args: &RunArgs) -> Result<(), Error> {
     let kvm = args.accel == AccelKind::Kvm;
     let conflict = if kvm && args.no_intercept_ac_db {
         Some(Conflict::NoInterceptOnKvm)
+    } else if kvm && args.gdb.is_some() {
+        Some(Conflict::GdbOnKvm)
     } else if kvm && args.inject_notify_invalid {
         Some(Conflict::InjectOnKvm)
     } else if args.notify_vmexit == NotifyVmexit::Disable && args.inject_notify_invalid {
@@ -356,6 +358,13 @@ fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, Error> {
         virtual_time: match args.virtual_time {
             crate::cli::VirtualTimeArg::Paced => accel::VirtualTime::Paced,
             crate::cli::VirtualTimeArg::Exact => accel::VirtualTime::Exact,
+        },
+        gdb: match &args.gdb {
+            None => None,
+            Some(spec) => Some(vmm::gdb::GdbOptions {
+                listen: vmm::gdb::parse_listen(spec).map_err(vmm::RunError::Gdb)?,
+                wait: args.gdb_wait,
+            }),
         },
     })
 }

@@ -93,6 +93,13 @@ impl Pacer {
         (step.ahead > 0).then(|| self.duration_of(step.ahead).min(MAX_SLEEP))
     }
 
+    /// Leaves `d` of host time out of the pacing (the vCPU stood still for
+    /// a debugger).
+    pub(crate) fn skip(&mut self, d: Duration) {
+        self.start += d;
+        self.last += d;
+    }
+
     fn cycles_of(&self, d: Duration) -> u64 {
         (d.as_nanos() * u128::from(self.tsc_hz) / 1_000_000_000) as u64
     }

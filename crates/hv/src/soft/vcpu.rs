@@ -4,8 +4,10 @@
 //! where the exit goes: L0 handled it, it went to L1 as a nested VM exit,
 //! L0 emulates the instruction for MMIO (`emulation`, driven at the start
 //! of the next round), or userspace takes it (`user`: with the bytes of an
-//! I/O or MMIO access).
+//! I/O or MMIO access). A debugger's steps, breakpoints and watchpoints
+//! (`debug`) hook into both.
 
+mod debug;
 mod emulation;
 mod entry;
 mod exit;
@@ -58,6 +60,8 @@ pub struct SoftVcpu {
     /// TSC value at which the vCPU returns to userspace
     /// (`Vcpu::set_exit_deadline`).
     exit_deadline: Option<u64>,
+    /// What a debugger armed (`debug`).
+    stops: debug::Stops,
 }
 
 impl SoftVcpu {
@@ -110,6 +114,7 @@ impl SoftVcpu {
             emulation: None,
             pacer,
             exit_deadline: None,
+            stops: debug::Stops::default(),
         })
     }
 
@@ -150,7 +155,11 @@ impl SoftVcpu {
             // The trip through userspace took time (`super::time`).
             cpu.advance_time(USER_EXIT_CYCLES);
         }
+        let completed = self.pending.is_some();
         self.complete_io(cpu)?;
+        if completed && self.debug_step_completed_io() {
+            return Ok(ToUser::Exit(VcpuExit::Debug));
+        }
         // An instruction emulated for MMIO goes on first (userspace served
         // its last access); an exit it takes is handled without an entry.
         let mut drive = self.emulation.is_some();
@@ -244,6 +253,10 @@ impl Vcpu for SoftVcpu {
     fn inject_triple_fault(&mut self) -> Result<(), AccelError> {
         self.triple_fault_pending = true;
         Ok(())
+    }
+
+    fn debug(&mut self) -> Option<&mut dyn accel::debug::GuestDebug> {
+        Some(self)
     }
 
     fn virtual_ns(&self) -> Option<u64> {

@@ -27,6 +27,36 @@ pub(crate) fn walk(
     la: u64,
     ram: u64,
 ) -> Result<Option<Translation>, HwError> {
+    walk_through(hw, la, ram, &|gpa| Ok(Some(gpa)))
+}
+
+/// A guest-physical address to the processor's physical one: `None` where
+/// nothing maps it.
+pub(crate) type PhysMap<'a> = &'a dyn Fn(u64) -> Result<Option<u64>, HwError>;
+
+/// As [`walk`], for a guest whose physical addresses `map` turns into the
+/// processor's (L2 under L1's EPT, for a debugger): each paging structure is
+/// read, and the result given, at `map`'s address. A structure `map` has no
+/// address for is an error, as one outside RAM; a result it has none for
+/// is `None`.
+pub(crate) fn walk_through(
+    hw: &impl VmxHardware,
+    la: u64,
+    ram: u64,
+    map: PhysMap<'_>,
+) -> Result<Option<Translation>, HwError> {
+    let Some(t) = walk_tables(hw, la, ram, map)? else {
+        return Ok(None);
+    };
+    Ok(map(t.gpa)?.map(|gpa| Translation { gpa, ..t }))
+}
+
+fn walk_tables(
+    hw: &impl VmxHardware,
+    la: u64,
+    ram: u64,
+    map: PhysMap<'_>,
+) -> Result<Option<Translation>, HwError> {
     let cr0 = hw.vmread(f::GUEST_CR0)?;
     if cr0 & CR0_PG == 0 {
         return Ok(Some(Translation {
@@ -38,6 +68,7 @@ pub(crate) fn walk(
     let cr4 = hw.vmread(f::GUEST_CR4)?;
     let efer = hw.vmread(f::GUEST_IA32_EFER)?;
     let read = |gpa: u64, size: usize| -> Result<u64, HwError> {
+        let gpa = map(gpa)?.ok_or(HwError::PhysicalRange(gpa))?;
         if gpa.saturating_add(size as u64) > ram {
             return Err(HwError::PhysicalRange(gpa));
         }

@@ -37,6 +37,8 @@ enum Step {
     End(RunEnd),
     /// A notify exit, for the notify policy to judge.
     Notify(NotifyExit),
+    /// The vCPU stopped for the debugger.
+    Debug,
 }
 
 /// The state of the exit loop.
@@ -51,6 +53,7 @@ pub(super) struct Dispatcher<'a> {
     exits: ExitLog,
     warned: bool,
     bus_lock_limiter: Option<RateLimiter>,
+    debugger: Option<crate::gdb::DebugPort>,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -76,13 +79,27 @@ impl<'a> Dispatcher<'a> {
             exits: ExitLog::default(),
             warned: false,
             bus_lock_limiter: options.bus_lock_ratelimit.map(RateLimiter::new),
+            debugger: None,
         }
+    }
+
+    /// Serves GDB through `port` (`--gdb`) while the vCPU is stopped.
+    pub fn with_debugger(mut self, port: Option<crate::gdb::DebugPort>) -> Self {
+        self.debugger = port;
+        self
     }
 
     /// Runs `vcpu` until an exit ends the run.
     pub fn run<V: Vcpu>(mut self, vcpu: &mut V) -> Result<(RunEnd, ExitLog), RunError> {
         let control = vcpu.control();
         let end = loop {
+            if let Some(p) = self.debugger.as_mut() {
+                if p.take_interrupt() {
+                    if let Some(d) = vcpu.debug() {
+                        p.interrupted(d);
+                    }
+                }
+            }
             let exit = vcpu.run()?;
             *self.exits.counts.entry(exit.kind()).or_insert(0) += 1;
             // Devices that count time (the PIT) see the vCPU's virtual time,
@@ -101,11 +118,20 @@ impl<'a> Dispatcher<'a> {
                 Step::Resume => None,
                 Step::End(end) => Some(end),
                 Step::Notify(n) => self.notify(vcpu, n)?,
+                Step::Debug => {
+                    if let (Some(p), Some(d)) = (self.debugger.as_mut(), vcpu.debug()) {
+                        p.debug_exit(d);
+                    }
+                    None
+                }
             };
             if let Some(end) = end {
                 break end;
             }
         };
+        if let Some(p) = self.debugger.as_mut() {
+            p.run_ended(&end);
+        }
         Ok((end, self.exits))
     }
 
@@ -135,6 +161,7 @@ impl<'a> Dispatcher<'a> {
             }
             VcpuExit::InternalError(e) => return Step::End(RunEnd::InternalError(e)),
             VcpuExit::Notify(n) => return Step::Notify(n),
+            VcpuExit::Debug => return Step::Debug,
         }
         Step::Resume
     }

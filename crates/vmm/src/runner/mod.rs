@@ -52,6 +52,9 @@ pub struct RunOptions {
     /// The soft CPU's virtual time: exact (deterministic) or paced to host
     /// time.
     pub virtual_time: accel::VirtualTime,
+    /// Serve GDB's remote protocol (`--gdb`), where the accelerator offers
+    /// debug access.
+    pub gdb: Option<crate::gdb::GdbOptions>,
 }
 
 impl Default for RunOptions {
@@ -67,6 +70,7 @@ impl Default for RunOptions {
             bus_lock_ratelimit: None,
             nested_vmx: true,
             virtual_time: accel::VirtualTime::Exact,
+            gdb: None,
         }
     }
 }
@@ -109,6 +113,10 @@ pub enum RunError {
     BusLockUnavailable(&'static str),
     /// The monitor thread could not be started.
     Monitor(std::io::Error),
+    /// The GDB stub could not start.
+    Gdb(crate::gdb::GdbError),
+    /// `--gdb` on an accelerator without debug access.
+    DebugUnavailable(&'static str),
 }
 
 impl fmt::Display for RunError {
@@ -127,6 +135,11 @@ impl fmt::Display for RunError {
                  (KVM_CAP_X86_NOTIFY_VMEXIT)"
             ),
             RunError::Monitor(e) => write!(f, "cannot start the monitor thread: {e}"),
+            RunError::Gdb(e) => write!(f, "{e}"),
+            RunError::DebugUnavailable(accel) => write!(
+                f,
+                "--gdb: the {accel} accelerator offers no debug access; use --accel soft"
+            ),
             RunError::BusLockUnavailable(accel) => write!(
                 f,
                 "the {accel} accelerator on this host cannot report bus locks \
@@ -144,6 +157,8 @@ impl std::error::Error for RunError {
             RunError::Accel(e) => e.source(),
             RunError::Devices(e) => Some(e),
             RunError::Monitor(e) => Some(e),
+            RunError::Gdb(e) => Some(e),
+            RunError::DebugUnavailable(_) => None,
             RunError::NotifyUnavailable(_)
             | RunError::BusLockUnavailable(_)
             | RunError::MemoryTooLarge { .. } => None,
@@ -179,6 +194,13 @@ pub fn run<A: Accelerator>(
     }
     let caps = capabilities::check(accel, options, &mut log, notices.as_mut())?;
     let (_vm, mut vcpu) = machine::create_vm(accel, &board, options, &caps)?;
+    // Before the monitor: `--gdb-wait` waits for GDB before the clocks of
+    // --timeout and the watchdog start.
+    let debugger = match &options.gdb {
+        None => None,
+        Some(_) if vcpu.debug().is_none() => return Err(RunError::DebugUnavailable(accel.name())),
+        Some(g) => Some(crate::gdb::start(g, vcpu.control()).map_err(RunError::Gdb)?),
+    };
     let limits = crate::monitor::Limits {
         // The Linux board's timed devices interrupt through the VMM.
         kick_userspace: options.limits.kick_userspace || board.linux.is_some(),
@@ -198,6 +220,7 @@ pub fn run<A: Accelerator>(
         caps,
         started,
     )
+    .with_debugger(debugger)
     .run(&mut vcpu)?;
     let end = report::settle(end, monitor.finish(), &caps);
     let finished = report::Finished {

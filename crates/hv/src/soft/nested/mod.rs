@@ -124,6 +124,37 @@ impl Nested {
         self.vmxon.is_some()
     }
 
+    /// A field of the cached vmcs12 (a debugger's view), `None` where
+    /// vmcs12 does not hold it.
+    /// The L1-physical address of L2-physical `gpa2` (a debugger's view):
+    /// through L1's EPT when L1 enabled it, else the same; `None` where
+    /// L1's EPT does not map it. Tables outside `[0, ram)` map nothing.
+    pub(crate) fn l2_to_l1(
+        &self,
+        hw: &impl VmxHardware,
+        gpa2: u64,
+        ram: u64,
+    ) -> Result<Option<u64>, HwError> {
+        let Some(eptp) = self.l1_eptp() else {
+            return Ok(Some(gpa2));
+        };
+        Ok(
+            match ept::walk_l1(hw, eptp, gpa2, self.caps().phys_bits, ram)? {
+                ept::L1Walk::Mapped { gpa1, .. } => Some(gpa1),
+                _ => None,
+            },
+        )
+    }
+
+    pub(crate) fn vmcs12_field(&self, encoding: u32) -> Option<u64> {
+        self.vmcs12.read(encoding).ok()
+    }
+
+    /// The regions of vmcs01 and vmcs02.
+    pub(crate) fn vmcs_regions(&self) -> (u64, u64) {
+        (self.pages.vmcs01, self.pages.vmcs02)
+    }
+
     /// Whether L2 runs (vmcs02 is current).
     pub(crate) fn in_l2(&self) -> bool {
         matches!(self.level, Level::L2 { .. })

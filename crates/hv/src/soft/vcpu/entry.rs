@@ -72,6 +72,9 @@ impl SoftVcpu {
             Some(n) if in_l2 => n.vmcs02_launched(),
             _ => self.launched,
         };
+        if self.debug_before_entry(cpu)? {
+            return Ok(Next::User(VcpuExit::Debug));
+        }
         Ok(Next::Enter(Entry {
             enter: true,
             first_of_vmcs02,
@@ -102,7 +105,8 @@ impl SoftVcpu {
             VmxHardware::vmlaunch(cpu)
         };
         let in_guest = self.control.back_in_l0();
-        if entry.enter {
+        // A debugger's monitor-trap exits cost the guest nothing.
+        if entry.enter && !self.debugger_exit(cpu) {
             self.control.count_stretch(in_guest);
             cpu.advance_time(L0_EXIT_CYCLES);
             if let Some(pause) = self.pacer.as_mut().and_then(|p| p.pace(cpu)) {

@@ -56,6 +56,10 @@ impl SoftVcpu {
             return Ok(goes);
         }
         let raw = VmxHardware::vmread(&*cpu, f::VM_EXIT_REASON)?;
+        // The debugger's exits are not the guest's: left out of the counts.
+        if let Some(goes) = self.debug_exit(cpu, raw)? {
+            return Ok(goes);
+        }
         *self.exits.entry(raw as u16).or_insert(0) += 1;
         self.control.count_exit(raw as u16, entry.in_l2);
         if let Some(goes) = self.nested_exit(cpu, entry.in_l2, raw)? {
