@@ -302,7 +302,10 @@ fn timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run() {
     if !common::kvm_usable("timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run") {
         return;
     }
-    // nmi-iret spins without exits until an NMI arrives.
+    // nmi-iret spins without exits until an NMI arrives. The NMI must come
+    // after the guest has installed its IDT: kvm_pvm takes several
+    // milliseconds to first enter a guest, far more on a loaded host, and an
+    // NMI before the IDT is a triple fault (status 4), so it waits 400 ms.
     let t = std::time::Instant::now();
     let (status, _, err) = vigil(&[
         "run",
@@ -311,9 +314,9 @@ fn timeout_and_nmi_reach_a_kvm_vcpu_inside_kvm_run() {
         "--guest",
         "nmi-iret",
         "--nmi-after",
-        "100ms",
+        "400ms",
         "--timeout",
-        "600ms",
+        "1500ms",
     ]);
     assert_eq!(status, 12, "{err}");
     assert!(
