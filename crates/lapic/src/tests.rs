@@ -463,6 +463,12 @@ fn timer_clock_converts_host_time() {
     assert_eq!(odd.tsc_hz(), 84_000_000);
     assert_eq!(odd.ns_of_tsc(84), 1_000);
     assert_eq!(odd.tsc_of_ns(1_000), 84);
+    // 1 ns is 0.084 cycles: down to 0, up to 1, which is back at 11 ns.
+    assert_eq!(odd.tsc_of_ns(1), 0);
+    assert_eq!(odd.tsc_at_ns(1), 1);
+    assert_eq!(odd.ns_of_tsc(odd.tsc_at_ns(1)), 11);
+    assert_eq!(odd.tsc_at_ns(1_000), 84);
+    assert_eq!(c.tsc_at_ns(u64::MAX), u64::MAX);
 }
 
 #[test]

@@ -73,6 +73,14 @@ impl TimerClock {
         let hz = u128::from(self.tsc_hz());
         u64::try_from(u128::from(ns) * hz / 1_000_000_000).unwrap_or(u64::MAX)
     }
+
+    /// The first TSC value at or after `ns` nanoseconds (rounded up, so
+    /// that [`TimerClock::ns_of_tsc`] of it is not before `ns`): where a
+    /// deadline in virtual time falls on the TSC.
+    pub fn tsc_at_ns(&self, ns: u64) -> u64 {
+        let hz = u128::from(self.tsc_hz());
+        u64::try_from((u128::from(ns) * hz).div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
+    }
 }
 
 /// The divisor selected by a divide configuration register value (bits 0,

@@ -207,12 +207,4 @@ impl LinuxPc {
             }
         }
     }
-
-    /// Hands a byte of input to COM1's receiver; false if its FIFO was full.
-    pub fn receive(&self, byte: u8) -> bool {
-        self.serial
-            .lock()
-            .map(|mut s| s.receive(byte))
-            .unwrap_or(false)
-    }
 }

@@ -48,11 +48,10 @@ impl SoftControl {
         self.clock.ns_of_tsc(cycles)
     }
 
-    /// The first TSC value at or after virtual time `ns` (rounded up, so
-    /// that [`Self::ns_of`] of it is not before `ns`).
+    /// The first TSC value at or after virtual time `ns`
+    /// (`TimerClock::tsc_at_ns`).
     pub(crate) fn tsc_at_ns(&self, ns: u64) -> u64 {
-        let hz = u128::from(self.clock.tsc_hz());
-        u64::try_from((u128::from(ns) * hz).div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
+        self.clock.tsc_at_ns(ns)
     }
 
     /// Records the virtual time of a VM exit.
