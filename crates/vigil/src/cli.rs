@@ -170,7 +170,8 @@ pub struct RunArgs {
     /// host's). The kvm accelerator always runs on host time.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = VirtualTimeArg::Paced)]
     pub virtual_time: VirtualTimeArg,
-    /// End the run after this much host time (e.g. 2s, 500ms; status 12).
+    /// End the run after this much host time (e.g. 2s, 500ms; status 12);
+    /// time stopped in GDB does not count.
     #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Watchdog: a vCPU that stays in the guest this long without returning
@@ -188,7 +189,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub bus_lock_ratelimit: Option<u32>,
     /// Raise one NMI on the vCPU this long after the start, as QEMU's
-    /// monitor command `nmi` does (the nmi-iret guest waits for it).
+    /// monitor command `nmi` does (the nmi-iret guest waits for it); time
+    /// stopped in GDB does not count.
     #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
     pub nmi_after: Option<std::time::Duration>,
     /// Fault injection for tests (soft accelerator only): the first notify

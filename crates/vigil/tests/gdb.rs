@@ -104,10 +104,16 @@ impl Drop for Running {
 /// Runs `guest` under `--gdb-wait` and GDB in batch mode with `commands`;
 /// returns (vigil's status, vigil's output, GDB's transcript).
 fn under_gdb(guest: &str, commands: &[&str]) -> (Option<i32>, String, String) {
+    under_gdb_with(guest, &["--timeout", "60s"], commands)
+}
+
+/// As [`under_gdb`], with `args` for `vigil run`.
+fn under_gdb_with(guest: &str, args: &[&str], commands: &[&str]) -> (Option<i32>, String, String) {
     let port = free_port();
     let vigil = Running::start(
         Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["run", "--guest", guest, "--timeout", "60s"])
+            .args(["run", "--guest", guest])
+            .args(args)
             .args(["--gdb", &format!("tcp::{port}"), "--gdb-wait"]),
     );
     let mut gdb = Command::new("gdb");
@@ -233,4 +239,29 @@ fn gdb_sees_the_vmcs_inside_l1hvs_l2() {
     assert!(gdb.contains("notify VM exiting: "), "{gdb}");
     assert!(gdb.contains("(process 1) detached]"), "{gdb}");
     assert_eq!(status, Some(1), "l1hv passes as without GDB:\n{out}\n{gdb}");
+}
+
+#[test]
+fn time_stopped_in_gdb_does_not_count_toward_the_timeout() {
+    if !gdb_available("time_stopped_in_gdb_does_not_count_toward_the_timeout") {
+        return;
+    }
+    // Stopped at main for twice the timeout; the guest runs well within it.
+    let (status, out, gdb) = under_gdb_with(
+        "hello64",
+        &["--timeout", "1s"],
+        &[
+            "break main",
+            "continue",
+            "shell sleep 2",
+            "p/x $pc",
+            "delete",
+            "detach",
+        ],
+    );
+    println!("{gdb}");
+    assert!(gdb.contains("Breakpoint 1, "), "{gdb}");
+    assert!(gdb.contains("(process 1) detached]"), "{gdb}");
+    assert_eq!(status, Some(1), "the guest finishes:\n{out}\n{gdb}");
+    assert!(out.contains("checksum: 0x68a508b2"), "{out}");
 }

@@ -13,6 +13,10 @@
 //! the judgement afresh, so a suspended VMM is not mistaken for a stalled
 //! vCPU. At the timeout it powers the vCPU off too: the run is over either
 //! way, and power-off is the one thing that stops even a stalled vCPU.
+//!
+//! The timeout and `--nmi-after` count the time the VM runs: while the run
+//! loop holds the vCPU stopped for a debugger ([`Monitor::hold`]), their
+//! clock stands still, as a paused machine's does.
 
 use crate::sampler::Sampler;
 use accel::VcpuControl;
@@ -23,14 +27,15 @@ use std::time::{Duration, Instant};
 /// The monitor's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// End the run after this much host time.
+    /// End the run after this much host time of running (time held
+    /// stopped for a debugger left out).
     pub timeout: Option<Duration>,
     /// A vCPU in the guest this long without returning to L0 is stalled.
     pub watchdog: Duration,
     /// Period of the host timer interrupt.
     pub tick: Duration,
-    /// Raise one NMI on the vCPU this long after the start (QEMU's monitor
-    /// `nmi` command, at a fixed time).
+    /// Raise one NMI on the vCPU after it ran this long (QEMU's monitor
+    /// `nmi` command, at a fixed time; time held stopped left out).
     pub nmi_after: Option<Duration>,
     /// Make every tick return the vCPU to the VMM, not only to L0, so that
     /// the VMM's timed devices (the PIT) raise their interrupts on time.
@@ -111,6 +116,41 @@ struct Shared {
     verdict: Option<Verdict>,
     /// Takes a sample of the vCPU at every tick, and at the end.
     sampler: Option<Sampler>,
+    /// Time the VM stood held for a debugger.
+    held: Held,
+}
+
+/// The monitor's record of the VM held stopped ([`Monitor::hold`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    /// Since when the VM is held, while it is.
+    since: Option<Instant>,
+    /// The time of the holds that ended.
+    total: Duration,
+}
+
+impl Held {
+    /// Host time since `start`, less the time held.
+    fn ran_since(&self, start: Instant, now: Instant) -> Duration {
+        let holding = self.since.map_or(Duration::ZERO, |s| now.duration_since(s));
+        now.duration_since(start)
+            .saturating_sub(self.total + holding)
+    }
+}
+
+/// The VM held stopped for a debugger: while this lives, the monitor's
+/// clock for the timeout and `--nmi-after` stands still.
+pub struct Hold<'a> {
+    monitor: &'a Monitor,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.monitor.shared.0);
+        if let Some(since) = s.held.since.take() {
+            s.held.total += since.elapsed();
+        }
+    }
 }
 
 /// Called on the monitor thread with the time the vCPU spent in the guest
@@ -165,6 +205,14 @@ impl Monitor {
     /// The verdict, once the monitor has ended the run.
     pub fn verdict(&self) -> Option<Verdict> {
         lock(&self.shared.0).verdict
+    }
+
+    /// Holds the VM stopped (for a debugger) until the returned guard is
+    /// dropped: the time does not count toward the timeout or `--nmi-after`.
+    pub fn hold(&self) -> Hold<'_> {
+        let mut s = lock(&self.shared.0);
+        s.held.since.get_or_insert_with(Instant::now);
+        Hold { monitor: self }
     }
 
     /// Stops the thread and returns the verdict it reached, if any.
@@ -231,7 +279,8 @@ fn watch(
         } else {
             control.host_tick();
         }
-        if nmi.is_some_and(|t| start.elapsed() >= t) {
+        let ran = guard.held.ran_since(start, now);
+        if nmi.is_some_and(|t| ran >= t) {
             nmi = None;
             control.inject_nmi();
         }
@@ -242,8 +291,8 @@ fn watch(
             Some(d) => Some(Verdict::Stalled(d)),
             None => limits
                 .timeout
-                .filter(|t| start.elapsed() >= *t)
-                .map(|_| Verdict::Timeout(start.elapsed())),
+                .filter(|t| ran >= *t)
+                .map(|_| Verdict::Timeout(ran)),
         };
         if let Some(v) = verdict {
             guard.verdict = Some(v);
@@ -368,6 +417,43 @@ mod tests {
         };
         let m = Monitor::spawn(f.clone(), limits, Box::new(|_| {})).unwrap();
         assert!(matches!(wait_for(&m), Verdict::Timeout(_)));
+    }
+
+    #[test]
+    fn time_held_for_a_debugger_does_not_count_toward_the_timeout() {
+        let f = fake(false);
+        let limits = Limits {
+            timeout: Some(Duration::from_millis(100)),
+            watchdog: Duration::from_millis(50),
+            tick: Duration::from_millis(5),
+            nmi_after: None,
+            kick_userspace: false,
+        };
+        let m = Monitor::spawn(f.clone(), limits, Box::new(|_| {})).unwrap();
+        let hold = m.hold();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(m.verdict(), None, "held past the timeout");
+        drop(hold);
+        let Verdict::Timeout(ran) = wait_for(&m) else {
+            panic!("not a timeout")
+        };
+        assert!(ran >= Duration::from_millis(100), "{ran:?}");
+        assert!(
+            ran < Duration::from_millis(300),
+            "the hold counted: {ran:?}"
+        );
+    }
+
+    #[test]
+    fn held_time_is_left_out_of_the_time_run() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let held = Held {
+            since: Some(t0 + s(8)),
+            total: s(3),
+        };
+        assert_eq!(held.ran_since(t0, t0 + s(10)), s(5));
+        assert_eq!(Held::default().ran_since(t0, t0 + s(10)), s(10));
     }
 
     #[test]

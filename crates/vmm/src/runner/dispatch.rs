@@ -96,6 +96,7 @@ impl<'a> Dispatcher<'a> {
             if let Some(p) = self.debugger.as_mut() {
                 if p.take_interrupt() {
                     if let Some(d) = vcpu.debug() {
+                        let _held = self.monitor.hold();
                         p.interrupted(d);
                     }
                 }
@@ -120,6 +121,7 @@ impl<'a> Dispatcher<'a> {
                 Step::Notify(n) => self.notify(vcpu, n)?,
                 Step::Debug => {
                     if let (Some(p), Some(d)) = (self.debugger.as_mut(), vcpu.debug()) {
+                        let _held = self.monitor.hold();
                         p.debug_exit(d);
                     }
                     None
