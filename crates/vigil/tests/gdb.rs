@@ -265,3 +265,118 @@ fn time_stopped_in_gdb_does_not_count_toward_the_timeout() {
     assert_eq!(status, Some(1), "the guest finishes:\n{out}\n{gdb}");
     assert!(out.contains("checksum: 0x68a508b2"), "{out}");
 }
+
+/// A minimal client of GDB's remote protocol, for what batch GDB cannot do
+/// (press Ctrl-C).
+struct Rsp {
+    conn: std::net::TcpStream,
+}
+
+impl Rsp {
+    /// Connects to the stub at `port`, retrying while vigil loads its guest.
+    fn connect(port: u16) -> Rsp {
+        let start = Instant::now();
+        loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(conn) => {
+                    conn.set_read_timeout(Some(LIMIT)).unwrap();
+                    return Rsp { conn };
+                }
+                Err(e) if start.elapsed() > LIMIT => panic!("no stub on port {port}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn byte(&mut self) -> u8 {
+        let mut b = [0u8];
+        self.conn.read_exact(&mut b).expect("a byte from the stub");
+        b[0]
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.conn.write_all(bytes).expect("write to the stub");
+    }
+
+    /// Sends a packet and waits for the stub's acknowledgement.
+    fn send(&mut self, data: &str) {
+        let sum = data.bytes().fold(0u8, |s, b| s.wrapping_add(b));
+        self.write(format!("${data}#{sum:02x}").as_bytes());
+        assert_eq!(self.byte(), b'+', "the stub acknowledges {data}");
+    }
+
+    /// The stub's next packet (acknowledged).
+    fn recv(&mut self) -> String {
+        while self.byte() != b'$' {}
+        let mut data = Vec::new();
+        loop {
+            match self.byte() {
+                b'#' => break,
+                b => data.push(b),
+            }
+        }
+        let _checksum = [self.byte(), self.byte()];
+        self.write(b"+");
+        String::from_utf8(expand_runs(&data)).expect("a text packet")
+    }
+
+    /// Sends a packet and returns the reply.
+    fn ask(&mut self, data: &str) -> String {
+        self.send(data);
+        self.recv()
+    }
+}
+
+/// Undoes the protocol's run-length encoding: `X*N` is X followed by
+/// N - 29 more of it.
+fn expand_runs(data: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut it = data.iter();
+    while let Some(&b) = it.next() {
+        if b == b'*' {
+            let last = *out.last().expect("a run repeats a byte");
+            let n = it.next().expect("a run length") - 29;
+            out.extend(std::iter::repeat_n(last, n.into()));
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
+#[test]
+fn ctrl_c_stops_the_vm_and_continue_resumes_it() {
+    let port = free_port();
+    let vigil = Running::start(
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "--guest", "sieve", "--timeout", "60s"])
+            .args(["--gdb", &format!("tcp::{port}"), "--gdb-wait"]),
+    );
+    let mut gdb = Rsp::connect(port);
+    let attached = gdb.ask("?");
+    assert!(
+        attached.starts_with('T') || attached.starts_with('S'),
+        "{attached}"
+    );
+    // Continue, let the sieve run, then Ctrl-C: the interrupt byte.
+    gdb.send("c");
+    std::thread::sleep(Duration::from_millis(100));
+    gdb.write(&[0x03]);
+    let stop = gdb.recv();
+    assert!(
+        stop.starts_with("T02") || stop.starts_with("S02"),
+        "a SIGINT stop reply: {stop}"
+    );
+    // The registers of the stopped vCPU: RIP (bytes 128..136) in the guest's code.
+    let regs = gdb.ask("g");
+    let rip = u64::from_str_radix(&regs[256..272], 16).map(u64::swap_bytes);
+    assert!(rip.is_ok_and(|r| r >= 0x10_0000), "{regs}");
+    // Continued, the guest runs to its end: exit(0).
+    gdb.send("c");
+    let end = gdb.recv();
+    assert_eq!(end, "W00", "the guest's exit");
+    let (status, out, err) = vigil.finish(LIMIT);
+    assert_eq!(status, Some(1), "{out}\n{err}");
+    assert!(out.contains("summary: 4 passed, 0 failed"), "{out}");
+}
