@@ -21,6 +21,9 @@
  *   ac-storm-notify  the same with notify VM exiting (window 0)
  *   vmx-errors       VMfailInvalid / VMfailValid / VM-entry failure / #UD
  *                    cases of the VMX instructions
+ *   msr-lists        the VM-entry/VM-exit MSR lists loaded and stored, each
+ *                    reason an entry fails (reason 34) and the area checks
+ *                    (msrlist.c)
  *   nested-events    CR0.NE fixed in VMX operation, CR0.PG fixed for a paged
  *                    32-bit L2 (#GP to L1), an interrupt pending at
  *                    VMLAUNCH, a VM-entry failure keeping the queued event,
@@ -671,6 +674,7 @@ int main(void)
 	payload_ac_storm_timer();
 	payload_ac_storm_notify();
 	vmx_error_checks();
+	msr_list_checks();
 	nested_event_checks();
 	vmx_leave();
 	report_done();

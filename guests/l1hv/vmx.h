@@ -97,6 +97,10 @@
 #define IO_BITMAP_A             0x2000
 #define IO_BITMAP_B             0x2002
 #define MSR_BITMAP              0x2004
+#define VM_EXIT_MSR_STORE_ADDR  0x2006
+#define VM_EXIT_MSR_LOAD_ADDR   0x2008
+#define VM_ENTRY_MSR_LOAD_ADDR  0x200A
+#define TSC_OFFSET              0x2010
 #define EPT_POINTER             0x201A
 #define GUEST_PHYSICAL_ADDRESS  0x2400
 #define VMCS_LINK_POINTER       0x2800

@@ -55,6 +55,10 @@ pub trait VmxHardware {
     fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<(), HwError>;
     /// Writes physical memory.
     fn write_phys(&mut self, addr: u64, data: &[u8]) -> Result<(), HwError>;
+    /// RDMSR at CPL 0 in root operation; `None` where it would be #GP.
+    fn rdmsr(&mut self, msr: u32) -> Option<u64>;
+    /// WRMSR at CPL 0 in root operation; `false` where it would be #GP.
+    fn wrmsr(&mut self, msr: u32, value: u64) -> bool;
 }
 
 /// The soft CPU as VMX hardware.
@@ -121,6 +125,12 @@ pub mod soft {
                 .write(addr, data)
                 .map_err(|e| HwError::PhysicalRange(e.addr))
         }
+        fn rdmsr(&mut self, msr: u32) -> Option<u64> {
+            self.list_rdmsr(msr)
+        }
+        fn wrmsr(&mut self, msr: u32, value: u64) -> bool {
+            self.list_wrmsr(msr, value)
+        }
     }
 }
 
@@ -138,6 +148,8 @@ pub(crate) mod test_hw {
         pub dr6: u64,
         pub cr2: u64,
         pub memory: Vec<u8>,
+        /// The MSRs that exist (any other is #GP), with their values.
+        pub msrs: BTreeMap<u32, u64>,
     }
 
     impl FakeHw {
@@ -208,6 +220,18 @@ pub(crate) mod test_hw {
             let span = self.span(addr, data.len())?;
             self.memory[span].copy_from_slice(data);
             Ok(())
+        }
+        fn rdmsr(&mut self, msr: u32) -> Option<u64> {
+            self.msrs.get(&msr).copied()
+        }
+        fn wrmsr(&mut self, msr: u32, value: u64) -> bool {
+            match self.msrs.get_mut(&msr) {
+                Some(v) => {
+                    *v = value;
+                    true
+                }
+                None => false,
+            }
         }
     }
 }

@@ -189,6 +189,12 @@ mod tests {
             fn powered_off(&self) -> bool {
                 false
             }
+            fn rdmsr(&mut self, _: u32) -> Option<u64> {
+                None
+            }
+            fn wrmsr(&mut self, _: u32, _: u64) -> bool {
+                false
+            }
             fn phys_size(&self) -> u64 {
                 1 << 32
             }

@@ -175,3 +175,20 @@ impl SoftCpu {
         byte & (1 << (bit % 8)) != 0
     }
 }
+
+impl SoftCpu {
+    /// RDMSR at CPL 0, outside the guest: how a VM exit's MSR-store list
+    /// reads an MSR (SDM Vol. 3C §28.4). `None` where RDMSR would be #GP.
+    /// A hypervisor that emulates VMX for its own guest uses it to process
+    /// that guest's MSR lists.
+    pub fn list_rdmsr(&mut self, msr: u32) -> Option<u64> {
+        self.read_msr(msr).ok()
+    }
+
+    /// WRMSR at CPL 0, outside the guest: how a VM entry's or VM exit's
+    /// MSR-load list writes an MSR (SDM Vol. 3C §27.4, §28.6). `false`
+    /// where WRMSR would be #GP (nothing is written then).
+    pub fn list_wrmsr(&mut self, msr: u32, value: u64) -> bool {
+        self.write_msr(msr, value).is_ok()
+    }
+}

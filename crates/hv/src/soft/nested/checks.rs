@@ -7,6 +7,7 @@
 
 use super::caps::L1Caps;
 use super::ept::eptp_valid;
+use super::msr_list::area_valid;
 use super::vmcs12::{Controls, Vmcs12};
 use x86::address::is_canonical;
 use x86::cr::{CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
@@ -22,9 +23,6 @@ pub(crate) enum EntryCheck {
     /// VM-entry failure (exit reason 33 with bit 31) with this qualification
     /// (SDM §27.8: 0 for most guest-state checks, 4 for the VMCS link pointer).
     GuestState(u64),
-    /// VM-entry failure while loading MSRs (exit reason 34), qualification 1:
-    /// this VMX keeps no MSR-load areas.
-    MsrLoad,
 }
 
 /// Checks on the controls (SDM §27.2.1.1, §27.2.1.2), given the size of
@@ -50,10 +48,16 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps, ram: u64) -> Result<(), EntryC
     if v.get32(f::CR3_TARGET_COUNT) != 0 {
         return fail;
     }
-    // This VMX keeps no MSR-store or MSR-load areas: a VM exit could not
-    // honour them, so they are refused up front (docs/nested.md).
-    if v.get32(f::VM_EXIT_MSR_STORE_COUNT) != 0 || v.get32(f::VM_EXIT_MSR_LOAD_COUNT) != 0 {
-        return fail;
+    // The MSR areas (§27.2.1.2, §27.2.1.3): 16-byte aligned, within the
+    // physical-address width to their last byte.
+    for (addr, count) in [
+        (f::VM_EXIT_MSR_STORE_ADDR, f::VM_EXIT_MSR_STORE_COUNT),
+        (f::VM_EXIT_MSR_LOAD_ADDR, f::VM_EXIT_MSR_LOAD_COUNT),
+        (f::VM_ENTRY_MSR_LOAD_ADDR, f::VM_ENTRY_MSR_LOAD_COUNT),
+    ] {
+        if !area_valid(v.get(addr), v.get32(count), caps.phys_bits) {
+            return fail;
+        }
     }
     let page_ok = |a: u64| a & 0xFFF == 0 && a.checked_add(4096).is_some_and(|end| end <= ram);
     if procv & proc::USE_IO_BITMAPS != 0
@@ -157,8 +161,7 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
 /// (L0 forces CR0.NE and CR4.VMXE in vmcs02, so the processor would not see
 /// an L1 mistake there; PE and PG are fixed too unless L1 made L2 an
 /// unrestricted guest),
-/// and the VMCS link pointer (no VMCS shadowing: it must be all ones). The
-/// MSR-load area is empty in every VMCS this VMX accepts.
+/// and the VMCS link pointer (no VMCS shadowing: it must be all ones).
 pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     let (mut cr0_fixed0, cr0_fixed1) = caps.cr0_fixed();
     if v.controls().proc2 & proc2::UNRESTRICTED_GUEST != 0 {
@@ -184,9 +187,6 @@ pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
         0 => {}
         1 if ss_dpl == 0 => {}
         _ => return Err(EntryCheck::GuestState(0)),
-    }
-    if v.get32(f::VM_ENTRY_MSR_LOAD_COUNT) != 0 {
-        return Err(EntryCheck::MsrLoad);
     }
     Ok(())
 }
@@ -313,8 +313,5 @@ mod tests {
         let mut v = good();
         v.set(f::VMCS_LINK_POINTER, 0x1000);
         assert_eq!(guest_state(&v, &c), Err(EntryCheck::GuestState(4)));
-        let mut v = good();
-        v.set(f::VM_ENTRY_MSR_LOAD_COUNT, 1);
-        assert_eq!(guest_state(&v, &c), Err(EntryCheck::MsrLoad));
     }
 }

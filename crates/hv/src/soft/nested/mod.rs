@@ -22,6 +22,7 @@ mod caps;
 mod checks;
 mod ept;
 mod instructions;
+mod msr_list;
 mod notify;
 mod operand;
 mod reflect;
@@ -86,6 +87,8 @@ pub(crate) struct Nested {
     stalled: u64,
     /// L0's shadow of L1's EPT.
     shadow: ept::ShadowEpt,
+    /// A VMX abort put L1 into shutdown (`msr_list`).
+    aborted: bool,
 }
 
 impl Nested {
@@ -111,6 +114,7 @@ impl Nested {
             launched02: false,
             stalled: 0,
             shadow: ept::ShadowEpt::new(pages.shadow_ept, pages.shadow_ept_pages),
+            aborted: false,
         }
     }
 

@@ -6,6 +6,7 @@
 
 use super::checks::{self, EntryCheck};
 use super::instructions::Outcome;
+use super::msr_list;
 use super::vmcs12::Vmcs12;
 use super::{Level, Nested};
 use crate::hw::{HwError, VmxHardware};
@@ -239,16 +240,26 @@ impl Nested {
             ));
         }
         if let Err(failure) = checks::guest_state(&self.vmcs12, &self.caps) {
-            let (reason, qualification) = match failure {
-                EntryCheck::MsrLoad => (er::MSR_LOAD_FAIL, 1),
-                EntryCheck::GuestState(q) => (er::INVALID_GUEST_STATE, q),
-                EntryCheck::Controls | EntryCheck::HostState => (er::INVALID_GUEST_STATE, 0),
+            let qualification = match failure {
+                EntryCheck::GuestState(q) => q,
+                EntryCheck::Controls | EntryCheck::HostState => 0,
             };
-            self.entry_failure(hw, er::ENTRY_FAILURE | u32::from(reason), qualification)?;
+            let reason = er::ENTRY_FAILURE | u32::from(er::INVALID_GUEST_STATE);
+            self.entry_failure(hw, reason, qualification)?;
             return Ok(Outcome::Transferred);
         }
         let l0 = L0Template::read(hw)?;
         self.build_vmcs02(hw, &l0)?;
+        // MSR loading follows the guest state (SDM Vol. 3C §27.4): into
+        // vmcs02's guest-state area or the processor.
+        let loaded =
+            self.load_msr_list(hw, f::VM_ENTRY_MSR_LOAD_ADDR, f::VM_ENTRY_MSR_LOAD_COUNT)?;
+        if let Err(number) = loaded {
+            hw.vmptrld(self.pages.vmcs01)?;
+            let reason = er::ENTRY_FAILURE | u32::from(er::MSR_LOAD_FAIL);
+            self.entry_failure(hw, reason, u64::from(number))?;
+            return Ok(Outcome::Transferred);
+        }
         self.level = Level::L2 { entering: true };
         self.launched02 = false;
         self.stalled = 0;
@@ -437,9 +448,15 @@ impl Nested {
         self.record_exit(e);
         let l2_nmi_blocked =
             hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)? & u64::from(interruptibility::NMI) != 0;
+        // MSRs are stored after the guest state (SDM Vol. 3C §28.4); a
+        // failure is a VMX abort, and the exit goes no further.
+        let stored = self.store_exit_msrs(hw)?;
         hw.vmptrld(self.pages.vmcs01)?;
         self.level = Level::L1;
         self.stalled = 0;
+        if stored.is_err() {
+            return self.vmx_abort(hw, msr_list::abort::SAVING_GUEST_MSRS);
+        }
         // NMI blocking after the exit (SDM Vol. 3C §27.1, §28.3.1.5): an
         // NMI-caused exit blocks NMIs; with virtual NMIs the real blocking
         // is still L1's; without, L2's blocking was the real one.
@@ -532,7 +549,14 @@ impl Nested {
         } else {
             0
         };
-        hw.vmwrite(f::VM_ENTRY_CONTROLS, u64::from(entry01 | ia32e))
+        hw.vmwrite(f::VM_ENTRY_CONTROLS, u64::from(entry01 | ia32e))?;
+        // Then the host MSRs (SDM Vol. 3C §28.6), into vmcs01's guest
+        // state or the processor; a failure is a VMX abort.
+        let loaded = self.load_msr_list(hw, f::VM_EXIT_MSR_LOAD_ADDR, f::VM_EXIT_MSR_LOAD_COUNT)?;
+        if loaded.is_err() {
+            self.vmx_abort(hw, msr_list::abort::LOADING_HOST_MSRS)?;
+        }
+        Ok(())
     }
 }
 

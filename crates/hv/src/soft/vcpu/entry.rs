@@ -47,6 +47,11 @@ impl SoftVcpu {
                 None => return Ok(Next::User(VcpuExit::Shutdown)),
             }
         }
+        if self.nested.as_mut().is_some_and(|n| n.take_abort()) {
+            // A VMX abort: L1 is in the VMX-abort shutdown state (SDM Vol.
+            // 3C §28.7), which only a reset ends.
+            return Ok(Next::User(VcpuExit::Shutdown));
+        }
         if self.control.take_exit_request() {
             return Ok(Next::User(VcpuExit::Interrupted));
         }
