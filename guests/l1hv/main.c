@@ -24,6 +24,8 @@
  *   msr-lists        the VM-entry/VM-exit MSR lists loaded and stored, each
  *                    reason an entry fails (reason 34) and the area checks
  *                    (msrlist.c)
+ *   tsc              RDTSC and RDMSR of IA32_TSC in L2 with and without TSC
+ *                    offsetting, RDTSC exiting (tsc.c)
  *   nested-events    CR0.NE fixed in VMX operation, CR0.PG fixed for a paged
  *                    32-bit L2 (#GP to L1), an interrupt pending at
  *                    VMLAUNCH, a VM-entry failure keeping the queued event,
@@ -131,6 +133,7 @@ const char *exit_reason_name(uint32_t reason)
 	case 7: return "interrupt window";
 	case EXIT_REASON_CPUID: return "CPUID";
 	case EXIT_REASON_HLT: return "HLT";
+	case EXIT_REASON_RDTSC: return "RDTSC";
 	case EXIT_REASON_VMCALL: return "VMCALL";
 	case 28: return "control-register access";
 	case EXIT_REASON_IO: return "I/O instruction";
@@ -675,6 +678,7 @@ int main(void)
 	payload_ac_storm_notify();
 	vmx_error_checks();
 	msr_list_checks();
+	tsc_checks();
 	nested_event_checks();
 	vmx_leave();
 	report_done();

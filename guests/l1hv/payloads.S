@@ -74,6 +74,26 @@ l2_benign:
 	jmp 3b
 
 /*
+ * rdtsc: the TSC as RDTSC reads it, handed to L1 with VMCALL in RAX; after
+ * L1 resumes, IA32_TSC as RDMSR reads it (L1's MSR bitmap lets it through),
+ * the same way; then HLT.
+ */
+	.globl l2_rdtsc, l2_rdtsc_rdmsr
+l2_rdtsc:
+	rdtsc
+	shlq $32, %rdx
+	orq %rdx, %rax
+	vmcall
+l2_rdtsc_rdmsr:
+	movl $0x10, %ecx
+	rdmsr
+	shlq $32, %rdx
+	orq %rdx, %rax
+	vmcall
+1:	hlt
+	jmp 1b
+
+/*
  * port-io: a line straight to COM1 (L1 does not intercept 0x3F8-0x3FF, so
  * it reaches the machine's UART), then OUT 0x80 and IN from PORTIO_IN_PORT,
  * both intercepted through L1's I/O bitmap A, then VMCALL with what the IN

@@ -207,6 +207,7 @@
 #define PROC_INVLPG_EXITING     (1u << 9)
 #define PROC_MWAIT_EXITING      (1u << 10)
 #define PROC_RDPMC_EXITING      (1u << 11)
+#define PROC_USE_TSC_OFFSETTING (1u << 3)
 #define PROC_RDTSC_EXITING      (1u << 12)
 #define PROC_CR3_LOAD_EXITING   (1u << 15)
 #define PROC_CR3_STORE_EXITING  (1u << 16)
@@ -237,6 +238,7 @@
 #define EXIT_REASON_TRIPLE_FAULT    2
 #define EXIT_REASON_CPUID           10
 #define EXIT_REASON_HLT             12
+#define EXIT_REASON_RDTSC           16
 #define EXIT_REASON_VMCALL          18
 #define EXIT_REASON_IO              30
 #define EXIT_REASON_INVALID_GUEST   33

@@ -8,9 +8,10 @@
 //! - primary: every control the processor has but `PROC_WITHHELD`: the exiting controls (interrupt and NMI windows, HLT, INVLPG,
 //!   MWAIT, RDPMC, RDTSC, CR3 and CR8 accesses, MOV DR, I/O unconditionally
 //!   or through bitmaps, MSR bitmaps, MONITOR, PAUSE) and the secondary
-//!   controls. HLT exiting must be 1: L0 does not emulate the HLT activity
-//!   state for L2. TSC offsetting, the TPR shadow and the monitor trap flag
-//!   are not offered.
+//!   controls, and TSC offsetting (vmcs02's offset is L0's plus L1's).
+//!   HLT exiting must be 1: L0 does not emulate the HLT activity state for
+//!   L2. The TPR shadow and the monitor trap flag are not offered; nor is
+//!   TSC scaling (a secondary control).
 //! - secondary: EPT (shadowed by L0, `super::ept`), unrestricted guest,
 //!   descriptor-table exiting, RDTSCP, VPID (L0 flushes the TLB at every
 //!   nested transition, so any VPID is correct), WBINVD exiting and notify
@@ -28,10 +29,9 @@ use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
 pub(crate) const PIN_OFFERED: u32 = pin::EXT_INTR_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS;
 
 /// Primary processor-based controls L1 is not offered, whatever the
-/// processor has: TSC offsetting (L0 would have to compose offsets), the
-/// TPR shadow (no virtual-APIC page) and the monitor trap flag.
-pub(crate) const PROC_WITHHELD: u32 =
-    proc::USE_TSC_OFFSETTING | proc::USE_TPR_SHADOW | proc::MONITOR_TRAP_FLAG;
+/// processor has: the TPR shadow (no virtual-APIC page) and the monitor
+/// trap flag.
+pub(crate) const PROC_WITHHELD: u32 = proc::USE_TPR_SHADOW | proc::MONITOR_TRAP_FLAG;
 
 /// Primary controls L1 must set beyond the processor's default1 class.
 pub(crate) const PROC_REQUIRED: u32 = proc::HLT_EXITING;
@@ -231,6 +231,7 @@ mod tests {
         assert_eq!(c.pin.may & pin::PREEMPTION_TIMER, 0);
         assert_eq!(c.proc.may & PROC_WITHHELD, 0);
         assert_ne!(c.proc.may & proc::USE_IO_BITMAPS, 0);
+        assert_ne!(c.proc.may & proc::USE_TSC_OFFSETTING, 0, "KVM's minimum");
         assert_eq!(
             c.proc2.may & (proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST),
             proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST

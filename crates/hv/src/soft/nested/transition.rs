@@ -329,7 +329,18 @@ impl Nested {
         )?;
         put(f::MSR_BITMAP, self.pages.msr_bitmap02)?;
         put(f::EPT_POINTER, eptp02)?;
-        put(f::TSC_OFFSET, l0.tsc_offset)?;
+        // TSC offsetting (SDM Vol. 3C §25.6.5): L2 sees L1's TSC plus L1's
+        // offset, and L1's TSC is the processor's plus L0's offset.
+        let offset = |procv: u32, value: u64| {
+            if procv & proc::USE_TSC_OFFSETTING != 0 {
+                value
+            } else {
+                0
+            }
+        };
+        let tsc_offset =
+            offset(l0.proc, l0.tsc_offset).wrapping_add(offset(proc12, v.get(f::TSC_OFFSET)));
+        put(f::TSC_OFFSET, tsc_offset)?;
         put(f::VMCS_LINK_POINTER, u64::MAX)?;
         put(f::NOTIFY_WINDOW, u64::from(window.unwrap_or(0)))?;
         for fl in [
