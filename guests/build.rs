@@ -148,12 +148,13 @@ fn write_table(out: &Path, specs: &[Spec]) {
     for g in specs {
         let image = out.join(format!("{}.elf", g.name));
         t.push_str(&format!(
-            "    Guest {{ name: {:?}, summary: {:?}, endless: {}, configured: {}, vmx: {}, image: include_bytes!({:?}) }},\n",
+            "    Guest {{ name: {:?}, summary: {:?}, endless: {}, configured: {}, vmx: {}, long_mode: {}, image: include_bytes!({:?}) }},\n",
             g.name,
             g.summary,
             g.endless,
             g.configured,
             g.vmx,
+            g.width == Width::W64,
             image.display().to_string()
         ));
     }

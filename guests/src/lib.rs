@@ -30,6 +30,10 @@ pub struct Guest {
     /// The guest is a hypervisor: it needs VMX from the one running it
     /// (the soft accelerator's nested VMX; KVM here has none).
     pub vmx: bool,
+    /// The guest switches to 64-bit long mode after the multiboot entry;
+    /// its ELF file with symbols is then `NAME.elf64` in [`IMAGE_DIR`]
+    /// (a 32-bit guest's is its image, `NAME.elf`).
+    pub long_mode: bool,
     /// The Multiboot v1 ELF32 image.
     pub image: &'static [u8],
 }
@@ -59,6 +63,14 @@ mod tests {
 
     fn u32_at(b: &[u8], off: usize) -> u32 {
         u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn long_mode_guests_have_their_64_bit_elf_beside_the_image() {
+        for g in all() {
+            let elf64 = std::path::Path::new(IMAGE_DIR).join(format!("{}.elf64", g.name));
+            assert_eq!(elf64.exists(), g.long_mode, "{}", g.name);
+        }
     }
 
     #[test]

@@ -222,6 +222,13 @@ pub struct RunArgs {
     /// (QEMU's -S).
     #[arg(long, requires = "gdb")]
     pub gdb_wait: bool,
+    /// With --gdb: the target description GDB gets, which must match the
+    /// ELF file it debugs (GDB keeps it for the session). Default: the
+    /// built-in guest's width with --guest, else the vCPU's mode when GDB
+    /// attaches (x86-64 in long mode, i386 otherwise; a 64-bit multiboot
+    /// kernel starts in 32-bit code, so give it x86-64).
+    #[arg(long, value_enum, value_name = "ARCH", requires = "gdb")]
+    pub gdb_arch: Option<GdbArchArg>,
     /// Run a built-in guest by name (see `vigil guests`).
     #[arg(long, value_name = "NAME")]
     pub guest: Option<String>,
@@ -230,6 +237,18 @@ pub struct RunArgs {
     /// initrd.gz --append console=ttyS0 vmlinuz`) or a multiboot v1 ELF32.
     #[arg(value_name = "KERNEL")]
     pub kernel: Option<PathBuf>,
+}
+
+/// `--gdb-arch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GdbArchArg {
+    /// 32-bit x86: 32-bit registers, 32-bit code.
+    I386,
+    /// x86-64.
+    #[value(name = "x86-64")]
+    X86_64,
+    /// The vCPU's mode when GDB attaches.
+    Auto,
 }
 
 /// `--virtual-time`.

@@ -364,7 +364,28 @@ fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, Error> {
             Some(spec) => Some(vmm::gdb::GdbOptions {
                 listen: vmm::gdb::parse_listen(spec).map_err(vmm::RunError::Gdb)?,
                 wait: args.gdb_wait,
+                arch: gdb_arch(args),
             }),
         },
     })
+}
+
+/// The target description `--gdb-arch` asks for; by default a built-in
+/// guest's width, else none (the vCPU's mode at attach).
+fn gdb_arch(args: &RunArgs) -> Option<vmm::gdb::GdbArch> {
+    use crate::cli::GdbArchArg;
+    use vmm::gdb::GdbArch;
+    match args.gdb_arch {
+        Some(GdbArchArg::I386) => Some(GdbArch::I386),
+        Some(GdbArchArg::X86_64) => Some(GdbArch::X86_64),
+        Some(GdbArchArg::Auto) => None,
+        None => args
+            .guest
+            .as_deref()
+            .and_then(guests::find)
+            .map(|g| match g.long_mode {
+                true => GdbArch::X86_64,
+                false => GdbArch::I386,
+            }),
+    }
 }

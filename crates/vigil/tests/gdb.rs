@@ -2,7 +2,8 @@
 //! batch mode: breakpoints at guest symbols, registers (control registers
 //! and EFER included), memory, single-step, a watchpoint, `monitor`
 //! commands inside l1hv's L2, detach — and the VM then finishes as without
-//! GDB.
+//! GDB; the same in a 32-bit guest, under i386's target description;
+//! Ctrl-C; time stopped left out of `--timeout`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -13,9 +14,12 @@ use std::time::{Duration, Instant};
 /// How long vigil and GDB may take each before they are killed.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The guest's 64-bit ELF with symbols, beside its multiboot image.
+/// The guest's ELF file with symbols: beside its multiboot image, the
+/// 64-bit one of a long-mode guest, or the image itself.
 fn symbols(guest: &str) -> PathBuf {
-    PathBuf::from(guests::IMAGE_DIR).join(format!("{guest}.elf64"))
+    let g = guests::find(guest).expect("a built-in guest");
+    let ext = if g.long_mode { "elf64" } else { "elf" };
+    PathBuf::from(guests::IMAGE_DIR).join(format!("{guest}.{ext}"))
 }
 
 fn gdb_available(test: &str) -> bool {
@@ -239,6 +243,71 @@ fn gdb_sees_the_vmcs_inside_l1hvs_l2() {
     assert!(gdb.contains("notify VM exiting: "), "{gdb}");
     assert!(gdb.contains("(process 1) detached]"), "{gdb}");
     assert_eq!(status, Some(1), "l1hv passes as without GDB:\n{out}\n{gdb}");
+}
+
+#[test]
+fn gdb_debugs_a_32_bit_guest_as_i386() {
+    if !gdb_available("gdb_debugs_a_32_bit_guest_as_i386") {
+        return;
+    }
+    let (status, out, gdb) = under_gdb(
+        "hello32",
+        &[
+            "show architecture",
+            "break main",
+            "continue",
+            "info registers eip eax",
+            "p/x $cr0",
+            "p/x $efer",
+            "x/2i $pc",
+            "stepi",
+            "p/x $pc",
+            "watch *(char *)&buf",
+            "continue",
+            "x/1xb &buf",
+            "delete",
+            "break printf",
+            "continue",
+            "bt",
+            "finish",
+            "p/x $eax",
+            "delete",
+            "detach",
+        ],
+    );
+    println!("{gdb}");
+    // GDB took the i386 description: 32-bit registers and code.
+    assert!(gdb.contains("(currently \"i386\")"), "{gdb}");
+    assert!(gdb.contains("Breakpoint 1, "), "{gdb}");
+    let eip = gdb.lines().find(|l| l.starts_with("eip ")).expect("eip");
+    assert!(eip.contains("<main+"), "{gdb}");
+    assert!(!gdb.contains("rip"), "{gdb}");
+    // Protected mode without paging: CR0.PE, not PG; EFER.LMA clear.
+    assert!(gdb.contains("$1 = 0x11\n"), "cr0: {gdb}");
+    assert!(gdb.contains("$2 = 0x0\n"), "efer: {gdb}");
+    assert!(
+        gdb.contains("%e") && !gdb.contains("%r"),
+        "32-bit code: {gdb}"
+    );
+    assert!(gdb.contains("New value = -91 '\\245'"), "{gdb}");
+    assert!(gdb.contains(":\t0xa5\n"), "{gdb}");
+    // The i386 frame: printf's caller, and its return value in EAX once
+    // `finish` is back in main: the 33 characters of the greeting.
+    assert!(gdb.contains(" in printf ()\n#1  0x"), "{gdb}");
+    let caller = gdb
+        .lines()
+        .find_map(|l| l.strip_prefix("#1  "))
+        .expect("printf's caller");
+    assert!(caller.ends_with(" in main ()"), "{gdb}");
+    assert!(
+        gdb.lines().any(|l| l == caller),
+        "finish stops at the return address: {gdb}"
+    );
+    assert!(gdb.contains("= 0x21\n"), "printf's return: {gdb}");
+    assert!(gdb.contains("(process 1) detached]"), "{gdb}");
+    assert_eq!(status, Some(1), "{out}\n{gdb}");
+    assert!(out.contains("hello from 32-bit protected mode"), "{out}");
+    assert!(out.contains("checksum: 0x68a508b2"), "{out}");
 }
 
 #[test]

@@ -10,12 +10,20 @@
 //! `run()` with `VcpuExit::Debug`. Beyond QEMU, `monitor` shows the VMCS
 //! by field name, the notify state, the exit counts and the running level
 //! ([`monitor_cmd`]).
+//!
+//! GDB takes one target description per session and must be given the
+//! one that matches the ELF file it debugs ([`GdbArch`]): i386 for a
+//! 32-bit guest, x86-64 for a 64-bit one, whatever mode the vCPU is in
+//! when GDB attaches (a 64-bit multiboot guest starts in 32-bit code).
+//! `vigil run` asks for the built-in guest's width; otherwise the stub
+//! picks by the vCPU's mode at attach.
 
 pub mod arch;
 mod monitor_cmd;
 mod port;
 mod remote;
 
+pub use arch::GdbArch;
 pub use port::DebugPort;
 
 use accel::VcpuControl;
@@ -31,6 +39,9 @@ pub struct GdbOptions {
     pub listen: SocketAddr,
     /// Stop before the first instruction until GDB attaches (QEMU's `-S`).
     pub wait: bool,
+    /// The target description GDB gets; `None` picks it from the vCPU's
+    /// mode when GDB attaches (x86-64 in long mode, i386 otherwise).
+    pub arch: Option<GdbArch>,
 }
 
 /// The stub could not start.
@@ -102,6 +113,7 @@ pub fn start(options: &GdbOptions, control: Arc<dyn VcpuControl>) -> Result<Debu
         flags: flags.clone(),
         control,
         physical: false,
+        arch: options.arch,
     };
     let early = if options.wait {
         Some(listener.accept().map_err(GdbError::Accept)?.0)

@@ -2,7 +2,7 @@
 //! register, memory and breakpoint operation sent to the stopped vCPU's
 //! run loop ([`super::port`]) and answered from there.
 
-use super::arch::{Regs, VigilX86_64};
+use super::arch::{GdbArch, Regs, VigilX86};
 use super::port::{Answer, Flags, Refusal, Request, Stopped};
 use accel::debug::DebugStop;
 use accel::VcpuControl;
@@ -20,6 +20,9 @@ use gdbstub::target::ext::breakpoints::{
     SwBreakpoint, SwBreakpointOps, WatchKind,
 };
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::target_description_xml_override::{
+    TargetDescriptionXmlOverride, TargetDescriptionXmlOverrideOps,
+};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
@@ -36,6 +39,9 @@ pub(crate) struct Remote {
     pub control: Arc<dyn VcpuControl>,
     /// Memory by physical address (`monitor phys on`).
     pub physical: bool,
+    /// The target description of the session: as asked, or chosen from
+    /// the vCPU's mode when GDB attaches.
+    pub arch: Option<GdbArch>,
 }
 
 /// The run loop is gone (the run ended or failed).
@@ -81,7 +87,7 @@ fn stop_reason(s: Stopped) -> SingleThreadStopReason<u64> {
 }
 
 impl Target for Remote {
-    type Arch = VigilX86_64;
+    type Arch = VigilX86;
     type Error = Gone;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
@@ -95,13 +101,49 @@ impl Target for Remote {
     fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_target_description_xml_override(
+        &mut self,
+    ) -> Option<TargetDescriptionXmlOverrideOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl Remote {
+    /// The session's target description.
+    fn arch(&self) -> GdbArch {
+        self.arch.unwrap_or_default()
+    }
+}
+
+impl TargetDescriptionXmlOverride for Remote {
+    fn target_description_xml(
+        &self,
+        annex: &[u8],
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        if annex != b"target.xml" {
+            return Err(TargetError::NonFatal);
+        }
+        let xml = self.arch().target_xml().as_bytes();
+        let from = usize::try_from(offset).map_or(xml.len(), |o| o.min(xml.len()));
+        let part = &xml[from..];
+        let n = part.len().min(length).min(buf.len());
+        buf[..n].copy_from_slice(&part[..n]);
+        Ok(n)
+    }
 }
 
 impl SingleThreadBase for Remote {
     fn read_registers(&mut self, regs: &mut Regs) -> TargetResult<(), Self> {
         match self.call(Request::Registers)? {
-            Answer::Registers(r) => {
-                *regs = Regs::from_debug(&r);
+            Answer::Registers(cpu) => {
+                *regs = Regs {
+                    arch: self.arch(),
+                    cpu,
+                };
                 Ok(())
             }
             _ => Err(TargetError::NonFatal),
@@ -109,6 +151,9 @@ impl SingleThreadBase for Remote {
     }
 
     fn write_registers(&mut self, regs: &Regs) -> TargetResult<(), Self> {
+        if regs.arch != self.arch() {
+            return Err(TargetError::NonFatal);
+        }
         let Answer::Registers(base) = self.call(Request::Registers)? else {
             return Err(TargetError::NonFatal);
         };
@@ -321,6 +366,13 @@ pub(crate) fn session(mut remote: Remote, conn: TcpStream) {
     // The vCPU's first stop: GDB's `?` hears it as the state at attach.
     if remote.events.recv().is_err() {
         return;
+    }
+    if remote.arch.is_none() {
+        remote.arch = match remote.ask(Request::Registers) {
+            Ok(Ok(Answer::Registers(r))) => Some(GdbArch::of_mode(&r)),
+            Ok(_) => None,
+            Err(Gone) => return,
+        };
     }
     let stub = GdbStub::new(conn);
     let end = stub.run_blocking::<Loop>(&mut remote);
