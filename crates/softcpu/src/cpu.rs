@@ -733,10 +733,7 @@ impl SoftCpu {
         let hpa = self.translate_as(la, Access::Fetch, user)?;
         let off = hpa & 0xFFF;
         if self.code.page_matches(hpa, rip, bitness) {
-            self.fetch_ip_base = rip.wrapping_sub(off);
-            self.fetch_hpa_base = hpa - off;
-            self.fetch_gen = (self.tlb.gen, self.code.gen);
-            self.fetch_key = self.fetch_key_now();
+            self.note_fetch_page(hpa, rip);
             if let Some(op) = self.code.take(hpa) {
                 return Ok((op, Some(hpa)));
             }
@@ -775,13 +772,38 @@ impl SoftCpu {
         if !cached {
             return (op, None);
         }
-        let off = hpa & 0xFFF;
         self.mem.mark_code(hpa >> 12);
+        self.note_fetch_page(hpa, rip);
+        (op, Some(hpa))
+    }
+
+    /// Points the fast fetch path at the page holding `rip` (at `hpa`).
+    fn note_fetch_page(&mut self, hpa: u64, rip: u64) {
+        let off = hpa & 0xFFF;
         self.fetch_ip_base = rip.wrapping_sub(off);
         self.fetch_hpa_base = hpa - off;
         self.fetch_gen = (self.tlb.gen, self.code.gen);
         self.fetch_key = self.fetch_key_now();
-        (op, Some(hpa))
+    }
+
+    /// Host-physical address of `rip` when its page is already decoded for
+    /// the current mode, pointing the fast fetch path at that page: how a
+    /// block that branched to another page goes on without the full fetch.
+    /// Nothing is delivered here: a fault, or a page not decoded yet, gives
+    /// `None` and the ordinary [`Self::fetch`] meets it again.
+    pub(crate) fn enter_fetch_page(&mut self, rip: u64) -> Option<u64> {
+        if let Some(hpa) = self.fetch_page_hpa(rip) {
+            return Some(hpa);
+        }
+        let la = self.linear(Seg::Cs, rip);
+        self.check_canonical(la, Seg::Cs).ok()?;
+        let user = self.s.cpl() == 3;
+        let hpa = self.translate_as(la, Access::Fetch, user).ok()?;
+        if !self.code.page_matches(hpa, rip, self.s.bitness()) {
+            return None;
+        }
+        self.note_fetch_page(hpa, rip);
+        Some(hpa)
     }
 
     /// Clears the decode cache and TLB (used when hv rewrites memory wholesale).

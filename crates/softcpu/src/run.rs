@@ -201,9 +201,13 @@ impl SoftCpu {
         if self.mem.has_dirty_code() {
             return Ok(false);
         }
-        let Some(hpa) = self.fetch_page_hpa(rip) else {
+        let Some(hpa) = self.enter_fetch_page(rip) else {
             return Ok(false);
         };
+        if self.mem.has_dirty_code() {
+            // The walk just now set accessed bits in a page holding code.
+            return Ok(false);
+        }
         let Ok(code) = self.mem.slice(hpa, (4096 - (hpa & 0xFFF)) as usize) else {
             return Ok(false);
         };
@@ -216,8 +220,16 @@ impl SoftCpu {
         // without another lookup while the budget lasts.
         let ic = self.instruction_cycles;
         'again: loop {
-            let budget = horizon.saturating_sub(self.cycles).div_ceil(ic).max(1) as usize;
-            let whole = block.ops.len() <= budget;
+            // The budget in instructions, with a division only when the
+            // block does not fit whole before the horizon.
+            let left = horizon.saturating_sub(self.cycles);
+            let n = block.ops.len();
+            let (budget, whole) = if (n as u64).saturating_mul(ic) <= left {
+                (n, true)
+            } else {
+                let budget = left.div_ceil(ic).max(1) as usize;
+                (budget, n <= budget)
+            };
             for op in block.ops.iter().take(budget) {
                 self.next_rip = op.next_ip;
                 self.cycles += ic;

@@ -193,14 +193,198 @@ fn shift_ri(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     Ok(())
 }
 
+/// Where the two operands of a form come from (see [`specialised`]).
+const RR: u8 = 0;
+const RI: u8 = 1;
+const RM: u8 = 2;
+const MR: u8 = 3;
+const MI: u8 = 4;
+
+/// ADC (`BORROW` false) or SBB (`BORROW` true) in the operand form `FORM`;
+/// the carry comes in from CF, so the flags are computed at once.
+fn carry_arith<const BORROW: bool, const FORM: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let cf = cpu.flag(x86::rflags::CF);
+    let compute = |size, a, b| {
+        if BORROW {
+            flags::sub(size, a, b, cf)
+        } else {
+            flags::add(size, a, b, cf)
+        }
+    };
+    if FORM == MR || FORM == MI {
+        let size = op.ins.memory_size().size();
+        let ea = cpu.ea(&op.mem);
+        let a = cpu.read_mem(op.mem.seg, ea, size)?;
+        let b = if FORM == MI { op.imm } else { cpu.rd(op.r1) };
+        let (r, f) = compute(size, a, b);
+        cpu.write_mem(op.mem.seg, ea, size, r)?;
+        cpu.set_status(f);
+        return Ok(());
+    }
+    let size = op.r0.size();
+    let a = cpu.rd(op.r0);
+    let b = match FORM {
+        RR => cpu.rd(op.r1),
+        RI => op.imm,
+        _ => {
+            let ea = cpu.ea(&op.mem);
+            cpu.read_mem(op.mem.seg, ea, size)?
+        }
+    };
+    let (r, f) = compute(size, a, b);
+    cpu.wr(op.r0, r);
+    cpu.set_status(f);
+    Ok(())
+}
+
+/// The second operand of a register-destination form: a register or memory.
+#[inline(always)]
+fn source<const MEM: bool>(cpu: &mut SoftCpu, op: &Op, size: usize) -> Ex<u64> {
+    if MEM {
+        let ea = cpu.ea(&op.mem);
+        cpu.read_mem(op.mem.seg, ea, size)
+    } else {
+        Ok(cpu.rd(op.r1))
+    }
+}
+
+/// IMUL r, r/m (`IMM` false) and IMUL r, r/m, imm: the low half of the
+/// signed product; CF = OF = whether it lost significant bits, SF, ZF and PF
+/// from the result, AF clear — as the general path sets them.
+fn imul_r<const MEM: bool, const IMM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.r0.size();
+    let (a, b) = if IMM {
+        (source::<MEM>(cpu, op, size)?, op.ins.immediate(2))
+    } else {
+        (cpu.rd(op.r0), source::<MEM>(cpu, op, size)?)
+    };
+    let p = i128::from(flags::sext(size, a) as i64) * i128::from(flags::sext(size, b) as i64);
+    let r = (p as u64) & flags::mask(size);
+    let overflow = i128::from(flags::sext(size, r) as i64) != p;
+    cpu.wr(op.r0, r);
+    let of = if overflow {
+        x86::rflags::CF | x86::rflags::OF
+    } else {
+        0
+    };
+    cpu.set_status(flags::szp(size, r) | of);
+    Ok(())
+}
+
+/// MOVZX (`SIGNED` false), MOVSX and MOVSXD into a register.
+fn extend_r<const SIGNED: bool, const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let ssize = if MEM {
+        op.ins.memory_size().size()
+    } else {
+        op.r1.size()
+    };
+    let v = source::<MEM>(cpu, op, ssize)?;
+    let v = if SIGNED {
+        flags::sext(ssize, v) & flags::mask(op.r0.size())
+    } else {
+        v
+    };
+    cpu.wr(op.r0, v);
+    Ok(())
+}
+
+/// SETcc into a byte register or memory.
+fn setcc<const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let v = u64::from(cpu.condition(op.ins.condition_code()));
+    if MEM {
+        let ea = cpu.ea(&op.mem);
+        cpu.write_mem(op.mem.seg, ea, 1, v)
+    } else {
+        cpu.wr(op.r0, v);
+        Ok(())
+    }
+}
+
+/// CMOVcc: the source is read (and may fault) whether or not the move
+/// happens, and a 32-bit destination is zero-extended either way.
+fn cmovcc<const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let taken = cpu.condition(op.ins.condition_code());
+    let v = source::<MEM>(cpu, op, op.r0.size())?;
+    let out = if taken { v } else { cpu.rd(op.r0) };
+    cpu.wr(op.r0, out);
+    Ok(())
+}
+
+/// Near CALL to a relative target: the return address is pushed, and the
+/// stack pointer restored if the target faults.
+fn call_rel(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = match op.ins.op0_kind() {
+        OpKind::NearBranch16 => 2,
+        OpKind::NearBranch32 => 4,
+        _ => 8,
+    };
+    let saved = cpu.s.gpr[4];
+    let ret = cpu.next_rip;
+    cpu.push(size, ret)?;
+    if let Err(e) = cpu.jump_near(op.ins.near_branch_target()) {
+        cpu.s.gpr[4] = saved;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Near RET without an immediate; the stack pointer is restored if the
+/// target faults.
+fn ret_near(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.ins.stack_pointer_increment() as usize;
+    let saved = cpu.s.gpr[4];
+    let target = cpu.pop(size)?;
+    if let Err(e) = cpu.jump_near(target) {
+        cpu.s.gpr[4] = saved;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// NOP in all its encodings (a memory operand is not accessed).
+fn nop(_: &mut SoftCpu, _: &Op) -> Ex<()> {
+    Ok(())
+}
+
+/// The handler of a two-operand form of an instruction beyond the plain ALU
+/// group and MOV, if it has one.
+fn form_handler(m: Mnemonic, form: u8) -> Option<Handler> {
+    use Mnemonic as M;
+    if is_cmovcc(m) {
+        return match form {
+            RR => Some(cmovcc::<false>),
+            RM => Some(cmovcc::<true>),
+            _ => None,
+        };
+    }
+    Some(match (m, form) {
+        (M::Adc, RR) => carry_arith::<false, RR>,
+        (M::Adc, RI) => carry_arith::<false, RI>,
+        (M::Adc, RM) => carry_arith::<false, RM>,
+        (M::Adc, MR) => carry_arith::<false, MR>,
+        (M::Adc, MI) => carry_arith::<false, MI>,
+        (M::Sbb, RR) => carry_arith::<true, RR>,
+        (M::Sbb, RI) => carry_arith::<true, RI>,
+        (M::Sbb, RM) => carry_arith::<true, RM>,
+        (M::Sbb, MR) => carry_arith::<true, MR>,
+        (M::Sbb, MI) => carry_arith::<true, MI>,
+        (M::Imul, RR) => imul_r::<false, false>,
+        (M::Imul, RM) => imul_r::<true, false>,
+        (M::Movzx, RR) => extend_r::<false, false>,
+        (M::Movsx | M::Movsxd, RR) => extend_r::<true, false>,
+        (M::Movsx | M::Movsxd, RM) => extend_r::<true, true>,
+        _ => return None,
+    })
+}
+
 fn alu_handler(m: Mnemonic, form: u8) -> Option<Handler> {
     macro_rules! pick {
         ($op:expr) => {
             match form {
-                0 => alu_rr::<$op> as Handler,
-                1 => alu_ri::<$op>,
-                2 => alu_rm::<$op>,
-                3 => alu_m::<$op, false>,
+                RR => alu_rr::<$op> as Handler,
+                RI => alu_ri::<$op>,
+                RM => alu_rm::<$op>,
+                MR => alu_m::<$op, false>,
                 _ => alu_m::<$op, true>,
             }
         };
@@ -217,6 +401,28 @@ fn alu_handler(m: Mnemonic, form: u8) -> Option<Handler> {
     })
 }
 
+fn is_cmovcc(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Cmova | M::Cmovae | M::Cmovb | M::Cmovbe | M::Cmove | M::Cmovg | M::Cmovge | M::Cmovl
+    ) || matches!(
+        m,
+        M::Cmovle | M::Cmovne | M::Cmovno | M::Cmovnp | M::Cmovns | M::Cmovo | M::Cmovp | M::Cmovs
+    )
+}
+
+fn is_setcc(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Seta | M::Setae | M::Setb | M::Setbe | M::Sete | M::Setg | M::Setge | M::Setl
+    ) || matches!(
+        m,
+        M::Setle | M::Setne | M::Setno | M::Setnp | M::Setns | M::Seto | M::Setp | M::Sets
+    )
+}
+
 fn gpr(ins: &Instruction, i: u32) -> bool {
     ins.op_kind(i) == OpKind::Register && ins.op_register(i).is_gpr()
 }
@@ -231,15 +437,15 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
     let two = ins.op_count() == 2;
     if two {
         let form = if gpr(ins, 0) && gpr(ins, 1) {
-            Some(0)
+            Some(RR)
         } else if gpr(ins, 0) && super::is_immediate(k1) {
-            Some(1)
+            Some(RI)
         } else if gpr(ins, 0) && k1 == OpKind::Memory {
-            Some(2)
+            Some(RM)
         } else if k0 == OpKind::Memory && gpr(ins, 1) {
-            Some(3)
+            Some(MR)
         } else if k0 == OpKind::Memory && super::is_immediate(k1) {
-            Some(4)
+            Some(MI)
         } else {
             None
         };
@@ -249,10 +455,10 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
             }
             if m == Mnemonic::Mov {
                 return Some(match form {
-                    0 => mov_rr,
-                    1 => mov_ri,
-                    2 => mov_rm,
-                    3 => mov_mr,
+                    RR => mov_rr,
+                    RI => mov_ri,
+                    RM => mov_rm,
+                    MR => mov_mr,
                     _ => mov_mi,
                 });
             }
@@ -265,12 +471,48 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
         {
             return Some(shift_ri);
         }
+        if let Some(h) = form.and_then(|f| form_handler(m, f)) {
+            return Some(h);
+        }
         if m == Mnemonic::Movzx && gpr(ins, 0) && k1 == OpKind::Memory {
             return Some(movzx_rm);
         }
         if m == Mnemonic::Lea && gpr(ins, 0) {
             return Some(lea);
         }
+    }
+    if ins.op_count() == 3
+        && m == Mnemonic::Imul
+        && gpr(ins, 0)
+        && super::is_immediate(ins.op2_kind())
+    {
+        if gpr(ins, 1) {
+            return Some(imul_r::<false, true>);
+        }
+        if k1 == OpKind::Memory {
+            return Some(imul_r::<true, true>);
+        }
+    }
+    if ins.op_count() == 1 && is_setcc(m) {
+        if gpr(ins, 0) {
+            return Some(setcc::<false>);
+        }
+        if k0 == OpKind::Memory {
+            return Some(setcc::<true>);
+        }
+    }
+    match m {
+        Mnemonic::Nop => return Some(nop),
+        Mnemonic::Ret if ins.op_count() == 0 => return Some(ret_near),
+        Mnemonic::Call
+            if matches!(
+                k0,
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            ) =>
+        {
+            return Some(call_rel)
+        }
+        _ => {}
     }
     if ins.op_count() == 1 && gpr(ins, 0) {
         match m {
@@ -304,3 +546,6 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
     }
     None
 }
+
+#[cfg(test)]
+pub(super) mod tests;

@@ -356,6 +356,10 @@ pub(crate) fn is_far_branch(ins: &Instruction) -> bool {
 
 /// Chooses the handler for a decoded instruction (once, at decode time).
 pub(crate) fn select_handler(ins: &Instruction) -> crate::decode::Handler {
+    #[cfg(test)]
+    if fast::tests::GENERAL_ONLY.get() {
+        return general;
+    }
     fast::specialised(ins).unwrap_or(general)
 }
 
