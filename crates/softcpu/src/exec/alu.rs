@@ -300,6 +300,7 @@ impl SoftCpu {
 /// Result and status flags of a shift or rotate by a nonzero masked
 /// `count` (SDM Vol. 2B SAL/SAR/SHL/SHR, RCL/RCR/ROL/ROR); `status` holds the
 /// flags before, which rotates partly keep and RCL/RCR read CF from.
+#[inline]
 pub(crate) fn shift_result(
     m_op: Mnemonic,
     size: usize,

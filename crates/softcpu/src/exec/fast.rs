@@ -173,8 +173,13 @@ fn pop_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     Ok(())
 }
 
-/// SHL/SHR/SAR of a register by an immediate or by 1.
-fn shift_ri(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+/// The shifts [`shift_ri`] is made for.
+const SHL: u8 = 0;
+const SHR: u8 = 1;
+const SAR: u8 = 2;
+
+/// SHL/SAL (`KIND` = [`SHL`]), SHR or SAR of a register by an immediate or by 1.
+fn shift_ri<const KIND: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.r0.size();
     let count_mask = if size == 8 { 0x3F } else { 0x1F };
     let count = if op.ins.op_count() < 2 {
@@ -187,7 +192,12 @@ fn shift_ri(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     }
     let a = cpu.rd(op.r0);
     // SHL, SHR and SAR replace all the status flags they define.
-    let (r, f) = super::alu::shift_result(op.ins.mnemonic(), size, a, count, 0);
+    let m = match KIND {
+        SHL => Mnemonic::Shl,
+        SHR => Mnemonic::Shr,
+        _ => Mnemonic::Sar,
+    };
+    let (r, f) = super::alu::shift_result(m, size, a, count, 0);
     cpu.wr(op.r0, r);
     cpu.set_status(f);
     Ok(())
@@ -377,6 +387,16 @@ fn form_handler(m: Mnemonic, form: u8) -> Option<Handler> {
     })
 }
 
+/// The handler of a shift of a register by an immediate or by 1.
+fn shift_handler(m: Mnemonic) -> Option<Handler> {
+    Some(match m {
+        Mnemonic::Shl | Mnemonic::Sal => shift_ri::<SHL>,
+        Mnemonic::Shr => shift_ri::<SHR>,
+        Mnemonic::Sar => shift_ri::<SAR>,
+        _ => return None,
+    })
+}
+
 fn alu_handler(m: Mnemonic, form: u8) -> Option<Handler> {
     macro_rules! pick {
         ($op:expr) => {
@@ -463,13 +483,10 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
                 });
             }
         }
-        if matches!(
-            m,
-            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar
-        ) && gpr(ins, 0)
-            && super::is_immediate(k1)
-        {
-            return Some(shift_ri);
+        if gpr(ins, 0) && super::is_immediate(k1) {
+            if let Some(h) = shift_handler(m) {
+                return Some(h);
+            }
         }
         if let Some(h) = form.and_then(|f| form_handler(m, f)) {
             return Some(h);
@@ -516,7 +533,9 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
     }
     if ins.op_count() == 1 && gpr(ins, 0) {
         match m {
-            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar => return Some(shift_ri),
+            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar => {
+                return shift_handler(m)
+            }
             Mnemonic::Inc => return Some(inc_dec_r::<false>),
             Mnemonic::Dec => return Some(inc_dec_r::<true>),
             Mnemonic::Push if ins.op0_register().size() >= 2 => return Some(push_r),

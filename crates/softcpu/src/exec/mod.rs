@@ -327,17 +327,9 @@ pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
         {
             BlockRole::Last
         }
-        // Jcc ends a block; SETcc and CMOVcc do not.
-        _ if ins.condition_code() != ConditionCode::None => {
-            if matches!(
-                ins.op0_kind(),
-                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
-            ) {
-                BlockRole::Last
-            } else {
-                BlockRole::Inside
-            }
-        }
+        // Jcc, SETcc and CMOVcc: a block goes on past a conditional branch
+        // and is left where one is taken.
+        _ if ins.condition_code() != ConditionCode::None => BlockRole::Inside,
         _ => BlockRole::Alone,
     }
 }
