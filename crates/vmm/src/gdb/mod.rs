@@ -105,6 +105,7 @@ pub fn start(options: &GdbOptions, control: Arc<dyn VcpuControl>) -> Result<Debu
     let (event_tx, event_rx) = channel();
     let (request_tx, request_rx) = channel();
     let (answer_tx, answer_rx) = channel();
+    let (session_tx, session_over) = channel::<()>();
     let flags = Arc::new(port::Flags::default());
     let remote = remote::Remote {
         requests: request_tx,
@@ -123,6 +124,8 @@ pub fn start(options: &GdbOptions, control: Arc<dyn VcpuControl>) -> Result<Debu
     std::thread::Builder::new()
         .name("vigil-gdb".into())
         .spawn(move || {
+            // Dropped when the session is over: the run's end waits for it.
+            let _session = session_tx;
             let conn = match early {
                 Some(c) => c,
                 None => match listener.accept() {
@@ -140,7 +143,13 @@ pub fn start(options: &GdbOptions, control: Arc<dyn VcpuControl>) -> Result<Debu
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
-    Ok(DebugPort::new(event_tx, request_rx, answer_tx, flags))
+    Ok(DebugPort::new(
+        event_tx,
+        request_rx,
+        answer_tx,
+        flags,
+        session_over,
+    ))
 }
 
 #[cfg(test)]

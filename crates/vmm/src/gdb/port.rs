@@ -77,6 +77,9 @@ pub(crate) enum Answer {
     Text(String),
 }
 
+/// How long the end of a run waits for GDB to be told of it.
+const SESSION_END_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why the vCPU stopped, for GDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stopped {
@@ -105,6 +108,8 @@ pub struct DebugPort {
     pub(crate) requests: Receiver<Request>,
     pub(crate) answers: Sender<Result<Answer, Refusal>>,
     pub(crate) flags: Arc<Flags>,
+    /// Disconnected when the debugger thread's session is over.
+    session_over: Receiver<()>,
     /// Breakpoints and watchpoints GDB set, removed at detach.
     breakpoints: Vec<u64>,
     watchpoints: Vec<(u64, u64)>,
@@ -116,12 +121,14 @@ impl DebugPort {
         requests: Receiver<Request>,
         answers: Sender<Result<Answer, Refusal>>,
         flags: Arc<Flags>,
+        session_over: Receiver<()>,
     ) -> Self {
         DebugPort {
             events,
             requests,
             answers,
             flags,
+            session_over,
             breakpoints: Vec::new(),
             watchpoints: Vec::new(),
         }
@@ -144,13 +151,18 @@ impl DebugPort {
     }
 
     /// The run is over: GDB hears the guest's exit value, or that it was
-    /// ended otherwise.
+    /// ended otherwise, before the run returns (and the process may end).
     pub fn run_ended(&mut self, end: &crate::RunEnd) {
         if self.flags.attached.load(Ordering::Acquire) {
-            let _ = self.events.send(match end {
+            let sent = self.events.send(match end {
                 crate::RunEnd::DebugExit(v) => Stopped::Exited(*v as u8),
                 _ => Stopped::Terminated,
             });
+            if sent.is_ok() {
+                // The session ends once the stop reply is out; a GDB that
+                // stopped reading does not hold the run's end for long.
+                let _ = self.session_over.recv_timeout(SESSION_END_WAIT);
+            }
         }
     }
 
@@ -268,5 +280,50 @@ impl DebugPort {
         }
         vcpu.set_single_step(false);
         self.flags.attached.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+    use std::time::{Duration, Instant};
+
+    /// A port whose debugger side is `events` and the session's end.
+    fn port(attached: bool) -> (DebugPort, Receiver<Stopped>, Sender<()>) {
+        let (events_tx, events_rx) = channel();
+        let (_, requests_rx) = channel();
+        let (answers_tx, _) = channel();
+        let (session_tx, session_over) = channel();
+        let flags = Arc::new(Flags::default());
+        flags.attached.store(attached, Ordering::Release);
+        let port = DebugPort::new(events_tx, requests_rx, answers_tx, flags, session_over);
+        (port, events_rx, session_tx)
+    }
+
+    #[test]
+    fn the_end_of_a_run_waits_for_gdb_to_hear_of_it() {
+        let (mut port, events, session) = port(true);
+        let told = std::thread::spawn(move || {
+            let stop = events.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let at = Instant::now();
+            drop(session);
+            (stop, at)
+        });
+        port.run_ended(&crate::RunEnd::DebugExit(0));
+        let returned = Instant::now();
+        let (stop, told_at) = told.join().unwrap();
+        assert_eq!(stop, Stopped::Exited(0));
+        assert!(returned >= told_at, "the run ended before GDB was told");
+    }
+
+    #[test]
+    fn without_gdb_the_end_of_a_run_waits_for_nothing() {
+        let (mut port, events, _session) = port(false);
+        let start = Instant::now();
+        port.run_ended(&crate::RunEnd::Halted);
+        assert!(start.elapsed() < SESSION_END_WAIT);
+        assert!(events.try_recv().is_err(), "nobody to tell");
     }
 }
