@@ -151,6 +151,7 @@ void vmx_leave(void); /* VMXOFF, the last check */
 void nested_event_checks(void);
 void msr_list_checks(void); /* msrlist.c */
 void tsc_checks(void);      /* tsc.c */
+void entry_checks(void);    /* entrychecks.c */
 void payload_ept(void);
 void fuzz_run(const void *module, uint32_t len) __attribute__((noreturn));
 /* mode=bench: `what` and `loops` are the values of what= and loops= on the

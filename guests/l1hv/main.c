@@ -26,6 +26,9 @@
  *                    (msrlist.c)
  *   tsc              RDTSC and RDMSR of IA32_TSC in L2 with and without TSC
  *                    offsetting, RDTSC exiting (tsc.c)
+ *   entry-checks     one VMLAUNCH per VM-entry rule of SDM chapter 27 the
+ *                    offered controls reach, with its VMfailValid or
+ *                    VM-entry failure (entrychecks.c)
  *   nested-events    CR0.NE fixed in VMX operation, CR0.PG fixed for a paged
  *                    32-bit L2 (#GP to L1), an interrupt pending at
  *                    VMLAUNCH, a VM-entry failure keeping the queued event,
@@ -679,6 +682,7 @@ int main(void)
 	vmx_error_checks();
 	msr_list_checks();
 	tsc_checks();
+	entry_checks();
 	nested_event_checks();
 	vmx_leave();
 	report_done();

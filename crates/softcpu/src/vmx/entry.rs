@@ -19,7 +19,9 @@ pub struct VmFail {
     pub error: u32,
 }
 
-const SEG_FIELDS: [(u32, u32, u32, u32); 6] = [
+/// The guest segment registers' (selector, base, limit, access rights)
+/// fields, in the order ES, CS, SS, DS, FS, GS.
+pub const SEG_FIELDS: [(u32, u32, u32, u32); 6] = [
     (
         f::GUEST_ES_SELECTOR,
         f::GUEST_ES_BASE,
@@ -59,13 +61,14 @@ const SEG_FIELDS: [(u32, u32, u32, u32); 6] = [
 ];
 
 /// Guest segment fields in `SEG_FIELDS` order, then LDTR and TR.
-pub(super) const LDTR_FIELDS: (u32, u32, u32, u32) = (
+pub const LDTR_FIELDS: (u32, u32, u32, u32) = (
     f::GUEST_LDTR_SELECTOR,
     f::GUEST_LDTR_BASE,
     f::GUEST_LDTR_LIMIT,
     f::GUEST_LDTR_AR_BYTES,
 );
-pub(super) const TR_FIELDS: (u32, u32, u32, u32) = (
+/// TR's fields, as `LDTR_FIELDS`.
+pub const TR_FIELDS: (u32, u32, u32, u32) = (
     f::GUEST_TR_SELECTOR,
     f::GUEST_TR_BASE,
     f::GUEST_TR_LIMIT,
@@ -226,7 +229,8 @@ impl SoftCpu {
             if has_code != wants_code {
                 return false;
             }
-            if has_code && v.get32(f::VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xFFFF_8000 != 0 {
+            // Bits 31:16 of the error code are 0 (bit 15 may be set).
+            if has_code && v.get32(f::VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xFFFF_0000 != 0 {
                 return false;
             }
             let soft = matches!(ty, 4..=6);

@@ -1,9 +1,7 @@
-//! The VM-entry checks L0 makes on vmcs12 itself (SDM Vol. 3C §27.2): the
-//! VMX controls against what L1 was offered (§27.2.1), the host-state area
-//! L1 will return to (§27.2.2–§27.2.4), and the few guest-state rules that
-//! vmcs02 would hide because L0 forces bits of it (§27.3.1). Everything
-//! else about L2's guest state is checked by the processor when L0 enters
-//! vmcs02, and a failure there becomes L1's VM-entry failure.
+//! The VM-entry checks L0 makes on vmcs12's VMX controls (SDM Vol. 3C
+//! §27.2.1: against what L1 was offered, the bitmap and MSR-area
+//! addresses, event injection) and host-state area (§27.2.2–§27.2.4), each
+//! a VMfailValid (7 or 8). The guest-state checks are `guest_checks`'.
 
 use super::caps::L1Caps;
 use super::ept::eptp_valid;
@@ -11,7 +9,7 @@ use super::msr_list::area_valid;
 use super::vmcs12::{Controls, Vmcs12};
 use x86::address::is_canonical;
 use x86::cr::{CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
-use x86::vmx::{entry_ctl, exit_ctl, field as f, pin, proc, proc2};
+use x86::vmx::{entry_ctl, exit_ctl, field as f, intr_info, pin, proc, proc2};
 
 /// Why L0 refuses a nested VM entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +23,8 @@ pub(crate) enum EntryCheck {
     GuestState(u64),
 }
 
-/// Checks on the controls (SDM §27.2.1.1, §27.2.1.2), given the size of
-/// L1's memory for bitmap addresses.
-pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps, ram: u64) -> Result<(), EntryCheck> {
+/// Checks on the controls (SDM §27.2.1.1–§27.2.1.3).
+pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     let Controls {
         pin: pinv,
         proc: procv,
@@ -59,7 +56,9 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps, ram: u64) -> Result<(), EntryC
             return fail;
         }
     }
-    let page_ok = |a: u64| a & 0xFFF == 0 && a.checked_add(4096).is_some_and(|end| end <= ram);
+    // Bitmap addresses: bits 11:0 clear, none beyond the physical-address
+    // width (§27.2.1.1). A bitmap outside L1's RAM reads as all ones.
+    let page_ok = |a: u64| a & 0xFFF == 0 && a >> caps.phys_bits == 0;
     if procv & proc::USE_IO_BITMAPS != 0
         && !(page_ok(v.get(f::IO_BITMAP_A)) && page_ok(v.get(f::IO_BITMAP_B)))
     {
@@ -83,9 +82,46 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps, ram: u64) -> Result<(), EntryC
     if proc2v & proc2::UNRESTRICTED_GUEST != 0 && proc2v & proc2::ENABLE_EPT == 0 {
         return fail;
     }
-    // The event-injection fields are checked by the processor on vmcs02.
-    let _ = entryv & entry_ctl::IA32E_MODE_GUEST;
+    if !injection_valid(v, proc2v) {
+        return fail;
+    }
+    let _ = entryv;
     Ok(())
+}
+
+/// The event-injection fields (SDM §27.2.1.3), when the valid bit is set:
+/// no reserved type (1, and 7 without the monitor trap flag, which is not
+/// offered), a vector that fits the type, an error code delivered exactly
+/// for hardware exceptions that push one outside real mode, reserved bits
+/// 30:12 clear, error-code bits 31:16 clear, and an instruction length of
+/// 1 to 15 for software events (IA32_VMX_MISC[30] = 0).
+fn injection_valid(v: &Vmcs12, proc2v: u32) -> bool {
+    let info = v.get32(f::VM_ENTRY_INTR_INFO);
+    if info & intr_info::VALID == 0 {
+        return true;
+    }
+    let ty = (info >> intr_info::TYPE_SHIFT) & 7;
+    let vector = info & 0xFF;
+    if ty == 1 || ty == 7 || info & 0x7FFF_F000 != 0 {
+        return false;
+    }
+    if (ty == intr_info::TYPE_NMI && vector != 2)
+        || (ty == intr_info::TYPE_HW_EXCEPTION && vector > 31)
+    {
+        return false;
+    }
+    let protected =
+        proc2v & proc2::UNRESTRICTED_GUEST == 0 || v.get(f::GUEST_CR0) & x86::cr::CR0_PE != 0;
+    let wants_code = protected
+        && ty == intr_info::TYPE_HW_EXCEPTION
+        && x86::exception::has_error_code(vector as u8);
+    let has_code = info & intr_info::ERROR_CODE_VALID != 0;
+    if has_code != wants_code || (has_code && v.get32(f::VM_ENTRY_EXCEPTION_ERROR_CODE) >> 16 != 0)
+    {
+        return false;
+    }
+    let software = matches!(ty, 4..=6);
+    !software || (1..=15).contains(&v.get32(f::VM_ENTRY_INSTRUCTION_LEN))
 }
 
 /// Checks on the host-state area (SDM §27.2.2–§27.2.4). `l1_in_ia32e` is
@@ -157,42 +193,8 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
     Ok(())
 }
 
-/// Guest-state rules L0 checks itself: CR0 and CR4 against the fixed bits
-/// (L0 forces CR0.NE and CR4.VMXE in vmcs02, so the processor would not see
-/// an L1 mistake there; PE and PG are fixed too unless L1 made L2 an
-/// unrestricted guest),
-/// and the VMCS link pointer (no VMCS shadowing: it must be all ones).
-pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
-    let (mut cr0_fixed0, cr0_fixed1) = caps.cr0_fixed();
-    if v.controls().proc2 & proc2::UNRESTRICTED_GUEST != 0 {
-        cr0_fixed0 &= !(x86::cr::CR0_PE | x86::cr::CR0_PG);
-    }
-    let (cr4_fixed0, cr4_fixed1) = caps.cr4_fixed();
-    let cr0 = v.get(f::GUEST_CR0);
-    let cr4 = v.get(f::GUEST_CR4);
-    if cr0 & cr0_fixed0 != cr0_fixed0
-        || cr0 & !cr0_fixed1 != 0
-        || cr4 & cr4_fixed0 != cr4_fixed0
-        || cr4 & !cr4_fixed1 != 0
-    {
-        return Err(EntryCheck::GuestState(0));
-    }
-    if v.get(f::VMCS_LINK_POINTER) != u64::MAX {
-        return Err(EntryCheck::GuestState(4));
-    }
-    // Activity states: active, or HLT (IA32_VMX_MISC bit 6) with SS.DPL = 0
-    // (SDM §27.3.1.5).
-    let ss_dpl = x86::segment::dpl(v.get32(f::GUEST_SS_AR_BYTES));
-    match v.get32(f::GUEST_ACTIVITY_STATE) {
-        0 => {}
-        1 if ss_dpl == 0 => {}
-        _ => return Err(EntryCheck::GuestState(0)),
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn caps() -> L1Caps {
@@ -219,15 +221,55 @@ mod tests {
         v.set(f::GUEST_CR0, 0x8000_0031);
         v.set(f::GUEST_CR4, x86::cr::CR4_VMXE);
         v.set(f::VMCS_LINK_POINTER, u64::MAX);
+        // A flat 32-bit protected-mode guest with a busy TSS.
+        v.set(f::GUEST_CS_SELECTOR, 8);
+        v.set(f::GUEST_CS_LIMIT, 0xFFFF_FFFF);
+        v.set(f::GUEST_CS_AR_BYTES, u64::from(x86::segment::AR_CODE32));
+        for (sel, limit, ar) in [
+            (
+                f::GUEST_SS_SELECTOR,
+                f::GUEST_SS_LIMIT,
+                f::GUEST_SS_AR_BYTES,
+            ),
+            (
+                f::GUEST_DS_SELECTOR,
+                f::GUEST_DS_LIMIT,
+                f::GUEST_DS_AR_BYTES,
+            ),
+            (
+                f::GUEST_ES_SELECTOR,
+                f::GUEST_ES_LIMIT,
+                f::GUEST_ES_AR_BYTES,
+            ),
+            (
+                f::GUEST_FS_SELECTOR,
+                f::GUEST_FS_LIMIT,
+                f::GUEST_FS_AR_BYTES,
+            ),
+            (
+                f::GUEST_GS_SELECTOR,
+                f::GUEST_GS_LIMIT,
+                f::GUEST_GS_AR_BYTES,
+            ),
+        ] {
+            v.set(sel, 0x10);
+            v.set(limit, 0xFFFF_FFFF);
+            v.set(ar, u64::from(x86::segment::AR_DATA32));
+        }
+        v.set(f::GUEST_TR_SELECTOR, 0x18);
+        v.set(f::GUEST_TR_LIMIT, 0x67);
+        v.set(f::GUEST_TR_AR_BYTES, u64::from(x86::segment::AR_TSS_BUSY));
+        v.set(f::GUEST_LDTR_AR_BYTES, u64::from(x86::segment::AR_UNUSABLE));
+        v.set(f::GUEST_RFLAGS, 2);
         v
     }
 
     #[test]
     fn a_good_vmcs12_passes() {
         let v = good();
-        assert_eq!(controls(&v, &caps(), 1 << 20), Ok(()));
+        assert_eq!(controls(&v, &caps()), Ok(()));
         assert_eq!(host_state(&v, &caps(), true), Ok(()));
-        assert_eq!(guest_state(&v, &caps()), Ok(()));
+        assert_eq!(super::super::guest_checks::guest_state(&v, &caps()), Ok(()));
     }
 
     #[test]
@@ -236,31 +278,43 @@ mod tests {
         let mut v = good();
         // A must-be-1 pin bit cleared.
         v.set(f::PIN_BASED_VM_EXEC_CONTROL, 0);
-        assert_eq!(controls(&v, &c, 1 << 20), Err(EntryCheck::Controls));
+        assert_eq!(controls(&v, &c), Err(EntryCheck::Controls));
         // The preemption timer is not offered.
         let mut v = good();
         v.set(
             f::PIN_BASED_VM_EXEC_CONTROL,
             u64::from(c.pin.must | pin::PREEMPTION_TIMER),
         );
-        assert_eq!(controls(&v, &c, 1 << 20), Err(EntryCheck::Controls));
+        assert_eq!(controls(&v, &c), Err(EntryCheck::Controls));
         // HLT exiting must be 1.
         let mut v = good();
         v.set(
             f::CPU_BASED_VM_EXEC_CONTROL,
             u64::from(c.proc.must & !proc::HLT_EXITING),
         );
-        assert_eq!(controls(&v, &c, 1 << 20), Err(EntryCheck::Controls));
+        assert_eq!(controls(&v, &c), Err(EntryCheck::Controls));
         // An MSR bitmap outside L1's memory.
         let mut v = good();
         v.set(
             f::CPU_BASED_VM_EXEC_CONTROL,
             u64::from(c.proc.must | proc::USE_MSR_BITMAPS),
         );
-        v.set(f::MSR_BITMAP, 1 << 20);
-        assert_eq!(controls(&v, &c, 1 << 20), Err(EntryCheck::Controls));
+        v.set(f::MSR_BITMAP, 1 << 39);
+        assert_eq!(
+            controls(&v, &c),
+            Err(EntryCheck::Controls),
+            "beyond the width"
+        );
+        v.set(f::MSR_BITMAP, 0x1800);
+        assert_eq!(
+            controls(&v, &c),
+            Err(EntryCheck::Controls),
+            "not page-aligned"
+        );
+        v.set(f::MSR_BITMAP, 1 << 30);
+        assert_eq!(controls(&v, &c), Ok(()), "beyond RAM reads as all ones");
         v.set(f::MSR_BITMAP, 0x1000);
-        assert_eq!(controls(&v, &c, 1 << 20), Ok(()));
+        assert_eq!(controls(&v, &c), Ok(()));
         // Secondary controls ignored unless activated; EPT needs a good EPTP
         // and unrestricted guest needs EPT.
         let mut v = good();
@@ -268,21 +322,21 @@ mod tests {
             f::SECONDARY_VM_EXEC_CONTROL,
             u64::from(proc2::UNRESTRICTED_GUEST),
         );
-        assert_eq!(controls(&v, &c, 1 << 20), Ok(()));
+        assert_eq!(controls(&v, &c), Ok(()));
         v.set(
             f::CPU_BASED_VM_EXEC_CONTROL,
             u64::from(c.proc.must | proc::ACTIVATE_SECONDARY_CONTROLS),
         );
-        assert_eq!(controls(&v, &c, 1 << 20), Err(EntryCheck::Controls));
+        assert_eq!(controls(&v, &c), Err(EntryCheck::Controls));
         v.set(
             f::SECONDARY_VM_EXEC_CONTROL,
             u64::from(proc2::UNRESTRICTED_GUEST | proc2::ENABLE_EPT),
         );
         v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3);
-        assert_eq!(controls(&v, &c, 1 << 20), Ok(()));
+        assert_eq!(controls(&v, &c), Ok(()));
         v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3 | 1 << 6);
         assert_eq!(
-            controls(&v, &c, 1 << 20),
+            controls(&v, &c),
             Err(EntryCheck::Controls),
             "A/D not offered"
         );
@@ -302,16 +356,5 @@ mod tests {
         assert_eq!(host_state(&v, &c, true), Err(EntryCheck::HostState));
         // A 64-bit host from a 32-bit L1.
         assert_eq!(host_state(&good(), &c, false), Err(EntryCheck::HostState));
-    }
-
-    #[test]
-    fn guest_state_rules_l0_keeps() {
-        let c = caps();
-        let mut v = good();
-        v.set(f::GUEST_CR0, 0x8000_0011);
-        assert_eq!(guest_state(&v, &c), Err(EntryCheck::GuestState(0)));
-        let mut v = good();
-        v.set(f::VMCS_LINK_POINTER, 0x1000);
-        assert_eq!(guest_state(&v, &c), Err(EntryCheck::GuestState(4)));
     }
 }

@@ -21,6 +21,7 @@
 mod caps;
 mod checks;
 mod ept;
+mod guest_checks;
 mod instructions;
 mod msr_list;
 mod notify;

@@ -35,14 +35,18 @@ pub(crate) enum Route {
     Mmio,
 }
 
-/// Bitmaps read from L1's memory through the processor's physical memory.
-struct Phys<'a, H>(&'a H);
+/// Bitmaps read from L1's memory (`[0, .1)`) through the processor's
+/// physical memory.
+struct Phys<'a, H>(&'a H, u64);
 
 impl<H: VmxHardware> BitmapReader for Phys<'_, H> {
     fn bit(&self, base: u64, bit: u64) -> bool {
         let mut b = [0xFFu8];
-        // An unreadable bitmap reads as all ones: the exit goes to L1.
-        let _ = self.0.read_phys(base + bit / 8, &mut b);
+        // A bitmap outside L1's RAM reads as all ones: the exit goes to L1.
+        let at = base.saturating_add(bit / 8);
+        if at < self.1 {
+            let _ = self.0.read_phys(at, &mut b);
+        }
         b[0] & (1 << (bit % 8)) != 0
     }
 }
@@ -75,7 +79,7 @@ impl Nested {
             rcx: g[1],
             cr_source: g[x86::vmx::qualification::cr_gpr(qualification)],
         };
-        if !reflect::l1_wants(&facts, &self.vmcs12, &Phys(&*hw)) {
+        if !reflect::l1_wants(&facts, &self.vmcs12, &Phys(&*hw, self.pages.ram)) {
             return Ok(Route::L0);
         }
         let e = ExitToL1::from_hw(hw)?;

@@ -5,6 +5,7 @@
 //! (SDM Vol. 3C §28.2, §28.3, §28.5).
 
 use super::checks::{self, EntryCheck};
+use super::guest_checks;
 use super::instructions::Outcome;
 use super::msr_list;
 use super::vmcs12::Vmcs12;
@@ -229,7 +230,7 @@ impl Nested {
     /// checks that end in VMfail: L0's own checks on vmcs12, then vmcs02.
     pub(super) fn enter(&mut self, hw: &mut impl VmxHardware) -> Result<Outcome, HwError> {
         let l1_ia32e = hw.vmread(f::GUEST_IA32_EFER)? & EFER_LMA != 0;
-        if checks::controls(&self.vmcs12, &self.caps, self.pages.ram).is_err() {
+        if checks::controls(&self.vmcs12, &self.caps).is_err() {
             return Ok(Outcome::FailValid(
                 x86::vmx::instruction_error::ENTRY_INVALID_CONTROL,
             ));
@@ -239,7 +240,15 @@ impl Nested {
                 x86::vmx::instruction_error::ENTRY_INVALID_HOST_STATE,
             ));
         }
-        if let Err(failure) = checks::guest_state(&self.vmcs12, &self.caps) {
+        let ram = self.pages.ram;
+        let read = |addr: u64| {
+            let mut b = [0u8; 8];
+            let in_ram = addr.checked_add(8).is_some_and(|end| end <= ram);
+            (in_ram && hw.read_phys(addr, &mut b).is_ok()).then(|| u64::from_le_bytes(b))
+        };
+        let guest = guest_checks::guest_state(&self.vmcs12, &self.caps)
+            .and_then(|()| guest_checks::pdptes(&self.vmcs12, &self.caps, read));
+        if let Err(failure) = guest {
             let qualification = match failure {
                 EntryCheck::GuestState(q) => q,
                 EntryCheck::Controls | EntryCheck::HostState => 0,
@@ -362,8 +371,15 @@ impl Nested {
         if procv & proc::USE_MSR_BITMAPS == 0 {
             return Ok(vec![0xFF; 4096]);
         }
-        let mut l1 = vec![0u8; 4096];
-        hw.read_phys(self.vmcs12.get(f::MSR_BITMAP), &mut l1)?;
+        // A bitmap outside L1's RAM reads as all ones: every access exits.
+        let mut l1 = vec![0xFFu8; 4096];
+        let at = self.vmcs12.get(f::MSR_BITMAP);
+        if at
+            .checked_add(4096)
+            .is_some_and(|end| end <= self.pages.ram)
+        {
+            hw.read_phys(at, &mut l1)?;
+        }
         for (m, b) in merged.iter_mut().zip(l1) {
             *m |= b;
         }
