@@ -98,6 +98,8 @@ static const struct rule rules[] = {
 	{ "host-sysenter-eip-noncanonical", FAIL, 8, { W(SET, HOST_SYSENTER_EIP, NONCANONICAL) } },
 	{ "host-efer-reserved", FAIL, 8, { W(OR, HOST_IA32_EFER_F, 1u << 9) } },
 	{ "host-efer-lma-clear", FAIL, 8, { W(CLR, HOST_IA32_EFER_F, EFER_LMA) } },
+	{ "host-pat-invalid-type", FAIL, 8,
+	  { W(OR, VM_EXIT_CONTROLS, 1u << 19), W(SET, HOST_IA32_PAT, 0x08) } },
 	/* §27.2.3 host segment and descriptor-table registers */
 	{ "host-ds-selector-rpl", FAIL, 8, { W(OR, HOST_DS_SELECTOR, 1) } },
 	{ "host-es-selector-ti", FAIL, 8, { W(OR, HOST_ES_SELECTOR, 4) } },
@@ -123,6 +125,8 @@ static const struct rule rules[] = {
 	  { W(OR, VM_ENTRY_CONTROLS, ENTRY_LOAD_DEBUG), W(SET, GUEST_DR7, 1ull << 32 | 0x400) } },
 	{ "guest-sysenter-esp-noncanonical", EXIT33, 0, { W(SET, GUEST_SYSENTER_ESP, NONCANONICAL) } },
 	{ "guest-sysenter-eip-noncanonical", EXIT33, 0, { W(SET, GUEST_SYSENTER_EIP, NONCANONICAL) } },
+	{ "guest-pat-invalid-type", EXIT33, 0,
+	  { W(OR, VM_ENTRY_CONTROLS, 1u << 14), W(SET, GUEST_IA32_PAT, 0x02) } },
 	{ "guest-efer-reserved", EXIT33, 0, { W(OR, GUEST_IA32_EFER, 1u << 9) } },
 	{ "guest-efer-lma-clear", EXIT33, 0, { W(CLR, GUEST_IA32_EFER, EFER_LMA) } },
 	{ "guest-efer-lme-clear", EXIT33, 0, { W(CLR, GUEST_IA32_EFER, EFER_LME) } },

@@ -18,6 +18,10 @@
 #define MSR_SYSENTER_ESP     0x175
 #define MSR_SMM_MONITOR_CTL  0x9B
 #define MSR_X2APIC_TPR       0x808
+#define MSR_PAT              0x277
+#define EXIT_SAVE_PAT        (1u << 18)
+#define EXIT_LOAD_PAT        (1u << 19)
+#define ENTRY_LOAD_PAT       (1u << 14)
 
 struct msr_entry {
 	uint32_t index, reserved;
@@ -152,6 +156,36 @@ static void bad_area(const char *name, const char *what, uint32_t addr_field,
 	want_entry_error(name, what, &e, VMERR_ENTRY_BAD_CONTROLS);
 }
 
+/* "load IA32_PAT" at entry, "save IA32_PAT" and "load IA32_PAT" at exit:
+ * L2 runs with vmcs12's guest PAT (the exit saves it back), L1 comes back
+ * with the host PAT. */
+static void pat_load_save(void)
+{
+	const char *name = "pat-load-save";
+	const uint64_t guest = 0x0606060606060606ull, host = 0x0007010600070106ull;
+	uint64_t l1_pat = rdmsr(MSR_PAT), after, saved;
+	uint32_t exit_ctls = EXIT_SAVE_PAT | EXIT_LOAD_PAT;
+	struct l2_exit e;
+
+	if (!check("pat-controls-offered", ((caps.exit >> 32) & exit_ctls) == exit_ctls &&
+				 ((caps.entry >> 32) & ENTRY_LOAD_PAT),
+		   "save/load IA32_PAT offered") ||
+	    !fresh(name))
+		return;
+	vmw(VM_ENTRY_CONTROLS, vmr(VM_ENTRY_CONTROLS) | ENTRY_LOAD_PAT);
+	vmw(VM_EXIT_CONTROLS, vmr(VM_EXIT_CONTROLS) | exit_ctls);
+	vmw(GUEST_IA32_PAT, guest);
+	vmw(HOST_IA32_PAT, host);
+	e = launch("benign (PAT)");
+	after = rdmsr(MSR_PAT);
+	saved = vmr(GUEST_IA32_PAT);
+	wrmsr(MSR_PAT, l1_pat);
+	check(name, is_exit(&e, EXIT_REASON_VMCALL) && saved == guest && after == host,
+	      "%s; saved guest PAT %#llx (want %#llx), L1's PAT after the exit %#llx (want %#llx)",
+	      exit_str(&e), (unsigned long long)saved, (unsigned long long)guest,
+	      (unsigned long long)after, (unsigned long long)host);
+}
+
 void msr_list_checks(void)
 {
 	uint32_t max = 512u * (uint32_t)(((caps.misc >> 25) & 7) + 1);
@@ -159,6 +193,7 @@ void msr_list_checks(void)
 	uint64_t beyond = 1ull << width, l1_star = rdmsr(MSR_STAR);
 
 	round_trip();
+	pat_load_save();
 	bad_entry("msr-load-fs-base", "IA32_FS_BASE in the VM-entry MSR-load list",
 		  MSR_FS_BASE, 0, 0);
 	bad_entry("msr-load-reserved", "an entry with bits 63:32 set", MSR_STAR, 1, 0);

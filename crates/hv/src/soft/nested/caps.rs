@@ -17,8 +17,7 @@
 //!   nested transition, so any VPID is correct), WBINVD exiting and notify
 //!   VM exiting.
 //! - exit: host address-space size, acknowledge interrupt on exit, save/load
-//!   EFER.  entry: IA-32e mode guest, load EFER. The PAT controls are not
-//!   offered: PAT is passed through to the guest and not switched.
+//!   PAT, save/load EFER.  entry: IA-32e mode guest, load PAT, load EFER.
 //! - INVEPT single-context and all-context; INVVPID with all four types.
 //!   No VM functions (0x491 does not exist: RDMSR of it is #GP).
 
@@ -52,11 +51,19 @@ pub(crate) const PROC2_EMULATED: u32 = proc2::ENABLE_VPID;
 /// VM-exit controls L1 may set.
 pub(crate) const EXIT_OFFERED: u32 = exit_ctl::HOST_ADDR_SPACE_SIZE
     | exit_ctl::ACK_INTR_ON_EXIT
+    | exit_ctl::SAVE_IA32_PAT
+    | exit_ctl::LOAD_IA32_PAT
     | exit_ctl::SAVE_IA32_EFER
     | exit_ctl::LOAD_IA32_EFER;
 
 /// VM-entry controls L1 may set.
-pub(crate) const ENTRY_OFFERED: u32 = entry_ctl::IA32E_MODE_GUEST | entry_ctl::LOAD_IA32_EFER;
+pub(crate) const ENTRY_OFFERED: u32 =
+    entry_ctl::IA32E_MODE_GUEST | entry_ctl::LOAD_IA32_PAT | entry_ctl::LOAD_IA32_EFER;
+
+/// The default1 class of each control MSR (SDM Vol. 3C §A.2): the bits the
+/// non-TRUE MSRs report as must-be-1; the TRUE MSRs report which of them
+/// may really be 0. Pin-based, primary, exit, entry.
+const DEFAULT1_CLASS: [u32; 4] = [0x16, 0x0401_E172, 0x0003_6DFF, 0x0000_11FF];
 
 /// The VMCS revision identifier of vmcs12 regions.
 pub(crate) const REVISION: u32 = 1;
@@ -91,6 +98,15 @@ impl Allowed {
         u64::from(self.must) | u64::from(self.may) << 32
     }
 
+    /// The non-TRUE MSR of this pair: the default1 class `class` must be 1.
+    fn with_default1(self, class: u32) -> u64 {
+        Allowed {
+            must: self.must | class,
+            may: self.may | class,
+        }
+        .msr()
+    }
+
     /// Whether `value` honours both halves.
     pub(crate) fn admits(self, value: u32) -> bool {
         value & self.must == self.must && value & !self.may == 0
@@ -120,12 +136,11 @@ pub(crate) struct L1Caps {
     pub exit: Allowed,
     /// VM-entry controls.
     pub entry: Allowed,
-    /// The processor's own IA32_VMX_BASIC, MISC, fixed-bit and VMCS-enum MSRs.
+    /// The processor's own IA32_VMX_BASIC, MISC and fixed-bit MSRs.
     basic: u64,
     misc: u64,
     cr0_fixed: (u64, u64),
     cr4_fixed: (u64, u64),
-    vmcs_enum: u64,
     /// The physical-address width (CPUID.80000008H:EAX[7:0]).
     pub phys_bits: u32,
 }
@@ -156,7 +171,6 @@ impl L1Caps {
             misc: get(msr::VMX_MISC),
             cr0_fixed: (get(msr::VMX_CR0_FIXED0), get(msr::VMX_CR0_FIXED1)),
             cr4_fixed: (get(msr::VMX_CR4_FIXED0), get(msr::VMX_CR4_FIXED1)),
-            vmcs_enum: get(msr::VMX_VMCS_ENUM),
             phys_bits,
         }
     }
@@ -174,8 +188,8 @@ impl L1Caps {
     /// RDMSR of a VMX capability MSR by L1; `None` means #GP (not a VMX
     /// capability MSR, or one this VMX does not have).
     pub(crate) fn rdmsr(&self, index: u32) -> Option<u64> {
-        // The TRUE MSRs (0x48D–0x490) report what L1 may really clear: the
-        // same sets, since nothing offered is default1-but-clearable.
+        // The TRUE MSRs (0x48D–0x490) report what L1 may really clear; the
+        // others report the whole default1 class as must-be-1 (§A.3–§A.5).
         Some(match index {
             // Revision, region size and memory type as the processor's; bit
             // 55 (TRUE MSRs present) and bit 54 (INS/OUTS information) kept;
@@ -183,10 +197,14 @@ impl L1Caps {
             msr::VMX_BASIC => {
                 (self.basic & !(0x7FFF_FFFF | 1 << 49)) | u64::from(REVISION) | 1 << 55
             }
-            msr::VMX_PINBASED_CTLS | TRUE_PINBASED => self.pin.msr(),
-            msr::VMX_PROCBASED_CTLS | TRUE_PROCBASED => self.proc.msr(),
-            msr::VMX_EXIT_CTLS | TRUE_EXIT => self.exit.msr(),
-            msr::VMX_ENTRY_CTLS | TRUE_ENTRY => self.entry.msr(),
+            TRUE_PINBASED => self.pin.msr(),
+            TRUE_PROCBASED => self.proc.msr(),
+            TRUE_EXIT => self.exit.msr(),
+            TRUE_ENTRY => self.entry.msr(),
+            msr::VMX_PINBASED_CTLS => self.pin.with_default1(DEFAULT1_CLASS[0]),
+            msr::VMX_PROCBASED_CTLS => self.proc.with_default1(DEFAULT1_CLASS[1]),
+            msr::VMX_EXIT_CTLS => self.exit.with_default1(DEFAULT1_CLASS[2]),
+            msr::VMX_ENTRY_CTLS => self.entry.with_default1(DEFAULT1_CLASS[3]),
             // The preemption timer is not offered: its rate bits are 0; of
             // the activity states only HLT (bit 6), not shutdown (bit 7).
             msr::VMX_MISC => self.misc & !(0x1F | 1 << 7),
@@ -194,7 +212,11 @@ impl L1Caps {
             msr::VMX_CR0_FIXED1 => self.cr0_fixed.1,
             msr::VMX_CR4_FIXED0 => self.cr4_fixed.0,
             msr::VMX_CR4_FIXED1 => self.cr4_fixed.1,
-            msr::VMX_VMCS_ENUM => self.vmcs_enum,
+            // The highest field index vmcs12 supports (bits 9:1).
+            msr::VMX_VMCS_ENUM => {
+                let highest = softcpu::VMCS_FIELDS.iter().map(|&e| (e >> 1) & 0x1FF).max();
+                u64::from(highest.unwrap_or(0)) << 1
+            }
             msr::VMX_PROCBASED_CTLS2 => self.proc2.msr(),
             msr::VMX_EPT_VPID_CAP => EPT_VPID_CAP,
             _ => return None,
@@ -249,6 +271,30 @@ mod tests {
             assert!(c.rdmsr(m).is_some(), "{m:#x}");
         }
         assert_eq!(c.rdmsr(0x491), None);
-        assert_eq!(c.rdmsr(TRUE_PROCBASED), c.rdmsr(msr::VMX_PROCBASED_CTLS));
+        // Each pair: the non-TRUE MSR reports the default1 class as
+        // must-be-1, the TRUE one what may really be 0 (CR3 exiting here).
+        for (i, (plain, true_msr)) in [
+            (msr::VMX_PINBASED_CTLS, TRUE_PINBASED),
+            (msr::VMX_PROCBASED_CTLS, TRUE_PROCBASED),
+            (msr::VMX_EXIT_CTLS, TRUE_EXIT),
+            (msr::VMX_ENTRY_CTLS, TRUE_ENTRY),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (p, t) = (c.rdmsr(plain).unwrap(), c.rdmsr(true_msr).unwrap());
+            assert_eq!(p as u32, t as u32 | DEFAULT1_CLASS[i], "{plain:#x}");
+            assert_eq!(p >> 32, t >> 32, "{plain:#x}: the same may-be-1 bits");
+        }
+        let cr3 = proc::CR3_LOAD_EXITING | proc::CR3_STORE_EXITING;
+        assert_eq!(c.rdmsr(TRUE_PROCBASED).unwrap() as u32 & cr3, 0);
+        // VMCS_ENUM: the highest index among the fields vmcs12 supports.
+        let vmcs_enum = c.rdmsr(msr::VMX_VMCS_ENUM).unwrap();
+        assert!(softcpu::VMCS_FIELDS
+            .iter()
+            .any(|&e| u64::from(e) & 0x3FE == vmcs_enum));
+        assert!(softcpu::VMCS_FIELDS
+            .iter()
+            .all(|&e| u64::from(e) & 0x3FE <= vmcs_enum));
     }
 }

@@ -5,6 +5,7 @@
 
 use super::caps::L1Caps;
 use super::ept::eptp_valid;
+use super::guest_checks::pat_valid;
 use super::msr_list::area_valid;
 use super::vmcs12::{Controls, Vmcs12};
 use x86::address::is_canonical;
@@ -163,6 +164,9 @@ pub(crate) fn host_state(v: &Vmcs12, caps: &L1Caps, l1_in_ia32e: bool) -> Result
         {
             return fail;
         }
+    }
+    if exitv & exit_ctl::LOAD_IA32_PAT != 0 && !pat_valid(v.get(f::HOST_IA32_PAT)) {
+        return fail;
     }
     // Selectors: RPL and TI 0; CS and TR not null; SS not null outside
     // 64-bit hosts (SDM §27.2.3).

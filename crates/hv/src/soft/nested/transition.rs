@@ -259,6 +259,11 @@ impl Nested {
         }
         let l0 = L0Template::read(hw)?;
         self.build_vmcs02(hw, &l0)?;
+        // "Load IA32_PAT" (SDM Vol. 3C §27.3.2.1): vmcs02 does not switch
+        // PAT, so L2's goes into the processor (checked valid above).
+        if self.vmcs12.controls().entry & entry_ctl::LOAD_IA32_PAT != 0 {
+            hw.wrmsr(x86::msr::PAT, self.vmcs12.get(f::GUEST_IA32_PAT));
+        }
         // MSR loading follows the guest state (SDM Vol. 3C §27.4): into
         // vmcs02's guest-state area or the processor.
         let loaded =
@@ -463,6 +468,11 @@ impl Nested {
         if exit12 & exit_ctl::SAVE_IA32_EFER != 0 {
             self.vmcs12.set(f::GUEST_IA32_EFER, efer);
         }
+        if exit12 & exit_ctl::SAVE_IA32_PAT != 0 {
+            // L2's PAT is still the processor's (SDM Vol. 3C §28.3.1).
+            let pat = hw.rdmsr(x86::msr::PAT).unwrap_or(0);
+            self.vmcs12.set(f::GUEST_IA32_PAT, pat);
+        }
         // The IA-32e mode guest control follows EFER.LMA.
         let entry12 = self.vmcs12.get32(f::VM_ENTRY_CONTROLS) & !entry_ctl::IA32E_MODE_GUEST;
         let ia32e = if efer & EFER_LMA != 0 {
@@ -554,6 +564,11 @@ impl Nested {
         put(f::GUEST_SYSENTER_ESP, v.get(f::HOST_IA32_SYSENTER_ESP))?;
         put(f::GUEST_SYSENTER_EIP, v.get(f::HOST_IA32_SYSENTER_EIP))?;
         put(f::GUEST_IA32_EFER, efer)?;
+        if exit12 & exit_ctl::LOAD_IA32_PAT != 0 {
+            // vmcs01 does not switch PAT either: L1's goes into the
+            // processor (SDM Vol. 3C §28.5.1; checked valid at entry).
+            hw.wrmsr(x86::msr::PAT, v.get(f::HOST_IA32_PAT));
+        }
         load_host_segments(hw, v, host64)?;
         let mut put = |fl: u32, value: u64| hw.vmwrite(fl, value);
         put(f::GUEST_RSP, v.get(f::HOST_RSP))?;
