@@ -75,3 +75,29 @@ fn lgdt_and_lidt_of_a_non_canonical_base_in_64_bit_mode_are_gp0() {
         assert_eq!(cpu.vmread(base_field).unwrap(), good);
     }
 }
+
+/// PAUSE exits with reason 40 and its length when "PAUSE exiting" is set
+/// (SDM Vol. 3C §26.1.3), inside a block of ordinary instructions too, and
+/// is a hint otherwise.
+#[test]
+fn pause_exits_only_with_pause_exiting() {
+    // nop; pause; hlt
+    let code = [0x90, 0xF3, 0x90, 0xF4];
+    let (_, reason) = run64(&code);
+    assert_eq!(reason, exit_reason::HLT);
+    let mut cpu = machine(Mode::Long64, &code);
+    let ctl = cpu.vmread(f::CPU_BASED_VM_EXEC_CONTROL).unwrap();
+    cpu.vmwrite(
+        f::CPU_BASED_VM_EXEC_CONTROL,
+        ctl | u64::from(x86::vmx::proc::PAUSE_EXITING),
+    )
+    .unwrap();
+    cpu.vmwrite(f::VMX_PREEMPTION_TIMER_VALUE, 100_000).unwrap();
+    cpu.vmlaunch().unwrap();
+    assert_eq!(
+        cpu.vmread(f::VM_EXIT_REASON).unwrap() as u16,
+        exit_reason::PAUSE
+    );
+    assert_eq!(cpu.vmread(f::GUEST_RIP).unwrap(), CODE + 1);
+    assert_eq!(cpu.vmread(f::VM_EXIT_INSTRUCTION_LEN).unwrap(), 2);
+}

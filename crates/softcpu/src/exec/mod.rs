@@ -155,8 +155,8 @@ impl SoftCpu {
             M::Bswap => self.bswap(ins),
             M::Lahf | M::Sahf | M::Clc | M::Stc | M::Cmc | M::Cld | M::Std => self.flag_op(ins),
             M::Xlatb => self.xlat(ins),
+            M::Pause => self.pause(ins),
             M::Nop
-            | M::Pause
             | M::Lfence
             | M::Mfence
             | M::Sfence

@@ -47,6 +47,16 @@ impl SoftCpu {
         Ok(())
     }
 
+    /// PAUSE: a spin-loop hint, or a VM exit where "PAUSE exiting" is 1, at
+    /// any privilege level (SDM Vol. 3C §26.1.3; PAUSE-loop exiting, which
+    /// counts only at CPL 0, is not offered).
+    pub(in crate::exec) fn pause(&mut self, ins: &Instruction) -> Ex<()> {
+        if self.vmx.proc(proc::PAUSE_EXITING) {
+            return Err(instruction_exit(ins, er::PAUSE, 0));
+        }
+        Ok(())
+    }
+
     /// RDTSC and RDTSCP (SDM Vol. 2B), with CR4.TSD, RDTSC exiting and
     /// the enable-RDTSCP control.
     pub(super) fn rdtsc(&mut self, ins: &Instruction) -> Ex<()> {
