@@ -725,19 +725,30 @@ impl SoftCpu {
         (cs.base, cs.ar, self.s.cpl())
     }
 
-    fn fetch_slow(&mut self, rip: u64) -> Ex<(Box<Op>, Option<u64>)> {
-        let bitness = self.s.bitness();
+    /// Translates `rip` for an instruction fetch and, when its page is
+    /// already decoded for the current mode, points the fast fetch path at
+    /// that page. The host-physical address, and whether the page was decoded.
+    fn translate_fetch(&mut self, rip: u64) -> Ex<(u64, bool)> {
         let la = self.linear(Seg::Cs, rip);
         self.check_canonical(la, Seg::Cs)?;
         let user = self.s.cpl() == 3;
         let hpa = self.translate_as(la, Access::Fetch, user)?;
-        let off = hpa & 0xFFF;
-        if self.code.page_matches(hpa, rip, bitness) {
+        let decoded = self.code.page_matches(hpa, rip, self.s.bitness());
+        if decoded {
             self.note_fetch_page(hpa, rip);
+        }
+        Ok((hpa, decoded))
+    }
+
+    fn fetch_slow(&mut self, rip: u64) -> Ex<(Box<Op>, Option<u64>)> {
+        let bitness = self.s.bitness();
+        let (hpa, decoded) = self.translate_fetch(rip)?;
+        if decoded {
             if let Some(op) = self.code.take(hpa) {
                 return Ok((op, Some(hpa)));
             }
         }
+        let off = hpa & 0xFFF;
         let in_page = 4096 - off as usize;
         let mut buf = [0u8; 15];
         let n = in_page.min(15);
@@ -753,8 +764,8 @@ impl SoftCpu {
             if !probe.ins.is_invalid() {
                 return Ok(self.cached(probe, cached, hpa, rip));
             }
-            let next = la.wrapping_add(n as u64);
-            let hpa2 = self.translate_as(next, Access::Fetch, user)?;
+            let next = self.linear(Seg::Cs, rip).wrapping_add(n as u64);
+            let hpa2 = self.translate_as(next, Access::Fetch, self.s.cpl() == 3)?;
             for (k, b) in buf[n..].iter_mut().enumerate() {
                 *b = self.phys_read(hpa2 + k as u64, 1) as u8;
             }
@@ -795,15 +806,10 @@ impl SoftCpu {
         if let Some(hpa) = self.fetch_page_hpa(rip) {
             return Some(hpa);
         }
-        let la = self.linear(Seg::Cs, rip);
-        self.check_canonical(la, Seg::Cs).ok()?;
-        let user = self.s.cpl() == 3;
-        let hpa = self.translate_as(la, Access::Fetch, user).ok()?;
-        if !self.code.page_matches(hpa, rip, self.s.bitness()) {
-            return None;
+        match self.translate_fetch(rip) {
+            Ok((hpa, true)) => Some(hpa),
+            _ => None,
         }
-        self.note_fetch_page(hpa, rip);
-        Some(hpa)
     }
 
     /// Clears the decode cache and TLB (used when hv rewrites memory wholesale).

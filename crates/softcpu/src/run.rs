@@ -198,14 +198,12 @@ impl SoftCpu {
     fn run_block(&mut self, horizon: u64) -> Result<bool, Stop> {
         self.iret_unblocked_nmi = false;
         let rip = self.s.rip;
-        if self.mem.has_dirty_code() {
-            return Ok(false);
-        }
         let Some(hpa) = self.enter_fetch_page(rip) else {
             return Ok(false);
         };
         if self.mem.has_dirty_code() {
-            // The walk just now set accessed bits in a page holding code.
+            // A code page was written (perhaps just now, by the walk's
+            // accessed bits): the fetch path drops its decoded code first.
             return Ok(false);
         }
         let Ok(code) = self.mem.slice(hpa, (4096 - (hpa & 0xFFF)) as usize) else {
