@@ -71,8 +71,14 @@ pub struct TableReg {
     pub limit: u32,
 }
 
+/// IA32_PAT after reset and INIT: WB, WT, UC-, UC in entries 0–3 and again
+/// in 4–7 (SDM Vol. 3A §13.12.4, Table 13-12). Software that never writes
+/// the PAT (Linux leaves it alone when the MTRRs are disabled) reads this, and
+/// KVM refuses to load unless entry 0 is WB.
+pub const PAT_RESET: u64 = 0x0007_0406_0007_0406;
+
 /// MSRs the processor keeps that are not also in the VMCS guest area.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsrFile {
     /// IA32_STAR.
     pub star: u64,
@@ -103,6 +109,28 @@ pub struct MsrFile {
     pub misc_enable_flipped: u64,
     /// The memory-type range registers.
     pub mtrr: MtrrFile,
+}
+
+impl Default for MsrFile {
+    /// The MSRs after reset: all zero but the PAT ([`PAT_RESET`]).
+    fn default() -> Self {
+        MsrFile {
+            star: 0,
+            lstar: 0,
+            cstar: 0,
+            fmask: 0,
+            kernel_gs_base: 0,
+            tsc_aux: 0,
+            sysenter_cs: 0,
+            sysenter_esp: 0,
+            sysenter_eip: 0,
+            pat: PAT_RESET,
+            debugctl: 0,
+            tsc_adjust: 0,
+            misc_enable_flipped: 0,
+            mtrr: MtrrFile::default(),
+        }
+    }
 }
 
 /// The memory-type range registers (SDM Vol. 3A §12.11); all zero after

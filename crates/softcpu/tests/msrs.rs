@@ -120,3 +120,14 @@ fn mtrr_reserved_bits_undefined_types_and_mtrrcap_writes_are_gp() {
         assert_eq!(run(&code).0, exit_reason::EXCEPTION_NMI, "{msr:#x} {v:#x}");
     }
 }
+
+#[test]
+fn pat_reads_its_reset_value_until_written() {
+    // rdmsr IA32_PAT; mov ebx, eax; hlt — WB, WT, UC-, UC twice (SDM Vol. 3A
+    // Table 13-12); KVM refuses to load when entry 0 is not WB.
+    let mut code = mov_ecx(0x277);
+    code.extend_from_slice(&[0x0F, 0x32, 0x89, 0xC3, 0xF4]);
+    let (reason, g) = run(&code);
+    assert_eq!(reason, exit_reason::HLT, "{g:x?}");
+    assert_eq!((g[2] << 32) | g[3], 0x0007_0406_0007_0406);
+}
