@@ -461,9 +461,7 @@ impl SoftCpu {
         if sel & !3 == 0 {
             return Err(Exception::gp(u32::from(ext)).into());
         }
-        let d = self
-            .read_descriptor(sel)
-            .map_err(|_| Stop::Exception(Exception::gp(code)))?;
+        let d = self.read_descriptor_or(sel, Exception::gp(code))?;
         let cpl = self.s.cpl();
         if !d.is_code() || d.dpl() > cpl {
             return Err(Exception::gp(code).into());

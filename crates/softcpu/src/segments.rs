@@ -63,6 +63,17 @@ impl SoftCpu {
         Ok(Descriptor { raw, seg, addr })
     }
 
+    /// [`Self::read_descriptor`] for a transfer that reports a selector
+    /// beyond the table's limit with its own exception `err` (#GP or #TS
+    /// with the EXT bit of an event delivery). A page fault or a VM exit
+    /// (an EPT violation) on the table read stays what it is.
+    pub(crate) fn read_descriptor_or(&mut self, sel: u16, err: Exception) -> Ex<Descriptor> {
+        self.read_descriptor(sel).map_err(|stop| match stop {
+            crate::fault::Stop::Exception(_) => crate::fault::Stop::Exception(err),
+            other => other,
+        })
+    }
+
     /// Reads the upper half of a 16-byte system descriptor (64-bit TSS, LDT, gates).
     pub(crate) fn read_descriptor_high(&mut self, d: &Descriptor) -> Ex<u64> {
         let la = self.table_linear(d.addr.wrapping_add(8));
@@ -265,9 +276,7 @@ impl SoftCpu {
     pub(crate) fn tss_stack32(&mut self, new_cpl: u8, ext: bool) -> Ex<(Segment, u64)> {
         let (esp, ss_sel) = self.tss_esp_ss32(new_cpl, ext)?;
         let err = u32::from(ss_sel & !3) | u32::from(ext);
-        let d = self
-            .read_descriptor(ss_sel)
-            .map_err(|_| crate::fault::Stop::Exception(Exception::with_code(TS, err)))?;
+        let d = self.read_descriptor_or(ss_sel, Exception::with_code(TS, err))?;
         let ty = d.seg.ar & 0xF;
         if (ss_sel & 3) as u8 != new_cpl
             || d.dpl() != new_cpl

@@ -167,3 +167,43 @@ fn a_failed_vm_entry_leaves_the_vmcs_clear() {
         "launched by the entry that succeeded"
     );
 }
+
+/// Delivering an injected #AC to a ring-3 handler whose GDT lies in a page
+/// the EPT does not map: the descriptor read is an EPT violation, a VM exit
+/// with the #AC as IDT-vectoring information (SDM Vol. 3C §28.2.4), not a
+/// #GP of the delivery. (Linux's KVM as L1 maps L2's pages on demand and
+/// met this: the #GP became a #DF and a triple fault.)
+#[test]
+fn an_ept_violation_on_the_handlers_descriptor_is_an_exit_during_delivery() {
+    use softcpu::harness::{CODE, RAM};
+    let mut cpu = machine(Mode::Protected32, &[0x50, 0xEB, 0xFE]);
+    let gdt_base = RAM + 0x10_0000; // beyond the harness's identity EPT
+    let gate: u64 = (CODE & 0xFFFF) | (0x1B << 16) | (0xEE00 << 32) | ((CODE >> 16) << 48);
+    cpu.memory_mut()
+        .write(0x3000 + 17 * 8, &gate.to_le_bytes())
+        .unwrap();
+    for (fld, v) in [
+        (f::GUEST_GDTR_BASE, gdt_base),
+        (f::GUEST_GDTR_LIMIT, 39),
+        (f::GUEST_IDTR_BASE, 0x3000),
+        (f::GUEST_IDTR_LIMIT, 255),
+        (f::GUEST_CS_SELECTOR, 0x1B),
+        (f::GUEST_CS_AR_BYTES, 0xC0FB),
+        (f::GUEST_SS_SELECTOR, 0x23),
+        (f::GUEST_SS_AR_BYTES, 0xC0F3),
+        (f::GUEST_CR0, 0x4_0031),
+        (f::GUEST_RFLAGS, 0x4_0002),
+        (f::GUEST_RSP, 0x8_0001),
+        (f::EXCEPTION_BITMAP, 1 << 17),
+        (f::VM_ENTRY_INTR_INFO, 0x8000_0B11),
+        (f::VM_ENTRY_EXCEPTION_ERROR_CODE, 0),
+    ] {
+        cpu.vmwrite(fld, v).unwrap();
+    }
+    assert_eq!(enter(&mut cpu), u64::from(exit_reason::EPT_VIOLATION));
+    assert_eq!(cpu.vmread(f::IDT_VECTORING_INFO).unwrap(), 0x8000_0B11);
+    assert_eq!(
+        cpu.vmread(f::GUEST_PHYSICAL_ADDRESS).unwrap(),
+        gdt_base + 0x18
+    );
+}
