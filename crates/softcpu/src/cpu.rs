@@ -119,6 +119,9 @@ pub struct SoftCpu {
     /// The next notify VM exit reports "VM context invalid" (a test knob: the
     /// model never produces an unresumable context by itself).
     pub(crate) notify_invalid_armed: bool,
+    /// TSC cycles of an injected stall the next instruction still has to
+    /// spend (`crate::stall`).
+    pub(crate) stall_cycles: u64,
     /// The instruction now executing is an IRET that unblocked NMIs.
     pub(crate) iret_unblocked_nmi: bool,
     /// Virtual time at which the VMX-preemption timer expires, while armed.
@@ -171,6 +174,7 @@ impl SoftCpu {
             halted: false,
             preemption_deadline: None,
             notify_invalid_armed: false,
+            stall_cycles: 0,
             iret_unblocked_nmi: false,
             debug: crate::debug::DebugState::default(),
             fetch_ip_base: 0,
@@ -238,6 +242,12 @@ impl SoftCpu {
     /// arm it here.
     pub fn arm_notify_context_invalid(&mut self) {
         self.notify_invalid_armed = true;
+    }
+
+    /// Withdraws [`Self::arm_notify_context_invalid`]; returns whether it
+    /// was still armed (no notify exit has reported it yet).
+    pub fn disarm_notify_context_invalid(&mut self) -> bool {
+        std::mem::take(&mut self.notify_invalid_armed)
     }
 
     /// Virtual time: core cycles since reset.

@@ -300,20 +300,36 @@ impl SoftCpu {
         }
     }
 
-    /// The notify VM exit, if notify VM exiting is on and the window (plus
-    /// the model's threshold) has passed since the boundary at `boundary`.
-    fn notify_due(&mut self, boundary: u64) -> Option<ExitInfo> {
+    /// The cycle count at which a notify VM exit is due for a stretch
+    /// without an instruction boundary that began at `boundary`: the first
+    /// at which more than the window plus the model's threshold of
+    /// crystal-clock cycles have passed (TSC cycles × denominator /
+    /// numerator, CPUID.15H). `None` while notify VM exiting is off.
+    pub(crate) fn notify_deadline(&self, boundary: u64) -> Option<u64> {
         if !self.vmx.proc2(x86::vmx::proc2::NOTIFY_VM_EXITING) {
             return None;
         }
         let window = u64::from(self.vmx.ctl.notify_window) + u64::from(self.model.notify_threshold);
-        // Crystal-clock cycles elapsed: TSC cycles * denominator / numerator (CPUID.15H).
-        let tsc = self.cycles - boundary;
-        let crystal = tsc * u64::from(self.model.tsc_ratio_denominator)
-            / u64::from(self.model.tsc_ratio_numerator.max(1));
-        if crystal <= window {
+        let num = u128::from(self.model.tsc_ratio_numerator.max(1));
+        let den = u128::from(self.model.tsc_ratio_denominator);
+        if den == 0 {
             return None;
         }
+        // floor(tsc * den / num) > window  <=>  tsc >= ceil((window + 1) * num / den).
+        let tsc = (u128::from(window + 1) * num).div_ceil(den);
+        Some(boundary.saturating_add(u64::try_from(tsc).unwrap_or(u64::MAX)))
+    }
+
+    /// The notify VM exit, if notify VM exiting is on and its deadline for
+    /// the boundary at `boundary` has come.
+    fn notify_due(&mut self, boundary: u64) -> Option<ExitInfo> {
+        let deadline = self.notify_deadline(boundary)?;
+        (self.cycles >= deadline).then(|| self.notify_exit())
+    }
+
+    /// The notify VM exit's information (SDM Vol. 3C §28.2.1, exit reason
+    /// 75): context invalid when a test armed it, NMI unblocking by IRET.
+    pub(crate) fn notify_exit(&mut self) -> ExitInfo {
         let mut q = 0;
         if std::mem::take(&mut self.notify_invalid_armed) {
             q |= x86::vmx::qualification::NOTIFY_CONTEXT_INVALID;
@@ -321,7 +337,7 @@ impl SoftCpu {
         if self.iret_unblocked_nmi {
             q |= x86::vmx::qualification::NOTIFY_NMI_UNBLOCKING_IRET;
         }
-        Some(ExitInfo::new(exit_reason::NOTIFY, q))
+        ExitInfo::new(exit_reason::NOTIFY, q)
     }
 
     /// One attempt at delivering `ev` through the IDT; any fault it raises is

@@ -33,6 +33,7 @@ mod msr;
 mod mtrr;
 mod run;
 mod segments;
+mod stall;
 pub mod state;
 mod tss;
 pub mod vmx;

@@ -64,6 +64,14 @@ impl SoftCpu {
                 std::hint::spin_loop();
                 continue;
             }
+            if self.stall_cycles != 0 {
+                // An injected stall: the next instruction spends it before
+                // it starts (`crate::stall`).
+                if let Err(stop) = self.run_stall() {
+                    self.leave(stop);
+                    return;
+                }
+            }
             // The monitor trap flag: a VM exit after every instruction
             // (SDM Vol. 3C §26.5.2), so no block of them at once.
             let mtf = self.vmx.ctl.proc & proc::MONITOR_TRAP_FLAG != 0;
