@@ -21,6 +21,11 @@ cache=${1:-${VIGIL_LINUX_CACHE:-$HOME/.cache/vigil/linux}}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache"
 cd "$cache"
+# One build at a time: tests run in parallel, each calling this script.
+if command -v flock >/dev/null; then
+    exec 9>.lock
+    flock 9
+fi
 
 fail() { echo "fetch-and-build: $*" >&2; exit 3; }
 

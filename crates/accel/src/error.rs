@@ -74,6 +74,10 @@ pub enum Unsupported {
     /// off the soft accelerator.
     #[error("injecting a context-invalid notify exit needs the soft accelerator")]
     NotifyContextInvalidInjection,
+    /// [`Vm::inject_stall`](crate::Vm::inject_stall) off the soft
+    /// accelerator.
+    #[error("injecting a stall needs the soft accelerator")]
+    StallInjection,
     /// [`VmConfig::intercept_ac_db`](crate::VmConfig::intercept_ac_db) off
     /// on KVM, which always intercepts them.
     #[error(
@@ -115,6 +119,11 @@ pub enum InvalidState {
     /// the first vCPU.
     #[error("bus-lock exits must be enabled before the VM's first vCPU is created")]
     BusLockAfterVcpu,
+    /// [`Vm::inject_stall`](crate::Vm::inject_stall) or
+    /// [`Vm::arm_notify_context_invalid`](crate::Vm::arm_notify_context_invalid)
+    /// after the first vCPU.
+    #[error("faults must be injected before the VM's first vCPU is created")]
+    FaultInjectionAfterVcpu,
     /// A debugger asked for a VMCS of L2's while L1 runs.
     #[error("{0} exists only while L2 runs")]
     OnlyWhileL2Runs(crate::debug::WhichVmcs),

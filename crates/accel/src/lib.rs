@@ -142,6 +142,9 @@ pub struct NotifyExit {
     /// IDT-vectoring information: the event whose delivery was stalled
     /// (bit 31 valid), where the accelerator reports it.
     pub idt_vectoring_info: Option<u32>,
+    /// The exit was L2's and went to L1, which enabled notify VM exiting
+    /// for it (nested VMX): L1 handles it, and userspace only records it.
+    pub to_l1: bool,
 }
 
 /// `flags` bit of [`Vm::enable_notify_vmexit`]: notify VM exiting is on
@@ -488,14 +491,42 @@ pub trait Vm {
     /// [`VcpuExit::BusLock`] (`KVM_CAP_X86_BUS_LOCK_EXIT` with
     /// `KVM_BUS_LOCK_DETECTION_EXIT`). Allowed only before the first vCPU.
     fn enable_bus_lock_exit(&mut self) -> Result<(), AccelError>;
-    /// Makes the next notify VM exit report an invalid guest context, a
+    /// Makes the next notify VM exit report an invalid guest context — the
+    /// next one taken while `level` runs, or any when `level` is `None` — a
     /// fault-injection hook for tests and demonstrations: silicon is
-    /// documented never to produce one. Only the soft accelerator has it.
-    fn arm_notify_context_invalid(&mut self) -> Result<(), AccelError> {
+    /// documented never to produce one. Only the soft accelerator has it;
+    /// allowed only before the first vCPU.
+    fn arm_notify_context_invalid(&mut self, level: Option<GuestLevel>) -> Result<(), AccelError> {
+        let _ = level;
         Err(AccelError::Unsupported(
             Unsupported::NotifyContextInvalidInjection,
         ))
     }
+    /// Makes the processor stall inside microcode, with no instruction
+    /// boundary, at a defined point ([`StallInjection`]): what notify VM
+    /// exits exist for, on request. Only the soft accelerator has it;
+    /// allowed only before the first vCPU.
+    fn inject_stall(&mut self, stall: StallInjection) -> Result<(), AccelError> {
+        let _ = stall;
+        Err(AccelError::Unsupported(Unsupported::StallInjection))
+    }
+}
+
+/// A stall the soft CPU is told to take (docs/notify.md, "The stall
+/// model"): the first instruction started at or after `at_ns` of virtual
+/// time while `level` runs spends `duration_ns` — counted in the
+/// processor's crystal-clock cycles (CPUID.15H) — without reaching an
+/// instruction boundary before it executes. A notify VM exit cuts it; the
+/// stall resumes with what is left on the next entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StallInjection {
+    /// Length of the stall in nanoseconds of virtual time.
+    pub duration_ns: u64,
+    /// The guest whose instruction stalls; `None`: whichever runs.
+    pub level: Option<GuestLevel>,
+    /// Virtual time since reset, in nanoseconds, before which no stall
+    /// begins.
+    pub at_ns: u64,
 }
 
 /// The processor an accelerator gives its guests, as the accelerator

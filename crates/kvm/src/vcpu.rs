@@ -273,6 +273,7 @@ impl Vcpu for KvmVcpu {
                     qualification: None,
                     rip: Some(self.rip()?),
                     idt_vectoring_info: None,
+                    to_l1: false,
                 })
             }
             ExitKind::Other => VcpuExit::InternalError(self.other_exit()?),

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a multiboot kernel or a built-in guest; its COM1 output goes to stdout.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the built-in guests.
     Guests,
     /// Run every notify scenario on the soft accelerator (benign guests, the
@@ -194,9 +194,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
     pub nmi_after: Option<std::time::Duration>,
     /// Fault injection for tests (soft accelerator only): the first notify
-    /// exit reports an invalid guest context, which silicon never does.
-    #[arg(long)]
-    pub inject_notify_invalid: bool,
+    /// exit reports an invalid guest context, which silicon never does;
+    /// with =l1 or =l2, the first one taken while that level runs (l1: the
+    /// VM's own code, l2: a guest of a hypervisor running in it).
+    #[arg(long, value_enum, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "any")]
+    pub inject_notify_invalid: Option<LevelArg>,
+    /// Fault injection (soft accelerator only): a stall inside microcode,
+    /// what notify VM exits exist for. The first instruction started at or
+    /// after TIME of virtual time (default 0) while LEVEL runs (l1, l2 or
+    /// any, the default) spends DURATION of virtual time, counted in
+    /// crystal-clock cycles, without an instruction boundary; a notify
+    /// exit cuts it, and it resumes with what is left on the next entry.
+    /// E.g. 20ms,level=l2 (docs/notify.md, "The stall model").
+    #[arg(long, value_name = "DURATION[,level=LEVEL][,at=TIME]", value_parser = vmm::fault_spec::parse_stall)]
+    pub inject_stall: Option<accel::StallInjection>,
     /// Kernel command line, as QEMU's -append: a Linux bzImage gets STRING
     /// alone (e.g. "console=ttyS0"); a multiboot kernel sees the kernel's
     /// name, a space, then STRING. STRING may begin with '-'.
@@ -258,4 +269,26 @@ pub enum VirtualTimeArg {
     Paced,
     /// Deterministic: one cycle per instruction plus fixed costs.
     Exact,
+}
+
+/// The guest level a fault injection aims at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Whichever guest runs.
+    Any,
+    /// The VM's own code.
+    L1,
+    /// A guest of a hypervisor running in the VM.
+    L2,
+}
+
+impl LevelArg {
+    /// The accelerator's level (`None`: any).
+    pub fn level(self) -> Option<accel::GuestLevel> {
+        match self {
+            LevelArg::Any => None,
+            LevelArg::L1 => Some(accel::GuestLevel::L1),
+            LevelArg::L2 => Some(accel::GuestLevel::L2),
+        }
+    }
 }

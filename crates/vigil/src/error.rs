@@ -14,7 +14,7 @@ use vmm::RunError;
 pub enum Conflict {
     /// `--no-intercept-ac-db` with `--accel kvm`.
     NoInterceptOnKvm,
-    /// `--inject-notify-invalid` with `--accel kvm`.
+    /// `--inject-notify-invalid` or `--inject-stall` with `--accel kvm`.
     InjectOnKvm,
     /// `--inject-notify-invalid` with `--notify-vmexit disable`.
     InjectWithoutNotify,
@@ -31,7 +31,7 @@ impl fmt::Display for Conflict {
                 "--no-intercept-ac-db needs --accel soft: KVM always intercepts #AC and #DB"
             }
             Conflict::InjectOnKvm => {
-                "--inject-notify-invalid needs --accel soft (a soft CPU test knob)"
+                "--inject-notify-invalid and --inject-stall need --accel soft (soft CPU fault injection)"
             }
             Conflict::InjectWithoutNotify => {
                 "--inject-notify-invalid has no effect with --notify-vmexit disable; drop one"

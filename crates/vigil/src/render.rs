@@ -139,6 +139,7 @@ mod tests {
             qualification: None,
             rip: None,
             idt_vectoring_info: None,
+            to_l1: false,
         };
         for end in [
             RunEnd::Shutdown,
@@ -166,6 +167,7 @@ mod tests {
             qualification: None,
             rip: Some(0x1234),
             idt_vectoring_info: Some((1 << 31) | 1),
+            to_l1: false,
         };
         assert_eq!(
             describe(&n),

@@ -192,9 +192,9 @@ fn check_combinations(args: &RunArgs) -> Result<(), Error> {
         Some(Conflict::NoInterceptOnKvm)
     } else if kvm && args.gdb.is_some() {
         Some(Conflict::GdbOnKvm)
-    } else if kvm && args.inject_notify_invalid {
+    } else if kvm && (args.inject_notify_invalid.is_some() || args.inject_stall.is_some()) {
         Some(Conflict::InjectOnKvm)
-    } else if args.notify_vmexit == NotifyVmexit::Disable && args.inject_notify_invalid {
+    } else if args.notify_vmexit == NotifyVmexit::Disable && args.inject_notify_invalid.is_some() {
         Some(Conflict::InjectWithoutNotify)
     } else if args.notify_vmexit == NotifyVmexit::Disable && args.notify_window != 0 {
         Some(Conflict::WindowWithoutNotify)
@@ -350,7 +350,11 @@ fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, Error> {
                 NotifyInvalid::Stop => InvalidContextAction::Stop,
             },
             intercept_ac_db: !args.no_intercept_ac_db,
-            inject_context_invalid: args.inject_notify_invalid,
+            inject_context_invalid: args.inject_notify_invalid.is_some(),
+            context_invalid_level: args
+                .inject_notify_invalid
+                .and_then(crate::cli::LevelArg::level),
+            inject_stall: args.inject_stall,
         },
         limits,
         bus_lock_ratelimit: args.bus_lock_ratelimit,

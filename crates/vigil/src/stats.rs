@@ -40,6 +40,12 @@ pub fn print(report: &RunReport, accel: &str) {
         n.exits,
         if n.enabled { "enabled" } else { "off" }
     );
+    if n.exits_to_l1 > 0 {
+        eprintln!(
+            "stats: notify vm exits from L2 that went to L1 {}",
+            n.exits_to_l1
+        );
+    }
     if let Some(ns) = n.first_exit_virtual_ns {
         eprintln!(
             "stats: first notify exit at virtual time {}",

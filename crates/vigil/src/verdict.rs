@@ -210,6 +210,7 @@ mod tests {
             notify: NotifyReport {
                 enabled: true,
                 exits: 1 + (last - first) / every.max(1),
+                exits_to_l1: 0,
                 first_exit_virtual_ns: Some(first),
                 first_exit_qualification: Some(0),
                 last_exit_virtual_ns: Some(last),

@@ -10,33 +10,9 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const MARKER: &str = "VIGIL-LINUX-MARKER: userspace reached";
-
-/// Fetches and builds the kernel and initramfs: their paths, or why not.
-fn kernel_and_initrd() -> Result<(PathBuf, PathBuf), String> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../guests/linux/fetch-and-build.sh"
-    );
-    let out = Command::new("bash")
-        .arg(script)
-        .output()
-        .map_err(|e| format!("cannot run {script}: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let path = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|p| PathBuf::from(p.trim()))
-            .ok_or_else(|| format!("fetch-and-build.sh printed no '{key}' line"))
-    };
-    Ok((path("kernel ")?, path("initrd ")?))
-}
 
 /// Runs vigil with `args`, writes `input` to its stdin once a line of its
 /// stdout contains `prompt` (then closes stdin), and returns its status,
@@ -96,8 +72,8 @@ fn host_year() -> i64 {
 
 #[test]
 fn debian_kernel_reaches_userspace_on_soft() {
-    let (kernel, initrd) = match kernel_and_initrd() {
-        Ok(p) => p,
+    let (kernel, initrd) = match common::linux_files() {
+        Ok(f) => (f.kernel, f.initrd),
         Err(why) => {
             println!("SKIP debian_kernel_reaches_userspace_on_soft: {why}");
             return;

@@ -15,6 +15,7 @@
 pub mod devices;
 pub mod duration;
 pub mod events;
+pub mod fault_spec;
 pub mod gdb;
 pub mod loader;
 pub mod monitor;

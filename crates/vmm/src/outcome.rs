@@ -48,6 +48,9 @@ pub struct NotifyReport {
     pub enabled: bool,
     /// Notify exits counted by the accelerator.
     pub exits: u64,
+    /// Notify exits of L2's that went to L1, which enabled notify VM
+    /// exiting for it (not among `exits`).
+    pub exits_to_l1: u64,
     /// Virtual time of the first notify exit, where the accelerator keeps one.
     pub first_exit_virtual_ns: Option<u64>,
     /// Exit qualification of the first notify exit, where reported.

@@ -79,6 +79,11 @@ pub struct NotifyOptions {
     /// Make the first notify exit report an invalid context (soft
     /// accelerator only; silicon never does it).
     pub inject_context_invalid: bool,
+    /// The level whose first notify exit reports it (`None`: any).
+    pub context_invalid_level: Option<accel::GuestLevel>,
+    /// A stall inside microcode the soft CPU takes on request
+    /// (`--inject-stall`; soft accelerator only).
+    pub inject_stall: Option<accel::StallInjection>,
 }
 
 impl Default for NotifyOptions {
@@ -89,6 +94,8 @@ impl Default for NotifyOptions {
             on_invalid: InvalidContextAction::Shutdown,
             intercept_ac_db: true,
             inject_context_invalid: false,
+            context_invalid_level: None,
+            inject_stall: None,
         }
     }
 }

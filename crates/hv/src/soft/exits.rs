@@ -192,14 +192,21 @@ pub(crate) fn handle(
 /// re-entry, as for any exit during such an IRET (Vol. 3C §31.7.1.2) —
 /// unless the event re-queued is itself an NMI, which needs NMIs unblocked.
 fn notify(hw: &mut impl VmxHardware, qual: u64) -> Result<NotifyExit, HwError> {
-    let vectoring = hw.vmread(f::IDT_VECTORING_INFO)? as u32;
     events::reblock_nmis_after_iret(hw, qual & q::NOTIFY_NMI_UNBLOCKING_IRET)?;
+    notify_facts(hw)
+}
+
+/// What the notify exit just taken reports, read from the current VMCS
+/// (level L1, not yet handled).
+pub(crate) fn notify_facts(hw: &impl VmxHardware) -> Result<NotifyExit, HwError> {
+    let qual = hw.vmread(f::EXIT_QUALIFICATION)?;
     Ok(NotifyExit {
         context_invalid: qual & q::NOTIFY_CONTEXT_INVALID != 0,
         level: GuestLevel::L1,
         qualification: Some(qual),
         rip: Some(rip(hw)),
-        idt_vectoring_info: Some(vectoring),
+        idt_vectoring_info: Some(hw.vmread(f::IDT_VECTORING_INFO)? as u32),
+        to_l1: false,
     })
 }
 

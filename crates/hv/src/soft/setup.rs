@@ -128,6 +128,19 @@ pub(crate) struct VmSettings {
     pub nested_vmx: bool,
     /// Virtual time exact or paced to host time (`super::time`).
     pub virtual_time: accel::VirtualTime,
+    /// Faults the operator asked for (`super::vcpu::faults`).
+    pub faults: FaultSettings,
+}
+
+/// Faults injected at defined points (`Vm::inject_stall`,
+/// `Vm::arm_notify_context_invalid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FaultSettings {
+    /// A stall inside microcode.
+    pub stall: Option<accel::StallInjection>,
+    /// The next notify exit (while this level runs, or any: `Some(None)`)
+    /// reports an invalid context.
+    pub context_invalid: Option<Option<accel::GuestLevel>>,
 }
 
 /// Notify VM exiting as enabled on the VM.

@@ -11,6 +11,7 @@ mod debug;
 mod emulation;
 mod entry;
 mod exit;
+mod faults;
 mod user;
 
 use super::apic::{self, ApicWiring};
@@ -62,6 +63,8 @@ pub struct SoftVcpu {
     exit_deadline: Option<u64>,
     /// What a debugger armed (`debug`).
     stops: debug::Stops,
+    /// Faults still to inject (`faults`).
+    faults: faults::FaultPlan,
 }
 
 impl SoftVcpu {
@@ -71,7 +74,7 @@ impl SoftVcpu {
         entry: &EntryState,
         settings: &VmSettings,
     ) -> Result<Self, AccelError> {
-        let (control, apic, nested, pacer) = {
+        let (control, apic, nested, pacer, faults) = {
             let mut cpu = machine.lock().unwrap_or_else(|p| p.into_inner());
             setup::program(&mut *cpu, pages, entry, settings)
                 .map_err(|e| AccelError::hardware(SoftError::Program(e)))?;
@@ -92,6 +95,11 @@ impl SoftVcpu {
                 nested,
                 (settings.virtual_time == accel::VirtualTime::Paced)
                     .then(|| Pacer::new(cpu.cycles(), cpu.instructions_retired(), clock.tsc_hz())),
+                faults::FaultPlan::new(
+                    &settings.faults,
+                    clock.tsc_hz(),
+                    u64::from(model.crystal_hz),
+                ),
             )
         };
         Ok(SoftVcpu {
@@ -115,6 +123,7 @@ impl SoftVcpu {
             pacer,
             exit_deadline: None,
             stops: debug::Stops::default(),
+            faults,
         })
     }
 

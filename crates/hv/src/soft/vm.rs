@@ -1,12 +1,12 @@
 //! The soft VM: guest RAM at guest-physical 0 in the machine's memory, with
 //! the hypervisor's private pages (EPT, MSR bitmap) above it.
 
-use super::setup::{NotifySettings, PrivatePages, VmSettings};
+use super::setup::{FaultSettings, NotifySettings, PrivatePages, VmSettings};
 use super::vcpu::SoftVcpu;
 use crate::hw::{HwError, VmxHardware};
 use accel::{
-    self, AccelError, Accelerator, CpuDescription, EntryState, InvalidState, ModelTiming, Vm,
-    VmConfig,
+    self, AccelError, Accelerator, CpuDescription, EntryState, GuestLevel, InvalidState,
+    ModelTiming, StallInjection, Vm, VmConfig,
 };
 use softcpu::{CpuModel, SoftCpu};
 use std::sync::{Arc, Mutex};
@@ -85,6 +85,7 @@ impl Accelerator for SoftAccelerator {
                 bus_lock_exit: false,
                 nested_vmx: config.nested_vmx,
                 virtual_time: config.virtual_time,
+                faults: FaultSettings::default(),
             },
             vcpu_created: false,
         })
@@ -193,9 +194,23 @@ impl Vm for SoftVm {
         Ok(())
     }
 
-    fn arm_notify_context_invalid(&mut self) -> Result<(), AccelError> {
-        let mut m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
-        m.arm_notify_context_invalid();
+    fn arm_notify_context_invalid(&mut self, level: Option<GuestLevel>) -> Result<(), AccelError> {
+        if self.vcpu_created {
+            return Err(AccelError::InvalidState(
+                InvalidState::FaultInjectionAfterVcpu,
+            ));
+        }
+        self.settings.faults.context_invalid = Some(level);
+        Ok(())
+    }
+
+    fn inject_stall(&mut self, stall: StallInjection) -> Result<(), AccelError> {
+        if self.vcpu_created {
+            return Err(AccelError::InvalidState(
+                InvalidState::FaultInjectionAfterVcpu,
+            ));
+        }
+        self.settings.faults.stall = Some(stall);
         Ok(())
     }
 }

@@ -65,3 +65,43 @@ pub fn aout_kernel(load_addr: u32, bss_end: u32, code: &[u8]) -> Vec<u8> {
     k.extend_from_slice(code);
     k
 }
+
+/// The Linux guest files `guests/linux/fetch-and-build.sh` builds.
+#[allow(dead_code)] // Only the Linux tests use it.
+pub struct LinuxFiles {
+    /// Debian's cloud kernel.
+    pub kernel: std::path::PathBuf,
+    /// The boot test's busybox initramfs.
+    pub initrd: std::path::PathBuf,
+    /// The initramfs with the KVM modules and kvm-client.
+    pub initrd_kvm: std::path::PathBuf,
+}
+
+/// Fetches (into a cache outside the tree) and builds the Linux guest
+/// files: their paths, or why not (for a SKIP line).
+#[allow(dead_code)] // Only the Linux tests use it.
+pub fn linux_files() -> Result<LinuxFiles, String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../guests/linux/fetch-and-build.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let path = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|p| std::path::PathBuf::from(p.trim()))
+            .ok_or_else(|| format!("fetch-and-build.sh printed no '{key}' line"))
+    };
+    Ok(LinuxFiles {
+        kernel: path("kernel ")?,
+        initrd: path("initrd ")?,
+        initrd_kvm: path("initrd-kvm ")?,
+    })
+}

@@ -27,6 +27,8 @@ pub(super) struct ExitLog {
     pub last_notify_ns: Option<u64>,
     /// Longest virtual time between two consecutive notify exits.
     pub longest_notify_gap_ns: Option<u64>,
+    /// Notify exits of L2's that went to L1 (`NotifyExit::to_l1`).
+    pub notify_to_l1: u64,
 }
 
 /// Where one exit leaves the run.
@@ -185,6 +187,19 @@ impl<'a> Dispatcher<'a> {
     /// Logs a notify exit and carries out the policy's decision on it.
     fn notify<V: Vcpu>(&mut self, vcpu: &mut V, n: NotifyExit) -> Result<Option<RunEnd>, RunError> {
         let now = vcpu.virtual_ns();
+        if n.to_l1 {
+            // L1 enabled notify for its guest and has the exit: recorded
+            // with its level, not judged by our policy.
+            let what = if n.context_invalid {
+                "notify VM exit from L2, guest context invalid: went to L1 (L1 enabled notify VM exiting)"
+            } else {
+                "notify VM exit from L2: went to L1 (L1 enabled notify VM exiting)"
+            };
+            self.exits.notify_to_l1 += 1;
+            self.log
+                .record(&notify_event("notify-exit", &n, now, what.into()));
+            return Ok(None);
+        }
         if self.exits.first_notify_ns.is_none() && self.exits.first_notify_qualification.is_none() {
             self.exits.first_notify_ns = now;
             self.exits.first_notify_qualification = n.qualification;

@@ -113,7 +113,10 @@ pub(super) fn create_vm<A: Accelerator>(
         vm.enable_bus_lock_exit()?;
     }
     if options.notify.inject_context_invalid {
-        vm.arm_notify_context_invalid()?;
+        vm.arm_notify_context_invalid(options.notify.context_invalid_level)?;
+    }
+    if let Some(stall) = options.notify.inject_stall {
+        vm.inject_stall(stall)?;
     }
     let vcpu = vm.create_vcpu(0, &board.boot.entry)?;
     Ok((vm, vcpu))

@@ -103,6 +103,7 @@ pub(super) fn report<V: Vcpu>(
         notify: NotifyReport {
             enabled: f.caps.notify,
             exits: stats.notify_exits,
+            exits_to_l1: f.exits.notify_to_l1,
             first_exit_virtual_ns: f.exits.first_notify_ns,
             first_exit_qualification: f.exits.first_notify_qualification,
             last_exit_virtual_ns: f.exits.last_notify_ns,

@@ -149,14 +149,22 @@ impl Nested {
         Ok(Route::ToL1)
     }
 
+    /// A notify exit from L2. L1 that enabled notify VM exiting hears of
+    /// the stall once its own window has passed — and at once when the
+    /// context is invalid: L2's state is L1's, and neither L0 nor L1 can
+    /// resume it as it is (exit 75 with qualification bit 0). Without L1's
+    /// notify the exit is L0's (`Route::L0`), and an invalid context
+    /// becomes L0's userspace's decision.
     fn l2_notify(&mut self, hw: &mut impl VmxHardware) -> Result<Route, HwError> {
         let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
-        if qualification & q::NOTIFY_CONTEXT_INVALID != 0 {
-            return Ok(Route::L0);
-        }
         let Some(l1_window) = self.l1_window() else {
             return Ok(Route::L0);
         };
+        if qualification & q::NOTIFY_CONTEXT_INVALID != 0 {
+            let e = ExitToL1::from_hw(hw)?;
+            self.exit_to_l1(hw, &e)?;
+            return Ok(Route::ToL1);
+        }
         let window02 = u64::from(self.window02().unwrap_or(0));
         self.stalled += self.threshold + window02;
         if self.stalled < self.threshold + u64::from(l1_window) {

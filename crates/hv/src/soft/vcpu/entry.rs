@@ -6,7 +6,7 @@
 use super::SoftVcpu;
 use crate::hw::{HwError, VmxHardware};
 use crate::soft::time::L0_EXIT_CYCLES;
-use accel::VcpuExit;
+use accel::{GuestLevel, VcpuExit};
 use softcpu::SoftCpu;
 use x86::vmx::field as f;
 
@@ -102,6 +102,14 @@ impl SoftVcpu {
     /// entry failed). Without an entry only the clocks are read.
     pub(super) fn enter(&mut self, cpu: &mut SoftCpu, entry: &Entry) -> Result<(), HwError> {
         self.control.entering_guest();
+        if entry.enter {
+            let level = if entry.in_l2 {
+                GuestLevel::L2
+            } else {
+                GuestLevel::L1
+            };
+            self.faults.before_entry(cpu, level);
+        }
         let entered = if !entry.enter {
             Ok(())
         } else if entry.resume {
@@ -109,6 +117,9 @@ impl SoftVcpu {
         } else {
             VmxHardware::vmlaunch(cpu)
         };
+        if entry.enter {
+            self.faults.after_exit(cpu);
+        }
         let in_guest = self.control.back_in_l0();
         // A debugger's monitor-trap exits cost the guest nothing.
         if entry.enter && !self.debugger_exit(cpu) {

@@ -118,8 +118,25 @@ impl SoftVcpu {
         };
         let reason = raw as u16;
         if in_l2 {
+            // A notify exit L1 asked for is L1's to handle; userspace hears
+            // of it too, as an exit already handled (`NotifyExit::to_l1`).
+            let notify = if reason == er::NOTIFY {
+                Some(exits::notify_facts(&*cpu)?)
+            } else {
+                None
+            };
             return Ok(match n.l2_exit(cpu, raw)? {
-                Route::ToL1 => Some(Goes::L1),
+                Route::ToL1 => match notify {
+                    Some(exit) => {
+                        self.reflected += 1;
+                        Some(to_user(VcpuExit::Notify(NotifyExit {
+                            level: GuestLevel::L2,
+                            to_l1: true,
+                            ..exit
+                        })))
+                    }
+                    None => Some(Goes::L1),
+                },
                 Route::Resume => Some(Goes::L0),
                 Route::L0 => None,
                 Route::Mmio if emulable(cpu)? => Some(Goes::Emulate),
