@@ -122,6 +122,8 @@ pub struct SoftCpu {
     /// TSC cycles of an injected stall the next instruction still has to
     /// spend (`crate::stall`).
     pub(crate) stall_cycles: u64,
+    /// VM entry injected a pending MTF VM exit (type 7, vector 0).
+    pub(crate) mtf_pending: bool,
     /// The instruction now executing is an IRET that unblocked NMIs.
     pub(crate) iret_unblocked_nmi: bool,
     /// Virtual time at which the VMX-preemption timer expires, while armed.
@@ -175,6 +177,7 @@ impl SoftCpu {
             preemption_deadline: None,
             notify_invalid_armed: false,
             stall_cycles: 0,
+            mtf_pending: false,
             iret_unblocked_nmi: false,
             debug: crate::debug::DebugState::default(),
             fetch_ip_base: 0,

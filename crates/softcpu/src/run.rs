@@ -23,6 +23,12 @@ impl SoftCpu {
             self.powered_off = true;
             return;
         }
+        if std::mem::take(&mut self.mtf_pending) {
+            // The pending MTF VM exit VM entry injected comes before any
+            // instruction (SDM Vol. 3C §26.5.2).
+            self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
+            return;
+        }
         if let Some(ev) = self.injection.take() {
             // Event injection happens as part of VM entry, before any instruction (SDM §27.6).
             if let Err(stop) = self.raise_injected(ev) {
@@ -30,6 +36,13 @@ impl SoftCpu {
                 return;
             }
             self.halted = false;
+            if self.vmx.ctl.proc & proc::MONITOR_TRAP_FLAG != 0 {
+                // With the monitor trap flag, an MTF VM exit is pending on
+                // the boundary before the handler's first instruction (SDM
+                // Vol. 3C §26.5.2, "VM entry is injecting a vectored event").
+                self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
+                return;
+            }
         }
         loop {
             if self.power_cut() {

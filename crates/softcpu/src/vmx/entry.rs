@@ -213,8 +213,13 @@ impl SoftCpu {
         if info & intr_info::VALID != 0 {
             let ty = (info >> intr_info::TYPE_SHIFT) & 7;
             let vector = info & 0xFF;
-            if ty == 1 || ty == 7 || info & 0x7FFF_F000 != 0 {
+            if ty == 1 || info & 0x7FFF_F000 != 0 {
                 return false;
+            }
+            // Type 7, other event, exists with the monitor trap flag; its
+            // one vector, 0, is a pending MTF VM exit.
+            if ty == 7 {
+                return vector == 0 && info & intr_info::ERROR_CODE_VALID == 0;
             }
             if ty == intr_info::TYPE_NMI && vector != 2 {
                 return false;
@@ -487,9 +492,12 @@ impl SoftCpu {
         } else {
             None
         };
+        let info = v.get32(f::VM_ENTRY_INTR_INFO);
+        // Type 7 vector 0: an MTF VM exit pending right after the entry
+        // (SDM Vol. 3C §27.6.2), nothing delivered.
+        self.mtf_pending = info & intr_info::VALID != 0 && (info >> intr_info::TYPE_SHIFT) & 7 == 7;
         self.injection = {
-            let info = v.get32(f::VM_ENTRY_INTR_INFO);
-            if info & intr_info::VALID != 0 {
+            if info & intr_info::VALID != 0 && !self.mtf_pending {
                 let kind = match (info >> intr_info::TYPE_SHIFT) & 7 {
                     intr_info::TYPE_EXT_INTR => EventKind::External,
                     intr_info::TYPE_NMI => EventKind::Nmi,
