@@ -77,7 +77,8 @@ static const struct rule rules[] = {
 	  { W(OR, VM_EXIT_CONTROLS, EXIT_SAVE_PREEMPT) } },
 	/* §27.2.1.3 VM-entry control fields: event injection */
 	{ "inject-type-1", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(1, 0x30)) } },
-	{ "inject-type-7-without-mtf", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(7, 0)) } },
+	/* Type 7 exists with the monitor trap flag (offered): vector 0 only. */
+	{ "inject-type-7-vector-1", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(7, 1)) } },
 	{ "inject-nmi-vector-3", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(2, 3)) } },
 	{ "inject-exception-vector-32", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(3, 32)) } },
 	{ "inject-gp-without-error-code", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(3, 13)) } },

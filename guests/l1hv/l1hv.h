@@ -58,7 +58,7 @@ void l1_tables_init(void);
 uint64_t vmxon_region_init(void); /* before VMXON */
 uint64_t vmxon_region_pa(void);
 uint64_t vmcs_region(unsigned n);   /* n < VMCS_REGIONS */
-#define VMCS_REGIONS 15
+#define VMCS_REGIONS 16
 /* A region whose revision identifier is not the processor's. */
 uint64_t vmcs_bad_revision_region(void);
 
@@ -151,6 +151,7 @@ void vmx_leave(void); /* VMXOFF, the last check */
 void nested_event_checks(void);
 void msr_list_checks(void); /* msrlist.c */
 void tsc_checks(void);      /* tsc.c */
+void mtf_checks(void);      /* mtf.c */
 void entry_checks(void);    /* entrychecks.c */
 void payload_ept(void);
 void fuzz_run(const void *module, uint32_t len) __attribute__((noreturn));

@@ -137,6 +137,7 @@ const char *exit_reason_name(uint32_t reason)
 	case EXIT_REASON_CPUID: return "CPUID";
 	case EXIT_REASON_HLT: return "HLT";
 	case EXIT_REASON_RDTSC: return "RDTSC";
+	case EXIT_REASON_MTF: return "MTF";
 	case EXIT_REASON_VMCALL: return "VMCALL";
 	case 28: return "control-register access";
 	case EXIT_REASON_IO: return "I/O instruction";
@@ -682,6 +683,7 @@ int main(void)
 	vmx_error_checks();
 	msr_list_checks();
 	tsc_checks();
+	mtf_checks();
 	entry_checks();
 	nested_event_checks();
 	vmx_leave();

@@ -209,6 +209,7 @@
 #define PROC_RDPMC_EXITING      (1u << 11)
 #define PROC_USE_TSC_OFFSETTING (1u << 3)
 #define PROC_RDTSC_EXITING      (1u << 12)
+#define PROC_MONITOR_TRAP_FLAG  (1u << 27)
 #define PROC_CR3_LOAD_EXITING   (1u << 15)
 #define PROC_CR3_STORE_EXITING  (1u << 16)
 #define PROC_UNCOND_IO_EXITING  (1u << 24)
@@ -243,6 +244,7 @@
 #define EXIT_REASON_IO              30
 #define EXIT_REASON_INVALID_GUEST   33
 #define EXIT_REASON_MSR_LOADING     34
+#define EXIT_REASON_MTF             37
 #define EXIT_REASON_EPT_VIOLATION   48
 #define EXIT_REASON_EPT_MISCONFIG   49
 #define EXIT_REASON_NOTIFY          75

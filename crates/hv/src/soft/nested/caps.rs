@@ -10,8 +10,9 @@
 //!   or through bitmaps, MSR bitmaps, MONITOR, PAUSE) and the secondary
 //!   controls, and TSC offsetting (vmcs02's offset is L0's plus L1's).
 //!   HLT exiting must be 1: L0 does not emulate the HLT activity state for
-//!   L2. The TPR shadow and the monitor trap flag are not offered; nor is
-//!   TSC scaling (a secondary control).
+//!   L2. The monitor trap flag is L1's (vmcs02 carries it; its exits go to
+//!   L1). The TPR shadow is not offered; nor is TSC scaling (a secondary
+//!   control).
 //! - secondary: EPT (shadowed by L0, `super::ept`), unrestricted guest,
 //!   descriptor-table exiting, RDTSCP, VPID (L0 flushes the TLB at every
 //!   nested transition, so any VPID is correct), WBINVD exiting and notify
@@ -28,9 +29,8 @@ use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
 pub(crate) const PIN_OFFERED: u32 = pin::EXT_INTR_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS;
 
 /// Primary processor-based controls L1 is not offered, whatever the
-/// processor has: the TPR shadow (no virtual-APIC page) and the monitor
-/// trap flag.
-pub(crate) const PROC_WITHHELD: u32 = proc::USE_TPR_SHADOW | proc::MONITOR_TRAP_FLAG;
+/// processor has: the TPR shadow (no virtual-APIC page).
+pub(crate) const PROC_WITHHELD: u32 = proc::USE_TPR_SHADOW;
 
 /// Primary controls L1 must set beyond the processor's default1 class.
 pub(crate) const PROC_REQUIRED: u32 = proc::HLT_EXITING;

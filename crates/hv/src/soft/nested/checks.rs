@@ -91,8 +91,8 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
 }
 
 /// The event-injection fields (SDM §27.2.1.3), when the valid bit is set:
-/// no reserved type (1, and 7 without the monitor trap flag, which is not
-/// offered), a vector that fits the type, an error code delivered exactly
+/// no reserved type (1; 7 is not reserved, as the monitor trap flag is
+/// offered, and must have vector 0), a vector that fits the type, an error code delivered exactly
 /// for hardware exceptions that push one outside real mode, reserved bits
 /// 30:12 clear, error-code bits 31:16 clear, and an instruction length of
 /// 1 to 15 for software events (IA32_VMX_MISC[30] = 0).
@@ -103,8 +103,13 @@ fn injection_valid(v: &Vmcs12, proc2v: u32) -> bool {
     }
     let ty = (info >> intr_info::TYPE_SHIFT) & 7;
     let vector = info & 0xFF;
-    if ty == 1 || ty == 7 || info & 0x7FFF_F000 != 0 {
+    if ty == 1 || info & 0x7FFF_F000 != 0 {
         return false;
+    }
+    // Type 7 (other event) exists because L1 is offered the monitor trap
+    // flag; its only vector, 0, is a pending MTF VM exit, with no error code.
+    if ty == 7 {
+        return vector == 0 && info & intr_info::ERROR_CODE_VALID == 0;
     }
     if (ty == intr_info::TYPE_NMI && vector != 2)
         || (ty == intr_info::TYPE_HW_EXCEPTION && vector > 31)

@@ -175,6 +175,13 @@ impl Nested {
         Ok(Route::ToL1)
     }
 
+    /// Whether L2 runs with L1's monitor trap flag (vmcs12's primary
+    /// control): vmcs02 must keep it, and its exits go to L1.
+    pub(crate) fn l1_monitor_trap(&self) -> bool {
+        self.in_l2()
+            && self.vmcs12.get32(f::CPU_BASED_VM_EXEC_CONTROL) & proc::MONITOR_TRAP_FLAG != 0
+    }
+
     /// Whether an external interrupt for L1 that arrives while L2 runs makes
     /// L2 exit to L1 (vmcs12's external-interrupt exiting), and if so
     /// whether the exit acknowledges it. `None` when L1 lets L2 take it.

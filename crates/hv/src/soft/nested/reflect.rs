@@ -69,6 +69,9 @@ pub(crate) fn l1_wants(e: &ExitFacts, v: &Vmcs12, mem: &impl BitmapReader) -> bo
         er::MWAIT => p(proc::MWAIT_EXITING),
         er::MONITOR => p(proc::MONITOR_EXITING),
         er::PAUSE => p(proc::PAUSE_EXITING),
+        // L1's control, or the pending MTF VM exit L1 injected (type 7);
+        // the debugger's own MTF exits never get here.
+        er::MONITOR_TRAP_FLAG => true,
         er::WBINVD => p2(proc2::WBINVD_EXITING),
         er::GDTR_IDTR | er::LDTR_TR => p2(proc2::DESC_TABLE_EXITING),
         er::DR_ACCESS => p(proc::MOV_DR_EXITING),

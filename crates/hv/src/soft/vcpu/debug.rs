@@ -337,14 +337,16 @@ impl Stops {
 
 impl SoftVcpu {
     /// Before a VM entry: the monitor trap flag on in the current VMCS while
-    /// anything is armed, off otherwise (SDM Vol. 3C §26.5.2). Whether the
+    /// anything is armed or L1 set it for L2, off otherwise (SDM Vol. 3C
+    /// §26.5.2). Whether the
     /// vCPU stops instead, at a breakpoint on the RIP it would enter at
     /// (a guest's first instruction, L2's after L1's VMLAUNCH), which no
     /// instruction's end reaches.
     pub(super) fn debug_before_entry(&mut self, cpu: &mut SoftCpu) -> Result<bool, HwError> {
         let mtf = u64::from(x86::vmx::proc::MONITOR_TRAP_FLAG);
         let procv = VmxHardware::vmread(&*cpu, f::CPU_BASED_VM_EXEC_CONTROL)?;
-        let want = if self.stops.armed() {
+        let l1_wants = self.nested.as_ref().is_some_and(|n| n.l1_monitor_trap());
+        let want = if self.stops.armed() || l1_wants {
             procv | mtf
         } else {
             procv & !mtf
@@ -377,8 +379,8 @@ impl SoftVcpu {
     }
 
     /// Whether the exit just taken is the debugger's: a monitor-trap-flag
-    /// exit while anything is armed (L1 is never offered the monitor trap
-    /// flag, so every such exit is L0's own).
+    /// exit while anything is armed (while a debugger steps L2, an MTF exit
+    /// L1 asked for too is the debugger's; L1 does not see it).
     pub(super) fn debugger_exit(&self, cpu: &SoftCpu) -> bool {
         self.stops.armed()
             && VmxHardware::vmread(cpu, f::VM_EXIT_REASON)
