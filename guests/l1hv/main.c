@@ -684,6 +684,7 @@ int main(void)
 	msr_list_checks();
 	tsc_checks();
 	mtf_checks();
+	hlt_checks();
 	entry_checks();
 	nested_event_checks();
 	vmx_leave();

@@ -9,8 +9,9 @@
 //!   MWAIT, RDPMC, RDTSC, CR3 and CR8 accesses, MOV DR, I/O unconditionally
 //!   or through bitmaps, MSR bitmaps, MONITOR, PAUSE) and the secondary
 //!   controls, and TSC offsetting (vmcs02's offset is L0's plus L1's).
-//!   HLT exiting must be 1: L0 does not emulate the HLT activity state for
-//!   L2. The monitor trap flag is L1's (vmcs02 carries it; its exits go to
+//!   HLT exiting may be 0: L2's HLT then halts the processor in vmcs02, in
+//!   the HLT activity state, until an event for L2 or an exit. The monitor
+//!   trap flag is L1's (vmcs02 carries it; its exits go to
 //!   L1). The TPR shadow is not offered; nor is TSC scaling (a secondary
 //!   control).
 //! - secondary: EPT (shadowed by L0, `super::ept`), unrestricted guest,
@@ -31,9 +32,6 @@ pub(crate) const PIN_OFFERED: u32 = pin::EXT_INTR_EXITING | pin::NMI_EXITING | p
 /// Primary processor-based controls L1 is not offered, whatever the
 /// processor has: the TPR shadow (no virtual-APIC page).
 pub(crate) const PROC_WITHHELD: u32 = proc::USE_TPR_SHADOW;
-
-/// Primary controls L1 must set beyond the processor's default1 class.
-pub(crate) const PROC_REQUIRED: u32 = proc::HLT_EXITING;
 
 /// Secondary controls L1 may set.
 pub(crate) const PROC2_OFFERED: u32 = proc2::ENABLE_EPT
@@ -152,12 +150,7 @@ impl L1Caps {
         let get = |m| hw_cap(m).unwrap_or(0);
         L1Caps {
             pin: narrowed(&hw_cap, msr::VMX_PINBASED_CTLS, PIN_OFFERED, 0),
-            proc: narrowed(
-                &hw_cap,
-                msr::VMX_PROCBASED_CTLS,
-                !PROC_WITHHELD,
-                PROC_REQUIRED,
-            ),
+            proc: narrowed(&hw_cap, msr::VMX_PROCBASED_CTLS, !PROC_WITHHELD, 0),
             proc2: {
                 let a = narrowed(&hw_cap, msr::VMX_PROCBASED_CTLS2, PROC2_OFFERED, 0);
                 Allowed {
@@ -249,7 +242,8 @@ mod tests {
         }
         assert_ne!(c.proc2.may & proc2::NOTIFY_VM_EXITING, 0);
         assert_ne!(c.proc2.may & proc2::ENABLE_VPID, 0, "INVVPID needs VPIDs");
-        assert_eq!(c.proc.must & proc::HLT_EXITING, proc::HLT_EXITING);
+        assert_eq!(c.proc.must & proc::HLT_EXITING, 0, "HLT exiting may be 0");
+        assert_ne!(c.proc.may & proc::MONITOR_TRAP_FLAG, 0);
         assert_eq!(c.pin.may & pin::PREEMPTION_TIMER, 0);
         assert_eq!(c.proc.may & PROC_WITHHELD, 0);
         assert_ne!(c.proc.may & proc::USE_IO_BITMAPS, 0);

@@ -308,8 +308,10 @@ impl Nested {
         }
         // Controls: L0's wishes and L1's together. I/O always exits
         // (`reflect` consults L1's bitmaps); MSRs through the merged bitmap.
+        // HLT exits only when L1 asks: otherwise L2 halts in vmcs02's HLT
+        // activity state until an event for it, or an exit, comes.
         let pinv = l0.pin | (pin12 & (pin::NMI_EXITING | pin::VIRTUAL_NMIS));
-        let procv = (l0.proc & !proc::INTR_WINDOW_EXITING)
+        let procv = (l0.proc & !(proc::INTR_WINDOW_EXITING | proc::HLT_EXITING))
             | (proc12 & !(proc::USE_IO_BITMAPS | proc::USE_MSR_BITMAPS))
             | proc::UNCOND_IO_EXITING
             | proc::USE_MSR_BITMAPS
