@@ -124,6 +124,9 @@ pub struct SoftCpu {
     pub(crate) stall_cycles: u64,
     /// VM entry injected a pending MTF VM exit (type 7, vector 0).
     pub(crate) mtf_pending: bool,
+    /// PAUSE-loop exiting: the cycle counts of the first PAUSE of the
+    /// current loop and of the latest PAUSE at CPL 0 since the VM entry.
+    pub(crate) pause_loop: Option<(u64, u64)>,
     /// The instruction now executing is an IRET that unblocked NMIs.
     pub(crate) iret_unblocked_nmi: bool,
     /// Virtual time at which the VMX-preemption timer expires, while armed.
@@ -178,6 +181,7 @@ impl SoftCpu {
             notify_invalid_armed: false,
             stall_cycles: 0,
             mtf_pending: false,
+            pause_loop: None,
             iret_unblocked_nmi: false,
             debug: crate::debug::DebugState::default(),
             fetch_ip_base: 0,

@@ -633,6 +633,8 @@ pub mod proc2 {
     pub const WBINVD_EXITING: u32 = 1 << 6;
     /// Unrestricted guest.
     pub const UNRESTRICTED_GUEST: u32 = 1 << 7;
+    /// PAUSE-loop exiting (PLE_Gap and PLE_Window, at CPL 0).
+    pub const PAUSE_LOOP_EXITING: u32 = 1 << 10;
     /// Enable INVPCID.
     pub const ENABLE_INVPCID: u32 = 1 << 12;
     /// Bus-lock detection (VM exit 74).

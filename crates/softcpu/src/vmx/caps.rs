@@ -42,6 +42,7 @@ pub const PROC_ALLOWED1: u32 = PROC_DEFAULT1
 /// Secondary controls that may be 1; notify VM exiting is bit 31.
 pub const PROC2_ALLOWED1: u32 = proc2::ENABLE_EPT
     | proc2::DESC_TABLE_EXITING
+    | proc2::PAUSE_LOOP_EXITING
     | proc2::ENABLE_RDTSCP
     | proc2::WBINVD_EXITING
     | proc2::UNRESTRICTED_GUEST

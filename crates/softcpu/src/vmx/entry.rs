@@ -487,6 +487,8 @@ impl SoftCpu {
         self.halted = v.get32(f::GUEST_ACTIVITY_STATE) == x86::vmx::activity::HLT;
         // The VMX-preemption timer counts from its VMCS value at the TSC rate
         // (IA32_VMX_MISC[4:0] = 0), SDM Vol. 3C §26.5.1.
+        // The first PAUSE after a VM entry begins a loop (SDM Vol. 3C §26.1.3).
+        self.pause_loop = None;
         self.preemption_deadline = if self.vmx.ctl.pin & x86::vmx::pin::PREEMPTION_TIMER != 0 {
             Some(self.cycles + u64::from(v.get32(f::VMX_PREEMPTION_TIMER_VALUE)))
         } else {

@@ -47,12 +47,29 @@ impl SoftCpu {
         Ok(())
     }
 
-    /// PAUSE: a spin-loop hint, or a VM exit where "PAUSE exiting" is 1, at
-    /// any privilege level (SDM Vol. 3C §26.1.3; PAUSE-loop exiting, which
-    /// counts only at CPL 0, is not offered).
+    /// PAUSE: a spin-loop hint, or a VM exit (SDM Vol. 3C §26.1.3) where
+    /// "PAUSE exiting" is 1, at any privilege level; else, at CPL 0 with
+    /// "PAUSE-loop exiting", when this PAUSE ends a loop of them longer
+    /// than PLE_Window: PAUSEs no more than PLE_Gap TSC cycles apart are
+    /// one loop, which begins at the first PAUSE after a VM entry or after a
+    /// longer gap.
     pub(in crate::exec) fn pause(&mut self, ins: &Instruction) -> Ex<()> {
         if self.vmx.proc(proc::PAUSE_EXITING) {
             return Err(instruction_exit(ins, er::PAUSE, 0));
+        }
+        if self.vmx.proc2(proc2::PAUSE_LOOP_EXITING) && self.s.cpl() == 0 {
+            let now = self.cycles;
+            let gap = u64::from(self.vmx.vmcs.get32(x86::vmx::field::PLE_GAP));
+            let window = u64::from(self.vmx.vmcs.get32(x86::vmx::field::PLE_WINDOW));
+            match self.pause_loop {
+                Some((first, last)) if now - last <= gap => {
+                    self.pause_loop = Some((first, now));
+                    if now - first > window {
+                        return Err(instruction_exit(ins, er::PAUSE, 0));
+                    }
+                }
+                _ => self.pause_loop = Some((now, now)),
+            }
         }
         Ok(())
     }
