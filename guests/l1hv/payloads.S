@@ -74,6 +74,14 @@ l2_benign:
 	jmp 3b
 
 /*
+ * pause-loop: a spin loop of PAUSEs at CPL 0, for PAUSE-loop exiting.
+ */
+	.globl l2_pause_loop
+l2_pause_loop:
+	pause
+	jmp l2_pause_loop
+
+/*
  * rdtsc: the TSC as RDTSC reads it, handed to L1 with VMCALL in RAX; after
  * L1 resumes, IA32_TSC as RDMSR reads it (L1's MSR bitmap lets it through),
  * the same way; then HLT.

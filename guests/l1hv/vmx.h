@@ -122,6 +122,8 @@
 #define VM_ENTRY_CONTROLS       0x4012
 #define VM_ENTRY_MSR_LOAD_COUNT 0x4014
 #define VM_ENTRY_INTR_INFO      0x4016
+#define PLE_GAP                 0x4020
+#define PLE_WINDOW              0x4022
 #define VM_ENTRY_EXCEPTION_ERROR_CODE 0x4018
 #define VM_ENTRY_INSTRUCTION_LEN 0x401A
 #define SECONDARY_CONTROLS      0x401E
@@ -219,6 +221,7 @@
 
 #define PROC2_ENABLE_EPT        (1u << 1)
 #define PROC2_DESC_TABLE_EXITING (1u << 2)
+#define PROC2_PAUSE_LOOP_EXITING (1u << 10)
 #define PROC2_ENABLE_VPID       (1u << 5)
 #define PROC2_UNRESTRICTED_GUEST (1u << 7)
 #define PROC2_NOTIFY_VM_EXITING (1u << 31)
@@ -245,6 +248,7 @@
 #define EXIT_REASON_INVALID_GUEST   33
 #define EXIT_REASON_MSR_LOADING     34
 #define EXIT_REASON_MTF             37
+#define EXIT_REASON_PAUSE           40
 #define EXIT_REASON_EPT_VIOLATION   48
 #define EXIT_REASON_EPT_MISCONFIG   49
 #define EXIT_REASON_NOTIFY          75

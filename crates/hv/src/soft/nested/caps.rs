@@ -15,7 +15,8 @@
 //!   L1). The TPR shadow is not offered; nor is TSC scaling (a secondary
 //!   control).
 //! - secondary: EPT (shadowed by L0, `super::ept`), unrestricted guest,
-//!   descriptor-table exiting, RDTSCP, VPID (L0 flushes the TLB at every
+//!   descriptor-table exiting, PAUSE-loop exiting (PLE_Gap and PLE_Window
+//!   go into vmcs02 as L1 wrote them), RDTSCP, VPID (L0 flushes the TLB at every
 //!   nested transition, so any VPID is correct), WBINVD exiting and notify
 //!   VM exiting.
 //! - exit: host address-space size, acknowledge interrupt on exit, save/load
@@ -37,6 +38,7 @@ pub(crate) const PROC_WITHHELD: u32 = proc::USE_TPR_SHADOW;
 pub(crate) const PROC2_OFFERED: u32 = proc2::ENABLE_EPT
     | proc2::UNRESTRICTED_GUEST
     | proc2::DESC_TABLE_EXITING
+    | proc2::PAUSE_LOOP_EXITING
     | proc2::ENABLE_RDTSCP
     | proc2::WBINVD_EXITING
     | proc2::NOTIFY_VM_EXITING;

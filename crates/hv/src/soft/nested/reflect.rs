@@ -68,7 +68,7 @@ pub(crate) fn l1_wants(e: &ExitFacts, v: &Vmcs12, mem: &impl BitmapReader) -> bo
         er::RDTSC | er::RDTSCP => p(proc::RDTSC_EXITING),
         er::MWAIT => p(proc::MWAIT_EXITING),
         er::MONITOR => p(proc::MONITOR_EXITING),
-        er::PAUSE => p(proc::PAUSE_EXITING),
+        er::PAUSE => p(proc::PAUSE_EXITING) || p2(proc2::PAUSE_LOOP_EXITING),
         // L1's control, or the pending MTF VM exit L1 injected (type 7);
         // the debugger's own MTF exits never get here.
         er::MONITOR_TRAP_FLAG => true,

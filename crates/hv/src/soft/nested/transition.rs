@@ -74,6 +74,7 @@ const GUEST_STATE: &[u32] = &[
 /// Secondary controls of L1's that vmcs02 takes as they are (EPT is L0's
 /// in vmcs02 either way: its own, or the shadow of L1's).
 const PROC2_FROM_L1: u32 = proc2::DESC_TABLE_EXITING
+    | proc2::PAUSE_LOOP_EXITING
     | proc2::ENABLE_RDTSCP
     | proc2::WBINVD_EXITING
     | proc2::UNRESTRICTED_GUEST;
@@ -360,6 +361,8 @@ impl Nested {
         put(f::VMCS_LINK_POINTER, u64::MAX)?;
         put(f::NOTIFY_WINDOW, u64::from(window.unwrap_or(0)))?;
         for fl in [
+            f::PLE_GAP,
+            f::PLE_WINDOW,
             f::VM_ENTRY_INTR_INFO,
             f::VM_ENTRY_EXCEPTION_ERROR_CODE,
             f::VM_ENTRY_INSTRUCTION_LEN,
