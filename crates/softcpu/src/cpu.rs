@@ -591,8 +591,52 @@ impl SoftCpu {
     }
 
     /// Reads from a segment at the current privilege.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_mem(&mut self, seg: Seg, offset: u64, size: usize) -> Ex<u64> {
+        if let Some(hpa) = self.quick_data(seg, offset, size, Access::Read) {
+            return Ok(self.phys_read(hpa, size));
+        }
+        self.read_mem_full(seg, offset, size)
+    }
+
+    /// Writes to a segment at the current privilege.
+    #[inline(always)]
+    pub(crate) fn write_mem(&mut self, seg: Seg, offset: u64, size: usize, value: u64) -> Ex<()> {
+        if let Some(hpa) = self.quick_data(seg, offset, size, Access::Write) {
+            self.phys_write(hpa, size, value);
+            return Ok(());
+        }
+        self.write_mem_full(seg, offset, size, value)
+    }
+
+    /// The host-physical address of a data access in 64-bit mode that
+    /// needs none of the checks that can fail or look further: a canonical
+    /// address, inside one page, translated by a TLB entry that allows the
+    /// access, with no data breakpoint armed, no MMIO emulation under way
+    /// and no alignment check possible. `None`: the full path decides
+    /// (and faults where it must). Nothing here changes any state.
+    #[inline(always)]
+    fn quick_data(&self, seg: Seg, offset: u64, size: usize, access: Access) -> Option<u64> {
+        if !self.s.mode64() || self.debug.data_bp || self.mmio.is_some() {
+            return None;
+        }
+        let la = match seg {
+            Seg::Fs | Seg::Gs => self.s.seg[seg as usize].base.wrapping_add(offset),
+            _ => offset,
+        };
+        if !x86::address::is_canonical(la) || (la & 0xFFF) as usize + size > 4096 {
+            return None;
+        }
+        let user = self.s.cpl() == 3;
+        if user && self.s.cr0 & x86::cr::CR0_AM != 0 && self.s.rflags & x86::rflags::AC != 0 {
+            return None;
+        }
+        self.tlb_hit(la, access, user)
+    }
+
+    /// Reads from a segment at the current privilege, every check made.
+    #[inline(never)]
+    fn read_mem_full(&mut self, seg: Seg, offset: u64, size: usize) -> Ex<u64> {
         self.segment_check(seg, offset, size, false)?;
         let la = self.linear(seg, offset);
         self.check_canonical(la, seg)?;
@@ -600,9 +644,9 @@ impl SoftCpu {
         self.read_linear(la, size, user)
     }
 
-    /// Writes to a segment at the current privilege.
-    #[inline]
-    pub(crate) fn write_mem(&mut self, seg: Seg, offset: u64, size: usize, value: u64) -> Ex<()> {
+    /// Writes to a segment at the current privilege, every check made.
+    #[inline(never)]
+    fn write_mem_full(&mut self, seg: Seg, offset: u64, size: usize, value: u64) -> Ex<()> {
         self.segment_check(seg, offset, size, true)?;
         let la = self.linear(seg, offset);
         self.check_canonical(la, seg)?;

@@ -80,23 +80,32 @@ impl SoftCpu {
     /// (false for supervisor and implicit supervisor accesses such as event delivery).
     #[inline(always)]
     pub(crate) fn translate_as(&mut self, la: u64, access: Access, user: bool) -> Ex<u64> {
-        let page = la >> 12;
-        let e = self.tlb.entries[page as usize % TLB_SIZE];
-        if e.tag == page + 1 {
-            let ok = match access {
-                Access::Read => !user || e.flags & F_USER != 0,
-                Access::Fetch => e.flags & F_EXEC != 0 && (!user || e.flags & F_USER != 0),
-                Access::Write => {
-                    e.flags & F_DIRTY != 0
-                        && (!user || e.flags & F_USER != 0)
-                        && (e.flags & F_WRITABLE != 0 || (!user && self.s.cr0 & CR0_WP == 0))
-                }
-            };
-            if ok {
-                return Ok(e.hpa | (la & 0xFFF));
-            }
+        if let Some(hpa) = self.tlb_hit(la, access, user) {
+            return Ok(hpa);
         }
         self.translate_slow(la, access, user)
+    }
+
+    /// The host-physical address of `la` when the TLB holds an entry for
+    /// its page that allows the access (a write also needs the dirty bit
+    /// already set); `None` otherwise.
+    #[inline(always)]
+    pub(crate) fn tlb_hit(&self, la: u64, access: Access, user: bool) -> Option<u64> {
+        let page = la >> 12;
+        let e = self.tlb.entries[page as usize % TLB_SIZE];
+        if e.tag != page + 1 {
+            return None;
+        }
+        let ok = match access {
+            Access::Read => !user || e.flags & F_USER != 0,
+            Access::Fetch => e.flags & F_EXEC != 0 && (!user || e.flags & F_USER != 0),
+            Access::Write => {
+                e.flags & F_DIRTY != 0
+                    && (!user || e.flags & F_USER != 0)
+                    && (e.flags & F_WRITABLE != 0 || (!user && self.s.cr0 & CR0_WP == 0))
+            }
+        };
+        ok.then_some(e.hpa | (la & 0xFFF))
     }
 
     fn translate_slow(&mut self, la: u64, access: Access, user: bool) -> Ex<u64> {
