@@ -187,11 +187,10 @@ impl Op {
 /// to the fetch path: it ends with a control transfer, before an
 /// instruction that must run on its own (system instructions, anything that
 /// changes segments, flags beyond the status flags, or interrupt shadows),
-/// or at the end of the page.
-pub(crate) struct Block {
-    /// The instructions, at consecutive addresses.
-    pub ops: Vec<Op>,
-}
+/// or at the end of the page. The instructions sit at consecutive
+/// addresses; the slice is held straight in its page's slot, so entering a
+/// block follows one pointer fewer than a boxed vector would.
+pub(crate) type Block = Box<[Op]>;
 
 /// Longest block.
 const MAX_BLOCK: usize = 64;
@@ -201,8 +200,10 @@ struct PageCode {
     bitness: u32,
     ip_minus_phys: u64,
     slots: Vec<Option<Box<Op>>>,
-    /// Blocks by start offset; `None` inside means "tried: no block here".
-    blocks: Vec<Option<Option<Box<Block>>>>,
+    /// Blocks by start offset: `None` not tried yet; an empty block means
+    /// "tried: no block here" (and while a block runs, its slot holds an
+    /// empty one too).
+    blocks: Vec<Option<Block>>,
 }
 
 /// All cached pages, indexed by host-physical page number.
@@ -293,28 +294,33 @@ impl DecodeCache {
     /// see [`Self::page_matches`]), building it from `code` (the rest of the
     /// page, starting at `hpa`, decoded at `ip`) the first time. `None`: no
     /// block can start here; run the instruction on its own.
-    pub(crate) fn take_block(&mut self, hpa: u64, ip: u64, code: &[u8]) -> Option<Box<Block>> {
+    pub(crate) fn take_block(&mut self, hpa: u64, ip: u64, code: &[u8]) -> Option<Block> {
         let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
         let slot = page.blocks.get_mut((hpa & 0xFFF) as usize)?;
-        match slot {
-            Some(b) => b.take(),
+        let block = match slot {
+            Some(b) => std::mem::take(b),
             None => {
                 let block = build_block(page.bitness, ip, code);
-                self.decodes += block.as_ref().map_or(0, |b| b.ops.len() as u64);
-                *slot = Some(None);
+                self.decodes += block.len() as u64;
+                *slot = Some(Block::default());
                 block
             }
+        };
+        if block.is_empty() {
+            None
+        } else {
+            Some(block)
         }
     }
 
     /// Returns a block taken with [`Self::take_block`] if its page is still cached.
     #[inline]
-    pub(crate) fn put_block(&mut self, hpa: u64, gen: u64, block: Box<Block>) {
+    pub(crate) fn put_block(&mut self, hpa: u64, gen: u64, block: Block) {
         if let Some(slot) = self
             .live_page(hpa, gen)
             .and_then(|p| p.blocks.get_mut((hpa & 0xFFF) as usize))
         {
-            *slot = Some(Some(block));
+            *slot = Some(block);
         }
     }
 
@@ -363,7 +369,8 @@ impl DecodeCache {
 }
 
 /// Decodes a block from `code` (which starts at `ip`); see [`Block`].
-fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Option<Box<Block>> {
+/// Empty when no block can start here.
+fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Block {
     let mut decoder = Decoder::with_ip(bitness, code, ip, DecoderOptions::NONE);
     let mut ops = Vec::new();
     while ops.len() < MAX_BLOCK && decoder.can_decode() {
@@ -380,9 +387,5 @@ fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Option<Box<Block>> {
             break;
         }
     }
-    if ops.is_empty() {
-        None
-    } else {
-        Some(Box::new(Block { ops }))
-    }
+    ops.into_boxed_slice()
 }

@@ -242,14 +242,14 @@ impl SoftCpu {
             // The budget in instructions, with a division only when the
             // block does not fit whole before the horizon.
             let left = horizon.saturating_sub(self.cycles);
-            let n = block.ops.len();
+            let n = block.len();
             let (budget, whole) = if (n as u64).saturating_mul(ic) <= left {
                 (n, true)
             } else {
                 let budget = left.div_ceil(ic).max(1) as usize;
                 (budget, n <= budget)
             };
-            for op in block.ops.iter().take(budget) {
+            for op in block.iter().take(budget) {
                 self.next_rip = op.next_ip;
                 self.cycles += ic;
                 if let Err(stop) = (op.handler)(self, op) {
