@@ -141,7 +141,8 @@ pub(crate) struct Op {
     pub r0: Gpr,
     /// Operand 1 when it is a general-purpose register.
     pub r1: Gpr,
-    /// The immediate of operand 1 masked to operand 0's size, when there is one.
+    /// The immediate of operand 1 masked to operand 0's size, when there
+    /// is one; the target of a near relative branch.
     pub imm: u64,
     /// The memory operand, resolved (meaningful when the instruction has one).
     pub mem: MemRef,
@@ -162,7 +163,15 @@ impl Op {
             iced_x86::OpKind::Memory => ins.memory_size().size(),
             _ => r0.size(),
         };
-        let imm = if ins.op_count() > 1 {
+        let near_branch = matches!(
+            ins.op0_kind(),
+            iced_x86::OpKind::NearBranch16
+                | iced_x86::OpKind::NearBranch32
+                | iced_x86::OpKind::NearBranch64
+        );
+        let imm = if near_branch {
+            ins.near_branch_target()
+        } else if ins.op_count() > 1 {
             if crate::exec::is_immediate(ins.op1_kind()) {
                 ins.immediate(1) & crate::exec::flags::mask(size0.max(1))
             } else {

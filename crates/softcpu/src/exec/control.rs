@@ -17,18 +17,20 @@ impl SoftCpu {
     /// that size, RET pops it): a 16-bit branch gives IP, one with 0x66 in
     /// 16-bit code gives a full EIP, which is checked, not truncated (SDM
     /// JMP/CALL/RET: "IF OperandSize = 32 ... EIP ← tempEIP").
+    #[inline]
     pub(crate) fn jump_near(&mut self, target: u64) -> Ex<()> {
-        let target = match self.s.bitness() {
-            64 => target,
-            _ => target & 0xFFFF_FFFF,
-        };
-        if self.s.mode64() {
+        let target = if self.s.mode64() {
             if !is_canonical(target) {
                 return Err(Exception::gp(0).into());
             }
-        } else if target > u64::from(self.s.seg[Seg::Cs as usize].limit) {
-            return Err(Exception::gp(0).into());
-        }
+            target
+        } else {
+            let target = target & 0xFFFF_FFFF;
+            if target > u64::from(self.s.seg[Seg::Cs as usize].limit) {
+                return Err(Exception::gp(0).into());
+            }
+            target
+        };
         self.next_rip = target;
         Ok(())
     }

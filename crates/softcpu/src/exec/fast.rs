@@ -151,15 +151,40 @@ fn inc_dec_r<const DEC: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     Ok(())
 }
 
-fn jcc(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    if cpu.condition(op.ins.condition_code()) {
-        cpu.jump_near(op.ins.near_branch_target())?;
+/// The condition code numbered `cc` (iced's numbering, 1 = O … 16 = G).
+const fn cond_of(cc: u8) -> ConditionCode {
+    use ConditionCode as C;
+    match cc {
+        1 => C::o,
+        2 => C::no,
+        3 => C::b,
+        4 => C::ae,
+        5 => C::e,
+        6 => C::ne,
+        7 => C::be,
+        8 => C::a,
+        9 => C::s,
+        10 => C::ns,
+        11 => C::p,
+        12 => C::np,
+        13 => C::l,
+        14 => C::ge,
+        15 => C::le,
+        16 => C::g,
+        _ => C::None,
+    }
+}
+
+/// Jcc with condition `CC` (see [`cond_of`]); the target is in `op.imm`.
+fn jcc<const CC: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    if cpu.condition_inline(cond_of(CC)) {
+        cpu.jump_near(op.imm)?;
     }
     Ok(())
 }
 
 fn jmp_rel(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    cpu.jump_near(op.ins.near_branch_target())
+    cpu.jump_near(op.imm)
 }
 
 fn push_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
@@ -298,9 +323,9 @@ fn extend_r<const SIGNED: bool, const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> 
     Ok(())
 }
 
-/// SETcc into a byte register or memory.
-fn setcc<const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    let v = u64::from(cpu.condition(op.ins.condition_code()));
+/// SETcc with condition `CC` (see [`cond_of`]) into a byte register or memory.
+fn setcc<const CC: u8, const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let v = u64::from(cpu.condition_inline(cond_of(CC)));
     if MEM {
         let ea = cpu.ea(&op.mem);
         cpu.write_mem(op.mem.seg, ea, 1, v)
@@ -310,14 +335,56 @@ fn setcc<const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     }
 }
 
-/// CMOVcc: the source is read (and may fault) whether or not the move
-/// happens, and a 32-bit destination is zero-extended either way.
-fn cmovcc<const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
-    let taken = cpu.condition(op.ins.condition_code());
+/// CMOVcc with condition `CC`: the source is read (and may fault) whether
+/// or not the move happens, and a 32-bit destination is zero-extended
+/// either way.
+fn cmovcc<const CC: u8, const MEM: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let taken = cpu.condition_inline(cond_of(CC));
     let v = source::<MEM>(cpu, op, op.r0.size())?;
     let out = if taken { v } else { cpu.rd(op.r0) };
     cpu.wr(op.r0, out);
     Ok(())
+}
+
+/// The kinds of handler specialised by condition code.
+const JCC: u8 = 0;
+const SETCC_R: u8 = 1;
+const SETCC_M: u8 = 2;
+const CMOVCC_R: u8 = 3;
+const CMOVCC_M: u8 = 4;
+
+/// The handler of kind `kind` for condition `cc`, with the condition a
+/// constant in it.
+fn cc_handler(kind: u8, cc: ConditionCode) -> Option<Handler> {
+    fn pick<const CC: u8>(kind: u8) -> Handler {
+        match kind {
+            JCC => jcc::<CC>,
+            SETCC_R => setcc::<CC, false>,
+            SETCC_M => setcc::<CC, true>,
+            CMOVCC_R => cmovcc::<CC, false>,
+            _ => cmovcc::<CC, true>,
+        }
+    }
+    use ConditionCode as C;
+    Some(match cc {
+        C::o => pick::<1>(kind),
+        C::no => pick::<2>(kind),
+        C::b => pick::<3>(kind),
+        C::ae => pick::<4>(kind),
+        C::e => pick::<5>(kind),
+        C::ne => pick::<6>(kind),
+        C::be => pick::<7>(kind),
+        C::a => pick::<8>(kind),
+        C::s => pick::<9>(kind),
+        C::ns => pick::<10>(kind),
+        C::p => pick::<11>(kind),
+        C::np => pick::<12>(kind),
+        C::l => pick::<13>(kind),
+        C::ge => pick::<14>(kind),
+        C::le => pick::<15>(kind),
+        C::g => pick::<16>(kind),
+        C::None => return None,
+    })
 }
 
 /// Near CALL to a relative target: the return address is pushed, and the
@@ -331,7 +398,7 @@ fn call_rel(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let saved = cpu.s.gpr[4];
     let ret = cpu.next_rip;
     cpu.push(size, ret)?;
-    if let Err(e) = cpu.jump_near(op.ins.near_branch_target()) {
+    if let Err(e) = cpu.jump_near(op.imm) {
         cpu.s.gpr[4] = saved;
         return Err(e);
     }
@@ -358,12 +425,12 @@ fn nop(_: &mut SoftCpu, _: &Op) -> Ex<()> {
 
 /// The handler of a two-operand form of an instruction beyond the plain ALU
 /// group and MOV, if it has one.
-fn form_handler(m: Mnemonic, form: u8) -> Option<Handler> {
+fn form_handler(m: Mnemonic, cc: ConditionCode, form: u8) -> Option<Handler> {
     use Mnemonic as M;
     if is_cmovcc(m) {
         return match form {
-            RR => Some(cmovcc::<false>),
-            RM => Some(cmovcc::<true>),
+            RR => cc_handler(CMOVCC_R, cc),
+            RM => cc_handler(CMOVCC_M, cc),
             _ => None,
         };
     }
@@ -488,7 +555,7 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
                 return Some(h);
             }
         }
-        if let Some(h) = form.and_then(|f| form_handler(m, f)) {
+        if let Some(h) = form.and_then(|f| form_handler(m, ins.condition_code(), f)) {
             return Some(h);
         }
         if m == Mnemonic::Movzx && gpr(ins, 0) && k1 == OpKind::Memory {
@@ -512,10 +579,10 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
     }
     if ins.op_count() == 1 && is_setcc(m) {
         if gpr(ins, 0) {
-            return Some(setcc::<false>);
+            return cc_handler(SETCC_R, ins.condition_code());
         }
         if k0 == OpKind::Memory {
-            return Some(setcc::<true>);
+            return cc_handler(SETCC_M, ins.condition_code());
         }
     }
     match m {
@@ -559,8 +626,8 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
                 | Mnemonic::Jecxz
                 | Mnemonic::Jrcxz
         );
-        if ins.condition_code() != ConditionCode::None && !counter_branch {
-            return Some(jcc);
+        if !counter_branch {
+            return cc_handler(JCC, ins.condition_code());
         }
     }
     None

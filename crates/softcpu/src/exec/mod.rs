@@ -87,6 +87,13 @@ impl SoftCpu {
     /// Evaluates a condition code against RFLAGS.
     #[inline]
     pub(crate) fn condition(&self, cc: ConditionCode) -> bool {
+        self.condition_inline(cc)
+    }
+
+    /// [`Self::condition`] always inlined, for the handlers specialised by
+    /// condition code, where the code is a constant and the match folds.
+    #[inline(always)]
+    pub(crate) fn condition_inline(&self, cc: ConditionCode) -> bool {
         if self.lazy.op != lazy::NONE {
             if let Some(v) = self.lazy.condition(cc) {
                 return v;
