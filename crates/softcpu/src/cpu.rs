@@ -562,7 +562,7 @@ impl SoftCpu {
     }
 
     /// Physical read; outside memory reads as all ones (open bus).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn phys_read(&self, hpa: u64, size: usize) -> u64 {
         let r = match size {
             1 => self.mem.read_le::<1>(hpa).map(|b| u64::from(b[0])),
@@ -580,7 +580,7 @@ impl SoftCpu {
     }
 
     /// Physical write; outside memory is ignored (open bus).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn phys_write(&mut self, hpa: u64, size: usize, value: u64) {
         let _ = match size {
             1 => self.mem.write_le::<1>(hpa, [value as u8]),

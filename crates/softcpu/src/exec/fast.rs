@@ -198,16 +198,21 @@ fn pop_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     Ok(())
 }
 
-/// The shifts [`shift_ri`] is made for.
+/// The shifts and rotates [`shift_r`] is made for.
 const SHL: u8 = 0;
 const SHR: u8 = 1;
 const SAR: u8 = 2;
+const ROL: u8 = 3;
+const ROR: u8 = 4;
 
-/// SHL/SAL (`KIND` = [`SHL`]), SHR or SAR of a register by an immediate or by 1.
-fn shift_ri<const KIND: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+/// SHL/SAL (`KIND` = [`SHL`]), SHR, SAR, ROL or ROR of a register by an
+/// immediate or by 1 (`CL` false), or by CL.
+fn shift_r<const KIND: u8, const CL: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     let size = op.r0.size();
     let count_mask = if size == 8 { 0x3F } else { 0x1F };
-    let count = if op.ins.op_count() < 2 {
+    let count = if CL {
+        (cpu.s.gpr[1] as u32) & count_mask
+    } else if op.ins.op_count() < 2 {
         1
     } else {
         (op.ins.immediate(1) as u32) & count_mask
@@ -216,15 +221,64 @@ fn shift_ri<const KIND: u8>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
         return Ok(());
     }
     let a = cpu.rd(op.r0);
-    // SHL, SHR and SAR replace all the status flags they define.
     let m = match KIND {
         SHL => Mnemonic::Shl,
         SHR => Mnemonic::Shr,
-        _ => Mnemonic::Sar,
+        SAR => Mnemonic::Sar,
+        ROL => Mnemonic::Rol,
+        _ => Mnemonic::Ror,
     };
-    let (r, f) = super::alu::shift_result(m, size, a, count, 0);
+    // SHL, SHR and SAR replace all the status flags they define; ROL and
+    // ROR change CF and OF only.
+    let status = if KIND == ROL || KIND == ROR {
+        cpu.status_flags()
+    } else {
+        0
+    };
+    let (r, f) = super::alu::shift_result(m, size, a, count, status);
     cpu.wr(op.r0, r);
     cpu.set_status(f);
+    Ok(())
+}
+
+/// NEG of a register: 0 − r, with the flags of that subtraction (CF set
+/// unless the operand was 0, which is the subtraction's borrow).
+fn neg_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.r0.size();
+    let a = cpu.rd(op.r0);
+    let r = alu::<SUB>(cpu, size, 0, a);
+    cpu.wr(op.r0, r);
+    Ok(())
+}
+
+/// NOT of a register (no flags).
+fn not_r(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let v = !cpu.rd(op.r0);
+    cpu.wr(op.r0, v);
+    Ok(())
+}
+
+/// INC or DEC of memory; the flags change only once the store is done.
+fn inc_dec_m<const DEC: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
+    let size = op.ins.memory_size().size();
+    let ea = cpu.ea(&op.mem);
+    let seg = op.mem.seg;
+    let a = cpu.read_mem(seg, ea, size)?;
+    let m = flags::mask(size);
+    let saved = cpu.lazy;
+    let r = if DEC {
+        let r = a.wrapping_sub(1) & m;
+        cpu.set_lazy(lazy::DEC, size, a, 1, r);
+        r
+    } else {
+        let r = a.wrapping_add(1) & m;
+        cpu.set_lazy(lazy::INC, size, a, 1, r);
+        r
+    };
+    if let Err(e) = cpu.write_mem(seg, ea, size, r) {
+        cpu.lazy = saved;
+        return Err(e);
+    }
     Ok(())
 }
 
@@ -454,12 +508,15 @@ fn form_handler(m: Mnemonic, cc: ConditionCode, form: u8) -> Option<Handler> {
     })
 }
 
-/// The handler of a shift of a register by an immediate or by 1.
-fn shift_handler(m: Mnemonic) -> Option<Handler> {
+/// The handler of a shift or rotate of a register by an immediate or by 1
+/// (`CL` false), or by CL.
+fn shift_handler<const CL: bool>(m: Mnemonic) -> Option<Handler> {
     Some(match m {
-        Mnemonic::Shl | Mnemonic::Sal => shift_ri::<SHL>,
-        Mnemonic::Shr => shift_ri::<SHR>,
-        Mnemonic::Sar => shift_ri::<SAR>,
+        Mnemonic::Shl | Mnemonic::Sal => shift_r::<SHL, CL>,
+        Mnemonic::Shr => shift_r::<SHR, CL>,
+        Mnemonic::Sar => shift_r::<SAR, CL>,
+        Mnemonic::Rol => shift_r::<ROL, CL>,
+        Mnemonic::Ror => shift_r::<ROR, CL>,
         _ => return None,
     })
 }
@@ -551,7 +608,12 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
             }
         }
         if gpr(ins, 0) && super::is_immediate(k1) {
-            if let Some(h) = shift_handler(m) {
+            if let Some(h) = shift_handler::<false>(m) {
+                return Some(h);
+            }
+        }
+        if gpr(ins, 0) && gpr(ins, 1) && ins.op1_register() == iced_x86::Register::CL {
+            if let Some(h) = shift_handler::<true>(m) {
                 return Some(h);
             }
         }
@@ -600,13 +662,25 @@ pub(crate) fn specialised(ins: &Instruction) -> Option<Handler> {
     }
     if ins.op_count() == 1 && gpr(ins, 0) {
         match m {
-            Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar => {
-                return shift_handler(m)
-            }
+            Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Shr
+            | Mnemonic::Sar
+            | Mnemonic::Rol
+            | Mnemonic::Ror => return shift_handler::<false>(m),
             Mnemonic::Inc => return Some(inc_dec_r::<false>),
             Mnemonic::Dec => return Some(inc_dec_r::<true>),
+            Mnemonic::Neg => return Some(neg_r),
+            Mnemonic::Not => return Some(not_r),
             Mnemonic::Push if ins.op0_register().size() >= 2 => return Some(push_r),
             Mnemonic::Pop if ins.op0_register().size() >= 2 => return Some(pop_r),
+            _ => {}
+        }
+    }
+    if ins.op_count() == 1 && k0 == OpKind::Memory {
+        match m {
+            Mnemonic::Inc => return Some(inc_dec_m::<false>),
+            Mnemonic::Dec => return Some(inc_dec_m::<true>),
             _ => {}
         }
     }
