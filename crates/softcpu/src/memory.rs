@@ -97,6 +97,51 @@ impl PhysMemory {
         Ok(())
     }
 
+    /// Writes `len` bytes at `addr`, inside one page, as repeated
+    /// little-endian elements of `size` bytes holding `value` (REP STOS).
+    pub(crate) fn fill(
+        &mut self,
+        addr: u64,
+        size: usize,
+        len: u64,
+        value: u64,
+    ) -> Result<(), OutOfRange> {
+        let r = self.range(addr, len as usize)?;
+        self.note_write(addr >> 12);
+        let element = &value.to_le_bytes()[..size];
+        for chunk in self.bytes[r].chunks_exact_mut(size) {
+            chunk.copy_from_slice(element);
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `src` to `dst` (each range inside one page)
+    /// as elements of `size` bytes, one after another in ascending order,
+    /// each read whole before it is written — what forward REP MOVS does,
+    /// also when the ranges overlap.
+    pub(crate) fn copy_forward(
+        &mut self,
+        dst: u64,
+        src: u64,
+        size: usize,
+        len: u64,
+    ) -> Result<(), OutOfRange> {
+        let s = self.range(src, len as usize)?;
+        let d = self.range(dst, len as usize)?;
+        self.note_write(dst >> 12);
+        if d.start <= s.start || d.start >= s.end {
+            // Nothing is read after it was written: one move does it.
+            self.bytes.copy_within(s, d.start);
+        } else {
+            // The destination starts inside the source: later elements
+            // read what earlier ones wrote.
+            for (at, from) in d.step_by(size).zip(s.step_by(size)) {
+                self.bytes.copy_within(from..from + size, at);
+            }
+        }
+        Ok(())
+    }
+
     /// Reads a u64 (paging structures).
     pub(crate) fn read_u64(&self, addr: u64) -> Result<u64, OutOfRange> {
         self.read_le::<8>(addr).map(u64::from_le_bytes)
