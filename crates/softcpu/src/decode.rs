@@ -303,18 +303,30 @@ impl DecodeCache {
     /// see [`Self::page_matches`]), building it from `code` (the rest of the
     /// page, starting at `hpa`, decoded at `ip`) the first time. `None`: no
     /// block can start here; run the instruction on its own.
+    #[inline]
     pub(crate) fn take_block(&mut self, hpa: u64, ip: u64, code: &[u8]) -> Option<Block> {
         let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
-        let slot = page.blocks.get_mut((hpa & 0xFFF) as usize)?;
-        let block = match slot {
+        let block = match page.blocks.get_mut((hpa & 0xFFF) as usize)? {
             Some(b) => std::mem::take(b),
-            None => {
-                let block = build_block(page.bitness, ip, code);
-                self.decodes += block.len() as u64;
-                *slot = Some(Block::default());
-                block
-            }
+            None => return self.first_block(hpa, ip, code),
         };
+        if block.is_empty() {
+            None
+        } else {
+            Some(block)
+        }
+    }
+
+    /// [`Self::take_block`] the first time: builds the block and marks its
+    /// slot as tried (the block itself comes back with [`Self::put_block`]).
+    #[cold]
+    #[inline(never)]
+    fn first_block(&mut self, hpa: u64, ip: u64, code: &[u8]) -> Option<Block> {
+        let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
+        let slot = page.blocks.get_mut((hpa & 0xFFF) as usize)?;
+        let block = build_block(page.bitness, ip, code);
+        *slot = Some(Block::default());
+        self.decodes += block.len() as u64;
         if block.is_empty() {
             None
         } else {

@@ -213,28 +213,47 @@ impl SoftCpu {
             && !self.shadow.mov_ss
     }
 
-    /// Runs the decoded block at RIP, at most until virtual time `horizon`.
-    /// `Ok(false)`: no block here (or the fetch path has to look first); the
-    /// caller runs one instruction the ordinary way.
+    /// Runs the decoded block at RIP, at most until virtual time `horizon`,
+    /// and the blocks it leads to while time is left: nothing a block does
+    /// changes what [`Self::block_mode`] looks at, so the next block may
+    /// follow at once. `Ok(false)`: no block here (or the fetch path has to
+    /// look first); the caller runs one instruction the ordinary way.
     fn run_block(&mut self, horizon: u64) -> Result<bool, Stop> {
         self.iret_unblocked_nmi = false;
+        loop {
+            match self.run_one_block(horizon)? {
+                Some(true) if self.cycles < horizon => {}
+                Some(_) => return Ok(true),
+                // As the caller would have found on coming back: no block
+                // to enter here, so one instruction runs on its own.
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// Runs the decoded block at RIP once (or again and again while it
+    /// loops back to its start). `Some(true)`: it ended at an instruction
+    /// boundary where another block may follow; `Some(false)`: it ended
+    /// with a delivered fault; `None`: no block here.
+    #[inline]
+    fn run_one_block(&mut self, horizon: u64) -> Result<Option<bool>, Stop> {
         let rip = self.s.rip;
         let Some(hpa) = self.enter_fetch_page(rip) else {
-            return Ok(false);
+            return Ok(None);
         };
         if self.mem.has_dirty_code() {
             // A code page was written (perhaps just now, by the walk's
             // accessed bits): the fetch path drops its decoded code first.
-            return Ok(false);
+            return Ok(None);
         }
         let Ok(code) = self.mem.slice(hpa, (4096 - (hpa & 0xFFF)) as usize) else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some(block) = self.code.take_block(hpa, rip, code) else {
-            return Ok(false);
+            return Ok(None);
         };
         let gen = self.code.gen;
-        let mut outcome = Ok(true);
+        let mut outcome = Ok(());
         // A block that branches back to its own start (a loop) runs again
         // without another lookup while the budget lasts.
         let ic = self.instruction_cycles;
@@ -272,9 +291,9 @@ impl SoftCpu {
         }
         self.code.put_block(hpa, gen, block);
         match outcome {
-            Ok(ran) => Ok(ran),
+            Ok(()) => Ok(Some(true)),
             Err((Stop::VmExit(info), len)) => Err(Stop::VmExit(with_instruction_len(info, len))),
-            Err((stop, _)) => self.fault(stop).map(|()| true),
+            Err((stop, _)) => self.fault(stop).map(|()| Some(false)),
         }
     }
 
