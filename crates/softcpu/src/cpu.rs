@@ -149,7 +149,19 @@ pub struct SoftCpu {
     pub(crate) instruction_cycles: u64,
     /// The MMIO load an emulated instruction stopped at.
     pub(crate) mmio_wanted: Option<crate::mmio::MmioLoad>,
+    /// What [`Self::quick_mode`] said when the running block was entered
+    /// (nothing a block runs changes it); [`QUICK_UNKNOWN`] outside blocks.
+    pub(crate) quick: u8,
 }
+
+/// Quick data accesses: the state must be looked at on each one.
+pub(crate) const QUICK_UNKNOWN: u8 = 0;
+/// Quick data accesses are not possible in the current state.
+pub(crate) const QUICK_NONE: u8 = 1;
+/// Quick data accesses possible, at CPL 0–2.
+pub(crate) const QUICK_SUPERVISOR: u8 = 2;
+/// Quick data accesses possible, at CPL 3.
+pub(crate) const QUICK_USER: u8 = 3;
 
 impl SoftCpu {
     /// A CPU after reset with `memory_bytes` of zeroed physical memory.
@@ -196,6 +208,7 @@ impl SoftCpu {
             mmio: None,
             mmio_wanted: None,
             instruction_cycles: 1,
+            quick: QUICK_UNKNOWN,
         }
     }
 
@@ -617,9 +630,16 @@ impl SoftCpu {
     /// (and faults where it must). Nothing here changes any state.
     #[inline(always)]
     fn quick_data(&self, seg: Seg, offset: u64, size: usize, access: Access) -> Option<u64> {
-        if !self.s.mode64() || self.debug.data_bp || self.mmio.is_some() {
-            return None;
-        }
+        let user = match self.quick {
+            QUICK_SUPERVISOR => false,
+            QUICK_USER => true,
+            QUICK_NONE => return None,
+            _ => match self.quick_mode() {
+                QUICK_SUPERVISOR => false,
+                QUICK_USER => true,
+                _ => return None,
+            },
+        };
         let la = match seg {
             Seg::Fs | Seg::Gs => self.s.seg[seg as usize].base.wrapping_add(offset),
             _ => offset,
@@ -627,11 +647,25 @@ impl SoftCpu {
         if !x86::address::is_canonical(la) || (la & 0xFFF) as usize + size > 4096 {
             return None;
         }
-        let user = self.s.cpl() == 3;
-        if user && self.s.cr0 & x86::cr::CR0_AM != 0 && self.s.rflags & x86::rflags::AC != 0 {
-            return None;
-        }
         self.tlb_hit(la, access, user)
+    }
+
+    /// Whether data accesses may take the quick path in the current state
+    /// (64-bit mode, no data breakpoint armed, no MMIO emulation under way,
+    /// no alignment check possible), and at which privilege: one of the
+    /// `QUICK_*` constants other than [`QUICK_UNKNOWN`].
+    #[inline(always)]
+    pub(crate) fn quick_mode(&self) -> u8 {
+        if !self.s.mode64() || self.debug.data_bp || self.mmio.is_some() {
+            return QUICK_NONE;
+        }
+        if self.s.cpl() != 3 {
+            return QUICK_SUPERVISOR;
+        }
+        if self.s.cr0 & x86::cr::CR0_AM != 0 && self.s.rflags & x86::rflags::AC != 0 {
+            return QUICK_NONE;
+        }
+        QUICK_USER
     }
 
     /// Reads from a segment at the current privilege, every check made.

@@ -254,6 +254,7 @@ impl SoftCpu {
         };
         let gen = self.code.gen;
         let mut outcome = Ok(());
+        self.quick = self.quick_mode();
         // A block that branches back to its own start (a loop) runs again
         // without another lookup while the budget lasts.
         let ic = self.instruction_cycles;
@@ -289,6 +290,7 @@ impl SoftCpu {
             }
             break;
         }
+        self.quick = crate::cpu::QUICK_UNKNOWN;
         self.code.put_block(hpa, gen, block);
         match outcome {
             Ok(()) => Ok(Some(true)),
