@@ -194,6 +194,30 @@ fn value() -> impl Strategy<Value = u64> {
     ]
 }
 
+/// A VM-execution, exit or entry control field with a value the soft
+/// CPU's TRUE capability MSR allows (its must-be-1 bits, any of its
+/// may-be-1 bits): writes that reach the controls L1 is offered — the
+/// monitor trap flag, PAUSE-loop exiting, HLT exiting off, TSC offsetting,
+/// notify — instead of failing on a reserved bit; some of them (the
+/// preemption timer, the TPR shadow) are the soft CPU's but not L1's.
+fn control() -> impl Strategy<Value = (u32, u64)> {
+    // (field encoding, capability MSR): pin-based / IA32_VMX_TRUE_PINBASED_CTLS,
+    // primary / TRUE_PROCBASED, secondary / PROCBASED_CTLS2, exit /
+    // TRUE_EXIT, entry / TRUE_ENTRY (SDM Vol. 3C Appendices A.3–A.5, B.1.3).
+    const PAIRS: [(u32, u32); 5] = [
+        (0x4000, 0x48D),
+        (0x4002, 0x48E),
+        (0x401E, 0x48B),
+        (0x400C, 0x48F),
+        (0x4012, 0x490),
+    ];
+    (proptest::sample::select(&PAIRS[..]), any::<u32>()).prop_map(|((field, cap), bits)| {
+        let c = softcpu::capability_msr(cap).unwrap_or(0);
+        let (must, may) = (c as u32, (c >> 32) as u32);
+        (field, u64::from(must | (bits & may)))
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 64,
@@ -212,7 +236,10 @@ proptest! {
     /// L0 back in control at every host tick all along.
     #[test]
     fn random_vmwrites_then_vmlaunch_never_break_l0(
-        writes in proptest::collection::vec((field(), value()), 1..8)
+        writes in proptest::collection::vec(
+            prop_oneof![3 => (field(), value()), 1 => control()],
+            1..8,
+        )
     ) {
         let (status, out, err) = fuzz(&writes);
         prop_assert!(!err.contains("panicked"), "{}", err);
