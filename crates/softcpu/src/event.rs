@@ -310,14 +310,20 @@ impl SoftCpu {
             return None;
         }
         let window = u64::from(self.vmx.ctl.notify_window) + u64::from(self.model.notify_threshold);
-        let num = u128::from(self.model.tsc_ratio_numerator.max(1));
-        let den = u128::from(self.model.tsc_ratio_denominator);
-        if den == 0 {
+        if self.model.tsc_ratio_denominator == 0 {
             return None;
         }
         // floor(tsc * den / num) > window  <=>  tsc >= ceil((window + 1) * num / den).
-        let tsc = (u128::from(window + 1) * num).div_ceil(den);
-        Some(boundary.saturating_add(u64::try_from(tsc).unwrap_or(u64::MAX)))
+        Some(boundary.saturating_add(self.crystal_to_tsc(window + 1)))
+    }
+
+    /// TSC cycles that span at least `crystal` crystal-clock cycles:
+    /// ceil(crystal × numerator / denominator) of CPUID.15H (a zero ratio
+    /// term counts as 1).
+    pub(crate) fn crystal_to_tsc(&self, crystal: u64) -> u64 {
+        let num = u128::from(self.model.tsc_ratio_numerator.max(1));
+        let den = u128::from(self.model.tsc_ratio_denominator.max(1));
+        u64::try_from((u128::from(crystal) * num).div_ceil(den)).unwrap_or(u64::MAX)
     }
 
     /// The notify VM exit, if notify VM exiting is on and its deadline for

@@ -28,10 +28,7 @@ impl SoftCpu {
     /// for `crystal_cycles` crystal-clock cycles (CPUID.15H's clock) before
     /// it executes; adds to a stall still pending.
     pub fn inject_stall(&mut self, crystal_cycles: u64) {
-        let num = u128::from(self.model.tsc_ratio_numerator.max(1));
-        let den = u128::from(self.model.tsc_ratio_denominator.max(1));
-        let tsc = (u128::from(crystal_cycles) * num).div_ceil(den);
-        let tsc = u64::try_from(tsc).unwrap_or(u64::MAX);
+        let tsc = self.crystal_to_tsc(crystal_cycles);
         self.stall_cycles = self.stall_cycles.saturating_add(tsc);
     }
 

@@ -109,7 +109,7 @@ pub(crate) fn handle(
         },
         er::EXTERNAL_INTERRUPT => Handled::HostInterrupt,
         er::TRIPLE_FAULT => Handled::Exit(VcpuExit::Shutdown),
-        er::NOTIFY => Handled::Notify(notify(hw, qual)?),
+        er::NOTIFY => Handled::Notify(notify(hw)?),
         er::HLT => {
             skip_instruction(hw, len)?;
             Handled::Exit(VcpuExit::Hlt)
@@ -191,9 +191,11 @@ pub(crate) fn handle(
 /// unblocked NMIs (qualification bit 12), blocking by NMI is restored before
 /// re-entry, as for any exit during such an IRET (Vol. 3C §31.7.1.2) —
 /// unless the event re-queued is itself an NMI, which needs NMIs unblocked.
-fn notify(hw: &mut impl VmxHardware, qual: u64) -> Result<NotifyExit, HwError> {
+fn notify(hw: &mut impl VmxHardware) -> Result<NotifyExit, HwError> {
+    let exit = notify_facts(hw)?;
+    let qual = exit.qualification.unwrap_or(0);
     events::reblock_nmis_after_iret(hw, qual & q::NOTIFY_NMI_UNBLOCKING_IRET)?;
-    notify_facts(hw)
+    Ok(exit)
 }
 
 /// What the notify exit just taken reports, read from the current VMCS
