@@ -212,6 +212,9 @@ static const struct rule rules[] = {
 	{ "allowed-tf-with-pending-bs", RUNS, 0,
 	  { W(SET, GUEST_INTERRUPTIBILITY, 2), W(SET, GUEST_RFLAGS, 0x102),
 	    W(SET, GUEST_PENDING_DBG, 1u << 14) } },
+	{ "allowed-save-preemption-timer-with-timer", RUNS, 0,
+	  { W(OR, PIN_BASED_CONTROLS, PIN_PREEMPTION_TIMER),
+	    W(OR, VM_EXIT_CONTROLS, EXIT_SAVE_PREEMPT), W(SET, PREEMPTION_TIMER_VALUE, 0xFFFFFFFF) } },
 };
 
 static uint64_t width_bit;

@@ -154,6 +154,7 @@ void tsc_checks(void);      /* tsc.c */
 void mtf_checks(void);      /* mtf.c */
 void hlt_checks(void);      /* hlt.c */
 void pause_loop_checks(void); /* hlt.c */
+void preemption_timer_checks(void); /* timer.c */
 void entry_checks(void);    /* entrychecks.c */
 void payload_ept(void);
 void fuzz_run(const void *module, uint32_t len) __attribute__((noreturn));

@@ -26,6 +26,8 @@
  *                    (msrlist.c)
  *   tsc              RDTSC and RDMSR of IA32_TSC in L2 with and without TSC
  *                    offsetting, RDTSC exiting (tsc.c)
+ *   preemption-timer the VMX-preemption timer: 0 exits at once, an endless
+ *                    loop ends, the saved count, a halted L2 wakes (timer.c)
  *   entry-checks     one VMLAUNCH per VM-entry rule of SDM chapter 27 the
  *                    offered controls reach, with its VMfailValid or
  *                    VM-entry failure (entrychecks.c)
@@ -687,6 +689,7 @@ int main(void)
 	mtf_checks();
 	hlt_checks();
 	pause_loop_checks();
+	preemption_timer_checks();
 	entry_checks();
 	nested_event_checks();
 	vmx_leave();

@@ -156,6 +156,7 @@
 #define GUEST_INTERRUPTIBILITY  0x4824
 #define GUEST_ACTIVITY_STATE    0x4826
 #define GUEST_SYSENTER_CS       0x482A
+#define PREEMPTION_TIMER_VALUE  0x482E
 #define HOST_SYSENTER_CS        0x4C00
 /* natural width */
 #define CR0_GUEST_HOST_MASK     0x6000
@@ -203,6 +204,7 @@
 #define PIN_EXT_INTR_EXITING    (1u << 0)
 #define PIN_NMI_EXITING         (1u << 3)
 #define PIN_VIRTUAL_NMIS        (1u << 5)
+#define PIN_PREEMPTION_TIMER    (1u << 6)
 
 #define PROC_INTR_WINDOW        (1u << 2)
 #define PROC_HLT_EXITING        (1u << 7)
@@ -230,6 +232,7 @@
 #define EXIT_ACK_INTR_ON_EXIT   (1u << 15)
 #define EXIT_SAVE_EFER          (1u << 20)
 #define EXIT_LOAD_EFER          (1u << 21)
+#define EXIT_SAVE_PREEMPTION_TIMER (1u << 22)
 
 #define ENTRY_IA32E_MODE_GUEST  (1u << 9)
 #define ENTRY_LOAD_EFER         (1u << 15)
@@ -249,6 +252,7 @@
 #define EXIT_REASON_MSR_LOADING     34
 #define EXIT_REASON_MTF             37
 #define EXIT_REASON_PAUSE           40
+#define EXIT_REASON_PREEMPTION_TIMER 52
 #define EXIT_REASON_EPT_VIOLATION   48
 #define EXIT_REASON_EPT_MISCONFIG   49
 #define EXIT_REASON_NOTIFY          75

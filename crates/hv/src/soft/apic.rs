@@ -14,6 +14,7 @@
 //! activity state, so the soft CPU skips virtual time to that deadline.
 
 use super::emulate::LocalDevices;
+use super::time::earliest;
 use crate::hw::{HwError, VmxHardware};
 use lapic::{Lapic, LapicConfig, TimerClock, MSR_APIC_BASE, MSR_TSC_DEADLINE};
 use softcpu::CpuModel;
@@ -163,13 +164,15 @@ impl ApicWiring {
     /// Interrupt delivery and the timer, just before a VM entry at virtual
     /// time `now`. With `inject` false a deliverable interrupt only asks for
     /// an interrupt window (an entry that may still fail must not take an
-    /// interrupt out of the APIC).
+    /// interrupt out of the APIC). `other` is the next deadline besides the
+    /// APIC timer's that the processor's preemption timer must bring L0
+    /// back for: userspace's, or L2's own preemption timer.
     pub(crate) fn before_entry(
         &mut self,
         hw: &mut impl VmxHardware,
         now: u64,
         inject: bool,
-        userspace: Option<u64>,
+        other: Option<u64>,
     ) -> Result<(), HwError> {
         self.lapic.advance(now);
         let mut procv = hw.vmread(f::CPU_BASED_VM_EXEC_CONTROL)? as u32;
@@ -193,10 +196,7 @@ impl ApicWiring {
         // The preemption timer counts TSC cycles here (IA32_VMX_MISC[4:0] = 0);
         // a deadline beyond its 32 bits takes a second round.
         let mut pinv = hw.vmread(f::PIN_BASED_VM_EXEC_CONTROL)? as u32;
-        let deadline = match (self.lapic.next_deadline(), userspace) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = earliest(self.lapic.next_deadline(), other);
         match deadline {
             Some(deadline) => {
                 pinv |= pin::PREEMPTION_TIMER;

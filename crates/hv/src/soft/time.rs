@@ -23,6 +23,14 @@
 use softcpu::SoftCpu;
 use std::time::{Duration, Instant};
 
+/// The earlier of two optional deadlines (or windows).
+pub(crate) fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Modelled cost of a VM exit L0 handles itself, in TSC cycles: the exit
 /// and entry transitions with a short handler, about 0.75 µs at the
 /// modelled 2 GHz (an exit round trip on current Intel parts is of that

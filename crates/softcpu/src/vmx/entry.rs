@@ -208,6 +208,12 @@ impl SoftCpu {
         if pin & x86::vmx::pin::VIRTUAL_NMIS != 0 && pin & x86::vmx::pin::NMI_EXITING == 0 {
             return false;
         }
+        // §27.2.1.2: the timer's value is saved only when the timer runs.
+        if pin & x86::vmx::pin::PREEMPTION_TIMER == 0
+            && exit & x86::vmx::exit_ctl::SAVE_PREEMPTION_TIMER != 0
+        {
+            return false;
+        }
         // Event injection field (SDM §27.2.1.3).
         let info = v.get32(f::VM_ENTRY_INTR_INFO);
         if info & intr_info::VALID != 0 {

@@ -3,8 +3,10 @@
 //! controls L0 knows how to merge into vmcs02 and reflect.
 //!
 //! What is offered, and why the rest is not:
-//! - pin-based: external-interrupt exiting, NMI exiting, virtual NMIs. The
-//!   VMX-preemption timer stays L0's (it drives L1's APIC timer).
+//! - pin-based: external-interrupt exiting, NMI exiting, virtual NMIs, and
+//!   the VMX-preemption timer, which L0 emulates (`super::timer`): the
+//!   processor's own stays L0's (it drives L1's APIC timer). L1's counts at
+//!   the TSC rate divided by 2^`L1_TIMER_RATE`, as IA32_VMX_MISC says.
 //! - primary: every control the processor has but `PROC_WITHHELD`: the exiting controls (interrupt and NMI windows, HLT, INVLPG,
 //!   MWAIT, RDPMC, RDTSC, CR3 and CR8 accesses, MOV DR, I/O unconditionally
 //!   or through bitmaps, MSR bitmaps, MONITOR, PAUSE) and the secondary
@@ -20,7 +22,7 @@
 //!   nested transition, so any VPID is correct), WBINVD exiting and notify
 //!   VM exiting.
 //! - exit: host address-space size, acknowledge interrupt on exit, save/load
-//!   PAT, save/load EFER.  entry: IA-32e mode guest, load PAT, load EFER.
+//!   PAT, save/load EFER, save VMX-preemption timer value.  entry: IA-32e mode guest, load PAT, load EFER.
 //! - INVEPT single-context and all-context; INVVPID with all four types.
 //!   No VM functions (0x491 does not exist: RDMSR of it is #GP).
 
@@ -28,7 +30,13 @@ use x86::msr;
 use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
 
 /// Pin-based controls L1 may set.
-pub(crate) const PIN_OFFERED: u32 = pin::EXT_INTR_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS;
+pub(crate) const PIN_OFFERED: u32 =
+    pin::EXT_INTR_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS | pin::PREEMPTION_TIMER;
+
+/// IA32_VMX_MISC[4:0] as L1 reads it: L1's VMX-preemption timer counts down
+/// each time this bit of its TSC changes. 5, as many processors report:
+/// KVM as L1 uses the timer only when its rate stays below 2^32 / 10 Hz.
+pub(crate) const L1_TIMER_RATE: u32 = 5;
 
 /// Primary processor-based controls L1 is not offered, whatever the
 /// processor has: the TPR shadow (no virtual-APIC page).
@@ -54,7 +62,8 @@ pub(crate) const EXIT_OFFERED: u32 = exit_ctl::HOST_ADDR_SPACE_SIZE
     | exit_ctl::SAVE_IA32_PAT
     | exit_ctl::LOAD_IA32_PAT
     | exit_ctl::SAVE_IA32_EFER
-    | exit_ctl::LOAD_IA32_EFER;
+    | exit_ctl::LOAD_IA32_EFER
+    | exit_ctl::SAVE_PREEMPTION_TIMER;
 
 /// VM-entry controls L1 may set.
 pub(crate) const ENTRY_OFFERED: u32 =
@@ -200,9 +209,9 @@ impl L1Caps {
             msr::VMX_PROCBASED_CTLS => self.proc.with_default1(DEFAULT1_CLASS[1]),
             msr::VMX_EXIT_CTLS => self.exit.with_default1(DEFAULT1_CLASS[2]),
             msr::VMX_ENTRY_CTLS => self.entry.with_default1(DEFAULT1_CLASS[3]),
-            // The preemption timer is not offered: its rate bits are 0; of
-            // the activity states only HLT (bit 6), not shutdown (bit 7).
-            msr::VMX_MISC => self.misc & !(0x1F | 1 << 7),
+            // L1's preemption timer rate (bits 4:0); of the activity
+            // states only HLT (bit 6), not shutdown (bit 7).
+            msr::VMX_MISC => (self.misc & !(0x1F | 1 << 7)) | u64::from(L1_TIMER_RATE),
             msr::VMX_CR0_FIXED0 => self.cr0_fixed.0,
             msr::VMX_CR0_FIXED1 => self.cr0_fixed.1,
             msr::VMX_CR4_FIXED0 => self.cr4_fixed.0,
@@ -246,7 +255,9 @@ mod tests {
         assert_ne!(c.proc2.may & proc2::ENABLE_VPID, 0, "INVVPID needs VPIDs");
         assert_eq!(c.proc.must & proc::HLT_EXITING, 0, "HLT exiting may be 0");
         assert_ne!(c.proc.may & proc::MONITOR_TRAP_FLAG, 0);
-        assert_eq!(c.pin.may & pin::PREEMPTION_TIMER, 0);
+        assert_ne!(c.pin.may & pin::PREEMPTION_TIMER, 0);
+        assert_ne!(c.exit.may & exit_ctl::SAVE_PREEMPTION_TIMER, 0);
+        assert_eq!(c.rdmsr(msr::VMX_MISC).unwrap() & 0x1F, 5);
         assert_eq!(c.proc.may & PROC_WITHHELD, 0);
         assert_ne!(c.proc.may & proc::USE_IO_BITMAPS, 0);
         assert_ne!(c.proc.may & proc::USE_TSC_OFFSETTING, 0, "KVM's minimum");

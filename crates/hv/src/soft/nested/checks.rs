@@ -74,6 +74,10 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     if pinv & pin::VIRTUAL_NMIS == 0 && procv & proc::NMI_WINDOW_EXITING != 0 {
         return fail;
     }
+    // §27.2.1.2: the timer's value is saved only when the timer runs.
+    if pinv & pin::PREEMPTION_TIMER == 0 && exitv & exit_ctl::SAVE_PREEMPTION_TIMER != 0 {
+        return fail;
+    }
     if proc2v & proc2::ENABLE_VPID != 0 && v.get(f::VIRTUAL_PROCESSOR_ID) == 0 {
         return fail;
     }
@@ -288,12 +292,17 @@ pub(crate) mod tests {
         // A must-be-1 pin bit cleared.
         v.set(f::PIN_BASED_VM_EXEC_CONTROL, 0);
         assert_eq!(controls(&v, &c), Err(EntryCheck::Controls));
-        // The preemption timer is not offered.
+        // The preemption timer is offered; saving its value needs it on.
         let mut v = good();
         v.set(
             f::PIN_BASED_VM_EXEC_CONTROL,
             u64::from(c.pin.must | pin::PREEMPTION_TIMER),
         );
+        assert_eq!(controls(&v, &c), Ok(()));
+        let exit = v.get32(f::VM_EXIT_CONTROLS) | exit_ctl::SAVE_PREEMPTION_TIMER;
+        v.set(f::VM_EXIT_CONTROLS, u64::from(exit));
+        assert_eq!(controls(&v, &c), Ok(()));
+        v.set(f::PIN_BASED_VM_EXEC_CONTROL, u64::from(c.pin.must));
         assert_eq!(controls(&v, &c), Err(EntryCheck::Controls));
         // HLT exiting may be 0.
         let mut v = good();

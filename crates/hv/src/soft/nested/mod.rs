@@ -27,6 +27,7 @@ mod msr_list;
 mod notify;
 mod operand;
 mod reflect;
+mod timer;
 mod transition;
 mod vmcs12;
 
@@ -90,6 +91,8 @@ pub(crate) struct Nested {
     shadow: ept::ShadowEpt,
     /// A VMX abort put L1 into shutdown (`msr_list`).
     aborted: bool,
+    /// L2's VMX-preemption timer, while vmcs12 activates it (`timer`).
+    l2_timer: Option<timer::L2Timer>,
 }
 
 impl Nested {
@@ -116,6 +119,7 @@ impl Nested {
             stalled: 0,
             shadow: ept::ShadowEpt::new(pages.shadow_ept, pages.shadow_ept_pages),
             aborted: false,
+            l2_timer: None,
         }
     }
 
@@ -129,8 +133,6 @@ impl Nested {
         self.vmxon.is_some()
     }
 
-    /// A field of the cached vmcs12 (a debugger's view), `None` where
-    /// vmcs12 does not hold it.
     /// The L1-physical address of L2-physical `gpa2` (a debugger's view):
     /// through L1's EPT when L1 enabled it, else the same; `None` where
     /// L1's EPT does not map it. Tables outside `[0, ram)` map nothing.
@@ -151,6 +153,8 @@ impl Nested {
         )
     }
 
+    /// A field of the cached vmcs12 (a debugger's view), `None` where
+    /// vmcs12 does not hold it.
     pub(crate) fn vmcs12_field(&self, encoding: u32) -> Option<u64> {
         self.vmcs12.read(encoding).ok()
     }

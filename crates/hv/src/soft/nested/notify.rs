@@ -64,6 +64,12 @@ impl Nested {
             return self.l2_notify(hw);
         }
         self.stalled = 0;
+        if reason == er::PREEMPTION_TIMER && self.l2_timer_expired(hw) {
+            // L2's timer, not one of L0's deadlines (SDM Vol. 3C §26.5.1).
+            let e = ExitToL1::from_hw(hw)?;
+            self.exit_to_l1(hw, &e)?;
+            return Ok(Route::ToL1);
+        }
         if reason == er::EPT_VIOLATION {
             if let Some(eptp12) = self.l1_eptp() {
                 return self.l2_ept_violation(hw, eptp12);

@@ -11,6 +11,7 @@ use super::msr_list;
 use super::vmcs12::Vmcs12;
 use super::{Level, Nested};
 use crate::hw::{HwError, VmxHardware};
+use crate::soft::time::earliest;
 use x86::cr::{CR0_NE, CR4_VMXE, EFER_LMA, EFER_LME};
 use x86::segment::{AR_CODE, AR_DATA32, AR_DB, AR_G, AR_L, AR_TSS_BUSY};
 use x86::vmx::{
@@ -221,10 +222,7 @@ impl Nested {
     /// vmcs02's notify window: L0's always, or L1's when shorter (or when L0
     /// has none); see docs/notify.md.
     pub(crate) fn window02(&self) -> Option<u32> {
-        match (self.l0_window, self.l1_window()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.l0_window, self.l1_window())
     }
 
     /// The nested VM entry of VMLAUNCH or VMRESUME, after the
@@ -275,6 +273,14 @@ impl Nested {
             self.entry_failure(hw, reason, u64::from(number))?;
             return Ok(Outcome::Transferred);
         }
+        // L2's preemption timer starts with the entry, on L1's TSC (the
+        // processor's plus L0's offset for L1).
+        let l1_offset = if l0.proc & proc::USE_TSC_OFFSETTING != 0 {
+            l0.tsc_offset
+        } else {
+            0
+        };
+        self.load_l2_timer(hw, l1_offset)?;
         self.level = Level::L2 { entering: true };
         self.launched02 = false;
         self.stalled = 0;
@@ -488,6 +494,7 @@ impl Nested {
         self.vmcs12
             .set(f::VM_ENTRY_CONTROLS, u64::from(entry12 | ia32e));
         self.record_exit(e);
+        self.save_l2_timer(hw);
         let l2_nmi_blocked =
             hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)? & u64::from(interruptibility::NMI) != 0;
         // MSRs are stored after the guest state (SDM Vol. 3C §28.4); a

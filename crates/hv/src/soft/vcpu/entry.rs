@@ -5,7 +5,7 @@
 
 use super::SoftVcpu;
 use crate::hw::{HwError, VmxHardware};
-use crate::soft::time::L0_EXIT_CYCLES;
+use crate::soft::time::{earliest, L0_EXIT_CYCLES};
 use accel::{GuestLevel, VcpuExit};
 use softcpu::SoftCpu;
 use x86::vmx::field as f;
@@ -63,8 +63,15 @@ impl SoftVcpu {
             return Ok(Next::User(VcpuExit::Interrupted));
         }
         self.nested_interrupts(cpu, now)?;
+        // L2's own preemption timer, when L1 activated it, brings L0 back
+        // when it expires (and the exit goes to L1).
+        let l2_timer = match self.nested.as_ref() {
+            Some(n) => n.l2_timer_left(cpu).map(|left| now.saturating_add(left)),
+            None => None,
+        };
+        let deadline = earliest(self.exit_deadline, l2_timer);
         self.apic
-            .before_entry(cpu, now, !first_of_vmcs02, self.exit_deadline)?;
+            .before_entry(cpu, now, !first_of_vmcs02, deadline)?;
         self.exit_after_first_entry(cpu, now)?;
         let in_l2 = match &self.nested {
             Some(n) if n.in_l2() => {
