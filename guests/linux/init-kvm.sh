@@ -13,7 +13,7 @@ for m in irqbypass kvm kvm-intel; do
     if insmod "/lib/modules/$m.ko"; then echo "insmod $m: ok"; else echo "insmod $m: failed"; fi
 done
 if [ -c /dev/kvm ]; then echo "dev-kvm: present"; else echo "dev-kvm: missing"; fi
-for p in ept unrestricted_guest vpid; do
+for p in ept unrestricted_guest vpid preemption_timer eptad pml flexpriority; do
     echo "kvm_intel.$p=$(cat /sys/module/kvm_intel/parameters/$p 2>/dev/null)"
 done
 /bin/kvm-client
