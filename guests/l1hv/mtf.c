@@ -7,6 +7,13 @@
  * pending MTF VM exit (type 7, vector 0; §27.6.2) exits at once, before any
  * instruction, whatever the control.
  *
+ * A single step in L2 under MTF (mtf-single-step-*): the MTF VM exit comes
+ * before the single-step #DB (§26.5.2), which waits in vmcs12's pending
+ * debug exceptions as BS (§28.3.4); the next VM entry delivers it before
+ * L2's next instruction (§27.7.3), here as a #DB exit to L1 (exception
+ * bitmap bit 1) with BS in the qualification and RIP past the stepped
+ * instruction.
+ *
  * The payload is l2_benign (payloads.S): xor eax, eax (2 bytes); mov ecx, 1
  * (5 bytes); mov edx, ecx (2 bytes); ... VMCALL with 338350.
  */
@@ -67,4 +74,28 @@ void mtf_checks(void)
 	e2 = l2_run("benign (after the pending MTF)", &r, 0);
 	check("mtf-pending-then-runs", vmcall_ok(&e2, r.rax, 338350),
 	      "the next entry: %s, RAX %llu", exit_str(&e2), (unsigned long long)r.rax);
+
+	/* TF = 1 under MTF. */
+	if (!vmcs_make_current(vmcs_region(15), "mtf-step") || !vmcs_setup(&c, "mtf-step"))
+		return;
+	vmw(PROC_BASED_CONTROLS, vmr(PROC_BASED_CONTROLS) | PROC_MONITOR_TRAP_FLAG);
+	vmw(EXCEPTION_BITMAP, vmr(EXCEPTION_BITMAP) | 1u << 1);
+	vmw(GUEST_RFLAGS, vmr(GUEST_RFLAGS) | RFLAGS_TF);
+	memset(&r, 0, sizeof(r));
+	e1 = l2_run("benign (MTF, TF)", &r, 1);
+	uint64_t pending = vmr(GUEST_PENDING_DBG);
+	check("mtf-single-step-pending-bs",
+	      is_exit(&e1, EXIT_REASON_MTF) && e1.rip == start + 2 && pending == PENDING_DBG_BS,
+	      "%s at +%lld, pending debug exceptions %#llx", exit_str(&e1),
+	      (long long)(e1.rip - start), (unsigned long long)pending);
+	vmw(PROC_BASED_CONTROLS, vmr(PROC_BASED_CONTROLS) & ~PROC_MONITOR_TRAP_FLAG);
+	e2 = l2_run("benign (pending #DB)", &r, 0);
+	pending = vmr(GUEST_PENDING_DBG);
+	check("mtf-single-step-delivered-at-entry",
+	      is_exit(&e2, EXIT_REASON_EXCEPTION_NMI) &&
+		      e2.intr_info == (INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 1) &&
+		      e2.qual == PENDING_DBG_BS && e2.rip == start + 2 && pending == 0,
+	      "%s, interruption information %#x, qualification %#llx at +%lld, pending %#llx",
+	      exit_str(&e2), e2.intr_info, (unsigned long long)e2.qual,
+	      (long long)(e2.rip - start), (unsigned long long)pending);
 }

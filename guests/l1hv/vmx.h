@@ -265,6 +265,11 @@
 #define INTR_TYPE_EXT_INTR      (0u << 8)
 #define INTR_TYPE_HW_EXCEPTION  (3u << 8)
 
+/* RFLAGS.TF, and BS in the pending debug exceptions (Table 25-5) and in a
+ * #DB's exit qualification (Table 28-1). */
+#define RFLAGS_TF               (1ull << 8)
+#define PENDING_DBG_BS          (1ull << 14)
+
 /* Exit qualification for I/O instructions (Table 28-5). */
 #define IOQ_SIZE(q)     ((uint32_t)(q) & 7u)      /* 0: 1 byte, 1: 2, 3: 4 */
 #define IOQ_IN          (1u << 3)

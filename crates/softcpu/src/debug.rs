@@ -3,6 +3,7 @@
 //! Resource Director Technology Features", §18.2–§18.3).
 
 use crate::cpu::SoftCpu;
+use x86::vmx::pending_dbg;
 
 /// DR6.BD: debug-register access detected.
 pub(crate) const DR6_BD: u64 = 1 << 13;
@@ -121,4 +122,32 @@ pub(crate) struct DebugState {
     pub pending: u64,
     /// Debug traps held back by a MOV SS / POP SS shadow.
     pub deferred: u64,
+    /// Debug traps (DR6's B0–B3 and BS) pending on the boundary in VMX
+    /// non-root operation, not delivered yet: those an MTF VM exit took
+    /// priority over (SDM Vol. 3C §26.5.2), or those VM entry loaded from
+    /// the pending-debug-exceptions field (§27.7.3). A VM exit saves them
+    /// in that field.
+    pub held: u64,
+}
+
+/// The pending-debug-exceptions field (SDM Vol. 3C §28.3.4) for the DR6
+/// bits `bits` of debug traps not yet delivered: B3–B0 and BS in place, and
+/// "enabled breakpoint" when a breakpoint was met (only enabled ones are
+/// collected).
+pub(crate) fn pending_field(bits: u64) -> u64 {
+    let breakpoints = bits & pending_dbg::BREAKPOINTS;
+    let enabled = if breakpoints != 0 {
+        pending_dbg::ENABLED_BP
+    } else {
+        0
+    };
+    breakpoints | enabled | (bits & pending_dbg::BS)
+}
+
+/// The DR6 bits of the debug traps a pending-debug-exceptions value holds,
+/// `None` when it holds no valid pending debug exception (neither BS nor
+/// "enabled breakpoint", SDM Vol. 3C §27.7.3).
+pub(crate) fn pending_traps(field: u64) -> Option<u64> {
+    (field & (pending_dbg::BS | pending_dbg::ENABLED_BP) != 0)
+        .then_some(field & (pending_dbg::BREAKPOINTS | pending_dbg::BS))
 }

@@ -43,6 +43,21 @@ impl SoftCpu {
                 self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
                 return;
             }
+        } else if self.debug.held != 0 {
+            // Debug exceptions VM entry found pending are delivered before
+            // the first instruction, as traps of the previous one (SDM Vol.
+            // 3C §27.7.3); with the monitor trap flag, the MTF VM exit
+            // follows their delivery (§26.5.2).
+            let bits = std::mem::take(&mut self.debug.held);
+            if let Err(stop) = self.raise(Event::debug(bits)) {
+                self.leave(stop);
+                return;
+            }
+            self.halted = false;
+            if self.vmx.ctl.proc & proc::MONITOR_TRAP_FLAG != 0 {
+                self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
+                return;
+            }
         }
         loop {
             if self.power_cut() {
@@ -315,6 +330,13 @@ impl SoftCpu {
         }
         bits |= std::mem::take(&mut self.debug.deferred);
         if bits == 0 {
+            return Ok(());
+        }
+        if self.vmx.non_root && self.vmx.ctl.proc & proc::MONITOR_TRAP_FLAG != 0 {
+            // The MTF VM exit on this boundary takes priority over debug
+            // traps (SDM Vol. 3C §26.5.2): they stay pending, and the exit
+            // saves them in the pending-debug-exceptions field.
+            self.debug.held = bits;
             return Ok(());
         }
         self.raise(Event::debug(bits))

@@ -880,6 +880,29 @@ pub mod interruptibility {
     pub const NMI: u32 = 1 << 3;
 }
 
+/// The pending-debug-exceptions field (SDM Vol. 3C §25.4.2, Table 25-5):
+/// debug traps recognised but not yet delivered when the guest state was
+/// saved.
+pub mod pending_dbg {
+    /// B3–B0: breakpoint conditions met (DR6's positions).
+    pub const BREAKPOINTS: u64 = 0xF;
+    /// Enabled breakpoint: at least one data or I/O breakpoint enabled in
+    /// DR7 was met.
+    pub const ENABLED_BP: u64 = 1 << 12;
+    /// BS: a single-step trap (DR6's position).
+    pub const BS: u64 = 1 << 14;
+    /// Every bit defined without RTM; VM entry fails on the others.
+    pub const DEFINED: u64 = BREAKPOINTS | ENABLED_BP | BS;
+
+    /// The field's check at VM entry (SDM Vol. 3C §27.3.1.5): no reserved
+    /// bit, and while events are blocked by STI or MOV SS or the activity
+    /// state is HLT (`held`), BS is 1 exactly when a single step is pending:
+    /// RFLAGS.TF = 1 and IA32_DEBUGCTL.BTF = 0.
+    pub fn valid(pending: u64, held: bool, tf: bool, btf: bool) -> bool {
+        pending & !DEFINED == 0 && (!held || (pending & BS != 0) == (tf && !btf))
+    }
+}
+
 /// Guest activity states (SDM Vol. 3C §25.4.2, Table 25-4).
 pub mod activity {
     /// Active.

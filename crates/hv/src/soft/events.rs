@@ -4,7 +4,7 @@
 
 use crate::hw::{HwError, VmxHardware};
 use x86::exception::{self as vec, Class};
-use x86::vmx::{field as f, intr_info};
+use x86::vmx::{field as f, interruptibility, intr_info, pending_dbg};
 
 const VALID: u32 = intr_info::VALID;
 
@@ -114,6 +114,7 @@ pub(crate) fn reflect_exception(
         let status = qualification & (0xF | 1 << 13 | 1 << 14);
         let dr6 = hw.dr6();
         hw.set_dr6((dr6 & !0xF) | status | 0xFFFF_0FF0);
+        single_step_in_shadow(hw, status)?;
     }
     if let Some(outer) = vectoring(hw)? {
         if kind(outer) == intr_info::TYPE_HW_EXCEPTION && kind(info) == intr_info::TYPE_HW_EXCEPTION
@@ -144,10 +145,53 @@ pub(crate) fn reflect_exception(
     Ok(Reflected::Queued)
 }
 
+/// A single-step #DB taken in an STI or MOV-SS shadow with TF = 1 (after
+/// STI, say): VM entry requires BS in the pending debug exceptions under
+/// that blocking while TF = 1 (SDM Vol. 3C §27.3.1.5), and the processor
+/// saved none, the #DB being the exit. BS goes there so the entry that
+/// re-injects the #DB passes its checks; an entry that injects an event
+/// drops pending debug exceptions anyway (§27.7.3). KVM does the same.
+fn single_step_in_shadow(hw: &mut impl VmxHardware, status: u64) -> Result<(), HwError> {
+    let shadow = u64::from(interruptibility::STI | interruptibility::MOV_SS);
+    if status & pending_dbg::BS == 0
+        || hw.vmread(f::GUEST_INTERRUPTIBILITY_INFO)? & shadow == 0
+        || hw.vmread(f::GUEST_RFLAGS)? & x86::rflags::TF == 0
+    {
+        return Ok(());
+    }
+    let pending = hw.vmread(f::GUEST_PENDING_DBG_EXCEPTIONS)?;
+    hw.vmwrite(f::GUEST_PENDING_DBG_EXCEPTIONS, pending | pending_dbg::BS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hw::test_hw::FakeHw;
+
+    #[test]
+    fn a_single_step_db_in_an_sti_shadow_leaves_bs_pending() {
+        let bs = pending_dbg::BS;
+        for (blocking, tf, want) in [
+            (interruptibility::STI, true, bs),
+            (interruptibility::MOV_SS, true, bs),
+            (0, true, 0),
+            (interruptibility::STI, false, 0),
+        ] {
+            let mut hw = FakeHw::default();
+            exit_with(&mut hw, hw_exc(vec::DB, false), 0);
+            hw.fields
+                .insert(f::GUEST_INTERRUPTIBILITY_INFO, u64::from(blocking));
+            let rflags = if tf { 0x302 } else { 0x202 };
+            hw.fields.insert(f::GUEST_RFLAGS, rflags);
+            hw.fields.insert(f::GUEST_PENDING_DBG_EXCEPTIONS, 0);
+            assert_eq!(reflect_exception(&mut hw, bs), Ok(Reflected::Queued));
+            assert_eq!(
+                hw.fields[&f::GUEST_PENDING_DBG_EXCEPTIONS],
+                want,
+                "{blocking} {tf}"
+            );
+        }
+    }
 
     fn exit_with(hw: &mut FakeHw, info: u32, vectoring: u32) {
         hw.fields.insert(f::VM_EXIT_INTR_INFO, u64::from(info));

@@ -431,6 +431,21 @@ impl SoftCpu {
         if intr & x86::vmx::interruptibility::STI != 0 && rflags & x86::rflags::IF == 0 {
             return bad;
         }
+        // §27.3.1.5: pending debug exceptions.
+        let debugctl = if self.vmx.ctl.entry & entry_ctl::LOAD_DEBUG_CONTROLS != 0 {
+            v.get(f::GUEST_IA32_DEBUGCTL)
+        } else {
+            self.s.msr.debugctl
+        };
+        let held = intr & 3 != 0 || activity == x86::vmx::activity::HLT;
+        if !x86::vmx::pending_dbg::valid(
+            v.get(f::GUEST_PENDING_DBG_EXCEPTIONS),
+            held,
+            rflags & x86::rflags::TF != 0,
+            debugctl & 2 != 0,
+        ) {
+            return bad;
+        }
         if v.get(f::VMCS_LINK_POINTER) != u64::MAX {
             return bad;
         }
@@ -504,6 +519,20 @@ impl SoftCpu {
         // Type 7 vector 0: an MTF VM exit pending right after the entry
         // (SDM Vol. 3C §27.6.2), nothing delivered.
         self.mtf_pending = info & intr_info::VALID != 0 && (info >> intr_info::TYPE_SHIFT) & 7 == 7;
+        // Pending debug exceptions (SDM Vol. 3C §27.7.3): lost when the
+        // entry delivers an event; held by MOV-SS blocking until after the
+        // next instruction; otherwise delivered before the first one (after
+        // a pending MTF VM exit, which keeps them pending in the field).
+        // Not modelled: an injected software interrupt or exception under
+        // MOV-SS blocking, for which the SDM lets them follow the event.
+        let vectoring = info & intr_info::VALID != 0 && !self.mtf_pending;
+        self.debug.held = 0;
+        self.debug.deferred = 0;
+        match crate::debug::pending_traps(v.get(f::GUEST_PENDING_DBG_EXCEPTIONS)) {
+            Some(bits) if !vectoring && self.shadow.mov_ss => self.debug.deferred = bits,
+            Some(bits) if !vectoring => self.debug.held = bits,
+            _ => {}
+        }
         self.injection = {
             if info & intr_info::VALID != 0 && !self.mtf_pending {
                 let kind = match (info >> intr_info::TYPE_SHIFT) & 7 {

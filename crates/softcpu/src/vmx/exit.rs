@@ -56,7 +56,23 @@ impl SoftCpu {
         let nmi = self.nmi_blocked;
         let halted = self.halted;
         let exit_ctl_bits = self.vmx.ctl.exit;
+        // Debug traps not delivered (SDM Vol. 3C §28.3.4): those an MTF VM
+        // exit or this exit came before, or those MOV-SS blocking holds;
+        // from here on they live in the field alone.
+        let held = std::mem::take(&mut self.debug.held);
+        let deferred = std::mem::take(&mut self.debug.deferred);
+        let pending = if held != 0 {
+            held
+        } else if shadow.mov_ss {
+            deferred
+        } else {
+            0
+        };
         let v = &mut self.vmx.vmcs;
+        v.set(
+            f::GUEST_PENDING_DBG_EXCEPTIONS,
+            crate::debug::pending_field(pending),
+        );
         // Guest state (SDM §28.3.1–§28.3.4).
         for (i, (sel, base, limit, ar)) in seg_fields().iter().enumerate() {
             let g = &s.seg[i];

@@ -19,7 +19,8 @@ use x86::address::is_canonical;
 use x86::cr::{CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE};
 use x86::segment::{dpl, AR_DB, AR_G, AR_L, AR_P, AR_S, AR_UNUSABLE};
 use x86::vmx::{
-    activity, entry_ctl, field as f, interruptibility as blocking, intr_info, pin, proc2,
+    activity, entry_ctl, field as f, interruptibility as blocking, intr_info, pending_dbg, pin,
+    proc2,
 };
 
 /// CR4.PCIDE.
@@ -28,10 +29,6 @@ const CR4_PCIDE: u64 = 1 << 17;
 const DEBUGCTL_DEFINED: u64 = 0x3 | 0x7FC0;
 /// IA32_DEBUGCTL.BTF.
 const DEBUGCTL_BTF: u64 = 1 << 1;
-/// Pending debug exceptions: B3–B0, enabled breakpoint (12), BS (14).
-const PENDING_DBG_DEFINED: u64 = 0xF | 1 << 12 | 1 << 14;
-/// Pending debug exceptions: BS.
-const PENDING_DBG_BS: u64 = 1 << 14;
 /// Interruptibility bits that exist without SGX: STI, MOV SS, SMI, NMI.
 const BLOCKING_DEFINED: u32 = 0xF;
 
@@ -347,20 +344,14 @@ fn non_register(g: &Guest<'_>, pinv: u32) -> bool {
         }
         _ => {}
     }
-    let pending = v.get(f::GUEST_PENDING_DBG_EXCEPTIONS);
-    if pending & !PENDING_DBG_DEFINED != 0 {
-        return false;
-    }
-    if shadow != 0 || hlt {
-        // BS is 1 exactly when a single step is pending: TF = 1 and no BTF.
-        let btf = g.entry & entry_ctl::LOAD_DEBUG_CONTROLS != 0
-            && v.get(f::GUEST_IA32_DEBUGCTL) & DEBUGCTL_BTF != 0;
-        let stepping = g.rflags & x86::rflags::TF != 0 && !btf;
-        if (pending & PENDING_DBG_BS != 0) != stepping {
-            return false;
-        }
-    }
-    true
+    let btf = g.entry & entry_ctl::LOAD_DEBUG_CONTROLS != 0
+        && v.get(f::GUEST_IA32_DEBUGCTL) & DEBUGCTL_BTF != 0;
+    pending_dbg::valid(
+        v.get(f::GUEST_PENDING_DBG_EXCEPTIONS),
+        shadow != 0 || hlt,
+        g.rflags & x86::rflags::TF != 0,
+        btf,
+    )
 }
 
 /// §27.3.1.6: with PAE paging (CR0.PG = 1, CR4.PAE = 1, not IA-32e mode)
@@ -466,9 +457,9 @@ mod tests {
             }
         };
         assert_eq!(verdict(shadow_step(x86::rflags::TF, 0)), bad);
-        assert_eq!(verdict(shadow_step(0, PENDING_DBG_BS)), bad);
+        assert_eq!(verdict(shadow_step(0, pending_dbg::BS)), bad);
         assert_eq!(
-            verdict(shadow_step(x86::rflags::TF, PENDING_DBG_BS)),
+            verdict(shadow_step(x86::rflags::TF, pending_dbg::BS)),
             Ok(())
         );
         assert_eq!(
