@@ -29,9 +29,19 @@ impl SoftCpu {
             self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
             return;
         }
-        if let Some(ev) = self.injection.take() {
-            // Event injection happens as part of VM entry, before any instruction (SDM §27.6).
-            if let Err(stop) = self.raise_injected(ev) {
+        // Before any instruction: the event VM entry injects (SDM §27.6),
+        // or else the debug exceptions it found pending, delivered as traps
+        // of the previous instruction (SDM Vol. 3C §27.7.3).
+        let first = match self.injection.take() {
+            Some(ev) => Some(self.raise_injected(ev)),
+            None if self.debug.held != 0 => {
+                let bits = std::mem::take(&mut self.debug.held);
+                Some(self.raise(Event::debug(bits)))
+            }
+            None => None,
+        };
+        if let Some(delivered) = first {
+            if let Err(stop) = delivered {
                 self.leave(stop);
                 return;
             }
@@ -39,22 +49,8 @@ impl SoftCpu {
             if self.vmx.ctl.proc & proc::MONITOR_TRAP_FLAG != 0 {
                 // With the monitor trap flag, an MTF VM exit is pending on
                 // the boundary before the handler's first instruction (SDM
-                // Vol. 3C §26.5.2, "VM entry is injecting a vectored event").
-                self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
-                return;
-            }
-        } else if self.debug.held != 0 {
-            // Debug exceptions VM entry found pending are delivered before
-            // the first instruction, as traps of the previous one (SDM Vol.
-            // 3C §27.7.3); with the monitor trap flag, the MTF VM exit
-            // follows their delivery (§26.5.2).
-            let bits = std::mem::take(&mut self.debug.held);
-            if let Err(stop) = self.raise(Event::debug(bits)) {
-                self.leave(stop);
-                return;
-            }
-            self.halted = false;
-            if self.vmx.ctl.proc & proc::MONITOR_TRAP_FLAG != 0 {
+                // Vol. 3C §26.5.2: "VM entry is injecting a vectored event",
+                // or a pending event is delivered before an instruction).
                 self.vm_exit(ExitInfo::new(exit_reason::MONITOR_TRAP_FLAG, 0));
                 return;
             }
