@@ -27,6 +27,7 @@ mod msr_list;
 mod notify;
 mod operand;
 mod reflect;
+mod tpr;
 mod transition;
 mod vmcs12;
 
