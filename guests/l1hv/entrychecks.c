@@ -11,7 +11,8 @@
  *                            VMCS link pointer) (§27.8)
  *
  * and a few settings the SDM allows, which must enter L2 (reason 18).
- * The MSR-area rules are msrlist.c's; the EPT rules ept.c's.
+ * The MSR-area rules are msrlist.c's; the EPT rules ept.c's; the TPR
+ * threshold against VTPR tpr.c's.
  */
 #include "l1hv.h"
 #include "payloads.h"
@@ -62,6 +63,15 @@ static const struct rule rules[] = {
 	{ "msr-bitmap-beyond-width", FAIL, 7,
 	  { W(OR, PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS), W(SETW, MSR_BITMAP, 0) } },
 	{ "cr3-target-count", FAIL, 7, { W(SET, CR3_TARGET_COUNT, 1) } },
+	{ "virtual-apic-unaligned", FAIL, 7,
+	  { W(OR, PROC_BASED_CONTROLS, PROC_USE_TPR_SHADOW),
+	    W(SET, VIRTUAL_APIC_PAGE_ADDR, 0x1080) } },
+	{ "virtual-apic-beyond-width", FAIL, 7,
+	  { W(OR, PROC_BASED_CONTROLS, PROC_USE_TPR_SHADOW),
+	    W(SETW, VIRTUAL_APIC_PAGE_ADDR, 0) } },
+	{ "tpr-threshold-bits-31-4", FAIL, 7,
+	  { W(OR, PROC_BASED_CONTROLS, PROC_USE_TPR_SHADOW),
+	    W(SUBW, VIRTUAL_APIC_PAGE_ADDR, 4096), W(SET, TPR_THRESHOLD, 0x10) } },
 	{ "virtual-nmis-without-nmi-exiting", FAIL, 7,
 	  { W(OR, PIN_BASED_CONTROLS, PIN_VIRTUAL_NMIS) } },
 	{ "nmi-window-without-virtual-nmis", FAIL, 7,
@@ -206,6 +216,9 @@ static const struct rule rules[] = {
 	 * single step then triple-faults: no IDT). */
 	{ "allowed-msr-bitmap-beyond-ram", RUNS, 0,
 	  { W(OR, PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS), W(SUBW, MSR_BITMAP, 4096) } },
+	{ "allowed-virtual-apic-beyond-ram", RUNS, 0,
+	  { W(OR, PROC_BASED_CONTROLS, PROC_USE_TPR_SHADOW),
+	    W(SUBW, VIRTUAL_APIC_PAGE_ADDR, 4096), W(SET, TPR_THRESHOLD, 0) } },
 	{ "allowed-error-code-bit-15", RUNS, 0,
 	  { W(SET, VM_ENTRY_INTR_INFO, INFO(3, 13) | INTR_INFO_ERROR_VALID),
 	    W(SET, VM_ENTRY_EXCEPTION_ERROR_CODE, 0x8000) } },

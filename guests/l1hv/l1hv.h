@@ -156,6 +156,7 @@ void hlt_checks(void);      /* hlt.c */
 void pause_loop_checks(void); /* hlt.c */
 void preemption_timer_checks(void); /* timer.c */
 void entry_checks(void);    /* entrychecks.c */
+void tpr_checks(void);      /* tpr.c */
 void payload_ept(void);
 void fuzz_run(const void *module, uint32_t len) __attribute__((noreturn));
 /* mode=bench: `what` and `loops` are the values of what= and loops= on the

@@ -141,6 +141,7 @@ const char *exit_reason_name(uint32_t reason)
 	case EXIT_REASON_RDTSC: return "RDTSC";
 	case EXIT_REASON_MTF: return "MTF";
 	case EXIT_REASON_PAUSE: return "PAUSE";
+	case EXIT_REASON_TPR_BELOW: return "TPR below threshold";
 	case EXIT_REASON_VMCALL: return "VMCALL";
 	case 28: return "control-register access";
 	case EXIT_REASON_IO: return "I/O instruction";
@@ -691,6 +692,7 @@ int main(void)
 	pause_loop_checks();
 	preemption_timer_checks();
 	entry_checks();
+	tpr_checks();
 	nested_event_checks();
 	vmx_leave();
 	report_done();

@@ -82,6 +82,20 @@ l2_pause_loop:
 	jmp l2_pause_loop
 
 /*
+ * cr8: RBX = CR8 (4 bytes), CR8 = RAX (4 bytes), RDX = CR8, CR8 = RCX,
+ * then VMCALL at l2_cr8_after; with the TPR shadow each works on VTPR
+ * (tpr.c).
+ */
+	.globl l2_cr8, l2_cr8_after
+l2_cr8:
+	movq %cr8, %rbx
+	movq %rax, %cr8
+	movq %cr8, %rdx
+	movq %rcx, %cr8
+l2_cr8_after:
+	vmcall
+
+/*
  * rdtsc: the TSC as RDTSC reads it, handed to L1 with VMCALL in RAX; after
  * L1 resumes, IA32_TSC as RDMSR reads it (L1's MSR bitmap lets it through),
  * the same way; then HLT.

@@ -70,6 +70,8 @@ extern char l2_benign[], l2_port_io[], l2_triple_fault[];
 /* rdtsc: RDTSC, VMCALL; RDMSR of IA32_TSC (at l2_rdtsc_rdmsr), VMCALL */
 extern char l2_rdtsc[], l2_rdtsc_rdmsr[];
 extern char l2_pause_loop[];
+/* cr8: MOV from and to CR8, then VMCALL at l2_cr8_after (tpr.c) */
+extern char l2_cr8[], l2_cr8_after[];
 extern char l2_stack_top[];
 /* 32-bit storm payload (.boot, which build.rs disassembles as i386) */
 extern char l2_ac_storm[];

@@ -101,6 +101,7 @@
 #define VM_EXIT_MSR_LOAD_ADDR   0x2008
 #define VM_ENTRY_MSR_LOAD_ADDR  0x200A
 #define TSC_OFFSET              0x2010
+#define VIRTUAL_APIC_PAGE_ADDR  0x2012
 #define EPT_POINTER             0x201A
 #define GUEST_PHYSICAL_ADDRESS  0x2400
 #define VMCS_LINK_POINTER       0x2800
@@ -126,6 +127,7 @@
 #define PLE_WINDOW              0x4022
 #define VM_ENTRY_EXCEPTION_ERROR_CODE 0x4018
 #define VM_ENTRY_INSTRUCTION_LEN 0x401A
+#define TPR_THRESHOLD           0x401C
 #define SECONDARY_CONTROLS      0x401E
 #define NOTIFY_WINDOW           0x4024
 #define VM_INSTRUCTION_ERROR    0x4400
@@ -216,6 +218,9 @@
 #define PROC_MONITOR_TRAP_FLAG  (1u << 27)
 #define PROC_CR3_LOAD_EXITING   (1u << 15)
 #define PROC_CR3_STORE_EXITING  (1u << 16)
+#define PROC_CR8_LOAD_EXITING   (1u << 19)
+#define PROC_CR8_STORE_EXITING  (1u << 20)
+#define PROC_USE_TPR_SHADOW     (1u << 21)
 #define PROC_UNCOND_IO_EXITING  (1u << 24)
 #define PROC_USE_IO_BITMAPS     (1u << 25)
 #define PROC_USE_MSR_BITMAPS    (1u << 28)
@@ -252,6 +257,7 @@
 #define EXIT_REASON_MSR_LOADING     34
 #define EXIT_REASON_MTF             37
 #define EXIT_REASON_PAUSE           40
+#define EXIT_REASON_TPR_BELOW       43
 #define EXIT_REASON_PREEMPTION_TIMER 52
 #define EXIT_REASON_EPT_VIOLATION   48
 #define EXIT_REASON_EPT_MISCONFIG   49

@@ -124,6 +124,9 @@ pub struct SoftCpu {
     pub(crate) stall_cycles: u64,
     /// VM entry injected a pending MTF VM exit (type 7, vector 0).
     pub(crate) mtf_pending: bool,
+    /// A MOV to CR8 took VTPR below the TPR threshold: a trap-like VM exit
+    /// follows the instruction (`crate::vmx::tpr`).
+    pub(crate) tpr_below_threshold: bool,
     /// PAUSE-loop exiting: the cycle counts of the first PAUSE of the
     /// current loop and of the latest PAUSE at CPL 0 since the VM entry.
     pub(crate) pause_loop: Option<(u64, u64)>,
@@ -193,6 +196,7 @@ impl SoftCpu {
             notify_invalid_armed: false,
             stall_cycles: 0,
             mtf_pending: false,
+            tpr_below_threshold: false,
             pause_loop: None,
             iret_unblocked_nmi: false,
             debug: crate::debug::DebugState::default(),

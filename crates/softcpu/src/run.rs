@@ -179,6 +179,15 @@ impl SoftCpu {
                     self.debug.pending = 0;
                     return Err(Stop::VmExit(ExitInfo::new(exit_reason::BUS_LOCK, 0)));
                 }
+                if std::mem::take(&mut self.tpr_below_threshold) {
+                    // TPR virtualization's VM exit is trap-like: RIP past
+                    // the MOV to CR8 (SDM Vol. 3C §30.1.2; reason 43).
+                    self.debug.pending = 0;
+                    return Err(Stop::VmExit(ExitInfo::new(
+                        exit_reason::TPR_BELOW_THRESHOLD,
+                        0,
+                    )));
+                }
                 self.debug_traps(flags_before, mnemonic)
             }
             Err(stop) => {

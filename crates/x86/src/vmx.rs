@@ -53,6 +53,8 @@ pub mod field {
     pub const VM_ENTRY_MSR_LOAD_ADDR: u32 = 0x200A;
     /// TSC offset.
     pub const TSC_OFFSET: u32 = 0x2010;
+    /// Virtual-APIC address (the page holding VTPR, with "use TPR shadow").
+    pub const VIRTUAL_APIC_PAGE_ADDR: u32 = 0x2012;
     /// EPT pointer.
     pub const EPT_POINTER: u32 = 0x201A;
     // 64-bit read-only data fields.
@@ -327,6 +329,7 @@ pub mod field {
             VM_EXIT_MSR_LOAD_ADDR => "vm_exit_msr_load_addr",
             VM_ENTRY_MSR_LOAD_ADDR => "vm_entry_msr_load_addr",
             TSC_OFFSET => "tsc_offset",
+            VIRTUAL_APIC_PAGE_ADDR => "virtual_apic_page_addr",
             EPT_POINTER => "ept_pointer",
             GUEST_PHYSICAL_ADDRESS => "guest_physical_address",
             VMCS_LINK_POINTER => "vmcs_link_pointer",
@@ -433,7 +436,7 @@ pub mod field {
     }
 
     /// Every field this crate names, in the order of its definitions.
-    pub const ALL: [u32; 124] = [
+    pub const ALL: [u32; 125] = [
         VIRTUAL_PROCESSOR_ID,
         GUEST_ES_SELECTOR,
         GUEST_CS_SELECTOR,
@@ -457,6 +460,7 @@ pub mod field {
         VM_EXIT_MSR_LOAD_ADDR,
         VM_ENTRY_MSR_LOAD_ADDR,
         TSC_OFFSET,
+        VIRTUAL_APIC_PAGE_ADDR,
         EPT_POINTER,
         GUEST_PHYSICAL_ADDRESS,
         VMCS_LINK_POINTER,

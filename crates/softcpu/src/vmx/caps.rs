@@ -30,6 +30,7 @@ pub const PROC_ALLOWED1: u32 = PROC_DEFAULT1
     | proc::CR3_STORE_EXITING
     | proc::CR8_LOAD_EXITING
     | proc::CR8_STORE_EXITING
+    | proc::USE_TPR_SHADOW
     | proc::NMI_WINDOW_EXITING
     | proc::MOV_DR_EXITING
     | proc::UNCOND_IO_EXITING

@@ -190,6 +190,16 @@ impl SoftCpu {
         if pr & proc::USE_MSR_BITMAPS != 0 && !page_ok(v.get(f::MSR_BITMAP)) {
             return false;
         }
+        if pr & proc::USE_TPR_SHADOW != 0
+            && !super::tpr::entry_valid(
+                v.get(f::VIRTUAL_APIC_PAGE_ADDR),
+                v.get32(f::TPR_THRESHOLD),
+                crate::cpuid::PHYS_ADDR_BITS,
+                |page| self.phys_read(page + super::tpr::VTPR_OFFSET, 4) as u32,
+            )
+        {
+            return false;
+        }
         if p2 & proc2::ENABLE_EPT != 0 {
             let eptp = v.get(f::EPT_POINTER);
             // Memory type WB (6) or UC (0), page-walk length 4, reserved bits clear.

@@ -5,6 +5,7 @@ pub mod caps;
 pub mod entry;
 mod exit;
 mod instruction_info;
+pub mod tpr;
 pub mod vmcs;
 
 use crate::cpu::SoftCpu;
@@ -35,6 +36,10 @@ pub(crate) struct Controls {
     pub cr4_shadow: u64,
     pub tsc_offset: u64,
     pub notify_window: u32,
+    /// Virtual-APIC address (with "use TPR shadow").
+    pub virtual_apic: u64,
+    /// TPR threshold.
+    pub tpr_threshold: u32,
 }
 
 /// The processor's VMX state.
@@ -122,6 +127,8 @@ impl VmxState {
             cr4_shadow: v.get(field::CR4_READ_SHADOW),
             tsc_offset: v.get(field::TSC_OFFSET),
             notify_window: v.get32(field::NOTIFY_WINDOW),
+            virtual_apic: v.get(field::VIRTUAL_APIC_PAGE_ADDR),
+            tpr_threshold: v.get32(field::TPR_THRESHOLD),
         };
     }
 }

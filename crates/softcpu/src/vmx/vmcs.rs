@@ -28,6 +28,7 @@ pub const FIELDS: &[u32] = &[
     field::VM_EXIT_MSR_LOAD_ADDR,
     field::VM_ENTRY_MSR_LOAD_ADDR,
     field::TSC_OFFSET,
+    field::VIRTUAL_APIC_PAGE_ADDR,
     field::EPT_POINTER,
     field::GUEST_PHYSICAL_ADDRESS,
     field::VMCS_LINK_POINTER,

@@ -14,8 +14,10 @@
 //!   HLT exiting may be 0: L2's HLT then halts the processor in vmcs02, in
 //!   the HLT activity state, until an event for L2 or an exit. The monitor
 //!   trap flag is L1's (vmcs02 carries it; its exits go to
-//!   L1). The TPR shadow is not offered; nor is TSC scaling (a secondary
-//!   control).
+//!   L1). The TPR shadow is L1's (`super::tpr`): vmcs02 names L1's
+//!   virtual-APIC page and TPR threshold, L2's MOV CR8 works on L1's VTPR,
+//!   and TPR-below-threshold exits go to L1. TSC scaling (a secondary
+//!   control) is not offered.
 //! - secondary: EPT (shadowed by L0, `super::ept`), unrestricted guest,
 //!   descriptor-table exiting, PAUSE-loop exiting (PLE_Gap and PLE_Window
 //!   go into vmcs02 as L1 wrote them), RDTSCP, VPID (L0 flushes the TLB at every
@@ -27,7 +29,7 @@
 //!   No VM functions (0x491 does not exist: RDMSR of it is #GP).
 
 use x86::msr;
-use x86::vmx::{entry_ctl, exit_ctl, pin, proc, proc2};
+use x86::vmx::{entry_ctl, exit_ctl, pin, proc2};
 
 /// Pin-based controls L1 may set.
 pub(crate) const PIN_OFFERED: u32 =
@@ -39,8 +41,8 @@ pub(crate) const PIN_OFFERED: u32 =
 pub(crate) const L1_TIMER_RATE: u32 = 5;
 
 /// Primary processor-based controls L1 is not offered, whatever the
-/// processor has: the TPR shadow (no virtual-APIC page).
-pub(crate) const PROC_WITHHELD: u32 = proc::USE_TPR_SHADOW;
+/// processor has: none now (the TPR shadow is L1's, `super::tpr`).
+pub(crate) const PROC_WITHHELD: u32 = 0;
 
 /// Secondary controls L1 may set.
 pub(crate) const PROC2_OFFERED: u32 = proc2::ENABLE_EPT
@@ -240,6 +242,7 @@ const TRUE_ENTRY: u32 = 0x490;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use x86::vmx::proc;
 
     fn caps() -> L1Caps {
         L1Caps::new(softcpu::capability_msr, 39)
@@ -259,6 +262,7 @@ mod tests {
         assert_ne!(c.exit.may & exit_ctl::SAVE_PREEMPTION_TIMER, 0);
         assert_eq!(c.rdmsr(msr::VMX_MISC).unwrap() & 0x1F, 5);
         assert_eq!(c.proc.may & PROC_WITHHELD, 0);
+        assert_ne!(c.proc.may & proc::USE_TPR_SHADOW, 0);
         assert_ne!(c.proc.may & proc::USE_IO_BITMAPS, 0);
         assert_ne!(c.proc.may & proc::USE_TSC_OFFSETTING, 0, "KVM's minimum");
         assert_eq!(

@@ -28,6 +28,7 @@ mod notify;
 mod operand;
 mod reflect;
 mod timer;
+mod tpr;
 mod transition;
 mod vmcs12;
 

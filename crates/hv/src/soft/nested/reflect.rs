@@ -67,6 +67,8 @@ pub(crate) fn l1_wants(e: &ExitFacts, v: &Vmcs12, mem: &impl BitmapReader) -> bo
         er::RDPMC => p(proc::RDPMC_EXITING),
         er::RDTSC | er::RDTSCP => p(proc::RDTSC_EXITING),
         er::MWAIT => p(proc::MWAIT_EXITING),
+        // Only L1 uses the TPR shadow (`super::tpr`).
+        er::TPR_BELOW_THRESHOLD => p(proc::USE_TPR_SHADOW),
         er::MONITOR => p(proc::MONITOR_EXITING),
         er::PAUSE => p(proc::PAUSE_EXITING) || p2(proc2::PAUSE_LOOP_EXITING),
         // L1's control, or the pending MTF VM exit L1 injected (type 7);
@@ -247,6 +249,7 @@ mod tests {
             (er::DR_ACCESS, proc::MOV_DR_EXITING, 0),
             (er::INTERRUPT_WINDOW, proc::INTR_WINDOW_EXITING, 0),
             (er::PAUSE, proc::PAUSE_EXITING, 0),
+            (er::TPR_BELOW_THRESHOLD, proc::USE_TPR_SHADOW, 0),
             (
                 er::WBINVD,
                 proc::ACTIVATE_SECONDARY_CONTROLS,
@@ -368,6 +371,17 @@ mod tests {
         assert!(l1_wants(&e, &v, &m));
         e.qualification = q::cr_access(3, q::CR_MOV_FROM, 0);
         assert!(!l1_wants(&e, &v, &m));
+        // MOV to and from CR8 by their exiting controls, TPR shadow or not.
+        let mut v8 = vmcs(proc::CR8_LOAD_EXITING | proc::USE_TPR_SHADOW, 0);
+        e.qualification = q::cr_access(8, q::CR_MOV_TO, 0);
+        assert!(l1_wants(&e, &v8, &m));
+        e.qualification = q::cr_access(8, q::CR_MOV_FROM, 3);
+        assert!(!l1_wants(&e, &v8, &m));
+        v8.set(
+            f::CPU_BASED_VM_EXEC_CONTROL,
+            u64::from(proc::CR8_STORE_EXITING),
+        );
+        assert!(l1_wants(&e, &v8, &m));
         // CLTS with TS owned and shadowed 1.
         e.qualification = q::cr_access(0, q::CR_CLTS, 0);
         assert!(l1_wants(&e, &v, &m));

@@ -8,6 +8,7 @@ use super::checks::{self, EntryCheck};
 use super::guest_checks;
 use super::instructions::Outcome;
 use super::msr_list;
+use super::tpr;
 use super::vmcs12::Vmcs12;
 use super::{Level, Nested};
 use crate::hw::{HwError, VmxHardware};
@@ -234,6 +235,17 @@ impl Nested {
                 x86::vmx::instruction_error::ENTRY_INVALID_CONTROL,
             ));
         }
+        // The TPR shadow's checks read VTPR on L1's virtual-APIC page.
+        let vtpr = |at: u64| {
+            let mut b = [0xFF; 4];
+            let _ = hw.read_phys(at, &mut b);
+            u32::from_le_bytes(b)
+        };
+        if tpr::entry_check(&self.vmcs12, &self.caps, self.pages.ram, vtpr).is_err() {
+            return Ok(Outcome::FailValid(
+                x86::vmx::instruction_error::ENTRY_INVALID_CONTROL,
+            ));
+        }
         if checks::host_state(&self.vmcs12, &self.caps, l1_ia32e).is_err() {
             return Ok(Outcome::FailValid(
                 x86::vmx::instruction_error::ENTRY_INVALID_HOST_STATE,
@@ -374,6 +386,11 @@ impl Nested {
             f::VM_ENTRY_INSTRUCTION_LEN,
         ] {
             put(fl, v.get(fl))?;
+        }
+        if proc12 & proc::USE_TPR_SHADOW != 0 {
+            let page = tpr::virtual_apic02(v, &self.caps, self.pages.ram);
+            put(f::VIRTUAL_APIC_PAGE_ADDR, page)?;
+            put(f::TPR_THRESHOLD, v.get(f::TPR_THRESHOLD))?;
         }
         vmcs02_crs_and_efer(hw, v, l0, entry12)
     }

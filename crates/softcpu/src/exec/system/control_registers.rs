@@ -227,7 +227,11 @@ impl SoftCpu {
                 if v >> 4 != 0 {
                     return Err(Exception::gp(0).into());
                 }
-                self.s.cr8 = v;
+                if self.tpr_shadowed() {
+                    self.write_shadow_cr8(v);
+                } else {
+                    self.s.cr8 = v;
+                }
                 Ok(())
             }
             _ => Err(Exception::ud().into()),
@@ -256,7 +260,11 @@ impl SoftCpu {
                 if self.vmx.proc(proc::CR8_STORE_EXITING) {
                     return Err(self.cr_exit(ins, 8, true));
                 }
-                self.s.cr8
+                if self.tpr_shadowed() {
+                    self.shadow_cr8()
+                } else {
+                    self.s.cr8
+                }
             }
             _ => return Err(Exception::ud().into()),
         };
