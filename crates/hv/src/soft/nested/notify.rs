@@ -12,6 +12,7 @@
 //! its qualification, and the stalled event as IDT-vectoring information.
 //! An exit with an invalid context never goes to L1: L0's userspace decides.
 
+use super::dirty::Flags;
 use super::ept::{self, L1Walk};
 use super::reflect::{self, BitmapReader, ExitFacts};
 use super::transition::ExitToL1;
@@ -114,14 +115,39 @@ impl Nested {
         eptp12: u64,
     ) -> Result<Route, HwError> {
         let gpa2 = hw.vmread(f::GUEST_PHYSICAL_ADDRESS)?;
-        let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
+        let mut qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
+        // With accessed and dirty flags, an access to a guest paging
+        // structure (bit 7 set, bit 8 clear) is a write, reported with
+        // bits 0 and 1 (SDM Vol. 3C §29.3.3.2, Table 28-7). The soft CPU
+        // reports it as a read.
+        let ad = eptp12 & ept::EPTP_AD != 0;
+        if ad && qualification & (1 << 7 | 1 << 8) == 1 << 7 {
+            qualification |= 3;
+        }
         // Bits 2:0: the access was a read, a write, an instruction fetch;
         // the same positions as the R, W, X permissions it needs.
         let needed = qualification & 7;
         let walk = ept::walk_l1(&*hw, eptp12, gpa2, self.caps.phys_bits, self.pages.ram)?;
         let mut e = ExitToL1::from_hw(hw)?;
         match walk {
-            L1Walk::Mapped { gpa1, perms } if perms & needed == needed => {
+            L1Walk::Mapped { gpa1, mut perms } if perms & needed == needed => {
+                if ad {
+                    match self.set_ept_flags(hw, eptp12, gpa2, needed & 2 != 0)? {
+                        // Write permission only once the page is dirty:
+                        // the first write comes back here to set the flag.
+                        Flags::Set { dirty } => perms &= if dirty { 7 } else { 5 },
+                        Flags::LogFull => {
+                            // Exit 62: qualification bit 12 (NMI unblocking
+                            // by IRET) only (SDM Vol. 3C §28.2.1).
+                            e.reason = u32::from(er::PML_FULL);
+                            e.qualification = qualification & 1 << 12;
+                            e.guest_linear = 0;
+                            e.guest_physical = 0;
+                            self.exit_to_l1(hw, &e)?;
+                            return Ok(Route::ToL1);
+                        }
+                    }
+                }
                 if gpa1 >= self.pages.ram {
                     return Ok(Route::Mmio);
                 }
