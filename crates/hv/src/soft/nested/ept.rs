@@ -20,7 +20,9 @@
 //! every L1 entry the walk used and, for a write, the dirty flag (bit 9)
 //! of the leaf (`AdUpdate`). While the leaf's dirty flag is clear the
 //! shadow maps the page without write permission, so L2's first write
-//! faults into L0 again and sets it. L0 changes L1's entries while L1 does
+//! faults into L0 again and sets it. vmcs02's EPTP has bit 6 too, so the
+//! processor's accesses to L2's paging structures are writes, which fault
+//! the same way. L0 changes L1's entries while L1 does
 //! not run (one processor per VM), so each update is atomic to L1.
 
 use crate::hw::{HwError, VmxHardware};
@@ -203,9 +205,12 @@ impl ShadowEpt {
         }
     }
 
-    /// The EPTP vmcs02 uses: the shadow root, write-back, 4-level walk.
+    /// The EPTP vmcs02 uses: the shadow root, write-back, 4-level walk,
+    /// and accessed and dirty flags when L1's EPTP has them, so that the
+    /// processor treats L2's page walks as writes (SDM Vol. 3C §29.3.3.2)
+    /// and a walk through a page the shadow maps read-only comes to L0.
     pub(crate) fn eptp(&self) -> u64 {
-        self.pool | 6 | 3 << 3
+        self.pool | 6 | 3 << 3 | self.shadowed.unwrap_or(0) & EPTP_AD
     }
 
     /// Empties the shadow (every L2 access faults in again), for L1's EPTP
@@ -269,11 +274,13 @@ impl ShadowEpt {
                 let Some(page) = self.alloc(hw)? else {
                     return Ok(false);
                 };
-                hw.write_phys(slot, &(page | R | W | X).to_le_bytes())?;
+                hw.write_phys(slot, &(page | R | W | X | ACCESSED).to_le_bytes())?;
                 page
             };
         }
-        let leaf = (hpa & ADDR) | MT_WB | (perms & 7);
+        // The shadow's own flags are set from the start: the processor
+        // need not set them, and caches what it reads through them.
+        let leaf = (hpa & ADDR) | MT_WB | (perms & 7) | ACCESSED | DIRTY;
         hw.write_phys(table + ((gpa2 >> 12) & 0x1FF) * 8, &leaf.to_le_bytes())?;
         Ok(true)
     }

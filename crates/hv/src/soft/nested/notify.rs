@@ -115,17 +115,13 @@ impl Nested {
         eptp12: u64,
     ) -> Result<Route, HwError> {
         let gpa2 = hw.vmread(f::GUEST_PHYSICAL_ADDRESS)?;
-        let mut qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
-        // With accessed and dirty flags, an access to a guest paging
-        // structure (bit 7 set, bit 8 clear) is a write, reported with
-        // bits 0 and 1 (SDM Vol. 3C §29.3.3.2, Table 28-7). The soft CPU
-        // reports it as a read.
-        let ad = eptp12 & ept::EPTP_AD != 0;
-        if ad && qualification & (1 << 7 | 1 << 8) == 1 << 7 {
-            qualification |= 3;
-        }
+        let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
         // Bits 2:0: the access was a read, a write, an instruction fetch;
-        // the same positions as the R, W, X permissions it needs.
+        // the same positions as the R, W, X permissions it needs. With
+        // accessed and dirty flags, vmcs02's EPTP has them too, so an
+        // access to a guest paging structure comes as a write with bits 0
+        // and 1 (SDM Vol. 3C §29.3.3.2, Table 28-7), as L1 must see it.
+        let ad = eptp12 & ept::EPTP_AD != 0;
         let needed = qualification & 7;
         let walk = ept::walk_l1(&*hw, eptp12, gpa2, self.caps.phys_bits, self.pages.ram)?;
         let mut e = ExitToL1::from_hw(hw)?;
