@@ -65,7 +65,7 @@ mod tests {
     use super::*;
     use crate::hw::test_hw::FakeHw;
     use crate::soft::nested::ept::{ACCESSED, DIRTY, EPTP_AD};
-    use crate::soft::nested::NestedPages;
+    use crate::soft::nested::{NestedPages, Route};
     use x86::vmx::proc;
 
     const RAM: u64 = 1 << 22;
@@ -168,5 +168,55 @@ mod tests {
             Ok(Flags::Set { dirty: false })
         );
         assert_eq!(entry(&hw, 0x4028) & ACCESSED, ACCESSED);
+    }
+
+    /// An EPT violation from vmcs02 with `qualification` at `gpa2`.
+    fn violation(hw: &mut FakeHw, n: &mut Nested, gpa2: u64, qualification: u64) -> Route {
+        hw.fields.insert(f::VM_EXIT_REASON, 48);
+        hw.fields.insert(f::GUEST_PHYSICAL_ADDRESS, gpa2);
+        hw.fields.insert(f::EXIT_QUALIFICATION, qualification);
+        n.l2_exit(hw, 48).unwrap()
+    }
+
+    #[test]
+    fn the_shadow_is_writable_once_l1s_dirty_flag_is_set_and_a_full_log_exits() {
+        let (mut hw, mut n, eptp) = setup(true);
+        n.vmcs12.set(f::EPT_POINTER, eptp);
+        n.shadow.reset(&mut hw, Some(eptp)).unwrap();
+        // The shadow: root 0x11_0000, then 0x11_1000, 0x11_2000, 0x11_3000.
+        let shadow_leaf = 0x11_3000 + 5 * 8;
+        let translated = 1 << 7 | 1 << 8;
+        assert_eq!(
+            violation(&mut hw, &mut n, 0x5008, 1 | translated),
+            Route::Resume
+        );
+        assert_eq!(entry(&hw, shadow_leaf) & 7, 5, "R and X until dirty");
+        assert_eq!(entry(&hw, 0x4028) & (ACCESSED | DIRTY), ACCESSED);
+        assert_eq!(
+            violation(&mut hw, &mut n, 0x5008, 2 | translated),
+            Route::Resume
+        );
+        assert_eq!(entry(&hw, shadow_leaf) & 7, 7);
+        assert_eq!(entry(&hw, 0x4028) & DIRTY, DIRTY);
+        assert_eq!(entry(&hw, 0x8000 + 511 * 8), 0x5000);
+        // A walk of L2's (bit 8 clear) through a clean page is a write, as
+        // vmcs02's EPTP with bit 6 makes the processor report it.
+        assert_eq!(
+            violation(&mut hw, &mut n, 0x20_0010, 3 | 1 << 7),
+            Route::Resume
+        );
+        assert_eq!(entry(&hw, 0x3008) & DIRTY, DIRTY);
+        assert_eq!(entry(&hw, 0x8000 + 510 * 8), 0x20_0000);
+        // With the log full, a write to a clean page is exit 62 for L1.
+        n.vmcs12.set(f::GUEST_PML_INDEX, 0xFFFF);
+        put(&mut hw, 0x4028, 0x9_0000 | 6 << 3 | 7);
+        n.shadow.reset(&mut hw, Some(eptp)).unwrap();
+        assert_eq!(
+            violation(&mut hw, &mut n, 0x5000, 2 | translated | 1 << 12),
+            Route::ToL1
+        );
+        assert_eq!(n.vmcs12.get(f::VM_EXIT_REASON), 62);
+        assert_eq!(n.vmcs12.get(f::EXIT_QUALIFICATION), 1 << 12);
+        assert_eq!(entry(&hw, 0x4028) & (ACCESSED | DIRTY), 0);
     }
 }

@@ -415,4 +415,27 @@ mod tests {
         ));
         assert_eq!(s.shadowed, Some(0x1000));
     }
+
+    #[test]
+    fn the_shadow_has_accessed_and_dirty_flags_when_l1_has_them() {
+        let mut h = hw();
+        let mut s = ShadowEpt::new(0x10_0000, 4);
+        s.reset(&mut h, Some(0x1000 | 6 | 3 << 3)).unwrap();
+        assert_eq!(s.eptp() & EPTP_AD, 0);
+        s.reset(&mut h, Some(0x1000 | 6 | 3 << 3 | EPTP_AD))
+            .unwrap();
+        assert_eq!(s.eptp(), 0x10_0000 | 6 | 3 << 3 | EPTP_AD);
+        // Its entries come with their flags set: the processor finds
+        // nothing to set in them, and its walks of them are allowed.
+        s.install(&mut h, 0x5000, 0x9_0000, R | X).unwrap();
+        let mut b = [0u8; 8];
+        h.read_phys(0x10_0000, &mut b).unwrap();
+        assert_eq!(u64::from_le_bytes(b) & ACCESSED, ACCESSED);
+        let leaf = 0x10_3000 + 5 * 8;
+        h.read_phys(leaf, &mut b).unwrap();
+        assert_eq!(
+            u64::from_le_bytes(b),
+            0x9_0000 | MT_WB | R | X | ACCESSED | DIRTY
+        );
+    }
 }
