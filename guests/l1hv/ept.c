@@ -597,4 +597,5 @@ void payload_ept(void)
 	ept_real16();
 	ept_real16_cr0_ne();
 	ept_entry_checks();
+	eptad_checks();
 }

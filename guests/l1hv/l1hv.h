@@ -158,6 +158,7 @@ void preemption_timer_checks(void); /* timer.c */
 void entry_checks(void);    /* entrychecks.c */
 void tpr_checks(void);      /* tpr.c */
 void payload_ept(void);
+void eptad_checks(void);    /* eptad.c, once payload_ept built the copy */
 void fuzz_run(const void *module, uint32_t len) __attribute__((noreturn));
 /* mode=bench: `what` and `loops` are the values of what= and loops= on the
  * command line (not NUL-terminated; NULL if absent). */

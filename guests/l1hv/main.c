@@ -149,6 +149,7 @@ const char *exit_reason_name(uint32_t reason)
 	case 32: return "WRMSR";
 	case EXIT_REASON_EPT_VIOLATION: return "EPT violation";
 	case EXIT_REASON_EPT_MISCONFIG: return "EPT misconfiguration";
+	case EXIT_REASON_PML_FULL: return "page-modification log full";
 	case EXIT_REASON_NOTIFY: return "notify";
 	default: return "other";
 	}

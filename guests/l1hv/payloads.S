@@ -181,6 +181,38 @@ l2_ept_read_misconfig:
 1:	hlt
 	jmp 1b
 
+/*
+ * eptad: under an EPT with accessed and dirty flags (eptad.c). A read of
+ * one page and a write of another; then, after L1 cleared the written
+ * page's flags and executed INVEPT, a read of it, and a write.
+ */
+	.globl l2_eptad
+l2_eptad:
+	movq EPT_GPA_AD_READ, %rax
+	movq %rax, EPT_GPA_AD_WRITE
+	vmcall
+	movq EPT_GPA_AD_WRITE, %rax
+	vmcall
+	movq %rax, EPT_GPA_AD_WRITE
+	vmcall
+1:	hlt
+	jmp 1b
+
+/* eptad-fill: writes RCX = EPT_PML_FILL_PAGES, 4, ... 1 to the first
+ * quadword of each page from EPT_GPA_FILL up, then VMCALL. */
+	.globl l2_eptad_fill, l2_eptad_fill_write
+l2_eptad_fill:
+	movl $EPT_GPA_FILL, %edi
+	movl $EPT_PML_FILL_PAGES, %ecx
+l2_eptad_fill_write:
+	movq %rcx, (%rdi)
+	addq $0x1000, %rdi
+	decl %ecx
+	jnz l2_eptad_fill_write
+	vmcall
+1:	hlt
+	jmp 1b
+
 /* RSI = NUL-terminated string. */
 l2_puts64:
 	L2_PUTS %rsi

@@ -33,7 +33,12 @@
 #define EPT_GPA_READONLY        0x1FD000 /* R only until L2 writes it */
 #define EPT_GPA_MISCONFIG       0x1FC000 /* W without R until L2 reads it */
 #define EPT_GPA_MMIO            0x1FB000 /* L1-physical 0xFF000000: pc-testdev's buffer */
-#define EPT_GPA_LOWEST_SPECIAL  EPT_GPA_MMIO
+/* eptad.c's pages, under an EPT with accessed and dirty flags: */
+#define EPT_GPA_AD_READ         0x1FA000 /* L2 reads it */
+#define EPT_GPA_AD_WRITE        0x1F9000 /* L2 writes it */
+#define EPT_GPA_FILL            0x1F0000 /* L2 writes EPT_PML_FILL_PAGES pages from here */
+#define EPT_PML_FILL_PAGES      5
+#define EPT_GPA_LOWEST_SPECIAL  EPT_GPA_FILL
 /* The words L1 plants and L2 reads or writes. Their low dwords differ,
  * so the 32-bit payloads can tell them apart. */
 #define EPT_MARKER_COPY         0xE970000000000001 /* ept_marker in the copy */
@@ -87,6 +92,9 @@ extern char l2_ept_flat32[];
 extern char l2_ept_real16[], l2_ept_real16_vmcall[], l2_ept_real16_end[];
 /* ... and its second entry point, which clears CR0.NE (at the _mov label) */
 extern char l2_ept_real16_cr0[], l2_ept_real16_cr0_mov[];
+/* eptad payloads: reads and writes (VMCALL after each step), and the
+ * writes that fill the page-modification log (at the _write label) */
+extern char l2_eptad[], l2_eptad_fill[], l2_eptad_fill_write[];
 extern uint64_t ept_marker;
 #endif
 

@@ -86,6 +86,7 @@
 #define GUEST_GS_SELECTOR       0x080A
 #define GUEST_LDTR_SELECTOR     0x080C
 #define GUEST_TR_SELECTOR       0x080E
+#define GUEST_PML_INDEX         0x0812
 #define HOST_ES_SELECTOR        0x0C00
 #define HOST_CS_SELECTOR        0x0C02
 #define HOST_SS_SELECTOR        0x0C04
@@ -100,6 +101,7 @@
 #define VM_EXIT_MSR_STORE_ADDR  0x2006
 #define VM_EXIT_MSR_LOAD_ADDR   0x2008
 #define VM_ENTRY_MSR_LOAD_ADDR  0x200A
+#define PML_ADDRESS             0x200E
 #define TSC_OFFSET              0x2010
 #define VIRTUAL_APIC_PAGE_ADDR  0x2012
 #define EPT_POINTER             0x201A
@@ -231,6 +233,7 @@
 #define PROC2_PAUSE_LOOP_EXITING (1u << 10)
 #define PROC2_ENABLE_VPID       (1u << 5)
 #define PROC2_UNRESTRICTED_GUEST (1u << 7)
+#define PROC2_ENABLE_PML        (1u << 17)
 #define PROC2_NOTIFY_VM_EXITING (1u << 31)
 
 #define EXIT_HOST_ADDR_SPACE_SIZE (1u << 9)
@@ -261,6 +264,7 @@
 #define EXIT_REASON_PREEMPTION_TIMER 52
 #define EXIT_REASON_EPT_VIOLATION   48
 #define EXIT_REASON_EPT_MISCONFIG   49
+#define EXIT_REASON_PML_FULL        62
 #define EXIT_REASON_NOTIFY          75
 /* Bit 31 of the exit-reason field: VM-entry failure (§28.2.1, §27.8). */
 #define EXIT_REASON_ENTRY_FAILURE   (1u << 31)

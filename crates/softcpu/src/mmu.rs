@@ -70,6 +70,11 @@ struct Walk {
 }
 
 const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+/// EPTP bit 6: accessed and dirty flags for EPT (SDM Vol. 3C §29.3.5).
+const EPTP_AD: u64 = 1 << 6;
+/// Accessed flag of an EPT entry, dirty flag of an EPT leaf.
+const EPT_ACCESSED: u64 = 1 << 8;
+const EPT_DIRTY: u64 = 1 << 9;
 const NX_BIT: u64 = 1 << 63;
 /// Address bits 51:MAXPHYADDR of a 64-bit paging entry: reserved above this
 /// CPU's MAXPHYADDR (CPUID.80000008H:EAX[7:0]; SDM Vol. 3A §4.5).
@@ -149,7 +154,11 @@ impl SoftCpu {
     }
 
     /// EPT walk (SDM Vol. 3C §29.3.2); a missing or insufficient entry is an
-    /// EPT violation (§29.3.3.2) with the qualification of Table 28-7.
+    /// EPT violation (§29.3.3.2) with the qualification of Table 28-7. With
+    /// accessed and dirty flags on (EPTP bit 6, §29.3.5), an access that is
+    /// allowed sets the accessed flag of every entry used and, for a write,
+    /// the leaf's dirty flag; a read of a clean page is not cached, so a
+    /// later write walks again and sets the flag.
     fn ept_walk(
         &mut self,
         eptp: u64,
@@ -178,8 +187,10 @@ impl SoftCpu {
         if gpa >> 48 != 0 {
             return Err(violation(0));
         }
+        let mut used = [0u64; 4];
         loop {
             let index = (gpa >> (12 + 9 * (level - 1))) & 0x1FF;
+            used[4 - level] = table + index * 8;
             let entry = self.mem.read_u64(table + index * 8).map_err(|_| {
                 Stop::VmExit(ExitInfo::new(x86::vmx::exit_reason::EPT_MISCONFIG, 0))
             })?;
@@ -200,7 +211,17 @@ impl SoftCpu {
                 if perms & need == 0 {
                     return Err(violation(perms));
                 }
-                return Ok((hpa, perms == 7));
+                let mut cacheable = perms == 7;
+                if eptp & EPTP_AD != 0 {
+                    let write = access == Access::Write;
+                    for (k, &slot) in used[..=4 - level].iter().enumerate() {
+                        let leaf_write = k == 4 - level && write;
+                        let bits = EPT_ACCESSED | if leaf_write { EPT_DIRTY } else { 0 };
+                        self.set_bits(slot, true, bits);
+                    }
+                    cacheable &= write || entry & EPT_DIRTY != 0;
+                }
+                return Ok((hpa, cacheable));
             }
             table = entry & ADDR_MASK;
             level -= 1;
@@ -222,10 +243,17 @@ impl SoftCpu {
     }
 
     fn gpa_to_hpa_structure(&mut self, gpa: u64, la: u64) -> Ex<(u64, bool)> {
-        // Accesses to paging structures are reads, reported with qualification bit 8 clear.
-        self.gpa_to_hpa(gpa, Access::Read, None)
+        // Accesses to paging structures are reads, reported with qualification
+        // bit 8 clear; with EPT accessed and dirty flags on they are writes,
+        // reported with bits 0 and 1 (SDM Vol. 3C §29.3.3.2, Table 28-7).
+        let ad = self.vmx.ept_pointer().is_some_and(|p| p & EPTP_AD != 0);
+        let access = if ad { Access::Write } else { Access::Read };
+        self.gpa_to_hpa(gpa, access, None)
             .map_err(|stop| match stop {
                 Stop::VmExit(mut info) => {
+                    if info.reason == x86::vmx::exit_reason::EPT_VIOLATION && ad {
+                        info.qualification |= 1;
+                    }
                     info.qualification |= 1 << 7;
                     info.guest_linear = la;
                     Stop::VmExit(info)

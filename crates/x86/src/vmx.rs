@@ -23,6 +23,8 @@ pub mod field {
     pub const GUEST_LDTR_SELECTOR: u32 = 0x080C;
     /// Guest TR selector.
     pub const GUEST_TR_SELECTOR: u32 = 0x080E;
+    /// PML index (page-modification logging, SDM Vol. 3C §29.3.6).
+    pub const GUEST_PML_INDEX: u32 = 0x0812;
     // 16-bit host-state fields.
     /// Host ES selector.
     pub const HOST_ES_SELECTOR: u32 = 0x0C00;
@@ -51,6 +53,8 @@ pub mod field {
     pub const VM_EXIT_MSR_LOAD_ADDR: u32 = 0x2008;
     /// VM-entry MSR-load address.
     pub const VM_ENTRY_MSR_LOAD_ADDR: u32 = 0x200A;
+    /// PML address: the page-modification log (SDM Vol. 3C §25.6.18).
+    pub const PML_ADDRESS: u32 = 0x200E;
     /// TSC offset.
     pub const TSC_OFFSET: u32 = 0x2010;
     /// Virtual-APIC address (the page holding VTPR, with "use TPR shadow").
@@ -315,6 +319,7 @@ pub mod field {
             GUEST_GS_SELECTOR => "guest_gs_selector",
             GUEST_LDTR_SELECTOR => "guest_ldtr_selector",
             GUEST_TR_SELECTOR => "guest_tr_selector",
+            GUEST_PML_INDEX => "guest_pml_index",
             HOST_ES_SELECTOR => "host_es_selector",
             HOST_CS_SELECTOR => "host_cs_selector",
             HOST_SS_SELECTOR => "host_ss_selector",
@@ -328,6 +333,7 @@ pub mod field {
             VM_EXIT_MSR_STORE_ADDR => "vm_exit_msr_store_addr",
             VM_EXIT_MSR_LOAD_ADDR => "vm_exit_msr_load_addr",
             VM_ENTRY_MSR_LOAD_ADDR => "vm_entry_msr_load_addr",
+            PML_ADDRESS => "pml_address",
             TSC_OFFSET => "tsc_offset",
             VIRTUAL_APIC_PAGE_ADDR => "virtual_apic_page_addr",
             EPT_POINTER => "ept_pointer",
@@ -436,7 +442,7 @@ pub mod field {
     }
 
     /// Every field this crate names, in the order of its definitions.
-    pub const ALL: [u32; 125] = [
+    pub const ALL: [u32; 127] = [
         VIRTUAL_PROCESSOR_ID,
         GUEST_ES_SELECTOR,
         GUEST_CS_SELECTOR,
@@ -446,6 +452,7 @@ pub mod field {
         GUEST_GS_SELECTOR,
         GUEST_LDTR_SELECTOR,
         GUEST_TR_SELECTOR,
+        GUEST_PML_INDEX,
         HOST_ES_SELECTOR,
         HOST_CS_SELECTOR,
         HOST_SS_SELECTOR,
@@ -459,6 +466,7 @@ pub mod field {
         VM_EXIT_MSR_STORE_ADDR,
         VM_EXIT_MSR_LOAD_ADDR,
         VM_ENTRY_MSR_LOAD_ADDR,
+        PML_ADDRESS,
         TSC_OFFSET,
         VIRTUAL_APIC_PAGE_ADDR,
         EPT_POINTER,
@@ -641,6 +649,8 @@ pub mod proc2 {
     pub const PAUSE_LOOP_EXITING: u32 = 1 << 10;
     /// Enable INVPCID.
     pub const ENABLE_INVPCID: u32 = 1 << 12;
+    /// Enable PML (page-modification logging).
+    pub const ENABLE_PML: u32 = 1 << 17;
     /// Bus-lock detection (VM exit 74).
     pub const BUS_LOCK_DETECTION: u32 = 1 << 30;
     /// Notify VM exiting ("instruction timeout" in newer SDM editions).
@@ -763,6 +773,8 @@ pub mod exit_reason {
     pub const EPT_VIOLATION: u16 = 48;
     /// EPT misconfiguration.
     pub const EPT_MISCONFIG: u16 = 49;
+    /// Page-modification log full.
+    pub const PML_FULL: u16 = 62;
     /// INVEPT.
     pub const INVEPT: u16 = 50;
     /// RDTSCP.

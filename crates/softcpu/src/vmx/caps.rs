@@ -93,8 +93,9 @@ pub fn capability_msr(msr: u32) -> Option<u64> {
         VMX_CR4_FIXED1 => 0x0000_27FF,
         VMX_VMCS_ENUM => 0x2E << 1,
         VMX_PROCBASED_CTLS2 => u64::from(PROC2_ALLOWED1) << 32,
-        // 4-level walks, WB memory type, 2 MiB and 1 GiB pages.
-        VMX_EPT_VPID_CAP => (1 << 6) | (1 << 14) | (1 << 16) | (1 << 17),
+        // 4-level walks, WB memory type, 2 MiB and 1 GiB pages, accessed
+        // and dirty flags.
+        VMX_EPT_VPID_CAP => (1 << 6) | (1 << 14) | (1 << 16) | (1 << 17) | (1 << 21),
         _ => return None,
     })
 }

@@ -21,8 +21,12 @@
 //! - secondary: EPT (shadowed by L0, `super::ept`), unrestricted guest,
 //!   descriptor-table exiting, PAUSE-loop exiting (PLE_Gap and PLE_Window
 //!   go into vmcs02 as L1 wrote them), RDTSCP, VPID (L0 flushes the TLB at every
-//!   nested transition, so any VPID is correct), WBINVD exiting and notify
-//!   VM exiting.
+//!   nested transition, so any VPID is correct), WBINVD exiting, notify
+//!   VM exiting, and PML (emulated: L0 logs the pages whose EPT dirty flag
+//!   it sets, `super::dirty`).
+//! - EPT accessed and dirty flags (IA32_VMX_EPT_VPID_CAP bit 21): L0 sets
+//!   them in L1's EPT when it fills its shadow, and maps a page writable in
+//!   the shadow only once L1's dirty flag for it is set (`super::ept`).
 //! - exit: host address-space size, acknowledge interrupt on exit, save/load
 //!   PAT, save/load EFER, save VMX-preemption timer value.  entry: IA-32e mode guest, load PAT, load EFER.
 //! - INVEPT single-context and all-context; INVVPID with all four types.
@@ -55,8 +59,9 @@ pub(crate) const PROC2_OFFERED: u32 = proc2::ENABLE_EPT
 
 /// Secondary controls L0 emulates whatever the processor has: VPIDs (L0
 /// flushes the TLB at every nested transition, which is what any VPID
-/// assignment must at least allow).
-pub(crate) const PROC2_EMULATED: u32 = proc2::ENABLE_VPID;
+/// assignment must at least allow) and PML (L0 logs the pages whose EPT
+/// dirty flag it sets, `super::dirty`).
+pub(crate) const PROC2_EMULATED: u32 = proc2::ENABLE_VPID | proc2::ENABLE_PML;
 
 /// VM-exit controls L1 may set.
 pub(crate) const EXIT_OFFERED: u32 = exit_ctl::HOST_ADDR_SPACE_SIZE
@@ -83,10 +88,18 @@ pub(crate) const REVISION: u32 = 1;
 /// structures (bit 14), 2 MiB and 1 GiB pages (bits 16, 17), INVEPT (bit 20)
 /// with the single-context and all-context types (bits 25, 26); INVVPID
 /// (bit 32) with the individual-address, single-context, all-context and
-/// single-context-retaining-globals types (bits 40–43). No execute-only
-/// pages and no accessed/dirty flags.
-pub(crate) const EPT_VPID_CAP: u64 =
-    1 << 6 | 1 << 14 | 1 << 16 | 1 << 17 | 1 << 20 | 1 << 25 | 1 << 26 | 1 << 32 | 0xF << 40;
+/// single-context-retaining-globals types (bits 40–43); accessed and dirty
+/// flags (bit 21, emulated by L0: `super::dirty`). No execute-only pages.
+pub(crate) const EPT_VPID_CAP: u64 = 1 << 6
+    | 1 << 14
+    | 1 << 16
+    | 1 << 17
+    | 1 << 20
+    | 1 << 21
+    | 1 << 25
+    | 1 << 26
+    | 1 << 32
+    | 0xF << 40;
 
 /// A control MSR pair: must-be-1 bits low, may-be-1 bits high.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

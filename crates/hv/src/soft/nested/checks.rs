@@ -87,6 +87,12 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     if proc2v & proc2::UNRESTRICTED_GUEST != 0 && proc2v & proc2::ENABLE_EPT == 0 {
         return fail;
     }
+    // PML needs EPT, and a log page-aligned within the width (§27.2.1.1).
+    if proc2v & proc2::ENABLE_PML != 0
+        && (proc2v & proc2::ENABLE_EPT == 0 || !page_ok(v.get(f::PML_ADDRESS)))
+    {
+        return fail;
+    }
     if !injection_valid(v, proc2v) {
         return fail;
     }
@@ -353,11 +359,24 @@ pub(crate) mod tests {
         v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3);
         assert_eq!(controls(&v, &c), Ok(()));
         v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3 | 1 << 6);
-        assert_eq!(
-            controls(&v, &c),
-            Err(EntryCheck::Controls),
-            "A/D not offered"
+        assert_eq!(controls(&v, &c), Ok(()), "A/D flags offered");
+        v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3 | 1 << 7);
+        assert_eq!(controls(&v, &c), Err(EntryCheck::Controls), "bit 7");
+        // PML: EPT, and a page-aligned log within the width.
+        v.set(f::EPT_POINTER, 0x5000 | 6 | 3 << 3 | 1 << 6);
+        v.set(
+            f::SECONDARY_VM_EXEC_CONTROL,
+            u64::from(proc2::ENABLE_PML | proc2::ENABLE_EPT),
         );
+        v.set(f::PML_ADDRESS, 0x7000);
+        assert_eq!(controls(&v, &c), Ok(()));
+        for bad in [0x7008, 1 << 39] {
+            v.set(f::PML_ADDRESS, bad);
+            assert_eq!(controls(&v, &c), Err(EntryCheck::Controls), "{bad:#x}");
+        }
+        v.set(f::PML_ADDRESS, 0x7000);
+        v.set(f::SECONDARY_VM_EXEC_CONTROL, u64::from(proc2::ENABLE_PML));
+        assert_eq!(controls(&v, &c), Err(EntryCheck::Controls), "no EPT");
     }
 
     #[test]

@@ -14,6 +14,16 @@
 //! INVEPT, or when the pool of shadow pages runs out. Like a TLB, it may
 //! keep a translation L1 has since changed until then, which the SDM allows
 //! for present entries (§29.4.3); entries L1 had not present are never kept.
+//!
+//! Accessed and dirty flags (EPTP bit 6, §29.3.5) are set at fill time:
+//! the fill that lets an access through sets the accessed flag (bit 8) of
+//! every L1 entry the walk used and, for a write, the dirty flag (bit 9)
+//! of the leaf (`AdUpdate`). While the leaf's dirty flag is clear the
+//! shadow maps the page without write permission, so L2's first write
+//! faults into L0 again and sets it. vmcs02's EPTP has bit 6 too, so the
+//! processor's accesses to L2's paging structures are writes, which fault
+//! the same way. L0 changes L1's entries while L1 does
+//! not run (one processor per VM), so each update is atomic to L1.
 
 use crate::hw::{HwError, VmxHardware};
 
@@ -27,6 +37,12 @@ const PS: u64 = 1 << 7;
 const MT_WB: u64 = 6 << 3;
 /// Address bits of an entry.
 const ADDR: u64 = 0x000F_FFFF_FFFF_F000;
+/// Accessed flag of an entry, dirty flag of a leaf (SDM Vol. 3C §29.3.5).
+pub(crate) const ACCESSED: u64 = 1 << 8;
+/// Dirty flag of a leaf.
+pub(crate) const DIRTY: u64 = 1 << 9;
+/// EPTP bit 6: accessed and dirty flags enabled.
+pub(crate) const EPTP_AD: u64 = 1 << 6;
 
 /// What L1's EPT says about an L2-physical address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +60,11 @@ pub(crate) enum L1Walk {
 }
 
 /// Whether an EPTP is one L1 may use (SDM §27.2.1.1): write-back, 4-level
-/// walk, no accessed/dirty flags (not offered), reserved bits clear, the
-/// PML4 inside the physical-address width.
+/// walk, accessed/dirty flags (bit 6) either way (offered:
+/// IA32_VMX_EPT_VPID_CAP bit 21), reserved bits 11:7 clear, the PML4
+/// inside the physical-address width.
 pub(crate) fn eptp_valid(eptp: u64, phys_bits: u32) -> bool {
-    eptp & 7 == 6 && (eptp >> 3) & 7 == 3 && eptp & 0xFC0 == 0 && eptp >> phys_bits == 0
+    eptp & 7 == 6 && (eptp >> 3) & 7 == 3 && eptp & 0xF80 == 0 && eptp >> phys_bits == 0
 }
 
 /// Walks L1's EPT (its tables in L1-physical memory, which is host-physical
@@ -103,6 +120,70 @@ pub(crate) fn walk_l1(
     Ok(L1Walk::NotPresent)
 }
 
+/// The accessed and dirty flags an access L1's EPT allows still has to set
+/// (SDM Vol. 3C §29.3.5): the L1 entries whose flags go from 0 to 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AdUpdate {
+    /// L1-physical address of each entry and the flags it gains.
+    slots: [(u64, u64); 4],
+    len: usize,
+    /// The leaf's dirty flag goes from 0 to 1 (a write to a clean page).
+    pub dirtied: bool,
+    /// The leaf's dirty flag is set once the update is done.
+    pub dirty: bool,
+}
+
+impl AdUpdate {
+    /// What an access to `gpa2` (a write when `write`) must set in L1's EPT
+    /// at `eptp`, for an address `walk_l1` found mapped with the access
+    /// allowed (so every table lies in L1's RAM).
+    pub(crate) fn of(
+        hw: &impl VmxHardware,
+        eptp: u64,
+        gpa2: u64,
+        write: bool,
+    ) -> Result<Self, HwError> {
+        let mut u = AdUpdate::default();
+        let mut table = eptp & ADDR;
+        for level in (1..=4u32).rev() {
+            let slot = table + ((gpa2 >> (12 + 9 * (level - 1))) & 0x1FF) * 8;
+            let entry = read_entry(hw, slot)?;
+            let leaf = level == 1 || entry & PS != 0;
+            let mut gains = ACCESSED & !entry;
+            if leaf && write && entry & DIRTY == 0 {
+                gains |= DIRTY;
+                u.dirtied = true;
+            }
+            if gains != 0 {
+                u.slots[u.len] = (slot, gains);
+                u.len += 1;
+            }
+            if leaf {
+                u.dirty = write || entry & DIRTY != 0;
+                break;
+            }
+            table = entry & ADDR;
+        }
+        Ok(u)
+    }
+
+    /// Sets the flags in L1's memory: a read-modify-write of each entry
+    /// while L1 does not run, so nothing L1 does comes in between.
+    pub(crate) fn apply(&self, hw: &mut impl VmxHardware) -> Result<(), HwError> {
+        for &(slot, gains) in &self.slots[..self.len] {
+            let entry = read_entry(&*hw, slot)?;
+            hw.write_phys(slot, &(entry | gains).to_le_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+fn read_entry(hw: &impl VmxHardware, slot: u64) -> Result<u64, HwError> {
+    let mut b = [0u8; 8];
+    hw.read_phys(slot, &mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
 /// L0's shadow of L1's EPT: a pool of host pages, the root first.
 #[derive(Debug, Clone)]
 pub(crate) struct ShadowEpt {
@@ -124,9 +205,12 @@ impl ShadowEpt {
         }
     }
 
-    /// The EPTP vmcs02 uses: the shadow root, write-back, 4-level walk.
+    /// The EPTP vmcs02 uses: the shadow root, write-back, 4-level walk,
+    /// and accessed and dirty flags when L1's EPTP has them, so that the
+    /// processor treats L2's page walks as writes (SDM Vol. 3C §29.3.3.2)
+    /// and a walk through a page the shadow maps read-only comes to L0.
     pub(crate) fn eptp(&self) -> u64 {
-        self.pool | 6 | 3 << 3
+        self.pool | 6 | 3 << 3 | self.shadowed.unwrap_or(0) & EPTP_AD
     }
 
     /// Empties the shadow (every L2 access faults in again), for L1's EPTP
@@ -190,11 +274,13 @@ impl ShadowEpt {
                 let Some(page) = self.alloc(hw)? else {
                     return Ok(false);
                 };
-                hw.write_phys(slot, &(page | R | W | X).to_le_bytes())?;
+                hw.write_phys(slot, &(page | R | W | X | ACCESSED).to_le_bytes())?;
                 page
             };
         }
-        let leaf = (hpa & ADDR) | MT_WB | (perms & 7);
+        // The shadow's own flags are set from the start: the processor
+        // need not set them, and caches what it reads through them.
+        let leaf = (hpa & ADDR) | MT_WB | (perms & 7) | ACCESSED | DIRTY;
         hw.write_phys(table + ((gpa2 >> 12) & 0x1FF) * 8, &leaf.to_le_bytes())?;
         Ok(true)
     }
@@ -288,7 +374,8 @@ mod tests {
         assert!(eptp_valid(0x1000 | 6 | 3 << 3, 39));
         assert!(!eptp_valid(0x1000 | 3 << 3, 39), "UC not offered");
         assert!(!eptp_valid(0x1000 | 6 | 2 << 3, 39), "3-level walk");
-        assert!(!eptp_valid(0x1000 | 6 | 3 << 3 | 1 << 6, 39), "A/D flags");
+        assert!(eptp_valid(0x1000 | 6 | 3 << 3 | 1 << 6, 39), "A/D flags");
+        assert!(!eptp_valid(0x1000 | 6 | 3 << 3 | 1 << 7, 39));
         assert!(!eptp_valid(1 << 40 | 6 | 3 << 3, 39));
     }
 
@@ -327,5 +414,28 @@ mod tests {
             Ok(L1Walk::Mapped { gpa1: 0xB_0000, .. })
         ));
         assert_eq!(s.shadowed, Some(0x1000));
+    }
+
+    #[test]
+    fn the_shadow_has_accessed_and_dirty_flags_when_l1_has_them() {
+        let mut h = hw();
+        let mut s = ShadowEpt::new(0x10_0000, 4);
+        s.reset(&mut h, Some(0x1000 | 6 | 3 << 3)).unwrap();
+        assert_eq!(s.eptp() & EPTP_AD, 0);
+        s.reset(&mut h, Some(0x1000 | 6 | 3 << 3 | EPTP_AD))
+            .unwrap();
+        assert_eq!(s.eptp(), 0x10_0000 | 6 | 3 << 3 | EPTP_AD);
+        // Its entries come with their flags set: the processor finds
+        // nothing to set in them, and its walks of them are allowed.
+        s.install(&mut h, 0x5000, 0x9_0000, R | X).unwrap();
+        let mut b = [0u8; 8];
+        h.read_phys(0x10_0000, &mut b).unwrap();
+        assert_eq!(u64::from_le_bytes(b) & ACCESSED, ACCESSED);
+        let leaf = 0x10_3000 + 5 * 8;
+        h.read_phys(leaf, &mut b).unwrap();
+        assert_eq!(
+            u64::from_le_bytes(b),
+            0x9_0000 | MT_WB | R | X | ACCESSED | DIRTY
+        );
     }
 }

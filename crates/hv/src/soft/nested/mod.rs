@@ -20,6 +20,7 @@
 
 mod caps;
 mod checks;
+mod dirty;
 mod ept;
 mod guest_checks;
 mod instructions;

@@ -12,6 +12,7 @@
 //! its qualification, and the stalled event as IDT-vectoring information.
 //! An exit with an invalid context never goes to L1: L0's userspace decides.
 
+use super::dirty::Flags;
 use super::ept::{self, L1Walk};
 use super::reflect::{self, BitmapReader, ExitFacts};
 use super::transition::ExitToL1;
@@ -122,12 +123,33 @@ impl Nested {
         let gpa2 = hw.vmread(f::GUEST_PHYSICAL_ADDRESS)?;
         let qualification = hw.vmread(f::EXIT_QUALIFICATION)?;
         // Bits 2:0: the access was a read, a write, an instruction fetch;
-        // the same positions as the R, W, X permissions it needs.
+        // the same positions as the R, W, X permissions it needs. With
+        // accessed and dirty flags, vmcs02's EPTP has them too, so an
+        // access to a guest paging structure comes as a write with bits 0
+        // and 1 (SDM Vol. 3C §29.3.3.2, Table 28-7), as L1 must see it.
+        let ad = eptp12 & ept::EPTP_AD != 0;
         let needed = qualification & 7;
         let walk = ept::walk_l1(&*hw, eptp12, gpa2, self.caps.phys_bits, self.pages.ram)?;
         let mut e = ExitToL1::from_hw(hw)?;
         match walk {
-            L1Walk::Mapped { gpa1, perms } if perms & needed == needed => {
+            L1Walk::Mapped { gpa1, mut perms } if perms & needed == needed => {
+                if ad {
+                    match self.set_ept_flags(hw, eptp12, gpa2, needed & 2 != 0)? {
+                        // Write permission only once the page is dirty:
+                        // the first write comes back here to set the flag.
+                        Flags::Set { dirty } => perms &= if dirty { 7 } else { 5 },
+                        Flags::LogFull => {
+                            // Exit 62: qualification bit 12 (NMI unblocking
+                            // by IRET) only (SDM Vol. 3C §28.2.1).
+                            e.reason = u32::from(er::PML_FULL);
+                            e.qualification = qualification & 1 << 12;
+                            e.guest_linear = 0;
+                            e.guest_physical = 0;
+                            self.exit_to_l1(hw, &e)?;
+                            return Ok(Route::ToL1);
+                        }
+                    }
+                }
                 if gpa1 >= self.pages.ram {
                     return Ok(Route::Mmio);
                 }
