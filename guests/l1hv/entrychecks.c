@@ -30,6 +30,12 @@
 #define AR_P                (1u << 7)
 #define AR_DPL3             (3u << 5)
 #define AR_UNUSABLE         (1u << 16)
+#define EPTP_OK             0x101Eull /* write-back, 4-level walk, at 0x1000 */
+#define EPT_ON              W(OR, PROC_BASED_CONTROLS, PROC_ACTIVATE_SECONDARY), \
+			    W(SET, SECONDARY_CONTROLS, PROC2_ENABLE_EPT)
+#define UG_ON               W(OR, PROC_BASED_CONTROLS, PROC_ACTIVATE_SECONDARY), \
+			    W(SET, SECONDARY_CONTROLS, PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST), \
+			    W(SET, EPT_POINTER, EPTP_OK)
 
 enum op {
 	END, SET, OR, CLR,
@@ -82,9 +88,38 @@ static const struct rule rules[] = {
 	{ "unrestricted-without-ept", FAIL, 7,
 	  { W(OR, PROC_BASED_CONTROLS, PROC_ACTIVATE_SECONDARY),
 	    W(SET, SECONDARY_CONTROLS, PROC2_UNRESTRICTED_GUEST) } },
+	{ "proc-default1-bit-1-clear", FAIL, 7, { W(CLR, PROC_BASED_CONTROLS, 1u << 1) } },
+	{ "proc2-bus-lock-detection-not-offered", FAIL, 7,
+	  { W(OR, PROC_BASED_CONTROLS, PROC_ACTIVATE_SECONDARY), W(SET, SECONDARY_CONTROLS, 1u << 30) } },
+	{ "eptp-walk-length-2", FAIL, 7, { EPT_ON, W(SET, EPT_POINTER, 0x1016) } },
+	{ "eptp-bit-7", FAIL, 7, { EPT_ON, W(SET, EPT_POINTER, EPTP_OK | 1u << 7) } },
+	{ "eptp-beyond-width", FAIL, 7, { EPT_ON, W(SETW, EPT_POINTER, EPTP_OK) } },
+	{ "io-bitmap-a-beyond-width", FAIL, 7, { W(SETW, IO_BITMAP_A, 0) } },
+	{ "io-bitmap-b-unaligned", FAIL, 7, { W(OR, IO_BITMAP_B, 0x10) } },
+	{ "cr3-target-count-5", FAIL, 7, { W(SET, CR3_TARGET_COUNT, 5) } },
 	/* §27.2.1.2 VM-exit control fields */
 	{ "save-preemption-timer-without-timer", FAIL, 7,
 	  { W(OR, VM_EXIT_CONTROLS, EXIT_SAVE_PREEMPT) } },
+	{ "exit-ctl-load-perf-global-ctrl", FAIL, 7, { W(OR, VM_EXIT_CONTROLS, 1u << 12) } },
+	{ "exit-ctl-default1-bit-2-clear", FAIL, 7, { W(CLR, VM_EXIT_CONTROLS, 1u << 2) } },
+	{ "msr-area-exit-load-unaligned", FAIL, 7,
+	  { W(SET, VM_EXIT_MSR_LOAD_ADDR, 0x1008), W(SET, VM_EXIT_MSR_LOAD_COUNT, 1) } },
+	{ "msr-area-exit-store-unaligned", FAIL, 7,
+	  { W(SET, VM_EXIT_MSR_STORE_ADDR, 0x1008), W(SET, VM_EXIT_MSR_STORE_COUNT, 1) } },
+	{ "msr-area-entry-load-beyond-width", FAIL, 7,
+	  { W(SETW, VM_ENTRY_MSR_LOAD_ADDR, 0), W(SET, VM_ENTRY_MSR_LOAD_COUNT, 1) } },
+	/* §27.2.1.3 VM-entry control fields */
+	{ "entry-ctl-entry-to-smm", FAIL, 7, { W(OR, VM_ENTRY_CONTROLS, 1u << 10) } },
+	{ "entry-ctl-default1-bit-2-clear", FAIL, 7, { W(CLR, VM_ENTRY_CONTROLS, ENTRY_LOAD_DEBUG) } },
+	{ "inject-external-with-error-code", FAIL, 7,
+	  { W(SET, VM_ENTRY_INTR_INFO, INFO(0, 0x30) | INTR_INFO_ERROR_VALID) } },
+	{ "inject-mtf-with-error-code", FAIL, 7,
+	  { W(SET, VM_ENTRY_INTR_INFO, INFO(7, 0) | INTR_INFO_ERROR_VALID) } },
+	{ "inject-ac-without-error-code", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(3, 17)) } },
+	{ "inject-privileged-sw-length-0", FAIL, 7,
+	  { W(SET, VM_ENTRY_INTR_INFO, INFO(5, 1)), W(SET, VM_ENTRY_INSTRUCTION_LEN, 0) } },
+	{ "inject-sw-exception-length-16", FAIL, 7,
+	  { W(SET, VM_ENTRY_INTR_INFO, INFO(6, 3)), W(SET, VM_ENTRY_INSTRUCTION_LEN, 16) } },
 	/* §27.2.1.3 VM-entry control fields: event injection */
 	{ "inject-type-1", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(1, 0x30)) } },
 	/* Type 7 exists with the monitor trap flag (offered): vector 0 only. */
@@ -212,6 +247,54 @@ static const struct rule rules[] = {
 	{ "guest-tf-without-pending-bs", EXIT33, 0,
 	  { W(SET, GUEST_INTERRUPTIBILITY, 2), W(SET, GUEST_RFLAGS, 0x102) } },
 	{ "guest-vmcs-link-pointer", EXIT33, 4, { W(SET, VMCS_LINK_POINTER, 0) } },
+	/* More host-state rules (§27.2.2, §27.2.3) */
+	{ "host-cr0-bits-63-32", FAIL, 8, { W(OR, HOST_CR0, 1ull << 32) } },
+	{ "host-cr4-reserved-bit-15", FAIL, 8, { W(OR, HOST_CR4, 1u << 15) } },
+	{ "host-efer-lme-clear", FAIL, 8, { W(CLR, HOST_IA32_EFER_F, EFER_LME) } },
+	{ "host-cs-selector-rpl", FAIL, 8, { W(OR, HOST_CS_SELECTOR, 3) } },
+	{ "host-ss-selector-ti", FAIL, 8, { W(OR, HOST_SS_SELECTOR, 4) } },
+	{ "host-fs-selector-rpl", FAIL, 8, { W(OR, HOST_FS_SELECTOR, 1) } },
+	{ "host-gs-selector-ti", FAIL, 8, { W(OR, HOST_GS_SELECTOR, 4) } },
+	{ "host-tr-selector-rpl", FAIL, 8, { W(OR, HOST_TR_SELECTOR, 1) } },
+	{ "host-gs-base-noncanonical", FAIL, 8, { W(SET, HOST_GS_BASE, NONCANONICAL) } },
+	{ "host-idtr-base-noncanonical", FAIL, 8, { W(SET, HOST_IDTR_BASE, NONCANONICAL) } },
+	/* More guest-state rules (§27.3.1) */
+	{ "guest-cr0-bits-63-32", EXIT33, 0, { W(OR, GUEST_CR0, 1ull << 32) } },
+	{ "guest-cr4-reserved-bit-15", EXIT33, 0, { W(OR, GUEST_CR4, 1u << 15) } },
+	{ "guest-ia32e-without-pg", EXIT33, 0, { UG_ON, W(CLR, GUEST_CR0, CR0_PG) } },
+	{ "guest-pg-without-pe", EXIT33, 0, { UG_ON, W(CLR, GUEST_CR0, CR0_PE) } },
+	{ "guest-cs-conforming-dpl-above-ss", EXIT33, 0, { W(OR, GUEST_CS_AR, 4 | AR_DPL3) } },
+	{ "guest-ss-system", EXIT33, 0, { W(CLR, GUEST_SS_AR, AR_S) } },
+	{ "guest-ss-not-present", EXIT33, 0, { W(CLR, GUEST_SS_AR, AR_P) } },
+	{ "guest-tr-not-present", EXIT33, 0, { W(CLR, GUEST_TR_AR, AR_P) } },
+	{ "guest-tr-ar-bits-11-8", EXIT33, 0, { W(OR, GUEST_TR_AR, 1u << 8) } },
+	{ "guest-tr-g-with-short-limit", EXIT33, 0, { W(OR, GUEST_TR_AR, AR_G) } },
+	{ "guest-ldtr-not-present", EXIT33, 0, { W(SET, GUEST_LDTR_AR, 0x02) } },
+	{ "guest-ldtr-s-set", EXIT33, 0, { W(SET, GUEST_LDTR_AR, 0x92) } },
+	{ "guest-v86-segments", EXIT33, 0,
+	  { W(CLR, VM_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST), W(CLR, GUEST_IA32_EFER, EFER_LMA | EFER_LME),
+	    W(CLR, GUEST_CR4, CR4_PAE), W(OR, GUEST_RFLAGS, 1u << 17) } },
+	{ "guest-rip-high-in-compat-mode", EXIT33, 0,
+	  { W(CLR, GUEST_CS_AR, 1u << 13), W(SET, GUEST_RIP, 1ull << 32) } },
+	{ "guest-rip-bits-63-48-differ", EXIT33, 0, { W(SET, GUEST_RIP, 1ull << 62) } },
+	{ "guest-rflags-bit-22", EXIT33, 0, { W(OR, GUEST_RFLAGS, 1u << 22) } },
+	{ "guest-rflags-bit-3", EXIT33, 0, { W(OR, GUEST_RFLAGS, 1u << 3) } },
+	{ "guest-activity-wait-for-sipi", EXIT33, 0, { W(SET, GUEST_ACTIVITY_STATE, 3) } },
+	{ "guest-activity-4", EXIT33, 0, { W(SET, GUEST_ACTIVITY_STATE, 4) } },
+	{ "guest-hlt-with-mov-ss-blocking", EXIT33, 0,
+	  { W(SET, GUEST_ACTIVITY_STATE, 1), W(SET, GUEST_INTERRUPTIBILITY, 2) } },
+	{ "guest-hlt-tf-without-pending-bs", EXIT33, 0,
+	  { W(SET, GUEST_ACTIVITY_STATE, 1), W(SET, GUEST_RFLAGS, 0x102) } },
+	{ "guest-interrupt-injected-in-mov-ss-shadow", EXIT33, 0,
+	  { W(SET, GUEST_RFLAGS, 0x202), W(SET, GUEST_INTERRUPTIBILITY, 2),
+	    W(SET, VM_ENTRY_INTR_INFO, INFO(0, 0x30)) } },
+	{ "guest-interruptibility-enclave-bit", EXIT33, 0, { W(SET, GUEST_INTERRUPTIBILITY, 1u << 4) } },
+	{ "guest-pending-bs-with-btf", EXIT33, 0,
+	  { W(SET, GUEST_INTERRUPTIBILITY, 2), W(SET, GUEST_RFLAGS, 0x102),
+	    W(SET, GUEST_PENDING_DBG, 1u << 14), W(SET, GUEST_IA32_DEBUGCTL, 2) } },
+	{ "guest-pending-debug-rtm-bit", EXIT33, 0, { W(SET, GUEST_PENDING_DBG, 1u << 16) } },
+	{ "guest-vmcs-link-pointer-unaligned", EXIT33, 4, { W(SET, VMCS_LINK_POINTER, 0x10) } },
+	{ "guest-vmcs-link-pointer-beyond-width", EXIT33, 4, { W(SETW, VMCS_LINK_POINTER, 0) } },
 	/* What the SDM allows, which must enter L2 (an injected #GP or a
 	 * single step then triple-faults: no IDT). */
 	{ "allowed-msr-bitmap-beyond-ram", RUNS, 0,
@@ -228,6 +311,25 @@ static const struct rule rules[] = {
 	{ "allowed-save-preemption-timer-with-timer", RUNS, 0,
 	  { W(OR, PIN_BASED_CONTROLS, PIN_PREEMPTION_TIMER),
 	    W(OR, VM_EXIT_CONTROLS, EXIT_SAVE_PREEMPT), W(SET, PREEMPTION_TIMER_VALUE, 0xFFFFFFFF) } },
+	{ "allowed-secondary-ignored-unless-activated", RUNS, 0,
+	  { W(CLR, PROC_BASED_CONTROLS, PROC_ACTIVATE_SECONDARY), W(SET, SECONDARY_CONTROLS, 0xFFFFFFFF) } },
+	{ "allowed-msr-areas-anywhere-with-count-0", RUNS, 0,
+	  { W(SET, VM_ENTRY_MSR_LOAD_ADDR, 8), W(SET, VM_EXIT_MSR_STORE_ADDR, 8),
+	    W(SETW, VM_EXIT_MSR_LOAD_ADDR, 8) } },
+	{ "allowed-ss-unusable", RUNS, 0, { W(SET, GUEST_SS_AR, AR_UNUSABLE) } },
+	{ "allowed-ds-unusable-with-junk", RUNS, 0,
+	  { W(SET, GUEST_DS_AR, AR_UNUSABLE | 0xF00), W(SET, GUEST_DS_BASE, 1ull << 32) } },
+	{ "allowed-ldtr-unusable-with-junk", RUNS, 0,
+	  { W(SET, GUEST_LDTR_AR, AR_UNUSABLE), W(SET, GUEST_LDTR_SELECTOR, 4),
+	    W(SET, GUEST_LDTR_BASE, NONCANONICAL) } },
+	{ "allowed-hlt-with-nmi-injected", RUNS, 0,
+	  { W(SET, GUEST_ACTIVITY_STATE, 1), W(SET, VM_ENTRY_INTR_INFO, INFO(2, 2)) } },
+	{ "allowed-hlt-with-db-injected", RUNS, 0,
+	  { W(SET, GUEST_ACTIVITY_STATE, 1), W(SET, VM_ENTRY_INTR_INFO, INFO(3, 1)) } },
+	{ "allowed-hlt-with-interrupt-injected", RUNS, 0,
+	  { W(SET, GUEST_ACTIVITY_STATE, 1), W(SET, GUEST_RFLAGS, 0x202),
+	    W(SET, VM_ENTRY_INTR_INFO, INFO(0, 0x30)) } },
+	{ "allowed-pending-debug-breakpoints", RUNS, 0, { W(SET, GUEST_PENDING_DBG, 0x100F) } },
 };
 
 static uint64_t width_bit;
