@@ -41,6 +41,7 @@ enum op {
 	END, SET, OR, CLR,
 	SETW, /* value | 1 << physical-address width */
 	SUBW, /* (1 << physical-address width) - value */
+	REGION, /* the address of VMCS region `value`, its revision written */
 };
 enum want { FAIL, EXIT33, RUNS };
 
@@ -54,7 +55,7 @@ struct rule {
 	const char *name;
 	enum want kind;
 	uint32_t want; /* VM-instruction error, or qualification */
-	struct write w[4];
+	struct write w[6];
 };
 
 #define W(op, f, v) { op, f, v }
@@ -281,6 +282,9 @@ static const struct rule rules[] = {
 	{ "guest-rflags-bit-3", EXIT33, 0, { W(OR, GUEST_RFLAGS, 1u << 3) } },
 	{ "guest-activity-wait-for-sipi", EXIT33, 0, { W(SET, GUEST_ACTIVITY_STATE, 3) } },
 	{ "guest-activity-4", EXIT33, 0, { W(SET, GUEST_ACTIVITY_STATE, 4) } },
+	{ "guest-hlt-at-cpl-3", EXIT33, 0,
+	  { W(OR, GUEST_CS_SELECTOR, 3), W(OR, GUEST_CS_AR, AR_DPL3), W(OR, GUEST_SS_SELECTOR, 3),
+	    W(OR, GUEST_SS_AR, AR_DPL3), W(SET, GUEST_ACTIVITY_STATE, 1) } },
 	{ "guest-hlt-with-mov-ss-blocking", EXIT33, 0,
 	  { W(SET, GUEST_ACTIVITY_STATE, 1), W(SET, GUEST_INTERRUPTIBILITY, 2) } },
 	{ "guest-hlt-tf-without-pending-bs", EXIT33, 0,
@@ -294,6 +298,8 @@ static const struct rule rules[] = {
 	    W(SET, GUEST_PENDING_DBG, 1u << 14), W(SET, GUEST_IA32_DEBUGCTL, 2) } },
 	{ "guest-pending-debug-rtm-bit", EXIT33, 0, { W(SET, GUEST_PENDING_DBG, 1u << 16) } },
 	{ "guest-vmcs-link-pointer-unaligned", EXIT33, 4, { W(SET, VMCS_LINK_POINTER, 0x10) } },
+	/* The region of the current VMCS (entry checks run in region 10). */
+	{ "guest-vmcs-link-pointer-current", EXIT33, 4, { W(REGION, VMCS_LINK_POINTER, 10) } },
 	{ "guest-vmcs-link-pointer-beyond-width", EXIT33, 4, { W(SETW, VMCS_LINK_POINTER, 0) } },
 	/* What the SDM allows, which must enter L2 (an injected #GP or a
 	 * single step then triple-faults: no IDT). */
@@ -329,7 +335,12 @@ static const struct rule rules[] = {
 	{ "allowed-hlt-with-interrupt-injected", RUNS, 0,
 	  { W(SET, GUEST_ACTIVITY_STATE, 1), W(SET, GUEST_RFLAGS, 0x202),
 	    W(SET, VM_ENTRY_INTR_INFO, INFO(0, 0x30)) } },
+	{ "allowed-cpl-3-active", RUNS, 0,
+	  { W(OR, GUEST_CS_SELECTOR, 3), W(OR, GUEST_CS_AR, AR_DPL3), W(OR, GUEST_SS_SELECTOR, 3),
+	    W(OR, GUEST_SS_AR, AR_DPL3) } },
 	{ "allowed-pending-debug-breakpoints", RUNS, 0, { W(SET, GUEST_PENDING_DBG, 0x100F) } },
+	/* Another ordinary VMCS region: nothing follows it without shadowing. */
+	{ "allowed-vmcs-link-pointer-another-vmcs", RUNS, 0, { W(REGION, VMCS_LINK_POINTER, 9) } },
 };
 
 static uint64_t width_bit;
@@ -344,6 +355,10 @@ static void apply(const struct write *w)
 	case CLR: v &= ~w->value; break;
 	case SETW: v = w->value | width_bit; break;
 	case SUBW: v = width_bit - w->value; break;
+	case REGION:
+		v = vmcs_region((unsigned)w->value);
+		*(volatile uint32_t *)(uintptr_t)v = caps.revision;
+		break;
 	default: return;
 	}
 	vmw(w->field, v);
@@ -412,7 +427,7 @@ void entry_checks(void)
 
 		if (!fresh(r->name, L2_LONG))
 			continue;
-		for (unsigned k = 0; k < 4 && r->w[k].op != END; k++)
+		for (unsigned k = 0; k < 6 && r->w[k].op != END; k++)
 			apply(&r->w[k]);
 		struct l2_exit e = launch();
 		verdict(r->name, r->kind, r->want, &e);

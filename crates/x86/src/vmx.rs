@@ -919,6 +919,27 @@ pub mod pending_dbg {
     }
 }
 
+/// The VMCS link pointer's check at VM entry (SDM Vol. 3C §27.3.1.5) on a
+/// processor without VMCS shadowing in use: all ones, or a 4 KiB-aligned
+/// address within `phys_bits` that is not the current VMCS (`current`) and
+/// whose first dword (`header`, `None` where it cannot be read) holds
+/// `revision` with bit 31 clear ("VMCS shadowing" being 0).
+pub fn link_pointer_valid(
+    link: u64,
+    phys_bits: u32,
+    current: Option<u64>,
+    revision: u32,
+    header: impl FnOnce(u64) -> Option<u32>,
+) -> bool {
+    if link == u64::MAX {
+        return true;
+    }
+    link & 0xFFF == 0
+        && link >> phys_bits == 0
+        && current != Some(link)
+        && header(link) == Some(revision & 0x7FFF_FFFF)
+}
+
 /// Guest activity states (SDM Vol. 3C §25.4.2, Table 25-4).
 pub mod activity {
     /// Active.
@@ -937,6 +958,9 @@ pub mod qualification {
     pub const NOTIFY_CONTEXT_INVALID: u64 = 1 << 0;
     /// Notify exit: NMI unblocking due to IRET.
     pub const NOTIFY_NMI_UNBLOCKING_IRET: u64 = 1 << 12;
+    /// VM-entry failure for invalid guest state: the VMCS link pointer
+    /// (SDM Vol. 3C §27.8).
+    pub const ENTRY_VMCS_LINK_POINTER: u64 = 4;
     /// I/O exit: size of access minus one in bits 2:0.
     pub const IO_SIZE_MASK: u64 = 7;
     /// I/O exit: direction is IN.

@@ -456,8 +456,16 @@ impl SoftCpu {
         ) {
             return bad;
         }
-        if v.get(f::VMCS_LINK_POINTER) != u64::MAX {
-            return bad;
+        let revision = caps::capability_msr(x86::msr::VMX_BASIC).unwrap_or(0) as u32;
+        let mem = &self.mem;
+        let header = |a: u64| {
+            let mut b = [0u8; 4];
+            mem.read(a, &mut b).ok().map(|()| u32::from_le_bytes(b))
+        };
+        let link = v.get(f::VMCS_LINK_POINTER);
+        let phys_bits = crate::cpuid::PHYS_ADDR_BITS;
+        if !x86::vmx::link_pointer_valid(link, phys_bits, self.vmx.current, revision, header) {
+            return Err(x86::vmx::qualification::ENTRY_VMCS_LINK_POINTER);
         }
         Ok(())
     }

@@ -73,10 +73,28 @@ pub(crate) fn guest_state(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
     if !ok {
         return Err(EntryCheck::GuestState(0));
     }
-    if v.get(f::VMCS_LINK_POINTER) != u64::MAX {
-        return Err(EntryCheck::GuestState(4));
-    }
     Ok(())
+}
+
+/// §27.3.1.5: the VMCS link pointer, all ones or an ordinary VMCS region
+/// other than the current one (`current`), whose revision `read` (8 bytes
+/// of L1's memory, `None` outside RAM) finds there. No VMCS shadowing is
+/// offered, so nothing follows the link.
+pub(crate) fn link_pointer(
+    v: &Vmcs12,
+    caps: &L1Caps,
+    current: Option<u64>,
+    read: impl Fn(u64) -> Option<u64>,
+) -> Result<(), EntryCheck> {
+    let link = v.get(f::VMCS_LINK_POINTER);
+    let header = |a: u64| read(a).map(|q| q as u32);
+    if x86::vmx::link_pointer_valid(link, caps.phys_bits, current, super::caps::REVISION, header) {
+        Ok(())
+    } else {
+        Err(EntryCheck::GuestState(
+            x86::vmx::qualification::ENTRY_VMCS_LINK_POINTER,
+        ))
+    }
 }
 
 /// §27.3.1.1: CR0, CR4 and CR3, DR7 and IA32_DEBUGCTL with "load debug
@@ -408,6 +426,27 @@ mod tests {
     }
 
     #[test]
+    fn the_link_pointer_is_all_ones_or_another_vmcs_region() {
+        // L1's memory: revision 1 at 0x5000, 2 at 0x6000.
+        let read = |a: u64| match a {
+            0x5000 => Some(1),
+            0x6000 => Some(2),
+            _ => None,
+        };
+        let check = |link: u64| {
+            let mut v = good();
+            v.set(f::VMCS_LINK_POINTER, link);
+            link_pointer(&v, &caps(), Some(0x4000), read)
+        };
+        let bad = Err(EntryCheck::GuestState(4));
+        assert_eq!(check(u64::MAX), Ok(()));
+        assert_eq!(check(0x5000), Ok(()));
+        for link in [0x5008, 0x6000, 0x7000, 0x4000, 1 << 40 | 0x5000] {
+            assert_eq!(check(link), bad, "{link:#x}");
+        }
+    }
+
+    #[test]
     fn each_section_refuses_its_rules() {
         assert_eq!(verdict(|_| {}), Ok(()));
         let bad = Err(EntryCheck::GuestState(0));
@@ -461,10 +500,6 @@ mod tests {
         assert_eq!(
             verdict(shadow_step(x86::rflags::TF, pending_dbg::BS)),
             Ok(())
-        );
-        assert_eq!(
-            verdict(|v| v.set(f::VMCS_LINK_POINTER, 0)),
-            Err(EntryCheck::GuestState(4))
         );
     }
 

@@ -258,6 +258,7 @@ impl Nested {
             (in_ram && hw.read_phys(addr, &mut b).is_ok()).then(|| u64::from_le_bytes(b))
         };
         let guest = guest_checks::guest_state(&self.vmcs12, &self.caps)
+            .and_then(|()| guest_checks::link_pointer(&self.vmcs12, &self.caps, self.current, read))
             .and_then(|()| guest_checks::pdptes(&self.vmcs12, &self.caps, read));
         if let Err(failure) = guest {
             let qualification = match failure {
