@@ -402,7 +402,7 @@ static struct l2_exit launch(void)
 
 /* PAE paging in a 32-bit L2 (§27.3.1.6): a present PDPTE with a reserved
  * bit fails the entry with qualification 2. */
-static void pdpte_check(const char *name, uint64_t pdpte)
+static void pdpte_check(const char *name, uint64_t pdpte, enum want kind)
 {
 	static uint64_t pdpt[4] __attribute__((aligned(32)));
 	struct l2_exit e;
@@ -414,7 +414,7 @@ static void pdpte_check(const char *name, uint64_t pdpte)
 	vmw(GUEST_CR4, vmr(GUEST_CR4) | CR4_PAE);
 	vmw(GUEST_CR3, (uint64_t)(uintptr_t)pdpt);
 	e = launch();
-	verdict(name, EXIT33, 2, &e);
+	verdict(name, kind, kind == EXIT33 ? 2 : 0, &e);
 }
 
 void entry_checks(void)
@@ -432,6 +432,9 @@ void entry_checks(void)
 		struct l2_exit e = launch();
 		verdict(r->name, r->kind, r->want, &e);
 	}
-	pdpte_check("guest-pdpte-reserved-bit", 1 | 1u << 5);
-	pdpte_check("guest-pdpte-beyond-width", 1 | width_bit);
+	pdpte_check("guest-pdpte-reserved-bit", 1 | 1u << 5, EXIT33);
+	pdpte_check("guest-pdpte-beyond-width", 1 | width_bit, EXIT33);
+	pdpte_check("guest-pdpte-bits-2-1", 1 | 1u << 1, EXIT33);
+	/* Only present PDPTEs are checked. */
+	pdpte_check("allowed-pdpte-not-present-with-reserved-bits", 1u << 5 | 1u << 1, RUNS);
 }

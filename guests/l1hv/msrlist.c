@@ -196,6 +196,9 @@ void msr_list_checks(void)
 	pat_load_save();
 	bad_entry("msr-load-fs-base", "IA32_FS_BASE in the VM-entry MSR-load list",
 		  MSR_FS_BASE, 0, 0);
+	bad_entry("msr-load-gs-base", "IA32_GS_BASE in the VM-entry MSR-load list",
+		  0xC0000101, 0, 0);
+	bad_entry("msr-load-smbase", "IA32_SMBASE (0x9E) in the VM-entry MSR-load list", 0x9E, 0, 0);
 	bad_entry("msr-load-reserved", "an entry with bits 63:32 set", MSR_STAR, 1, 0);
 	bad_entry("msr-load-x2apic", "x2APIC MSR 0x808", MSR_X2APIC_TPR, 0, 0);
 	bad_entry("msr-load-smm", "IA32_SMM_MONITOR_CTL (SMM only)", MSR_SMM_MONITOR_CTL, 0, 0);
