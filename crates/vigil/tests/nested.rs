@@ -204,8 +204,9 @@ fn value() -> impl Strategy<Value = u64> {
 /// CPU's TRUE capability MSR allows (its must-be-1 bits, any of its
 /// may-be-1 bits): writes that reach the controls L1 is offered — the
 /// monitor trap flag, PAUSE-loop exiting, HLT exiting off, TSC offsetting,
-/// notify — instead of failing on a reserved bit; some of them (the
-/// preemption timer, the TPR shadow) are the soft CPU's but not L1's.
+/// notify, the preemption timer, the TPR shadow, PML — instead of failing
+/// on a reserved bit; some (bus-lock detection) are the soft CPU's but not
+/// L1's.
 fn control() -> impl Strategy<Value = (u32, u64)> {
     // (field encoding, capability MSR): pin-based / IA32_VMX_TRUE_PINBASED_CTLS,
     // primary / TRUE_PROCBASED, secondary / PROCBASED_CTLS2, exit /
