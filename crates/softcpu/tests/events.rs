@@ -207,3 +207,31 @@ fn an_ept_violation_on_the_handlers_descriptor_is_an_exit_during_delivery() {
         gdt_base + 0x18
     );
 }
+
+#[test]
+fn event_injection_is_checked_as_the_sdm_says() {
+    // §27.2.1.3, each a VMfailValid 7: a software interrupt of length 0
+    // (IA32_VMX_MISC[30] = 0); #GP without its error code with "unrestricted
+    // guest" 0, even with CR0.PE = 0 in the guest-state area (checked
+    // later); an NMI with vector 3. Type 4 with length 2 enters.
+    let cases: [(u64, u64, u64, bool); 4] = [
+        (0x8000_0430, 0, 0x8000_0031, false),
+        (0x8000_030D, 2, 0x8000_0030, false),
+        (0x8000_0203, 0, 0x8000_0031, false),
+        (0x8000_0430, 2, 0x8000_0031, true),
+    ];
+    for (info, len, cr0, enters) in cases {
+        let mut cpu = machine(Mode::Long64, &[0x90, 0xF4]);
+        cpu.vmwrite(f::VM_ENTRY_INTR_INFO, info).unwrap();
+        cpu.vmwrite(f::VM_ENTRY_INSTRUCTION_LEN, len).unwrap();
+        cpu.vmwrite(f::GUEST_CR0, cr0).unwrap();
+        let p2 = cpu.vmread(f::SECONDARY_VM_EXEC_CONTROL).unwrap();
+        let unrestricted = u64::from(x86::vmx::proc2::UNRESTRICTED_GUEST);
+        cpu.vmwrite(f::SECONDARY_VM_EXEC_CONTROL, p2 & !unrestricted)
+            .unwrap();
+        let r = cpu.vmlaunch();
+        let refused =
+            r.is_err_and(|e| e.error == x86::vmx::instruction_error::ENTRY_INVALID_CONTROL);
+        assert_eq!(refused, !enters, "{info:#x} length {len}");
+    }
+}

@@ -882,6 +882,45 @@ pub mod intr_info {
     pub const fn make(vector: u8, kind: u32, error_code: bool) -> u32 {
         VALID | (kind << TYPE_SHIFT) | vector as u32 | if error_code { ERROR_CODE_VALID } else { 0 }
     }
+
+    /// The VM-entry checks on event injection (SDM Vol. 3C §27.2.1.3) for
+    /// VM-entry interruption information `info`, exception error code
+    /// `error_code` and instruction length `len`, on a processor with the
+    /// monitor trap flag (type 7, vector 0, exists) and IA32_VMX_MISC[30] =
+    /// 0 (a software event's length is 1 to 15). `protected`: the guest
+    /// will be in protected mode ("unrestricted guest" is 0 or guest
+    /// CR0.PE is 1), where exceptions that push an error code must have
+    /// one. True when the valid bit is clear.
+    pub fn injection_valid(info: u32, error_code: u32, len: u32, protected: bool) -> bool {
+        if info & VALID == 0 {
+            return true;
+        }
+        let ty = (info >> TYPE_SHIFT) & 7;
+        let vector = info & VECTOR_MASK;
+        // No reserved type (1), reserved bits 30:12 clear.
+        if ty == 1 || info & 0x7FFF_F000 != 0 {
+            return false;
+        }
+        // Other event: vector 0 alone, a pending MTF VM exit.
+        if ty == 7 {
+            return vector == 0 && info & ERROR_CODE_VALID == 0;
+        }
+        if (ty == TYPE_NMI && vector != 2) || (ty == TYPE_HW_EXCEPTION && vector > 31) {
+            return false;
+        }
+        let wants_code =
+            protected && ty == TYPE_HW_EXCEPTION && crate::exception::has_error_code(vector as u8);
+        let has_code = info & ERROR_CODE_VALID != 0;
+        // An error code exactly where one is delivered, bits 31:16 clear.
+        if has_code != wants_code || (has_code && error_code >> 16 != 0) {
+            return false;
+        }
+        let software = matches!(
+            ty,
+            TYPE_SW_INTR | TYPE_PRIV_SW_EXCEPTION | TYPE_SW_EXCEPTION
+        );
+        !software || (1..=15).contains(&len)
+    }
 }
 
 /// Guest interruptibility-state bits (SDM Vol. 3C §25.4.2, Table 25-3).

@@ -224,42 +224,15 @@ impl SoftCpu {
         {
             return false;
         }
-        // Event injection field (SDM §27.2.1.3).
-        let info = v.get32(f::VM_ENTRY_INTR_INFO);
-        if info & intr_info::VALID != 0 {
-            let ty = (info >> intr_info::TYPE_SHIFT) & 7;
-            let vector = info & 0xFF;
-            if ty == 1 || info & 0x7FFF_F000 != 0 {
-                return false;
-            }
-            // Type 7, other event, exists with the monitor trap flag; its
-            // one vector, 0, is a pending MTF VM exit.
-            if ty == 7 {
-                return vector == 0 && info & intr_info::ERROR_CODE_VALID == 0;
-            }
-            if ty == intr_info::TYPE_NMI && vector != 2 {
-                return false;
-            }
-            if ty == intr_info::TYPE_HW_EXCEPTION && vector > 31 {
-                return false;
-            }
-            let has_code = info & intr_info::ERROR_CODE_VALID != 0;
-            let wants_code = ty == intr_info::TYPE_HW_EXCEPTION
-                && x86::exception::has_error_code(vector as u8)
-                && v.get(f::GUEST_CR0) & CR0_PE != 0;
-            if has_code != wants_code {
-                return false;
-            }
-            // Bits 31:16 of the error code are 0 (bit 15 may be set).
-            if has_code && v.get32(f::VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xFFFF_0000 != 0 {
-                return false;
-            }
-            let soft = matches!(ty, 4..=6);
-            if soft && v.get32(f::VM_ENTRY_INSTRUCTION_LEN) > 15 {
-                return false;
-            }
-        }
-        true
+        // Event injection field (SDM §27.2.1.3): one rule with L0's checks
+        // on vmcs12.
+        let unrestricted = p2 & proc2::UNRESTRICTED_GUEST != 0;
+        intr_info::injection_valid(
+            v.get32(f::VM_ENTRY_INTR_INFO),
+            v.get32(f::VM_ENTRY_EXCEPTION_ERROR_CODE),
+            v.get32(f::VM_ENTRY_INSTRUCTION_LEN),
+            !unrestricted || v.get(f::GUEST_CR0) & CR0_PE != 0,
+        )
     }
 
     /// Checks on the guest-state area (SDM §27.3.1). The error value is the

@@ -107,37 +107,14 @@ pub(crate) fn controls(v: &Vmcs12, caps: &L1Caps) -> Result<(), EntryCheck> {
 /// 30:12 clear, error-code bits 31:16 clear, and an instruction length of
 /// 1 to 15 for software events (IA32_VMX_MISC[30] = 0).
 fn injection_valid(v: &Vmcs12, proc2v: u32) -> bool {
-    let info = v.get32(f::VM_ENTRY_INTR_INFO);
-    if info & intr_info::VALID == 0 {
-        return true;
-    }
-    let ty = (info >> intr_info::TYPE_SHIFT) & 7;
-    let vector = info & 0xFF;
-    if ty == 1 || info & 0x7FFF_F000 != 0 {
-        return false;
-    }
-    // Type 7 (other event) exists because L1 is offered the monitor trap
-    // flag; its only vector, 0, is a pending MTF VM exit, with no error code.
-    if ty == 7 {
-        return vector == 0 && info & intr_info::ERROR_CODE_VALID == 0;
-    }
-    if (ty == intr_info::TYPE_NMI && vector != 2)
-        || (ty == intr_info::TYPE_HW_EXCEPTION && vector > 31)
-    {
-        return false;
-    }
     let protected =
         proc2v & proc2::UNRESTRICTED_GUEST == 0 || v.get(f::GUEST_CR0) & x86::cr::CR0_PE != 0;
-    let wants_code = protected
-        && ty == intr_info::TYPE_HW_EXCEPTION
-        && x86::exception::has_error_code(vector as u8);
-    let has_code = info & intr_info::ERROR_CODE_VALID != 0;
-    if has_code != wants_code || (has_code && v.get32(f::VM_ENTRY_EXCEPTION_ERROR_CODE) >> 16 != 0)
-    {
-        return false;
-    }
-    let software = matches!(ty, 4..=6);
-    !software || (1..=15).contains(&v.get32(f::VM_ENTRY_INSTRUCTION_LEN))
+    intr_info::injection_valid(
+        v.get32(f::VM_ENTRY_INTR_INFO),
+        v.get32(f::VM_ENTRY_EXCEPTION_ERROR_CODE),
+        v.get32(f::VM_ENTRY_INSTRUCTION_LEN),
+        protected,
+    )
 }
 
 /// Checks on the host-state area (SDM §27.2.2–§27.2.4). `l1_in_ia32e` is
