@@ -117,6 +117,10 @@ static const struct rule rules[] = {
 	{ "inject-mtf-with-error-code", FAIL, 7,
 	  { W(SET, VM_ENTRY_INTR_INFO, INFO(7, 0) | INTR_INFO_ERROR_VALID) } },
 	{ "inject-ac-without-error-code", FAIL, 7, { W(SET, VM_ENTRY_INTR_INFO, INFO(3, 17)) } },
+	/* Unrestricted guest with CR0.PE = 0: no error code is delivered. */
+	{ "inject-gp-with-error-code-in-real-mode", FAIL, 7,
+	  { UG_ON, W(CLR, GUEST_CR0, CR0_PE | CR0_PG),
+	    W(SET, VM_ENTRY_INTR_INFO, INFO(3, 13) | INTR_INFO_ERROR_VALID) } },
 	{ "inject-privileged-sw-length-0", FAIL, 7,
 	  { W(SET, VM_ENTRY_INTR_INFO, INFO(5, 1)), W(SET, VM_ENTRY_INSTRUCTION_LEN, 0) } },
 	{ "inject-sw-exception-length-16", FAIL, 7,
@@ -417,6 +421,27 @@ static void pdpte_check(const char *name, uint64_t pdpte, enum want kind)
 	verdict(name, kind, kind == EXIT33 ? 2 : 0, &e);
 }
 
+/* The same with EPT (§27.3.1.6): the PDPTEs come from vmcs12's PDPTE
+ * fields, not from memory, which holds clean entries here. Nothing runs:
+ * the check comes before the EPTP is ever used. */
+static void pdpte_field_check(const char *name, uint64_t pdpte)
+{
+	static uint64_t pdpt[4] __attribute__((aligned(32)));
+	struct l2_exit e;
+
+	if (!fresh(name, L2_PROT32))
+		return;
+	memset(pdpt, 0, sizeof(pdpt));
+	vmw(GUEST_CR4, vmr(GUEST_CR4) | CR4_PAE);
+	vmw(GUEST_CR3, (uint64_t)(uintptr_t)pdpt);
+	vmw(PROC_BASED_CONTROLS, vmr(PROC_BASED_CONTROLS) | PROC_ACTIVATE_SECONDARY);
+	vmw(SECONDARY_CONTROLS, PROC2_ENABLE_EPT);
+	vmw(EPT_POINTER, EPTP_OK);
+	vmw(PDPTE0 + 2, pdpte); /* PDPTE1 */
+	e = launch();
+	verdict(name, EXIT33, 2, &e);
+}
+
 void entry_checks(void)
 {
 	unsigned n = sizeof(rules) / sizeof(rules[0]);
@@ -437,4 +462,5 @@ void entry_checks(void)
 	pdpte_check("guest-pdpte-bits-2-1", 1 | 1u << 1, EXIT33);
 	/* Only present PDPTEs are checked. */
 	pdpte_check("allowed-pdpte-not-present-with-reserved-bits", 1u << 5 | 1u << 1, RUNS);
+	pdpte_field_check("guest-pdpte-field-reserved-bit-with-ept", 1 | 1u << 5);
 }
