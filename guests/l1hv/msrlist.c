@@ -199,6 +199,8 @@ void msr_list_checks(void)
 	bad_entry("msr-load-gs-base", "IA32_GS_BASE in the VM-entry MSR-load list",
 		  0xC0000101, 0, 0);
 	bad_entry("msr-load-smbase", "IA32_SMBASE (0x9E) in the VM-entry MSR-load list", 0x9E, 0, 0);
+	bad_entry("msr-load-efer-lme-under-paging",
+		  "IA32_EFER with LME clear for a paged 64-bit L2 (WRMSR #GP)", 0xC0000080, 0, 1);
 	bad_entry("msr-load-reserved", "an entry with bits 63:32 set", MSR_STAR, 1, 0);
 	bad_entry("msr-load-x2apic", "x2APIC MSR 0x808", MSR_X2APIC_TPR, 0, 0);
 	bad_entry("msr-load-smm", "IA32_SMM_MONITOR_CTL (SMM only)", MSR_SMM_MONITOR_CTL, 0, 0);
