@@ -385,8 +385,12 @@ impl SoftCpu {
         {
             return bad;
         }
+        // §27.3.1.4: bits 63:32 clear outside 64-bit mode; in it, bits
+        // 63:N identical for N = 48 linear-address bits (not bits 63:47: a
+        // RIP the SDM lets through here faults on its first fetch).
         let rip = v.get(f::GUEST_RIP);
-        if !(ia32e && cs_ar & AR_L != 0) && rip >> 32 != 0 {
+        let long_code = ia32e && cs_ar & AR_L != 0;
+        if (!long_code && rip >> 32 != 0) || (long_code && !matches!(rip >> 48, 0 | 0xFFFF)) {
             return bad;
         }
         for a in [
