@@ -87,3 +87,19 @@ fn a_page_walk_through_a_read_only_page_is_a_write_violation() {
         .unwrap();
     assert_eq!(enter(&mut cpu) as u16, exit_reason::HLT);
 }
+
+#[test]
+fn the_eptp_is_checked_against_the_capability_msr() {
+    // IA32_VMX_EPT_VPID_CAP reports write-back (bit 14) and not uncacheable
+    // (bit 8): an EPTP of memory type UC fails VM entry (§27.2.1.1), as does
+    // a 3-level walk; WB with A/D (bit 21 reported) enters.
+    let cap = softcpu::capability_msr(x86::msr::VMX_EPT_VPID_CAP).unwrap();
+    assert_eq!((cap >> 8 & 1, cap >> 14 & 1, cap >> 21 & 1), (0, 1, 1));
+    for (low, enters) in [(0x18, false), (0x16, false), (0x1E | 1 << 6, true)] {
+        let mut cpu = machine(Mode::Long64, &[0x90, 0xF4]);
+        let eptp = cpu.vmread(f::EPT_POINTER).unwrap();
+        cpu.vmwrite(f::EPT_POINTER, (eptp & !0xFFF) | low).unwrap();
+        let r = cpu.vmlaunch();
+        assert_eq!(r.is_ok(), enters, "EPTP low bits {low:#x}: {r:?}");
+    }
+}

@@ -958,6 +958,26 @@ pub mod pending_dbg {
     }
 }
 
+/// The EPT pointer's check at VM entry (SDM Vol. 3C §27.2.1.1) on a
+/// processor whose IA32_VMX_EPT_VPID_CAP is `cap`: a memory type it reports
+/// (UC, bit 8; WB, bit 14), a 4-level walk (bit 6), bit 6 (accessed and
+/// dirty flags) only with bit 21, bits 11:7 clear, and no bit beyond
+/// `phys_bits`. INVEPT's single-context type checks its EPTP the same way.
+pub fn eptp_valid(eptp: u64, cap: u64, phys_bits: u32) -> bool {
+    let has = |bit: u32| cap & 1 << bit != 0;
+    let memory_type = match eptp & 7 {
+        0 => has(8),
+        6 => has(14),
+        _ => false,
+    };
+    memory_type
+        && (eptp >> 3) & 7 == 3
+        && has(6)
+        && (eptp & 1 << 6 == 0 || has(21))
+        && eptp & 0xF80 == 0
+        && eptp >> phys_bits == 0
+}
+
 /// The VMCS link pointer's check at VM entry (SDM Vol. 3C §27.3.1.5) on a
 /// processor without VMCS shadowing in use: all ones, or a 4 KiB-aligned
 /// address within `phys_bits` that is not the current VMCS (`current`) and

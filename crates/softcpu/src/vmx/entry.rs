@@ -201,14 +201,11 @@ impl SoftCpu {
             return false;
         }
         if p2 & proc2::ENABLE_EPT != 0 {
+            // Against this processor's IA32_VMX_EPT_VPID_CAP, as L0 checks
+            // vmcs12's against L1's.
+            let cap = caps::capability_msr(x86::msr::VMX_EPT_VPID_CAP).unwrap_or(0);
             let eptp = v.get(f::EPT_POINTER);
-            // Memory type WB (6) or UC (0), page-walk length 4, reserved bits clear.
-            let ty = eptp & 7;
-            if (ty != 0 && ty != 6)
-                || (eptp >> 3) & 7 != 3
-                || eptp & 0xF80 != 0
-                || eptp >> crate::cpuid::PHYS_ADDR_BITS != 0
-            {
+            if !x86::vmx::eptp_valid(eptp, cap, crate::cpuid::PHYS_ADDR_BITS) {
                 return false;
             }
         }

@@ -59,12 +59,12 @@ pub(crate) enum L1Walk {
     Misconfigured,
 }
 
-/// Whether an EPTP is one L1 may use (SDM §27.2.1.1): write-back, 4-level
-/// walk, accessed/dirty flags (bit 6) either way (offered:
-/// IA32_VMX_EPT_VPID_CAP bit 21), reserved bits 11:7 clear, the PML4
-/// inside the physical-address width.
+/// Whether an EPTP is one L1 may use (SDM §27.2.1.1), against what L1 is
+/// offered (`EPT_VPID_CAP`): write-back, 4-level walk, accessed/dirty flags
+/// (bit 6) either way, reserved bits 11:7 clear, the PML4 inside the
+/// physical-address width.
 pub(crate) fn eptp_valid(eptp: u64, phys_bits: u32) -> bool {
-    eptp & 7 == 6 && (eptp >> 3) & 7 == 3 && eptp & 0xF80 == 0 && eptp >> phys_bits == 0
+    x86::vmx::eptp_valid(eptp, super::caps::EPT_VPID_CAP, phys_bits)
 }
 
 /// Walks L1's EPT (its tables in L1-physical memory, which is host-physical
