@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boots Debian's 6.1 cloud kernel with the test initramfs on Vigil's soft
-# CPU (paced virtual time, the default, and exact) and on QEMU TCG, in one
-# run, and prints the host time each took to reach the initramfs marker and
+# CPU (paced virtual time, the default, and exact; each interpreted and
+# with the translating tier, --jit on) and on QEMU TCG, in one run, and prints the host time each took to reach the initramfs marker and
 # to power off, the ratios soft / QEMU, the instructions the soft CPU
 # retired, and the host's load (the machine should be otherwise idle).
 #
@@ -47,22 +47,27 @@ PY
 
 soft=$(time_boot soft "$vigil" run --timeout 600s --stats --initrd "$initrd" --append "$append" "$kernel")
 exact=$(time_boot soft-exact "$vigil" run --virtual-time exact --timeout 600s --stats --initrd "$initrd" --append "$append" "$kernel")
+jit=$(time_boot soft-jit "$vigil" run --jit on --timeout 600s --stats --initrd "$initrd" --append "$append" "$kernel")
+exact_jit=$(time_boot soft-exact-jit "$vigil" run --jit on --virtual-time exact --timeout 600s --stats --initrd "$initrd" --append "$append" "$kernel")
 qemu=$(time_boot qemu qemu-system-x86_64 -accel tcg -m 128 -display none -nodefaults \
     -serial stdio -no-reboot -kernel "$kernel" -initrd "$initrd" -append "$append")
 
-echo "engine  marker_s  poweroff_s  status   (logs: /tmp/linux-boot-{soft,soft-exact,qemu}.log)"
+echo "engine  marker_s  poweroff_s  status   (logs: /tmp/linux-boot-{soft,soft-exact,soft-jit,soft-exact-jit,qemu}.log)"
 echo "$soft"
 echo "$exact"
+echo "$jit"
+echo "$exact_jit"
 echo "$qemu"
-python3 - "$soft" "$exact" "$qemu" <<'PY'
+python3 - "$soft" "$exact" "$jit" "$exact_jit" "$qemu" <<'PY'
 import math, sys
-q = sys.argv[3].split()
+q = sys.argv[-1].split()
 def ratio(a, b):
     a, b = float(a), float(b)
     return "n/a" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.1f}x"
-for arg in sys.argv[1:3]:
+for arg in sys.argv[1:-1]:
     s = arg.split()
     print(f"ratio {s[0]}/qemu: to marker {ratio(s[1], q[1])}, to power-off {ratio(s[2], q[2])}")
 PY
-grep -h "stats: instructions retired" /tmp/linux-boot-soft.log /tmp/linux-boot-soft-exact.log | sed 's/^stats: /soft: /'
+grep -H "stats: instructions retired" /tmp/linux-boot-soft.log /tmp/linux-boot-soft-exact.log \
+    /tmp/linux-boot-soft-jit.log /tmp/linux-boot-soft-exact-jit.log | sed 's|^/tmp/linux-boot-||; s|\.log:stats: |: |'
 uptime

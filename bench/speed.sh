@@ -24,6 +24,7 @@
 #                    is still checked at N
 #   BENCH_TIMEOUT    seconds before one engine run is killed (default 120)
 #   BENCH_WORKLOADS  default "alu mem"
+#   BENCH_ENGINES    default "softcpu softcpu-jit qemu-tcg bochs"
 #   VIGIL            a vigil binary to use instead of building one with
 #                    `cargo build --release -p vigil` (CARGO_TARGET_DIR is
 #                    honoured)
@@ -49,7 +50,7 @@ QEMU=${QEMU:-qemu-system-x86_64}
 BOCHS=${BOCHS:-bochs}
 BOCHS_BIOS=${BOCHS_BIOS:-/usr/share/bochs/BIOS-bochs-latest}
 BOCHS_VGABIOS=${BOCHS_VGABIOS:-/usr/share/bochs/VGABIOS-lgpl-latest}
-ENGINES="softcpu qemu-tcg bochs"
+ENGINES=${BENCH_ENGINES:-softcpu softcpu-jit qemu-tcg bochs}
 
 isnum "$INSNS" && [ "$INSNS" -ge 1000 ] || die "BENCH_INSNS must be an integer >= 1000, not '$INSNS'"
 timing_settings 1 1 # BENCH_REPEAT, BENCH_MIN_SECS defaults
@@ -157,7 +158,11 @@ run_engine() {
 	case $e in
 	softcpu)
 		res=$(python3 "$here/run.py" --timeout "$TIMEOUT" --out "$o.out" --log "$o.err" -- \
-			"$vigil" run "$p.elf")
+			"$vigil" run --jit off "$p.elf")
+		;;
+	softcpu-jit)
+		res=$(python3 "$here/run.py" --timeout "$TIMEOUT" --out "$o.out" --log "$o.err" -- \
+			"$vigil" run --jit on "$p.elf")
 		;;
 	qemu-tcg)
 		res=$(python3 "$here/run.py" --timeout "$TIMEOUT" --out "$o.out" --log "$o.err" -- \
@@ -191,7 +196,7 @@ run_engine() {
 	read -r secs status <<<"$res"
 	[ "$status" != timeout ] || die "$e timed out after ${TIMEOUT}s on $(basename "$p") (raise BENCH_TIMEOUT or lower BENCH_INSNS)"
 	case $e in
-	softcpu | qemu-tcg)
+	softcpu | softcpu-jit | qemu-tcg)
 		[ "$status" = 1 ] ||
 			die "$e ended with status $status on $(basename "$p"), not 1 (guest exit 0): $(tail -n 1 "$o.err" 2>/dev/null)"
 		;;
@@ -284,17 +289,19 @@ for w in $WORKLOADS; do
 		{ e[NR] = $1; insns[NR] = $2; full[NR] = $3; one[NR] = $4; net[NR] = $3 - $4
 		  mips[NR] = net[NR] > 0 ? insns[NR] / net[NR] / 1e6 : -1 }
 		END {
-			printf "   %-9s %13s %9s %9s %9s %10s %s\n", "engine", "guest insns", "run s", "boot s", "net s", "MIPS", "softcpu/peer"
+			tcg = 0
+			for (i = 1; i <= NR; i++) if (e[i] == "qemu-tcg") tcg = mips[i]
+			printf "   %-11s %13s %9s %9s %9s %10s %s\n", "engine", "guest insns", "run s", "boot s", "net s", "MIPS", "x qemu-tcg"
 			for (i = 1; i <= NR; i++) {
-				r = "-"
-				if (i > 1) r = (mips[1] > 0 && mips[i] > 0) ? sprintf("%.4f", mips[1] / mips[i]) : "n/a"
+				r = (tcg > 0 && mips[i] > 0) ? sprintf("%.4f", mips[i] / tcg) : "n/a"
 				m = mips[i] > 0 ? sprintf("%.1f", mips[i]) : "n/a"
-				printf "   %-9s %13.0f %9.3f %9.3f %9.3f %10s %s\n", e[i], insns[i], full[i], one[i], net[i], m, r
+				printf "   %-11s %13.0f %9.3f %9.3f %9.3f %10s %s\n", e[i], insns[i], full[i], one[i], net[i], m, r
 				if (mips[i] <= 0) bad = 1
 			}
 			if (bad) print "   n/a: the N-iteration run was not slower than the 1-iteration run; raise BENCH_INSNS"
 		}'
 done
 echo
-echo "softcpu/peer = softcpu MIPS / peer MIPS: 1 is parity, 0.5 means softcpu runs the loop at half the peer's speed."
+echo "x qemu-tcg = the engine's MIPS / QEMU TCG's MIPS, measured in this run: 1 is parity with TCG."
+echo "softcpu interprets (--jit off); softcpu-jit translates hot blocks (--jit on)."
 exit $status

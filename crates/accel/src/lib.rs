@@ -311,6 +311,10 @@ pub struct VmConfig {
     /// How the soft CPU's virtual time relates to host time (the kvm
     /// accelerator always runs on host time).
     pub virtual_time: VirtualTime,
+    /// Run hot guest code through the soft CPU's translating tier (the
+    /// soft accelerator only). Everything the guest sees, virtual time
+    /// included, is the same with it on or off.
+    pub translation: bool,
 }
 
 /// How a soft CPU's virtual time advances.
@@ -336,6 +340,7 @@ impl VmConfig {
             intercept_ac_db: true,
             nested_vmx: true,
             virtual_time: VirtualTime::Exact,
+            translation: false,
         }
     }
 }

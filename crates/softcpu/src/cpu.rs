@@ -155,6 +155,8 @@ pub struct SoftCpu {
     /// What [`Self::quick_mode`] said when the running block was entered
     /// (nothing a block runs changes it); [`QUICK_UNKNOWN`] outside blocks.
     pub(crate) quick: u8,
+    /// The translating tier (`crate::jit`).
+    pub(crate) jit: crate::jit::Jit,
 }
 
 /// Quick data accesses: the state must be looked at on each one.
@@ -213,6 +215,7 @@ impl SoftCpu {
             mmio_wanted: None,
             instruction_cycles: 1,
             quick: QUICK_UNKNOWN,
+            jit: crate::jit::Jit::default(),
         }
     }
 

@@ -197,9 +197,26 @@ impl Op {
 /// instruction that must run on its own (system instructions, anything that
 /// changes segments, flags beyond the status flags, or interrupt shadows),
 /// or at the end of the page. The instructions sit at consecutive
-/// addresses; the slice is held straight in its page's slot, so entering a
-/// block follows one pointer fewer than a boxed vector would.
-pub(crate) type Block = Box<[Op]>;
+/// addresses. A block that runs often is translated to host code
+/// (`crate::jit`); the translation lives and dies with the block.
+#[derive(Default)]
+pub(crate) struct Block {
+    /// The instructions.
+    pub ops: Box<[Op]>,
+    /// Instructions the interpreter ran in the block (towards translation).
+    pub heat: u32,
+    /// Translation was tried and failed: the block stays interpreted.
+    pub refused: bool,
+    /// The block's translation.
+    pub native: Option<crate::jit::Native>,
+}
+
+impl std::ops::Deref for Block {
+    type Target = [Op];
+    fn deref(&self) -> &[Op] {
+        &self.ops
+    }
+}
 
 /// Longest block.
 const MAX_BLOCK: usize = 64;
@@ -408,5 +425,10 @@ fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Block {
             break;
         }
     }
-    ops.into_boxed_slice()
+    Block {
+        ops: ops.into_boxed_slice(),
+        heat: 0,
+        refused: false,
+        native: None,
+    }
 }

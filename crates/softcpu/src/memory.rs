@@ -152,6 +152,21 @@ impl PhysMemory {
         self.read_le::<4>(addr).map(u32::from_le_bytes)
     }
 
+    /// The raw parts translated code reaches memory through: the first byte,
+    /// the size in bytes, and the code-page bitmap (one bit per page, 64
+    /// pages per word). The byte buffer and the bitmap are never resized,
+    /// so the pointers stay valid for the life of the memory; every access
+    /// through them is bounds-checked by the translated code first, and a
+    /// write to a page whose bit is set goes through [`Self::write`]
+    /// instead, so that the decode cache hears of it.
+    pub(crate) fn raw_parts(&mut self) -> (*mut u8, u64, *const u64) {
+        (
+            self.bytes.as_mut_ptr(),
+            self.bytes.len() as u64,
+            self.code_pages.as_ptr(),
+        )
+    }
+
     /// Marks a page as holding cached code.
     pub(crate) fn mark_code(&mut self, page: u64) {
         if let Some(w) = self.code_pages.get_mut((page / 64) as usize) {

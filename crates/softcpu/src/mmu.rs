@@ -18,14 +18,22 @@ pub enum Access {
     Fetch,
 }
 
-const TLB_SIZE: usize = 1024;
-const F_WRITABLE: u8 = 1;
-const F_USER: u8 = 2;
+/// Entries in the TLB (a power of two: the index is the page number's low bits).
+pub(crate) const TLB_SIZE: usize = 1024;
+/// TLB entry flag: writable.
+pub(crate) const F_WRITABLE: u8 = 1;
+/// TLB entry flag: user-accessible.
+pub(crate) const F_USER: u8 = 2;
 const F_EXEC: u8 = 4;
-const F_DIRTY: u8 = 8;
+/// TLB entry flag: the dirty flag is set (a write needs no walk).
+pub(crate) const F_DIRTY: u8 = 8;
 
+/// One TLB entry; the layout is fixed (`repr(C)`) because translated code
+/// reads entries directly (`crate::jit`): `tag` at byte 0, `hpa` at 8,
+/// `flags` at 16, 24 bytes in all.
 #[derive(Clone, Copy, Default)]
-struct TlbEntry {
+#[repr(C)]
+pub(crate) struct TlbEntry {
     /// Linear page number + 1 (0 = invalid).
     tag: u64,
     /// Host-physical page base.
@@ -47,6 +55,12 @@ impl Tlb {
             gen: 0,
         }
     }
+    /// The first entry, for translated code's lookups (entry `page %
+    /// TLB_SIZE` of linear page `page`).
+    pub(crate) fn entries_ptr(&self) -> *const TlbEntry {
+        self.entries.as_ptr()
+    }
+
     /// Drops every entry (CR3 load, paging-mode change, VM entry/exit).
     pub(crate) fn flush(&mut self) {
         self.gen += 1;

@@ -10,8 +10,14 @@ use std::sync::atomic::Ordering;
 use x86::rflags::{RF, TF};
 use x86::vmx::{exit_ctl, exit_reason, intr_info, pin, proc};
 
-/// Virtual cycles between two looks at the host's kick line.
-const POLL_CYCLES: u64 = 256;
+/// Instructions between two looks at the host's kick line, NMI pin and
+/// power switch while code is interpreted.
+const POLL_INSTRUCTIONS: u64 = 256;
+
+/// The same with the translating tier on: translated code runs whole
+/// blocks (and loops) between looks, so it looks less often — at a
+/// thousand million instructions per second, every 2 µs of host time.
+const POLL_INSTRUCTIONS_TRANSLATED: u64 = 2048;
 
 /// Vector reported for the host's kick when "acknowledge interrupt on exit" is set.
 pub const KICK_VECTOR: u8 = 0xF2;
@@ -69,14 +75,19 @@ impl SoftCpu {
             }
             // Events are looked at again by this point in virtual time: the
             // preemption-timer deadline exactly, the kick line (asynchronous
-            // to the guest anyway) every POLL_CYCLES.
+            // to the guest anyway) every POLL_INSTRUCTIONS.
             // Window exits must be seen at the very boundary they open at.
             let windows = proc::INTR_WINDOW_EXITING | proc::NMI_WINDOW_EXITING;
             let poll = if self.vmx.ctl.proc & windows != 0 {
                 1
             } else {
                 // As many instructions between looks whatever each costs.
-                POLL_CYCLES * self.instruction_cycles
+                let n = if self.jit.enabled {
+                    POLL_INSTRUCTIONS_TRANSLATED
+                } else {
+                    POLL_INSTRUCTIONS
+                };
+                n * self.instruction_cycles
             };
             let mut horizon = self.cycles + poll;
             if let Some(deadline) = self.preemption_deadline {
@@ -273,7 +284,13 @@ impl SoftCpu {
             return Ok(None);
         };
         let gen = self.code.gen;
+        let mut block = block;
+        if let Some(outcome) = self.run_translated(&mut block, horizon) {
+            self.code.put_block(hpa, gen, block);
+            return self.block_outcome(outcome);
+        }
         let mut outcome = Ok(());
+        let retired_before = self.retired;
         self.quick = self.quick_mode();
         // A block that branches back to its own start (a loop) runs again
         // without another lookup while the budget lasts.
@@ -311,7 +328,18 @@ impl SoftCpu {
             break;
         }
         self.quick = crate::cpu::QUICK_UNKNOWN;
+        // How hot the block is, for the translating tier.
+        let ran = self.retired.wrapping_sub(retired_before);
+        block.heat = block
+            .heat
+            .saturating_add(ran.min(u64::from(u32::MAX)) as u32);
         self.code.put_block(hpa, gen, block);
+        self.block_outcome(outcome)
+    }
+
+    /// What the block loop reports for a block's outcome: a VM exit leaves
+    /// with the instruction length filled in, a fault is delivered.
+    fn block_outcome(&mut self, outcome: Result<(), (Stop, u32)>) -> Result<Option<bool>, Stop> {
         match outcome {
             Ok(()) => Ok(Some(true)),
             Err((Stop::VmExit(info), len)) => Err(Stop::VmExit(with_instruction_len(info, len))),

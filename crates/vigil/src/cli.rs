@@ -170,6 +170,12 @@ pub struct RunArgs {
     /// host's). The kvm accelerator always runs on host time.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = VirtualTimeArg::Paced)]
     pub virtual_time: VirtualTimeArg,
+    /// The soft CPU's translating tier: on translates guest code that runs
+    /// often into host code (Cranelift), off interprets everything. Guest
+    /// behaviour, virtual time and --stats are the same either way; only
+    /// host speed differs. The kvm accelerator ignores it.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = JitArg::Off)]
+    pub jit: JitArg,
     /// End the run after this much host time (e.g. 2s, 500ms; status 12);
     /// time stopped in GDB does not count.
     #[arg(long, value_name = "DURATION", value_parser = vmm::duration::parse_duration)]
@@ -260,6 +266,15 @@ pub enum GdbArchArg {
     X86_64,
     /// The vCPU's mode when GDB attaches.
     Auto,
+}
+
+/// `--jit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JitArg {
+    /// Translate hot code.
+    On,
+    /// Interpret everything.
+    Off,
 }
 
 /// `--virtual-time`.

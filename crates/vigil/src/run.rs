@@ -363,6 +363,7 @@ fn run_options(args: &RunArgs) -> Result<vmm::RunOptions, Error> {
             crate::cli::VirtualTimeArg::Paced => accel::VirtualTime::Paced,
             crate::cli::VirtualTimeArg::Exact => accel::VirtualTime::Exact,
         },
+        translation: args.jit == crate::cli::JitArg::On,
         gdb: match &args.gdb {
             None => None,
             Some(spec) => Some(vmm::gdb::GdbOptions {

@@ -72,6 +72,7 @@ impl Accelerator for SoftAccelerator {
         }
         let private = PrivatePages::layout(ram);
         let mut cpu = SoftCpu::new(private.end, self.model);
+        cpu.set_translation(config.translation);
         private
             .install(&mut cpu)
             .map_err(|e| AccelError::hardware(SoftError::Layout(e)))?;

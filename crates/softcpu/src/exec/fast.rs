@@ -3,7 +3,7 @@
 //! parent does for that form, without re-dispatching on the mnemonic and the
 //! operand kinds at every execution.
 
-use super::{flags, lazy};
+use super::{cond_of, flags, lazy};
 use crate::cpu::SoftCpu;
 use crate::decode::{Handler, Op};
 use crate::fault::Ex;
@@ -149,30 +149,6 @@ fn inc_dec_r<const DEC: bool>(cpu: &mut SoftCpu, op: &Op) -> Ex<()> {
     };
     cpu.wr(op.r0, r);
     Ok(())
-}
-
-/// The condition code numbered `cc` (iced's numbering, 1 = O … 16 = G).
-const fn cond_of(cc: u8) -> ConditionCode {
-    use ConditionCode as C;
-    match cc {
-        1 => C::o,
-        2 => C::no,
-        3 => C::b,
-        4 => C::ae,
-        5 => C::e,
-        6 => C::ne,
-        7 => C::be,
-        8 => C::a,
-        9 => C::s,
-        10 => C::ns,
-        11 => C::p,
-        12 => C::np,
-        13 => C::l,
-        14 => C::ge,
-        15 => C::le,
-        16 => C::g,
-        _ => C::None,
-    }
 }
 
 /// Jcc with condition `CC` (see [`cond_of`]); the target is in `op.imm`.

@@ -3,6 +3,7 @@
 //! operations and system instructions.
 
 mod alu;
+pub(crate) use alu::shift_result;
 mod control;
 mod data;
 mod fast;
@@ -94,32 +95,7 @@ impl SoftCpu {
     /// condition code, where the code is a constant and the match folds.
     #[inline(always)]
     pub(crate) fn condition_inline(&self, cc: ConditionCode) -> bool {
-        if self.lazy.op != lazy::NONE {
-            if let Some(v) = self.lazy.condition(cc) {
-                return v;
-            }
-        }
-        let st = self.status_flags();
-        let f = |b| st & b != 0;
-        match cc {
-            ConditionCode::o => f(OF),
-            ConditionCode::no => !f(OF),
-            ConditionCode::b => f(CF),
-            ConditionCode::ae => !f(CF),
-            ConditionCode::e => f(ZF),
-            ConditionCode::ne => !f(ZF),
-            ConditionCode::be => f(CF) || f(ZF),
-            ConditionCode::a => !f(CF) && !f(ZF),
-            ConditionCode::s => f(SF),
-            ConditionCode::ns => !f(SF),
-            ConditionCode::p => f(PF),
-            ConditionCode::np => !f(PF),
-            ConditionCode::l => f(SF) != f(OF),
-            ConditionCode::ge => f(SF) == f(OF),
-            ConditionCode::le => f(ZF) || f(SF) != f(OF),
-            ConditionCode::g => !f(ZF) && f(SF) == f(OF),
-            ConditionCode::None => true,
-        }
+        condition_of(&self.lazy, self.s.rflags, cc)
     }
 
     /// Executes one decoded instruction. On success `self.next_rip` holds the
@@ -218,6 +194,65 @@ pub(crate) enum BlockRole {
     Last,
     /// Never: it runs on its own through the single-instruction path.
     Alone,
+}
+
+/// The condition code numbered `cc` (iced's numbering, 1 = O … 16 = G; 0
+/// and anything else is `None`).
+pub(crate) const fn cond_of(cc: u8) -> ConditionCode {
+    use ConditionCode as C;
+    match cc {
+        1 => C::o,
+        2 => C::no,
+        3 => C::b,
+        4 => C::ae,
+        5 => C::e,
+        6 => C::ne,
+        7 => C::be,
+        8 => C::a,
+        9 => C::s,
+        10 => C::ns,
+        11 => C::p,
+        12 => C::np,
+        13 => C::l,
+        14 => C::ge,
+        15 => C::le,
+        16 => C::g,
+        _ => C::None,
+    }
+}
+
+/// A condition code evaluated against a lazy flag record and RFLAGS (the
+/// status flags come from the record while it holds an operation).
+#[inline(always)]
+pub(crate) fn condition_of(lazy: &lazy::Lazy, rflags: u64, cc: ConditionCode) -> bool {
+    let st = if lazy.op != lazy::NONE {
+        if let Some(v) = lazy.condition(cc) {
+            return v;
+        }
+        lazy.status()
+    } else {
+        rflags & x86::rflags::STATUS
+    };
+    let f = |b| st & b != 0;
+    match cc {
+        ConditionCode::o => f(OF),
+        ConditionCode::no => !f(OF),
+        ConditionCode::b => f(CF),
+        ConditionCode::ae => !f(CF),
+        ConditionCode::e => f(ZF),
+        ConditionCode::ne => !f(ZF),
+        ConditionCode::be => f(CF) || f(ZF),
+        ConditionCode::a => !f(CF) && !f(ZF),
+        ConditionCode::s => f(SF),
+        ConditionCode::ns => !f(SF),
+        ConditionCode::p => f(PF),
+        ConditionCode::np => !f(PF),
+        ConditionCode::l => f(SF) != f(OF),
+        ConditionCode::ge => f(SF) == f(OF),
+        ConditionCode::le => f(ZF) || f(SF) != f(OF),
+        ConditionCode::g => !f(ZF) && f(SF) == f(OF),
+        ConditionCode::None => true,
+    }
 }
 
 /// The block role of an instruction. Blocks hold only instructions that

@@ -100,6 +100,7 @@ pub(super) fn create_vm<A: Accelerator>(
         intercept_ac_db: options.notify.intercept_ac_db,
         nested_vmx: options.nested_vmx,
         virtual_time: options.virtual_time,
+        translation: options.translation,
     })?;
     for (gpa, bytes) in &board.boot.regions {
         vm.write_memory(*gpa, bytes)?;

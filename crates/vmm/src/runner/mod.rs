@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// The soft CPU's virtual time: exact (deterministic) or paced to host
     /// time.
     pub virtual_time: accel::VirtualTime,
+    /// Run hot guest code translated (the soft accelerator's `--jit`).
+    pub translation: bool,
     /// Serve GDB's remote protocol (`--gdb`), where the accelerator offers
     /// debug access.
     pub gdb: Option<crate::gdb::GdbOptions>,
@@ -70,6 +72,7 @@ impl Default for RunOptions {
             bus_lock_ratelimit: None,
             nested_vmx: true,
             virtual_time: accel::VirtualTime::Exact,
+            translation: false,
             gdb: None,
         }
     }

@@ -1,0 +1,235 @@
+//! The translating tier: decoded blocks that run often become host machine
+//! code (Cranelift), run on a [`frame::Frame`] that the dispatcher fills
+//! from the processor and copies back.
+//!
+//! The tier changes how fast a block runs, never what it does: a translated
+//! block runs only whole (its cost in virtual time fits before the
+//! horizon the interpreter would stop at, else the interpreter runs it),
+//! charges each instruction what the interpreter charges, leaves a fault
+//! with the faulting instruction's RIP and the state before it, and ends
+//! where the interpreter's block loop ends (a taken branch, a write to
+//! decoded code). Everything outside blocks — event delivery, VMX
+//! transitions, instructions that run alone — stays in the interpreter.
+//! See `docs/softcpu.md`, "The translating tier".
+
+mod code_memory;
+mod frame;
+mod helpers;
+mod translate;
+
+use code_memory::CodeMemory;
+
+use crate::cpu::SoftCpu;
+use crate::decode::Block;
+use crate::fault::{Exception, Stop};
+use std::fmt;
+
+/// A block's translation: its code, and the exit sites the code names by
+/// index (`helpers::ExitSite`).
+pub(crate) struct Native {
+    code: CodeMemory,
+    sites: Box<[helpers::ExitSite]>,
+}
+
+/// Translated code returned normally: the frame holds the state at the
+/// next instruction.
+pub(crate) const EXIT_OK: u32 = 0;
+/// An instruction stopped; the reason is in the frame.
+pub(crate) const EXIT_STOP: u32 = 1;
+/// A near branch failed its target check: #GP(0) at the branch.
+pub(crate) const EXIT_GP: u32 = 2;
+
+/// Instructions the interpreter runs in a block before the block is
+/// translated. Translation costs about as much as interpreting some tens
+/// of thousands of the block's instructions (docs/softcpu.md, "The
+/// translating tier"), so only code that runs that much more is worth it.
+pub const TRANSLATION_THRESHOLD: u32 = 1 << 16;
+
+/// Why a block was not translated.
+#[derive(Debug)]
+pub(crate) enum JitError {
+    /// Cranelift could not be set up for this host.
+    Setup(String),
+    /// Code generation failed.
+    Compile(String),
+    /// Executable memory could not be had.
+    Map(std::io::Error),
+    /// Nothing to translate.
+    Empty,
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JitError::Setup(e) => write!(f, "code generator setup failed: {e}"),
+            JitError::Compile(e) => write!(f, "code generation failed: {e}"),
+            JitError::Map(e) => write!(f, "executable memory unavailable: {e}"),
+            JitError::Empty => write!(f, "empty block"),
+        }
+    }
+}
+
+/// Counters of the translating tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TranslationStats {
+    /// Blocks translated.
+    pub blocks_translated: u64,
+    /// Blocks whose translation failed (they stay interpreted).
+    pub blocks_refused: u64,
+    /// Runs of translated code.
+    pub native_runs: u64,
+    /// Host time spent translating, in nanoseconds (not part of anything
+    /// the guest sees).
+    pub translate_ns: u64,
+    /// Guest instructions in the blocks translated.
+    pub instructions_translated: u64,
+}
+
+/// The tier's state in one processor.
+pub(crate) struct Jit {
+    /// Whether blocks are translated and run translated.
+    pub enabled: bool,
+    /// Interpreted instructions after which a block is translated.
+    hot: u32,
+    /// The code generator, set up on first use.
+    translator: Option<translate::Translator>,
+    /// Set when the code generator cannot be set up here: the tier stays off.
+    unavailable: bool,
+    pub stats: TranslationStats,
+}
+
+impl Default for Jit {
+    fn default() -> Self {
+        Jit {
+            enabled: false,
+            hot: TRANSLATION_THRESHOLD,
+            translator: None,
+            unavailable: false,
+            stats: TranslationStats::default(),
+        }
+    }
+}
+
+impl Jit {
+    fn translate(&mut self, block: &Block, bitness: u32, start: u64) -> Result<Native, JitError> {
+        if self.translator.is_none() {
+            match translate::Translator::new() {
+                Ok(t) => self.translator = Some(t),
+                Err(e) => {
+                    self.unavailable = true;
+                    return Err(e);
+                }
+            }
+        }
+        match self.translator.as_mut() {
+            Some(t) => t.translate(&block.ops[..translated_len(block)], bitness, start),
+            None => Err(JitError::Empty),
+        }
+    }
+}
+
+/// Most instructions of a block that are translated: a longer block is
+/// translated up to here and leaves for the rest, which becomes a block of
+/// its own. Code generation time grows faster than the code, so long
+/// blocks cost more to translate per instruction than they gain.
+pub(crate) const MAX_TRANSLATED: usize = 24;
+
+/// How many of `block`'s instructions its translation covers.
+fn translated_len(block: &Block) -> usize {
+    block.len().min(MAX_TRANSLATED)
+}
+
+/// The signature of translated code.
+type Entry = extern "C" fn(*mut frame::Frame) -> u32;
+
+impl SoftCpu {
+    /// Runs `block` (which starts at RIP) translated, translating it first
+    /// once it is hot; `None` when it does not run translated (the tier is
+    /// off, the block is not hot yet or cannot be translated, or its whole
+    /// cost does not fit before `horizon`), and the interpreter runs it.
+    /// Otherwise the outcome as the interpreter's block loop reports it: a
+    /// stop comes with the stopping instruction's length.
+    #[allow(unsafe_code)]
+    pub(crate) fn run_translated(
+        &mut self,
+        block: &mut Block,
+        horizon: u64,
+    ) -> Option<Result<(), (Stop, u32)>> {
+        if !self.jit.enabled || self.jit.unavailable {
+            return None;
+        }
+        let cost = (translated_len(block) as u64).saturating_mul(self.instruction_cycles);
+        if cost > horizon.saturating_sub(self.cycles) {
+            return None;
+        }
+        if block.native.is_none() {
+            if block.refused || block.heat < self.jit.hot {
+                return None;
+            }
+            let t0 = std::time::Instant::now();
+            let translated = self.jit.translate(block, self.s.bitness(), self.s.rip);
+            self.jit.stats.translate_ns += t0.elapsed().as_nanos() as u64;
+            match translated {
+                Ok(code) => {
+                    self.jit.stats.blocks_translated += 1;
+                    self.jit.stats.instructions_translated += translated_len(block) as u64;
+                    block.native = Some(code);
+                }
+                Err(_) => {
+                    // Not tried again: the block stays interpreted.
+                    block.refused = true;
+                    self.jit.stats.blocks_refused += 1;
+                    return None;
+                }
+            }
+        }
+        let native = block.native.as_ref()?;
+        // SAFETY: the code was generated by `translate::Translator` for the
+        // signature `(i64) -> i32` in the host's default calling
+        // convention, which is `extern "C"`; its mapping is executable and
+        // lives as long as `block`, which outlives this call.
+        let entry = unsafe { std::mem::transmute::<usize, Entry>(native.code.entry()) };
+        let mut frame = frame::Frame::new(self, horizon);
+        frame.sites = native.sites.as_ptr();
+        let status = entry(&mut frame);
+        self.jit.stats.native_runs += 1;
+        if status == EXIT_OK {
+            return Some(Ok(()));
+        }
+        let len = block
+            .iter()
+            .find(|op| op.ins.ip() == self.s.rip)
+            .map_or(0, |op| op.ins.len() as u32);
+        let stop = match (status, frame.stop.take()) {
+            (EXIT_GP, _) => Exception::gp(0).into(),
+            (_, Some(stop)) => stop,
+            // Not produced by the translator; treated as the interpreter
+            // treats an internal inconsistency.
+            (_, None) => Stop::Exception(Exception::ud()),
+        };
+        Some(Err((stop, len)))
+    }
+
+    /// Turns the translating tier on or off (off by default). Virtual time,
+    /// and everything the guest sees, are the same either way.
+    pub fn set_translation(&mut self, on: bool) {
+        self.jit.enabled = on;
+    }
+
+    /// Sets after how many interpreted instructions a block is translated
+    /// ([`TRANSLATION_THRESHOLD`] by default). Tests and the differential fuzzer use 0, so
+    /// that every block runs translated from its first entry on.
+    pub fn set_translation_threshold(&mut self, instructions: u32) {
+        self.jit.hot = instructions;
+    }
+
+    /// Whether the translating tier is on.
+    pub fn translation(&self) -> bool {
+        self.jit.enabled
+    }
+
+    /// The translating tier's counters.
+    pub fn translation_stats(&self) -> TranslationStats {
+        self.jit.stats
+    }
+}
