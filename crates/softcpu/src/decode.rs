@@ -207,8 +207,9 @@ pub(crate) struct Block {
     pub heat: u32,
     /// Translation was tried and failed: the block stays interpreted.
     pub refused: bool,
-    /// The block's translation.
-    pub native: Option<crate::jit::Native>,
+    /// The block's translation (boxed: blocks move in and out of their
+    /// page's slots on every run, and most have none).
+    pub native: Option<Box<crate::jit::Native>>,
 }
 
 impl std::ops::Deref for Block {
@@ -432,3 +433,6 @@ fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Block {
         native: None,
     }
 }
+
+// A block is moved out of its slot and back on every run: keep it small.
+const _: () = assert!(std::mem::size_of::<Option<Block>>() <= 32);

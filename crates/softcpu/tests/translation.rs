@@ -42,13 +42,23 @@ fn result(cpu: &SoftCpu, outcome: Outcome) -> Result {
 /// Runs `code` in `mode` for `budget` cycles with the tier off, then on;
 /// asserts both end alike and returns the translated run's CPU.
 fn both(mode: Mode, code: &[u8], budget: u64) -> SoftCpu {
+    both_at(mode, code, budget, 0)
+}
+
+/// [`both`] with blocks translated once they have run `threshold`
+/// instructions interpreted.
+fn both_at(mode: Mode, code: &[u8], budget: u64, threshold: u32) -> SoftCpu {
     let mut off = machine(mode, code);
     let out_off = run(&mut off, budget);
     let mut on = machine(mode, code);
     on.set_translation(true);
-    on.set_translation_threshold(0);
+    on.set_translation_threshold(threshold);
     let out_on = run(&mut on, budget);
-    assert_eq!(result(&off, out_off), result(&on, out_on), "{mode:?}");
+    assert_eq!(
+        result(&off, out_off),
+        result(&on, out_on),
+        "{mode:?}, threshold {threshold}"
+    );
     on
 }
 
@@ -215,6 +225,17 @@ fn a_kick_is_taken_within_the_poll_interval_in_a_translated_loop() {
         exit_reason::EXTERNAL_INTERRUPT
     );
     assert!(cpu.translation_stats().native_runs > 0);
+}
+
+/// Found by the fuzz target: `std; jns $-1` (a loop whose flags come from
+/// the processor, not from the block) translated after it had run
+/// interpreted.
+#[test]
+fn a_loop_translated_after_running_interpreted_keeps_the_processor_flags() {
+    let code = [0xfd, 0x79, 0xfd, 0x2b, 0xfd];
+    for threshold in [0, 1, 32] {
+        both_at(Mode::Protected32, &code, 20_000, threshold);
+    }
 }
 
 proptest! {

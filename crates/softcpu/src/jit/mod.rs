@@ -45,6 +45,17 @@ pub(crate) const EXIT_GP: u32 = 2;
 /// translating tier"), so only code that runs that much more is worth it.
 pub const TRANSLATION_THRESHOLD: u32 = 1 << 16;
 
+/// Whether this build forces the tier on (the `translate-all` feature, a
+/// test configuration): every processor translates each block once it has
+/// run interpreted once, whatever [`SoftCpu::set_translation`] asks, so
+/// that the whole test suite runs on translated code.
+const FORCED: bool = cfg!(feature = "translate-all");
+
+/// The threshold in a `translate-all` build: a block is translated on its
+/// second entry (0 would re-translate self-modifying code for every
+/// instruction, as random-code tests write over their own code).
+const FORCED_THRESHOLD: u32 = 1;
+
 /// Why a block was not translated.
 #[derive(Debug)]
 pub(crate) enum JitError {
@@ -101,8 +112,12 @@ pub(crate) struct Jit {
 impl Default for Jit {
     fn default() -> Self {
         Jit {
-            enabled: false,
-            hot: TRANSLATION_THRESHOLD,
+            enabled: FORCED,
+            hot: if FORCED {
+                FORCED_THRESHOLD
+            } else {
+                TRANSLATION_THRESHOLD
+            },
             translator: None,
             unavailable: false,
             stats: TranslationStats::default(),
@@ -173,7 +188,7 @@ impl SoftCpu {
                 Ok(code) => {
                     self.jit.stats.blocks_translated += 1;
                     self.jit.stats.instructions_translated += translated_len(block) as u64;
-                    block.native = Some(code);
+                    block.native = Some(Box::new(code));
                 }
                 Err(_) => {
                     // Not tried again: the block stays interpreted.
@@ -211,16 +226,22 @@ impl SoftCpu {
     }
 
     /// Turns the translating tier on or off (off by default). Virtual time,
-    /// and everything the guest sees, are the same either way.
+    /// and everything the guest sees, are the same either way. A build
+    /// with the `translate-all` feature keeps it on.
     pub fn set_translation(&mut self, on: bool) {
-        self.jit.enabled = on;
+        self.jit.enabled = on || FORCED;
     }
 
     /// Sets after how many interpreted instructions a block is translated
-    /// ([`TRANSLATION_THRESHOLD`] by default). Tests and the differential fuzzer use 0, so
-    /// that every block runs translated from its first entry on.
+    /// ([`TRANSLATION_THRESHOLD`] by default). Tests use 0, so that every
+    /// block runs translated from its first entry on. A build with the
+    /// `translate-all` feature keeps it at 1 or below.
     pub fn set_translation_threshold(&mut self, instructions: u32) {
-        self.jit.hot = instructions;
+        self.jit.hot = if FORCED {
+            instructions.min(FORCED_THRESHOLD)
+        } else {
+            instructions
+        };
     }
 
     /// Whether the translating tier is on.

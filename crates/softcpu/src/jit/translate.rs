@@ -278,6 +278,10 @@ struct Emitter<'a> {
     loop_at: Option<u64>,
     /// The loop body's first block.
     head: Option<Block>,
+    /// The flag state at the back edge, which the loop body starts with
+    /// (not the state where the first pass's code ends: the block may go
+    /// on past its branch back).
+    head_flags: Option<FlagState>,
 }
 
 fn mask(size: usize) -> u64 {
@@ -956,6 +960,11 @@ impl Emitter<'_> {
             .ins()
             .icmp(IntCC::UnsignedLessThanOrEqual, end, horizon);
         // Otherwise: the state at the start of a pass nothing of which ran.
+        // The second pass reaches its back edge in the state the first
+        // did: the instructions before it are the same, and where none of
+        // them sets flags the second pass starts in the first's state.
+        debug_assert!(self.head_flags.is_none_or(|f| f == self.flags));
+        self.head_flags = Some(self.flags);
         let out = self.b.create_block();
         self.b.set_cold_block(out);
         self.b.ins().brif(fits, head, &[], out, &[]);
@@ -1282,6 +1291,7 @@ impl Translator {
             n: ops.len() as u64,
             loop_at: None,
             head: None,
+            head_flags: None,
         };
         e.loop_at = loop_at(ops, start);
         e.head = e.loop_at.map(|_| e.b.create_block());
@@ -1292,6 +1302,7 @@ impl Translator {
             // The loop body: the same instructions, entered with the flags
             // the first pass left at the back edge.
             e.b.switch_to_block(head);
+            e.flags = e.head_flags.unwrap_or(FlagState::Frame);
             for (i, op) in ops.iter().enumerate() {
                 e.insn(i as u64, op, start);
             }
