@@ -384,8 +384,10 @@ fn an_iret_that_unblocked_nmis_sets_bit_12_on_the_first_notify_exit() {
         "run",
         "--guest",
         "nmi-iret",
+        // After the guest has set up its IDT, with room for the
+        // translate-all build's compiling (see the demo's nmi-iret scenario).
         "--nmi-after",
-        "30ms",
+        "100ms",
         "--no-intercept-ac-db",
         "--timeout",
         "400ms",
