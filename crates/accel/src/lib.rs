@@ -372,6 +372,13 @@ pub struct InstructionCounts {
     pub retired: u64,
     /// Instructions decoded: the decode cache's misses.
     pub decoded: u64,
+    /// Blocks translated to host code by a translating tier (0 with the
+    /// tier off).
+    pub blocks_translated: u64,
+    /// Runs of translated code.
+    pub translated_runs: u64,
+    /// Host time spent translating, in nanoseconds.
+    pub translate_ns: u64,
 }
 
 /// Buckets of [`ExitTally::in_guest`]: bucket 0 counts stretches under

@@ -268,6 +268,9 @@ impl SoftCpu {
     /// with a delivered fault; `None`: no block here.
     #[inline]
     fn run_one_block(&mut self, horizon: u64) -> Result<Option<bool>, Stop> {
+        if let Some(outcome) = self.run_jump(horizon) {
+            return self.block_outcome(outcome);
+        }
         let rip = self.s.rip;
         let Some(hpa) = self.enter_fetch_page(rip) else {
             return Ok(None);

@@ -238,6 +238,164 @@ fn a_loop_translated_after_running_interpreted_keeps_the_processor_flags() {
     }
 }
 
+/// Scratch memory of the flag-consumer property test, reached through EBP.
+const SCRATCH: u32 = 0x30_0000;
+
+/// Appends instruction `k` of a small alphabet that mixes what sets flags
+/// in every way the translator tracks (ALU, INC/DEC, shifts, IMUL,
+/// ADC/SBB) with what reads them (SETcc, CMOVcc, ADC/SBB, INC/DEC keeping
+/// CF), and the extensions; `x` and `y` pick registers, `cc` a condition,
+/// `imm` an immediate. `wide` uses 64-bit registers.
+fn flag_op(
+    a: &mut CodeAssembler,
+    wide: bool,
+    k: u8,
+    x: u8,
+    y: u8,
+    cc: u8,
+    imm: i32,
+) -> core::result::Result<(), IcedError> {
+    let g32 = [eax, ebx, edx, esi, edi];
+    let g64 = [rax, rbx, rdx, rsi, rdi];
+    let g16 = [ax, bx, dx, si, di];
+    let g8 = [al, bl, dl, ah, bh, dh];
+    let (d, s) = (g32[x as usize % 5], g32[y as usize % 5]);
+    let (dq, sq) = (g64[x as usize % 5], g64[y as usize % 5]);
+    let (dw, sw) = (g16[x as usize % 5], g16[y as usize % 5]);
+    let (db, sb) = (g8[x as usize % 6], g8[y as usize % 6]);
+    let m = dword_ptr(ebp + (i32::from(y % 16) * 4));
+    let mb = byte_ptr(ebp + (i32::from(y % 64)));
+    match k % 24 {
+        0 if wide => a.imul_2(dq, sq),
+        0 => a.imul_2(d, s),
+        1 => a.imul_3(d, s, imm),
+        2 => a.imul_2(d, m),
+        3 => a.imul_3(dw, sw, imm as i16 as i32),
+        4 => a.movzx(d, sb),
+        5 => a.movsx(d, sw),
+        6 => a.movzx(d, mb),
+        7 if wide => a.movsxd(dq, s),
+        7 => a.movsx(d, mb),
+        8 | 9 => {
+            let dest = |a: &mut CodeAssembler, n: u8| -> core::result::Result<(), IcedError> {
+                macro_rules! set {
+                    ($($i:literal => $f:ident),*) => {
+                        match cc % 16 {
+                            $($i => if k % 24 == 8 { a.$f(db) } else { a.$f(mb) },)*
+                            _ => a.setg(db),
+                        }
+                    };
+                }
+                let _ = n;
+                set!(0 => seto, 1 => setno, 2 => setb, 3 => setae, 4 => sete, 5 => setne,
+                     6 => setbe, 7 => seta, 8 => sets, 9 => setns, 10 => setp, 11 => setnp,
+                     12 => setl, 13 => setge, 14 => setle)
+            };
+            dest(a, 0)
+        }
+        10 | 11 => {
+            macro_rules! cmov {
+                ($($i:literal => $f:ident),*) => {
+                    match cc % 16 {
+                        $($i => if k % 24 == 10 { a.$f(d, s) } else { a.$f(d, m) },)*
+                        _ => a.cmovg(d, s),
+                    }
+                };
+            }
+            cmov!(0 => cmovo, 1 => cmovno, 2 => cmovb, 3 => cmovae, 4 => cmove, 5 => cmovne,
+                  6 => cmovbe, 7 => cmova, 8 => cmovs, 9 => cmovns, 10 => cmovp, 11 => cmovnp,
+                  12 => cmovl, 13 => cmovge, 14 => cmovle)
+        }
+        12 if wide => a.adc(dq, sq),
+        12 => a.adc(d, s),
+        13 => a.sbb(d, imm),
+        14 => a.adc(db, sb),
+        15 => a.sbb(d, m),
+        16 => a.add(d, s),
+        17 => a.sub(d, imm),
+        18 => a.cmp(d, s),
+        19 => a.shl(d, (imm as u32 % 31 + 1) as i32),
+        20 => a.inc(d),
+        21 => a.dec(dw),
+        22 => a.test(d, s),
+        _ => a.sar(d, (imm as u32 % 31 + 1) as i32),
+    }
+}
+
+/// One instruction of [`flag_op`]'s alphabet: kind, registers, condition,
+/// immediate.
+type FlagOp = (u8, u8, u8, u8, i32);
+
+/// Any value, one time in two a value at an edge of carries and
+/// overflows (0, 1, all ones, the most and least signed ones).
+fn edge<T>() -> impl Strategy<Value = T>
+where
+    T: Arbitrary + Copy + std::fmt::Debug + num_edges::Edges,
+{
+    prop_oneof![proptest::sample::select(T::EDGES.to_vec()), any::<T>(),]
+}
+
+/// The edge values of [`edge`].
+mod num_edges {
+    pub trait Edges: Sized + 'static {
+        const EDGES: &'static [Self];
+    }
+    impl Edges for u32 {
+        const EDGES: &'static [u32] = &[0, 1, u32::MAX, 0x7fff_ffff, 0x8000_0000, 0xffff, 0x8000];
+    }
+    impl Edges for i32 {
+        const EDGES: &'static [i32] = &[0, 1, -1, i32::MAX, i32::MIN, 0x7fff, -0x8000];
+    }
+}
+
+/// A loop of `ops` run `iters` times from registers `init`.
+fn flag_loop(bits: u32, init: [u32; 5], ops: &[FlagOp], iters: u32) -> Vec<u8> {
+    assemble(bits, |a| {
+        for (r, v) in [eax, ebx, edx, esi, edi].into_iter().zip(init) {
+            a.mov(r, v)?;
+        }
+        a.mov(ebp, SCRATCH)?;
+        a.mov(ecx, iters)?;
+        let mut top = a.create_label();
+        a.set_label(&mut top)?;
+        for &(k, x, y, cc, imm) in ops {
+            flag_op(a, bits == 64, k, x, y, cc, imm)?;
+        }
+        a.dec(ecx)?;
+        a.jnz(top)
+    })
+}
+
+#[test]
+fn multiplies_extensions_and_flag_readers_run_alike() {
+    // Every kind once, each reading the flags the one before it left, then
+    // ADC and SBB of a register with itself (carry in with equal operands)
+    // and by all ones.
+    let mut ops: Vec<FlagOp> = (0..24u8)
+        .map(|k| (k, k, k.wrapping_mul(7), k, 0x7fff_0000 - i32::from(k)))
+        .collect();
+    ops.extend([
+        (19, 1, 1, 0, 31),
+        (12, 1, 1, 0, 0),
+        (8, 2, 2, 2, 0),
+        (13, 3, 3, 3, -1),
+    ]);
+    ops.extend([
+        (12, 0, 0, 0, 0),
+        (9, 4, 5, 3, 0),
+        (15, 4, 4, 2, 0),
+        (8, 1, 1, 2, 0),
+    ]);
+    for (mode, bits) in [(Mode::Protected32, 32), (Mode::Long64, 64)] {
+        let init = [0x8000_0001, 0xffff_fffe, 0x1234_5678, 7, 0x4000_0000];
+        let code = flag_loop(bits, init, &ops, 200);
+        for threshold in [0, 1, 32] {
+            let cpu = both_at(mode, &code, 40_000, threshold);
+            assert!(cpu.translation_stats().native_runs > 0, "{mode:?}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -254,5 +412,20 @@ proptest! {
     #[test]
     fn random_code_runs_alike_in_real_mode(code in proptest::collection::vec(any::<u8>(), 1..256)) {
         both(Mode::Real, &code, 5_000);
+    }
+
+    #[test]
+    fn flag_setters_and_readers_run_alike(
+        init in proptest::array::uniform5(edge::<u32>()),
+        ops in proptest::collection::vec(
+            (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), edge::<i32>()),
+            1..24,
+        ),
+        wide in any::<bool>(),
+        threshold in prop_oneof![Just(0u32), Just(1), Just(32)],
+    ) {
+        let (mode, bits) = if wide { (Mode::Long64, 64) } else { (Mode::Protected32, 32) };
+        let code = flag_loop(bits, init, &ops, 100);
+        both_at(mode, &code, 20_000, threshold);
     }
 }

@@ -30,6 +30,14 @@ pub fn print(report: &RunReport, accel: &str) {
     if let Some(i) = report.instructions {
         eprintln!("stats: instructions retired {}", i.retired);
         eprintln!("stats: instructions decoded {}", i.decoded);
+        if i.blocks_translated > 0 {
+            eprintln!(
+                "stats: blocks translated {} in {:.3} s, translated runs {}",
+                i.blocks_translated,
+                i.translate_ns as f64 / 1e9,
+                i.translated_runs
+            );
+        }
     }
     if report.nested_exits_to_l1 > 0 {
         eprintln!("stats: nested vm exits to L1 {}", report.nested_exits_to_l1);

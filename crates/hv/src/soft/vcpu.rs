@@ -130,9 +130,13 @@ impl SoftVcpu {
     /// Instructions the soft CPU retired and decoded so far.
     fn instruction_counts(&self) -> accel::InstructionCounts {
         let cpu = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        let tier = cpu.translation_stats();
         accel::InstructionCounts {
             retired: cpu.instructions_retired(),
             decoded: cpu.instructions_decoded(),
+            blocks_translated: tier.blocks_translated,
+            translated_runs: tier.native_runs,
+            translate_ns: tier.translate_ns,
         }
     }
 

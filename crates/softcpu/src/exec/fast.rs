@@ -521,7 +521,8 @@ fn alu_handler(m: Mnemonic, form: u8) -> Option<Handler> {
     })
 }
 
-fn is_cmovcc(m: Mnemonic) -> bool {
+/// Whether `m` is one of the sixteen CMOVcc.
+pub(crate) fn is_cmovcc(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,
@@ -532,7 +533,8 @@ fn is_cmovcc(m: Mnemonic) -> bool {
     )
 }
 
-fn is_setcc(m: Mnemonic) -> bool {
+/// Whether `m` is one of the sixteen SETcc.
+pub(crate) fn is_setcc(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,

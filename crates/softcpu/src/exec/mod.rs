@@ -7,6 +7,7 @@ pub(crate) use alu::shift_result;
 mod control;
 mod data;
 mod fast;
+pub(crate) use fast::{is_cmovcc, is_setcc};
 pub(crate) mod flags;
 mod fp;
 mod fxsr;

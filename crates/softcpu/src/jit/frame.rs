@@ -62,6 +62,8 @@ pub(crate) struct Frame {
     pub sites: *const super::helpers::ExitSite,
     /// What stopped the block when it returns [`super::EXIT_STOP`].
     pub stop: Option<Stop>,
+    /// The length of the instruction that stopped the block.
+    pub stop_len: u32,
 }
 
 /// Byte offsets of the frame's fields, for the code generator.
@@ -124,6 +126,7 @@ impl Frame {
             cpu: cpu as *mut SoftCpu,
             sites: std::ptr::null(),
             stop: None,
+            stop_len: 0,
         }
     }
 }

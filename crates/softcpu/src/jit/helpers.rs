@@ -90,6 +90,8 @@ pub(crate) struct ExitSite {
     /// Instructions of the current pass retired, and charged, at the site.
     pub done: u64,
     pub charged: u64,
+    /// The length of the instruction that stops here (0 where none does).
+    pub len: u32,
     /// Address of the instruction interpreted at this site (0 for an
     /// exit); an address rather than a pointer, so that blocks stay `Send`.
     pub op: usize,
@@ -126,6 +128,7 @@ pub(crate) extern "C" fn exit(
     // SAFETY: translated code passes its frame and one of its sites.
     let (frame, cpu, site) = unsafe { at_site(frame, index) };
     leave_at(cpu, frame, &site, [a, b, r, cf]);
+    frame.stop_len = site.len;
     site.status
 }
 
@@ -140,35 +143,29 @@ fn leave_at(cpu: &mut SoftCpu, frame: &Frame, site: &ExitSite, values: [u64; 4])
     cpu.retired = frame.retired.wrapping_add(site.done);
 }
 
-/// Writes a flag state the translated code tracked into the frame:
-/// `packed` holds the kind (0: nothing, the frame has them; 1: a lazy
-/// record; 2: a shift by an immediate count) in bits 7:0, the lazy
-/// operation or shift kind in 15:8, the size in 23:16 and the shift count
-/// in 39:32; `values` are the record's a, b, r and CF-in (a shift's source
-/// and result in a and r).
+/// Writes a flag state the translated code tracked into the processor:
+/// `packed` holds the kind in bits 7:0 (0: nothing, the processor has
+/// them; 1: a lazy record; 2: a shift by an immediate count; 3: a signed
+/// multiply; 4: an add or subtract with carry), the lazy operation, shift
+/// kind or borrow in 15:8, the size in 23:16 and the shift count in 39:32;
+/// `values` are the state's a, b, r and CF-in (see `translate::FlagState`).
 fn materialize(cpu: &mut SoftCpu, packed: u64, values: [u64; 4]) {
     let [a, b, r, cf] = values;
-    let op = (packed >> 8) as u8;
-    let size = (packed >> 16) as u8;
     match packed & 0xFF {
+        0 => {}
         1 => {
             cpu.lazy = Lazy {
-                op,
-                size,
+                op: (packed >> 8) as u8,
+                size: (packed >> 16) as u8,
                 cf_in: cf & 1 != 0,
                 a,
                 b,
                 r,
             }
         }
-        2 => {
-            let status = shift_status(u32::from(op), u32::from(size), a, (packed >> 32) as u32);
-            cpu.set_status(status);
-        }
-        _ => {}
+        _ => cpu.set_status(status(packed, a, b, r, cf)),
     }
 }
-
 /// Runs the instruction of site `index` in the interpreter: the frame,
 /// brought to the state before it (flag values `a`, `b`, `r`, `cf`), goes
 /// to the processor and comes back afterwards. [`OK`]: the block goes on,
@@ -202,6 +199,7 @@ pub(crate) extern "C" fn interpret(
         }
         Err(stop) => {
             frame.stop = Some(stop);
+            frame.stop_len = site.len;
             STOP
         }
     };
@@ -232,22 +230,42 @@ pub(crate) extern "C" fn carry_frame(frame: *const Frame) -> u64 {
     cpu.status_flags() & x86::rflags::CF
 }
 
-/// The status flags of a lazy record (`op | size << 8 | cf_in << 16`).
-pub(crate) extern "C" fn lazy_status(packed: u64, a: u64, b: u64, r: u64) -> u64 {
-    Lazy {
-        op: packed as u8,
-        size: (packed >> 8) as u8,
-        cf_in: (packed >> 16) & 1 != 0,
-        a,
-        b,
-        r,
+/// The status flags of the flag state `packed` (as in [`materialize`])
+/// with values `a`, `b`, `r` and `cf`, each computed as the interpreter's
+/// handler for the instruction that set them computes it.
+pub(crate) extern "C" fn status(packed: u64, a: u64, b: u64, r: u64, cf: u64) -> u64 {
+    use crate::exec::flags;
+    let kind = (packed >> 8) as u8;
+    let size = (packed >> 16) as u8;
+    let carry = cf & 1 != 0;
+    match packed & 0xFF {
+        1 => Lazy {
+            op: kind,
+            size,
+            cf_in: carry,
+            a,
+            b,
+            r,
+        }
+        .status(),
+        2 => shift_status(u32::from(kind), u32::from(size), a, (packed >> 32) as u32),
+        3 => {
+            let of = if carry {
+                x86::rflags::CF | x86::rflags::OF
+            } else {
+                0
+            };
+            flags::szp(usize::from(size), r) | of
+        }
+        4 if kind != 0 => flags::sub(usize::from(size), a, b, carry).1,
+        4 => flags::add(usize::from(size), a, b, carry).1,
+        _ => 0,
     }
-    .status()
 }
 
 /// The status flags of a shift by an immediate count (`kind`: 0 SHL, 1
 /// SHR, 2 SAR) of `a`, `size` bytes wide.
-pub(crate) extern "C" fn shift_status(kind: u32, size: u32, a: u64, count: u32) -> u64 {
+fn shift_status(kind: u32, size: u32, a: u64, count: u32) -> u64 {
     let m = match kind {
         0 => iced_x86::Mnemonic::Shl,
         1 => iced_x86::Mnemonic::Shr,

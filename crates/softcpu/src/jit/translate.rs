@@ -77,6 +77,19 @@ enum Form {
     Jmp,
     /// NOP.
     Nop,
+    /// MOVZX (false), or MOVSX and MOVSXD (true), into register `r0` from
+    /// a register or memory.
+    Extend(bool, Operand),
+    /// IMUL r, r/m (false) or IMUL r, r/m, imm (true), from a register or
+    /// memory.
+    Imul(Operand, bool),
+    /// SETcc (iced's condition code number) into a byte register or memory.
+    Setcc(u32, Operand),
+    /// CMOVcc (iced's condition code number) into register `r0` from a
+    /// register or memory.
+    Cmov(u32, Operand),
+    /// ADC (false) or SBB (true) into register `r0`.
+    CarryArith(bool, Operand),
 }
 
 fn is_imm(k: OpKind) -> bool {
@@ -167,6 +180,38 @@ fn form_of(op: &Op) -> Option<Form> {
             Some(Form::Jmp)
         }
         M::Nop => Some(Form::Nop),
+        M::Movzx | M::Movsx | M::Movsxd if n == 2 && reg0 => match source(k1, reg1)? {
+            s @ (Operand::Reg | Operand::Mem) => Some(Form::Extend(ins.mnemonic() != M::Movzx, s)),
+            Operand::Imm => None,
+        },
+        M::Imul if (n == 2 || (n == 3 && is_imm(ins.op2_kind()))) && reg0 => {
+            match source(k1, reg1)? {
+                s @ (Operand::Reg | Operand::Mem) => Some(Form::Imul(s, n == 3)),
+                Operand::Imm => None,
+            }
+        }
+        M::Adc | M::Sbb if n == 2 && reg0 => Some(Form::CarryArith(
+            ins.mnemonic() == M::Sbb,
+            source(k1, reg1)?,
+        )),
+        m if crate::exec::is_setcc(m) && n == 1 => {
+            let dest = match k0 {
+                OpKind::Register if reg0 => Operand::Reg,
+                OpKind::Memory => Operand::Mem,
+                _ => return None,
+            };
+            match cc_number(ins.condition_code()) {
+                0 => None,
+                cc => Some(Form::Setcc(cc, dest)),
+            }
+        }
+        m if crate::exec::is_cmovcc(m) && n == 2 && reg0 => match source(k1, reg1)? {
+            s @ (Operand::Reg | Operand::Mem) => match cc_number(ins.condition_code()) {
+                0 => None,
+                cc => Some(Form::Cmov(cc, s)),
+            },
+            Operand::Imm => None,
+        },
         _ if ins.is_jcc_short_or_near() => match cc_number(ins.condition_code()) {
             0 => None,
             cc => Some(Form::Jcc(cc)),
@@ -187,6 +232,12 @@ enum FlagState {
     /// A shift (`kind` as in [`Form::Shift`]) by `count`: source in `fa`,
     /// result in `fr`.
     Shift { kind: u32, size: u8, count: u32 },
+    /// A signed multiply (`exec/fast.rs`, `imul_r`), `size` bytes wide:
+    /// result in `fr`, whether it overflowed (0 or 1) in `fcf`.
+    Mul { size: u8 },
+    /// ADC (`borrow` false) or SBB, `size` bytes wide: operands in `fa` and
+    /// `fb`, result in `fr`, the carry that came in (0 or 1) in `fcf`.
+    Carry { borrow: bool, size: u8 },
 }
 
 /// Signatures of the helpers.
@@ -197,8 +248,7 @@ struct Sigs {
     exit: SigRef,
     condition_frame: SigRef,
     carry_frame: SigRef,
-    lazy_status: SigRef,
-    shift_status: SigRef,
+    status: SigRef,
     condition_status: SigRef,
 }
 
@@ -219,12 +269,14 @@ struct Exit {
     /// Instructions of the current pass retired, and charged.
     done: u64,
     charged: u64,
+    /// The length of the instruction that stops here (0 where none does).
+    len: u32,
     flags: Flags,
 }
 
-/// The flag state packed for [`helpers::exit`]: kind (0 frame, 1
-/// lazy record, 2 shift) | operation or shift kind << 8 | size << 16 |
-/// count << 32.
+/// The flag state packed for the helpers (`helpers::status`): kind (0
+/// frame, 1 lazy record, 2 shift, 3 multiply, 4 add or subtract with
+/// carry) | operation, shift kind or borrow << 8 | size << 16 | count << 32.
 fn packed_flags(state: FlagState) -> u64 {
     match state {
         FlagState::Frame => 0,
@@ -232,6 +284,8 @@ fn packed_flags(state: FlagState) -> u64 {
         FlagState::Shift { kind, size, count } => {
             2 | u64::from(kind) << 8 | u64::from(size) << 16 | u64::from(count) << 32
         }
+        FlagState::Mul { size } => 3 | u64::from(size) << 16,
+        FlagState::Carry { borrow, size } => 4 | u64::from(borrow) << 8 | u64::from(size) << 16,
     }
 }
 
@@ -420,6 +474,7 @@ impl Emitter<'_> {
             next_rip: x.next_rip,
             done: x.done,
             charged: x.charged,
+            len: x.len,
             op,
         });
         (self.sites.len() - 1) as u64
@@ -448,6 +503,7 @@ impl Emitter<'_> {
             next_rip: op.next_ip,
             done: i,
             charged: i + 1,
+            len: op.ins.len() as u32,
             flags,
         }
     }
@@ -460,6 +516,7 @@ impl Emitter<'_> {
             next_rip: rip,
             done: i + 1,
             charged: i + 1,
+            len: 0,
             flags: self.flags_now(),
         }
     }
@@ -708,19 +765,15 @@ impl Emitter<'_> {
         };
     }
 
-    /// The status flags of the pending shift (a helper call).
-    fn shift_status(&mut self) -> Value {
-        let FlagState::Shift { kind, size, count } = self.flags else {
-            return self.iconst(0);
-        };
-        let kindv = self.b.ins().iconst(I32, i64::from(kind));
-        let sizev = self.b.ins().iconst(I32, i64::from(size));
-        let countv = self.b.ins().iconst(I32, i64::from(count));
-        let a = self.b.use_var(self.fa);
+    /// The status flags of the tracked flag state (a helper call); not
+    /// for [`FlagState::Frame`].
+    fn status_now(&mut self) -> Value {
+        let packed = self.iconst(packed_flags(self.flags));
+        let [a, b, r, cf] = [self.fa, self.fb, self.fr, self.fcf].map(|v| self.b.use_var(v));
         self.call(
-            self.sigs.shift_status,
-            helpers::shift_status as *const () as usize,
-            &[kindv, sizev, a, countv],
+            self.sigs.status,
+            helpers::status as *const () as usize,
+            &[packed, a, b, r, cf],
         )
     }
 
@@ -733,14 +786,36 @@ impl Emitter<'_> {
                 &[self.frame],
             ),
             FlagState::Shift { .. } => {
-                let st = self.shift_status();
+                let st = self.status_now();
                 self.b.ins().band_imm_s(st, x86::rflags::CF as i64)
             }
+            FlagState::Mul { .. } => self.b.use_var(self.fcf),
             FlagState::Lazy { op, .. } => {
                 let c = self.lazy_carry(op);
                 self.b.ins().uextend(I64, c)
             }
+            FlagState::Carry { borrow, .. } => {
+                let c = self.carry_out(borrow);
+                self.b.ins().uextend(I64, c)
+            }
         }
+    }
+
+    /// The carry (or borrow) out of the pending ADC (SBB) as
+    /// `flags::add` (`flags::sub`) computes it, as an I8 truth value.
+    fn carry_out(&mut self, borrow: bool) -> Value {
+        let a = self.b.use_var(self.fa);
+        let b = self.b.use_var(self.fb);
+        let r = self.b.use_var(self.fr);
+        let cf = self.b.use_var(self.fcf);
+        let cf = self.b.ins().icmp_imm_s(IntCC::NotEqual, cf, 0);
+        // ADC: r < a, or r == a with a carry in; SBB: a < b, or a == b
+        // with a borrow in.
+        let (x, y) = if borrow { (a, b) } else { (r, a) };
+        let below = self.b.ins().icmp(IntCC::UnsignedLessThan, x, y);
+        let equal = self.b.ins().icmp(IntCC::Equal, x, y);
+        let carried = self.b.ins().band(equal, cf);
+        self.b.ins().bor(below, carried)
     }
 
     /// `Lazy::carry` of the pending record (an I8 truth value).
@@ -796,7 +871,45 @@ impl Emitter<'_> {
                         self.b.ins().icmp_imm_s(c, s, 0)
                     }
                     _ => {
-                        let st = self.shift_status();
+                        let st = self.status_now();
+                        from_status(self, st)
+                    }
+                }
+            }
+            FlagState::Mul { size } | FlagState::Carry { size, .. } => {
+                let r = self.b.use_var(self.fr);
+                let sb = sign_bit(size as usize) as i64;
+                let sign = |e: &mut Self, c: IntCC| {
+                    let s = e.b.ins().band_imm_s(r, sb);
+                    e.b.ins().icmp_imm_s(c, s, 0)
+                };
+                let carry = |e: &mut Self, c: IntCC| match e.flags {
+                    FlagState::Carry { borrow, .. } => {
+                        let v = e.carry_out(borrow);
+                        if c == IntCC::Equal {
+                            e.b.ins().bxor_imm_s(v, 1)
+                        } else {
+                            v
+                        }
+                    }
+                    _ => {
+                        let cf = e.b.use_var(e.fcf);
+                        e.b.ins().icmp_imm_s(c, cf, 0)
+                    }
+                };
+                let is_mul = matches!(self.flags, FlagState::Mul { .. });
+                match cc {
+                    ConditionCode::e => self.b.ins().icmp_imm_s(IntCC::Equal, r, 0),
+                    ConditionCode::ne => self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0),
+                    ConditionCode::s => sign(self, IntCC::NotEqual),
+                    ConditionCode::ns => sign(self, IntCC::Equal),
+                    ConditionCode::b => carry(self, IntCC::NotEqual),
+                    ConditionCode::ae => carry(self, IntCC::Equal),
+                    // A multiply's OF is its CF.
+                    ConditionCode::o if is_mul => carry(self, IntCC::NotEqual),
+                    ConditionCode::no if is_mul => carry(self, IntCC::Equal),
+                    _ => {
+                        let st = self.status_now();
                         from_status(self, st)
                     }
                 }
@@ -804,18 +917,7 @@ impl Emitter<'_> {
             FlagState::Lazy { op, size } => match self.lazy_condition(op, size as usize, cc) {
                 Some(v) => v,
                 None => {
-                    let packed = self.iconst(u64::from(op) | u64::from(size) << 8);
-                    let cf = self.b.use_var(self.fcf);
-                    let cf = self.b.ins().ishl_imm_s(cf, 16);
-                    let packed = self.b.ins().bor(packed, cf);
-                    let a = self.b.use_var(self.fa);
-                    let b = self.b.use_var(self.fb);
-                    let r = self.b.use_var(self.fr);
-                    let st = self.call(
-                        self.sigs.lazy_status,
-                        helpers::lazy_status as *const () as usize,
-                        &[packed, a, b, r],
-                    );
+                    let st = self.status_now();
                     from_status(self, st)
                 }
             },
@@ -913,6 +1015,32 @@ impl Emitter<'_> {
         }
     }
 
+    /// The low `size` bytes of the signed product of `a` and `b` (each
+    /// taken as `size` bytes wide), and whether the product lost
+    /// significant bits (0 or 1), as `exec/fast.rs`'s `imul_r` computes them.
+    fn imul(&mut self, size: usize, a: Value, b: Value) -> (Value, Value) {
+        let (r, overflow) = if size == 8 {
+            let r = self.b.ins().imul(a, b);
+            let high = self.b.ins().smulhi(a, b);
+            let sign = self.b.ins().sshr_imm_s(r, 63);
+            (r, self.b.ins().icmp(IntCC::NotEqual, high, sign))
+        } else {
+            // Both factors fit in 32 signed bits: the product is exact.
+            let shift = (64 - 8 * size) as i64;
+            let sext = |e: &mut Self, v: Value| {
+                let up = e.b.ins().ishl_imm_s(v, shift);
+                e.b.ins().sshr_imm_s(up, shift)
+            };
+            let sa = sext(self, a);
+            let sb = sext(self, b);
+            let p = self.b.ins().imul(sa, sb);
+            let r = self.masked(p, mask(size));
+            let back = sext(self, r);
+            (r, self.b.ins().icmp(IntCC::NotEqual, back, p))
+        };
+        (r, self.b.ins().uextend(I64, overflow))
+    }
+
     /// A near branch to `target` taken by instruction `i`: leave for it,
     /// after the checks of `SoftCpu::jump_near`.
     fn leave_for(&mut self, i: u64, op: &Op, target: u64) {
@@ -977,6 +1105,7 @@ impl Emitter<'_> {
             next_rip: start,
             done: 0,
             charged: 0,
+            len: 0,
             flags,
         });
     }
@@ -990,6 +1119,7 @@ impl Emitter<'_> {
             next_rip: op.next_ip,
             done: i,
             charged: i + 1,
+            len: op.ins.len() as u32,
             flags,
         };
         let index = self.site(&x, op as *const Op as usize);
@@ -1120,6 +1250,85 @@ impl Emitter<'_> {
                 }
             }
             Form::Nop => {}
+            Form::Extend(signed, s) => {
+                let ssize = match s {
+                    Operand::Mem => op.ins.memory_size().size(),
+                    _ => op.r1.size(),
+                };
+                let v = self.source(i, op, s, ssize);
+                let v = if signed && ssize < 8 {
+                    let shift = (64 - 8 * ssize) as i64;
+                    let up = self.b.ins().ishl_imm_s(v, shift);
+                    self.b.ins().sshr_imm_s(up, shift)
+                } else {
+                    v
+                };
+                self.wr(op.r0, v);
+            }
+            Form::Imul(s, three) => {
+                let size = op.r0.size();
+                let (a, b) = if three {
+                    let a = self.source(i, op, s, size);
+                    (a, self.iconst(op.ins.immediate(2)))
+                } else {
+                    let a = self.rd(op.r0);
+                    (a, self.source(i, op, s, size))
+                };
+                let (r, overflow) = self.imul(size, a, b);
+                let zero = self.iconst(0);
+                self.b.def_var(self.fa, zero);
+                self.b.def_var(self.fb, zero);
+                self.b.def_var(self.fr, r);
+                self.b.def_var(self.fcf, overflow);
+                self.flags = FlagState::Mul { size: size as u8 };
+                self.wr(op.r0, r);
+            }
+            Form::Setcc(cc, dest) => {
+                let taken = self.condition(cc);
+                let v = self.b.ins().uextend(I64, taken);
+                match dest {
+                    Operand::Mem => {
+                        let ea = self.ea(&op.mem);
+                        let before = self.flags_now();
+                        self.store(i, op, op.mem.seg, ea, 1, v, before);
+                    }
+                    _ => self.wr(op.r0, v),
+                }
+            }
+            Form::Cmov(cc, s) => {
+                let taken = self.condition(cc);
+                let v = self.source(i, op, s, op.r0.size());
+                let old = self.rd(op.r0);
+                let out = self.b.ins().select(taken, v, old);
+                self.wr(op.r0, out);
+            }
+            Form::CarryArith(borrow, s) => {
+                let size = op.r0.size();
+                let cf = self.carry();
+                let cf = self.b.ins().icmp_imm_s(IntCC::NotEqual, cf, 0);
+                let cf = self.b.ins().uextend(I64, cf);
+                let a = self.rd(op.r0);
+                let b = self.source(i, op, s, size);
+                let m = mask(size);
+                let b = self.masked(b, m);
+                let r = if borrow {
+                    let d = self.b.ins().isub(a, b);
+                    self.b.ins().isub(d, cf)
+                } else {
+                    let t = self.b.ins().iadd(a, b);
+                    self.b.ins().iadd(t, cf)
+                };
+                let r = self.masked(r, m);
+                self.b.def_var(self.fa, a);
+                self.b.def_var(self.fb, b);
+                self.b.def_var(self.fr, r);
+                self.b.def_var(self.fcf, cf);
+                self.flags = FlagState::Carry {
+                    borrow,
+                    size: size as u8,
+                };
+                self.wr(op.r0, r);
+            }
             Form::Jmp => {
                 if let Some(head) = head {
                     self.back_edge(start, head, i);
@@ -1230,8 +1439,7 @@ impl Translator {
         let site_sig = sig_of(self, &[I64; 6], I32);
         let cond_frame_sig = sig_of(self, &[I64, I32], I32);
         let carry_sig = sig_of(self, &[I64], I64);
-        let lazy_sig = sig_of(self, &[I64, I64, I64, I64], I64);
-        let shift_sig = sig_of(self, &[I32, I32, I64, I32], I64);
+        let status_sig = sig_of(self, &[I64; 5], I64);
         let cond_status_sig = sig_of(self, &[I64, I32], I32);
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), entry_sig);
         let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
@@ -1242,8 +1450,7 @@ impl Translator {
             exit: b.import_signature(site_sig),
             condition_frame: b.import_signature(cond_frame_sig),
             carry_frame: b.import_signature(carry_sig),
-            lazy_status: b.import_signature(lazy_sig),
-            shift_status: b.import_signature(shift_sig),
+            status: b.import_signature(status_sig),
             condition_status: b.import_signature(cond_status_sig),
         };
         let entry = b.create_block();
