@@ -130,6 +130,7 @@ impl MemRef {
 }
 
 /// A decoded instruction with its pre-selected handler and pre-resolved operands.
+#[derive(Clone)]
 pub(crate) struct Op {
     /// The decoded instruction.
     pub ins: Instruction,
@@ -205,8 +206,10 @@ pub(crate) struct Block {
     pub ops: Box<[Op]>,
     /// Instructions the interpreter ran in the block (towards translation).
     pub heat: u32,
-    /// Translation was tried and failed: the block stays interpreted.
-    pub refused: bool,
+    /// Where the block's translation stands (`crate::jit`): not asked
+    /// for yet (0), asked of the background translator as job `job`, or
+    /// refused (`u32::MAX`: the block stays interpreted).
+    pub job: u32,
     /// The block's translation (boxed: blocks move in and out of their
     /// page's slots on every run, and most have none).
     pub native: Option<Box<crate::jit::Native>>,
@@ -352,6 +355,16 @@ impl DecodeCache {
         }
     }
 
+    /// The block starting at `hpa`, if one was built there and is in its
+    /// slot (not taken out to run).
+    pub(crate) fn block_mut(&mut self, hpa: u64) -> Option<&mut Block> {
+        let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
+        page.blocks
+            .get_mut((hpa & 0xFFF) as usize)?
+            .as_mut()
+            .filter(|b| !b.is_empty())
+    }
+
     /// Returns a block taken with [`Self::take_block`] if its page is still cached.
     #[inline]
     pub(crate) fn put_block(&mut self, hpa: u64, gen: u64, block: Block) {
@@ -429,7 +442,7 @@ fn build_block(bitness: u32, ip: u64, code: &[u8]) -> Block {
     Block {
         ops: ops.into_boxed_slice(),
         heat: 0,
-        refused: false,
+        job: 0,
         native: None,
     }
 }

@@ -66,6 +66,9 @@ impl SoftCpu {
                 self.powered_off = true;
                 return;
             }
+            if self.translations_in_flight() {
+                self.install_translations();
+            }
             if let Some(info) = self.boundary_exit() {
                 self.vm_exit(info);
                 return;
@@ -288,7 +291,7 @@ impl SoftCpu {
         };
         let gen = self.code.gen;
         let mut block = block;
-        if let Some(outcome) = self.run_translated(&mut block, horizon) {
+        if let Some(outcome) = self.run_translated(&mut block, hpa, horizon) {
             self.code.put_block(hpa, gen, block);
             return self.block_outcome(outcome);
         }

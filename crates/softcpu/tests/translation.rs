@@ -227,6 +227,31 @@ fn a_kick_is_taken_within_the_poll_interval_in_a_translated_loop() {
     assert!(cpu.translation_stats().native_runs > 0);
 }
 
+#[test]
+fn translations_made_in_the_background_run_alike() {
+    // The block is translated on another thread while the interpreter
+    // goes on; the runs grow until its translation has come back and run.
+    for (mode, bits) in [(Mode::Protected32, 32), (Mode::Long64, 64)] {
+        let code = assemble(bits, |a| alu_loop(a, u32::MAX));
+        let mut budget = 100_000;
+        loop {
+            let mut off = machine(mode, &code);
+            let out_off = run(&mut off, budget);
+            let mut on = machine(mode, &code);
+            on.set_translation(true);
+            on.set_translation_threshold(0);
+            on.set_translation_background(true);
+            let out_on = run(&mut on, budget);
+            assert_eq!(result(&off, out_off), result(&on, out_on), "{mode:?}");
+            if on.translation_stats().native_runs > 0 {
+                break;
+            }
+            budget *= 4;
+            assert!(budget < 1 << 34, "{mode:?}: no translation came back");
+        }
+    }
+}
+
 /// Found by the fuzz target: `std; jns $-1` (a loop whose flags come from
 /// the processor, not from the block) translated after it had run
 /// interpreted.

@@ -73,6 +73,9 @@ impl Accelerator for SoftAccelerator {
         let private = PrivatePages::layout(ram);
         let mut cpu = SoftCpu::new(private.end, self.model);
         cpu.set_translation(config.translation);
+        // Hot blocks are translated on a thread of their own, so that code
+        // generation does not hold up the guest (it sees the same either way).
+        cpu.set_translation_background(config.translation);
         private
             .install(&mut cpu)
             .map_err(|e| AccelError::hardware(SoftError::Layout(e)))?;

@@ -76,6 +76,9 @@ pub(crate) extern "C" fn store(
     }
 }
 
+/// [`ExitSite::op`] of a site that interprets nothing.
+pub(crate) const NO_OP: usize = usize::MAX;
+
 /// What translated code leaves with at one exit site: everything but the
 /// flag values is known when the block is translated.
 #[derive(Debug, Clone, Copy)]
@@ -92,8 +95,10 @@ pub(crate) struct ExitSite {
     pub charged: u64,
     /// The length of the instruction that stops here (0 where none does).
     pub len: u32,
-    /// Address of the instruction interpreted at this site (0 for an
-    /// exit); an address rather than a pointer, so that blocks stay `Send`.
+    /// The instruction interpreted at this site: its index in the block
+    /// as translated ([`NO_OP`] for an exit), then, once the translation
+    /// is bound to its block (`super::Native::bind`), its address — an
+    /// address rather than a pointer, so that blocks stay `Send`.
     pub op: usize,
 }
 

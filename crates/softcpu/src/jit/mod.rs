@@ -12,6 +12,7 @@
 //! transitions, instructions that run alone — stays in the interpreter.
 //! See `docs/softcpu.md`, "The translating tier".
 
+mod background;
 mod code_memory;
 mod frame;
 mod helpers;
@@ -30,6 +31,22 @@ pub(crate) struct Native {
     code: CodeMemory,
     sites: Box<[helpers::ExitSite]>,
 }
+
+impl Native {
+    /// Points the interpreting sites at the instructions of `ops`, the
+    /// block the translation was made from (the translator names them by
+    /// index, and may have run on copies).
+    fn bind(&mut self, ops: &[crate::decode::Op]) {
+        for site in self.sites.iter_mut() {
+            if let Some(op) = ops.get(site.op) {
+                site.op = op as *const crate::decode::Op as usize;
+            }
+        }
+    }
+}
+
+/// [`Block::job`] of a block whose translation failed.
+const REFUSED: u32 = u32::MAX;
 
 /// Translated code returned normally: the frame holds the state at the
 /// next instruction.
@@ -136,6 +153,12 @@ pub(crate) struct Jit {
     pub stats: TranslationStats,
     /// Translated blocks by RIP (empty until the first translated run).
     jumps: Vec<Jump>,
+    /// Whether hot blocks are translated on another thread.
+    background: bool,
+    /// That thread, once started.
+    worker: Option<background::Worker>,
+    /// The last job number given out.
+    last_job: u32,
 }
 
 impl Default for Jit {
@@ -151,11 +174,31 @@ impl Default for Jit {
             unavailable: false,
             stats: TranslationStats::default(),
             jumps: Vec::new(),
+            background: false,
+            worker: None,
+            last_job: 0,
         }
     }
 }
 
 impl Jit {
+    /// Gives `block` its translation, or marks it refused.
+    fn install(&mut self, block: &mut Block, translated: Result<Native, JitError>) {
+        match translated {
+            Ok(mut code) => {
+                code.bind(&block.ops);
+                self.stats.blocks_translated += 1;
+                self.stats.instructions_translated += translated_len(block) as u64;
+                block.native = Some(Box::new(code));
+            }
+            Err(_) => {
+                // Not tried again: the block stays interpreted.
+                block.job = REFUSED;
+                self.stats.blocks_refused += 1;
+            }
+        }
+    }
+
     fn translate(&mut self, block: &Block, bitness: u32, start: u64) -> Result<Native, JitError> {
         if self.translator.is_none() {
             match translate::Translator::new() {
@@ -197,6 +240,7 @@ impl SoftCpu {
     pub(crate) fn run_translated(
         &mut self,
         block: &mut Block,
+        hpa: u64,
         horizon: u64,
     ) -> Option<Result<(), (Stop, u32)>> {
         if !self.jit.enabled || self.jit.unavailable {
@@ -207,25 +251,17 @@ impl SoftCpu {
             return None;
         }
         if block.native.is_none() {
-            if block.refused || block.heat < self.jit.hot {
+            if block.job != 0 || block.heat < self.jit.hot {
+                return None;
+            }
+            if self.jit.background && self.queue_translation(block, hpa) {
                 return None;
             }
             let t0 = std::time::Instant::now();
             let translated = self.jit.translate(block, self.s.bitness(), self.s.rip);
             self.jit.stats.translate_ns += t0.elapsed().as_nanos() as u64;
-            match translated {
-                Ok(code) => {
-                    self.jit.stats.blocks_translated += 1;
-                    self.jit.stats.instructions_translated += translated_len(block) as u64;
-                    block.native = Some(Box::new(code));
-                }
-                Err(_) => {
-                    // Not tried again: the block stays interpreted.
-                    block.refused = true;
-                    self.jit.stats.blocks_refused += 1;
-                    return None;
-                }
-            }
+            self.jit.install(block, translated);
+            block.native.as_ref()?;
         }
         let native = block.native.as_ref()?;
         let jump = Jump {
@@ -293,6 +329,73 @@ impl SoftCpu {
             (_, None) => Stop::Exception(Exception::ud()),
         };
         Err((stop, frame.stop_len))
+    }
+
+    /// Asks the background translator for `block` (at `hpa`, starting at
+    /// RIP); false when there is no background translator to ask (it could
+    /// not be started): the caller translates it at once.
+    fn queue_translation(&mut self, block: &mut Block, hpa: u64) -> bool {
+        if self.jit.worker.is_none() {
+            match background::Worker::start() {
+                Ok(w) => self.jit.worker = Some(w),
+                Err(_) => {
+                    self.jit.background = false;
+                    return false;
+                }
+            }
+        }
+        let id = match self.jit.last_job.wrapping_add(1) {
+            0 | REFUSED => 1,
+            n => n,
+        };
+        self.jit.last_job = id;
+        let job = background::Job {
+            id,
+            hpa,
+            ops: block.ops[..translated_len(block)].to_vec(),
+            bitness: self.s.bitness(),
+            start: self.s.rip,
+        };
+        let sent = self.jit.worker.as_mut().is_some_and(|w| w.submit(job));
+        if sent {
+            block.job = id;
+        } else {
+            self.jit.worker = None;
+            self.jit.background = false;
+        }
+        sent
+    }
+
+    /// Whether translations are on their way from the background translator.
+    #[inline]
+    pub(crate) fn translations_in_flight(&self) -> bool {
+        self.jit.worker.as_ref().is_some_and(|w| w.in_flight != 0)
+    }
+
+    /// Installs the translations the background translator finished, each
+    /// in its block if the block is still there and still waits for it.
+    pub(crate) fn install_translations(&mut self) {
+        let Some(mut worker) = self.jit.worker.take() else {
+            return;
+        };
+        while let Some(done) = worker.next_done() {
+            self.jit.stats.translate_ns += done.ns;
+            match self.code.block_mut(done.hpa) {
+                Some(block) if block.job == done.id && block.native.is_none() => {
+                    self.jit.install(block, done.result)
+                }
+                _ => {}
+            }
+        }
+        self.jit.worker = Some(worker);
+    }
+
+    /// Translates hot blocks on another thread (on) or at once, before
+    /// their next run (off, the default). Either way the guest sees the
+    /// same: only when blocks start to run translated differs. A build with
+    /// the `translate-all` feature translates at once.
+    pub fn set_translation_background(&mut self, on: bool) {
+        self.jit.background = on && !FORCED;
     }
 
     /// Turns the translating tier on or off (off by default). Virtual time,

@@ -483,7 +483,7 @@ impl Emitter<'_> {
     /// Leaves through `x`: the exit helper writes the flags, RIP, time and
     /// count into the frame, and the block returns what it says.
     fn jump_exit(&mut self, x: Exit) {
-        let index = self.site(&x, 0);
+        let index = self.site(&x, helpers::NO_OP);
         let index = self.iconst(index);
         let [a, b, r, cf] = x.flags.values;
         let status = self.call(
@@ -1122,7 +1122,7 @@ impl Emitter<'_> {
             len: op.ins.len() as u32,
             flags,
         };
-        let index = self.site(&x, op as *const Op as usize);
+        let index = self.site(&x, i as usize);
         let index = self.iconst(index);
         let [a, b, r, cf] = flags.values;
         let status = self.call(
