@@ -252,6 +252,67 @@ fn translations_made_in_the_background_run_alike() {
     }
 }
 
+#[test]
+fn calls_returns_pushes_and_pops_run_alike() {
+    // A loop calling a function that saves, uses and restores registers.
+    let code = assemble(64, |a| {
+        let mut top = a.create_label();
+        let mut f = a.create_label();
+        let mut out = a.create_label();
+        a.mov(rsp, 0x38_0000u64)?;
+        a.mov(ecx, 3000u32)?;
+        a.mov(rbx, 0x1234_5678_9abc_def0u64)?;
+        a.set_label(&mut top)?;
+        a.call(f)?;
+        a.add(rax, rbx)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.jmp(out)?;
+        a.set_label(&mut f)?;
+        a.push(rbx)?;
+        a.push(rsi)?;
+        a.push(rsp)?;
+        a.pop(rdx)?;
+        a.push(si)?;
+        a.pop(di)?;
+        a.imul_2(rbx, rcx)?;
+        a.mov(rsi, rbx)?;
+        a.pop(rsi)?;
+        a.pop(rbx)?;
+        a.ret()?;
+        a.set_label(&mut out)
+    });
+    for threshold in [0, 1, 32] {
+        let cpu = both_at(Mode::Long64, &code, 100_000, threshold);
+        assert!(cpu.translation_stats().native_runs > 0);
+    }
+}
+
+#[test]
+fn stack_faults_in_translated_code_leave_as_the_interpreter_does() {
+    // A return to a non-canonical address (#GP with RSP as it was), a
+    // push below the start of RAM and a pop past its end (EPT violations).
+    let ret_gp = assemble(64, |a| {
+        a.mov(rsp, 0x38_0000u64)?;
+        a.mov(rax, 0x8000_0000_0000u64)?;
+        a.push(rax)?;
+        a.ret()
+    });
+    let push_out = assemble(64, |a| {
+        a.xor(esp, esp)?;
+        a.push(rax)
+    });
+    let pop_out = assemble(64, |a| {
+        a.mov(rsp, RAM)?;
+        a.pop(rax)
+    });
+    for code in [ret_gp, push_out, pop_out] {
+        for threshold in [0, 1] {
+            both_at(Mode::Long64, &code, 10_000, threshold);
+        }
+    }
+}
+
 /// Found by the fuzz target: `std; jns $-1` (a loop whose flags come from
 /// the processor, not from the block) translated after it had run
 /// interpreted.

@@ -95,6 +95,9 @@ pub(crate) struct ExitSite {
     pub charged: u64,
     /// The length of the instruction that stops here (0 where none does).
     pub len: u32,
+    /// RIP and `next_rip` are the frame's scratch value, not `rip` (a
+    /// return's target).
+    pub dynamic: bool,
     /// The instruction interpreted at this site: its index in the block
     /// as translated ([`NO_OP`] for an exit), then, once the translation
     /// is bound to its block (`super::Native::bind`), its address — an
@@ -140,8 +143,13 @@ pub(crate) extern "C" fn exit(
 /// The processor's state at `site` (its registers are already there).
 fn leave_at(cpu: &mut SoftCpu, frame: &Frame, site: &ExitSite, values: [u64; 4]) {
     materialize(cpu, site.packed, values);
-    cpu.s.rip = site.rip;
-    cpu.next_rip = site.next_rip;
+    let (rip, next_rip) = if site.dynamic {
+        (frame.scratch, frame.scratch)
+    } else {
+        (site.rip, site.next_rip)
+    };
+    cpu.s.rip = rip;
+    cpu.next_rip = next_rip;
     cpu.cycles = frame
         .cycles
         .wrapping_add(site.charged.wrapping_mul(frame.ic));

@@ -90,6 +90,22 @@ enum Form {
     Cmov(u32, Operand),
     /// ADC (false) or SBB (true) into register `r0`.
     CarryArith(bool, Operand),
+    /// PUSH of register `r0` (64-bit code).
+    Push,
+    /// POP into register `r0` (64-bit code).
+    Pop,
+    /// CALL rel (64-bit code).
+    Call,
+    /// RET without an immediate (64-bit code).
+    Ret,
+}
+
+impl Form {
+    /// Whether the form is translated only in 64-bit code (where the stack
+    /// is always 64 bits wide and flat).
+    fn long_mode_only(self) -> bool {
+        matches!(self, Form::Push | Form::Pop | Form::Call | Form::Ret)
+    }
 }
 
 fn is_imm(k: OpKind) -> bool {
@@ -180,6 +196,17 @@ fn form_of(op: &Op) -> Option<Form> {
             Some(Form::Jmp)
         }
         M::Nop => Some(Form::Nop),
+        M::Push if n == 1 && reg0 => Some(Form::Push),
+        M::Pop if n == 1 && reg0 => Some(Form::Pop),
+        M::Call
+            if matches!(
+                k0,
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            ) =>
+        {
+            Some(Form::Call)
+        }
+        M::Ret if n == 0 && matches!(ins.stack_pointer_increment(), 2 | 8) => Some(Form::Ret),
         M::Movzx | M::Movsx | M::Movsxd if n == 2 && reg0 => match source(k1, reg1)? {
             s @ (Operand::Reg | Operand::Mem) => Some(Form::Extend(ins.mnemonic() != M::Movzx, s)),
             Operand::Imm => None,
@@ -271,6 +298,9 @@ struct Exit {
     charged: u64,
     /// The length of the instruction that stops here (0 where none does).
     len: u32,
+    /// RIP (and `next_rip`) come from the frame's scratch field, not from
+    /// `rip` (a return's target).
+    dynamic: bool,
     flags: Flags,
 }
 
@@ -475,6 +505,7 @@ impl Emitter<'_> {
             done: x.done,
             charged: x.charged,
             len: x.len,
+            dynamic: x.dynamic,
             op,
         });
         (self.sites.len() - 1) as u64
@@ -504,6 +535,7 @@ impl Emitter<'_> {
             done: i,
             charged: i + 1,
             len: op.ins.len() as u32,
+            dynamic: false,
             flags,
         }
     }
@@ -517,6 +549,7 @@ impl Emitter<'_> {
             done: i + 1,
             charged: i + 1,
             len: 0,
+            dynamic: false,
             flags: self.flags_now(),
         }
     }
@@ -686,10 +719,10 @@ impl Emitter<'_> {
         self.b.block_params(merge)[0]
     }
 
-    /// Writes `size` bytes, the last thing instruction `i` does; a fault
-    /// leaves the block with the state before the instruction (`before`),
-    /// and a write to a page with decoded code leaves after it (the
-    /// interpreter's block loop ends there too).
+    /// Writes `size` bytes, the last thing instruction `i` does;
+    /// a fault leaves the block with the state before the instruction
+    /// (`before`), and a write to a page with decoded code leaves after it
+    /// (the interpreter's block loop ends there too).
     #[allow(clippy::too_many_arguments)]
     fn store(
         &mut self,
@@ -700,6 +733,25 @@ impl Emitter<'_> {
         size: usize,
         value: Value,
         before: Flags,
+    ) {
+        self.store_then(i, op, seg, ea, size, value, before, None, op.next_ip);
+    }
+
+    /// [`Self::store`], then general register `then.0` set to `then.1`
+    /// once the write is done (a push's new RSP), and a write to decoded
+    /// code leaving for `next`.
+    #[allow(clippy::too_many_arguments)]
+    fn store_then(
+        &mut self,
+        i: u64,
+        op: &Op,
+        seg: Seg,
+        ea: Value,
+        size: usize,
+        value: Value,
+        before: Flags,
+        then: Option<(usize, Value)>,
+        next: u64,
     ) {
         let merge = self.b.create_block();
         let slow = self.b.create_block();
@@ -726,6 +778,9 @@ impl Emitter<'_> {
                 4 => self.b.ins().istore32(f, value, p, 0),
                 _ => self.b.ins().store(f, value, p, 0),
             };
+            if let Some((n, v)) = then {
+                self.gpr_store(v, n);
+            }
             self.b.ins().jump(merge, &[]);
         } else {
             self.b.ins().jump(slow, &[]);
@@ -741,11 +796,14 @@ impl Emitter<'_> {
             .ins()
             .icmp_imm_s(IntCC::Equal, status, i64::from(helpers::STOP));
         self.exit_if(stop, Self::stopped(i, op, EXIT_STOP, before));
+        if let Some((n, v)) = then {
+            self.gpr_store(v, n);
+        }
         let leave = self
             .b
             .ins()
             .icmp_imm_s(IntCC::Equal, status, i64::from(helpers::LEAVE));
-        let after = self.after(i, op.next_ip);
+        let after = self.after(i, next);
         self.exit_if(leave, after);
         self.b.ins().jump(merge, &[]);
         self.b.seal_block(merge);
@@ -1106,6 +1164,7 @@ impl Emitter<'_> {
             done: 0,
             charged: 0,
             len: 0,
+            dynamic: false,
             flags,
         });
     }
@@ -1120,6 +1179,7 @@ impl Emitter<'_> {
             done: i,
             charged: i + 1,
             len: op.ins.len() as u32,
+            dynamic: false,
             flags,
         };
         let index = self.site(&x, i as usize);
@@ -1146,7 +1206,13 @@ impl Emitter<'_> {
     fn insn(&mut self, i: u64, op: &Op, start: u64) {
         let head = self.head.filter(|_| self.loop_at == Some(i));
         let last = i + 1 == self.n;
-        let Some(form) = form_of(op) else {
+        // A call to a non-canonical target faults after its push, which
+        // the interpreter then undoes: it is left to the interpreter.
+        let inline = form_of(op).filter(|f| {
+            (self.bitness == 64 || !f.long_mode_only())
+                && (*f != Form::Call || x86::address::is_canonical(op.imm))
+        });
+        let Some(form) = inline else {
             self.interpret(i, op);
             if last {
                 let x = self.after(i, op.next_ip);
@@ -1328,6 +1394,76 @@ impl Emitter<'_> {
                     size: size as u8,
                 };
                 self.wr(op.r0, r);
+            }
+            Form::Push => {
+                let size = op.r0.size();
+                let v = self.rd(op.r0);
+                let rsp = self.gpr_load(4);
+                let new = self.b.ins().iadd_imm_s(rsp, -(size as i64));
+                let before = self.flags_now();
+                self.store_then(
+                    i,
+                    op,
+                    Seg::Ss,
+                    new,
+                    size,
+                    v,
+                    before,
+                    Some((4, new)),
+                    op.next_ip,
+                );
+            }
+            Form::Pop => {
+                let size = op.r0.size();
+                let rsp = self.gpr_load(4);
+                let v = self.load(i, op, Seg::Ss, rsp, size);
+                let new = self.b.ins().iadd_imm_s(rsp, size as i64);
+                self.gpr_store(new, 4);
+                self.wr(op.r0, v);
+            }
+            Form::Call => {
+                // The return address is pushed, then the branch taken; the
+                // target is canonical (checked above), so it cannot fault.
+                let size = match op.ins.op0_kind() {
+                    OpKind::NearBranch16 => 2,
+                    OpKind::NearBranch32 => 4,
+                    _ => 8,
+                };
+                let ret = self.iconst(op.next_ip);
+                let rsp = self.gpr_load(4);
+                let new = self.b.ins().iadd_imm_s(rsp, -(size as i64));
+                let before = self.flags_now();
+                self.store_then(
+                    i,
+                    op,
+                    Seg::Ss,
+                    new,
+                    size,
+                    ret,
+                    before,
+                    Some((4, new)),
+                    op.imm,
+                );
+                self.leave_for(i, op, op.imm);
+                return;
+            }
+            Form::Ret => {
+                let size = op.ins.stack_pointer_increment() as usize;
+                let rsp = self.gpr_load(4);
+                let target = self.load(i, op, Seg::Ss, rsp, size);
+                // A non-canonical target faults with RSP as it was.
+                let up = self.b.ins().ishl_imm_s(target, 16);
+                let back = self.b.ins().sshr_imm_s(up, 16);
+                let bad = self.b.ins().icmp(IntCC::NotEqual, back, target);
+                let before = self.flags_now();
+                self.exit_if(bad, Self::stopped(i, op, EXIT_GP, before));
+                let new = self.b.ins().iadd_imm_s(rsp, size as i64);
+                self.gpr_store(new, 4);
+                self.frame_store(target, at::SCRATCH);
+                let mut x = self.after(i, 0);
+                x.dynamic = true;
+                self.jump_exit(x);
+                return;
             }
             Form::Jmp => {
                 if let Some(head) = head {
