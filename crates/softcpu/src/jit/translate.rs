@@ -1073,6 +1073,26 @@ impl Emitter<'_> {
         }
     }
 
+    /// Pushes `size` bytes of `value` for instruction `i` (64-bit code: the
+    /// stack is flat and RSP wraps at 64 bits); RSP moves once the write is
+    /// done, and a write to decoded code leaves for `next`.
+    fn push(&mut self, i: u64, op: &Op, size: usize, value: Value, next: u64) {
+        let rsp = self.gpr_load(4);
+        let new = self.b.ins().iadd_imm_s(rsp, -(size as i64));
+        let before = self.flags_now();
+        self.store_then(
+            i,
+            op,
+            Seg::Ss,
+            new,
+            size,
+            value,
+            before,
+            Some((4, new)),
+            next,
+        );
+    }
+
     /// The low `size` bytes of the signed product of `a` and `b` (each
     /// taken as `size` bytes wide), and whether the product lost
     /// significant bits (0 or 1), as `exec/fast.rs`'s `imul_r` computes them.
@@ -1396,22 +1416,8 @@ impl Emitter<'_> {
                 self.wr(op.r0, r);
             }
             Form::Push => {
-                let size = op.r0.size();
                 let v = self.rd(op.r0);
-                let rsp = self.gpr_load(4);
-                let new = self.b.ins().iadd_imm_s(rsp, -(size as i64));
-                let before = self.flags_now();
-                self.store_then(
-                    i,
-                    op,
-                    Seg::Ss,
-                    new,
-                    size,
-                    v,
-                    before,
-                    Some((4, new)),
-                    op.next_ip,
-                );
+                self.push(i, op, op.r0.size(), v, op.next_ip);
             }
             Form::Pop => {
                 let size = op.r0.size();
@@ -1430,20 +1436,7 @@ impl Emitter<'_> {
                     _ => 8,
                 };
                 let ret = self.iconst(op.next_ip);
-                let rsp = self.gpr_load(4);
-                let new = self.b.ins().iadd_imm_s(rsp, -(size as i64));
-                let before = self.flags_now();
-                self.store_then(
-                    i,
-                    op,
-                    Seg::Ss,
-                    new,
-                    size,
-                    ret,
-                    before,
-                    Some((4, new)),
-                    op.imm,
-                );
+                self.push(i, op, size, ret, op.imm);
                 self.leave_for(i, op, op.imm);
                 return;
             }
