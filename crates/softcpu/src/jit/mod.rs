@@ -261,7 +261,6 @@ impl SoftCpu {
             let translated = self.jit.translate(block, self.s.bitness(), self.s.rip);
             self.jit.stats.translate_ns += t0.elapsed().as_nanos() as u64;
             self.jit.install(block, translated);
-            block.native.as_ref()?;
         }
         let native = block.native.as_ref()?;
         let jump = Jump {
