@@ -913,28 +913,9 @@ impl Emitter<'_> {
                 );
                 self.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0)
             }
-            FlagState::Shift { size, .. } => {
-                let r = self.b.use_var(self.fr);
-                let sb = sign_bit(size as usize) as i64;
-                match cc {
-                    ConditionCode::e => self.b.ins().icmp_imm_s(IntCC::Equal, r, 0),
-                    ConditionCode::ne => self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0),
-                    ConditionCode::s | ConditionCode::ns => {
-                        let s = self.b.ins().band_imm_s(r, sb);
-                        let c = if cc == ConditionCode::s {
-                            IntCC::NotEqual
-                        } else {
-                            IntCC::Equal
-                        };
-                        self.b.ins().icmp_imm_s(c, s, 0)
-                    }
-                    _ => {
-                        let st = self.status_now();
-                        from_status(self, st)
-                    }
-                }
-            }
-            FlagState::Mul { size } | FlagState::Carry { size, .. } => {
+            FlagState::Shift { size, .. }
+            | FlagState::Mul { size }
+            | FlagState::Carry { size, .. } => {
                 let r = self.b.use_var(self.fr);
                 let sb = sign_bit(size as usize) as i64;
                 let sign = |e: &mut Self, c: IntCC| {
@@ -956,13 +937,15 @@ impl Emitter<'_> {
                     }
                 };
                 let is_mul = matches!(self.flags, FlagState::Mul { .. });
+                // A shift's CF needs its full status (the helper).
+                let is_shift = matches!(self.flags, FlagState::Shift { .. });
                 match cc {
                     ConditionCode::e => self.b.ins().icmp_imm_s(IntCC::Equal, r, 0),
                     ConditionCode::ne => self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0),
                     ConditionCode::s => sign(self, IntCC::NotEqual),
                     ConditionCode::ns => sign(self, IntCC::Equal),
-                    ConditionCode::b => carry(self, IntCC::NotEqual),
-                    ConditionCode::ae => carry(self, IntCC::Equal),
+                    ConditionCode::b if !is_shift => carry(self, IntCC::NotEqual),
+                    ConditionCode::ae if !is_shift => carry(self, IntCC::Equal),
                     // A multiply's OF is its CF.
                     ConditionCode::o if is_mul => carry(self, IntCC::NotEqual),
                     ConditionCode::no if is_mul => carry(self, IntCC::Equal),
