@@ -64,6 +64,10 @@ pub(crate) struct Frame {
     pub stop: Option<Stop>,
     /// The length of the instruction that stopped the block.
     pub stop_len: u32,
+    /// Set when the interpreter ran an instruction for the block: it may
+    /// have changed what the environment was built from (CPL, control
+    /// registers, segments), so the next block gets a fresh frame.
+    pub stale: bool,
 }
 
 /// Byte offsets of the frame's fields, for the code generator.
@@ -85,6 +89,25 @@ pub(crate) mod at {
     pub const FS_BASE: i32 = offset_of!(Frame, fs_base) as i32;
     pub const GS_BASE: i32 = offset_of!(Frame, gs_base) as i32;
     pub const CS_LIMIT: i32 = offset_of!(Frame, cs_limit) as i32;
+    pub const CPU: i32 = offset_of!(Frame, cpu) as i32;
+}
+
+/// Byte offsets of the processor's fields an exit writes, for the code
+/// generator (translated code leaves through the common exits without a
+/// helper: see `helpers::exit` for what it writes).
+pub(crate) mod cpu_at {
+    use crate::cpu::SoftCpu;
+    use std::mem::offset_of;
+    pub const RIP: i32 = offset_of!(SoftCpu, s.rip) as i32;
+    pub const NEXT_RIP: i32 = offset_of!(SoftCpu, next_rip) as i32;
+    pub const CYCLES: i32 = offset_of!(SoftCpu, cycles) as i32;
+    pub const RETIRED: i32 = offset_of!(SoftCpu, retired) as i32;
+    pub const LAZY_OP: i32 = offset_of!(SoftCpu, lazy.op) as i32;
+    pub const LAZY_SIZE: i32 = offset_of!(SoftCpu, lazy.size) as i32;
+    pub const LAZY_CF_IN: i32 = offset_of!(SoftCpu, lazy.cf_in) as i32;
+    pub const LAZY_A: i32 = offset_of!(SoftCpu, lazy.a) as i32;
+    pub const LAZY_B: i32 = offset_of!(SoftCpu, lazy.b) as i32;
+    pub const LAZY_R: i32 = offset_of!(SoftCpu, lazy.r) as i32;
 }
 
 impl Frame {
@@ -127,6 +150,7 @@ impl Frame {
             sites: std::ptr::null(),
             stop: None,
             stop_len: 0,
+            stale: false,
         }
     }
 }

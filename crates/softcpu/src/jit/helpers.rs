@@ -198,6 +198,7 @@ pub(crate) extern "C" fn interpret(
     // of the block being run, which the dispatcher holds unchanged until
     // the block returns.
     let op = unsafe { &*(site.op as *const Op) };
+    frame.stale = true;
     leave_at(cpu, frame, &site, [a, b, r, cf]);
     let result = (op.handler)(cpu, op);
     let status = match result {

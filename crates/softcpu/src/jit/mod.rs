@@ -279,14 +279,44 @@ impl SoftCpu {
     }
 
     /// Runs the translated block at RIP found in the jump table, as
-    /// [`Self::run_translated`] would run it; `None` when the table has no
-    /// valid entry for RIP (or a code page was written, or the block's
-    /// cost does not fit before `horizon`): the dispatcher looks further.
+    /// [`Self::run_translated`] would run it, and the translated blocks it
+    /// leads to while time before `horizon` is left, on one frame; `None`
+    /// when the table has no valid entry for RIP (or a code page was
+    /// written, or the block's cost does not fit before `horizon`): the
+    /// dispatcher looks further. As the interpreter's block loop, it goes
+    /// from block to block without looking at events: nothing a block
+    /// does changes what `block_mode` looks at.
     #[inline]
     pub(crate) fn run_jump(&mut self, horizon: u64) -> Option<Result<(), (Stop, u32)>> {
         if !self.jit.enabled {
             return None;
         }
+        let mut jump = self.jump_at(horizon)?;
+        let mut frame = frame::Frame::new(self, horizon);
+        loop {
+            if let Err(e) = self.enter_native(&jump, &mut frame) {
+                return Some(Err(e));
+            }
+            if self.cycles >= horizon {
+                return Some(Ok(()));
+            }
+            match self.jump_at(horizon) {
+                Some(next) => jump = next,
+                None => return Some(Ok(())),
+            }
+            if frame.stale {
+                frame = frame::Frame::new(self, horizon);
+            } else {
+                frame.cycles = self.cycles;
+                frame.retired = self.retired;
+            }
+        }
+    }
+
+    /// The jump-table entry for RIP, if valid now and its block's cost fits
+    /// before `horizon`.
+    #[inline]
+    fn jump_at(&self, horizon: u64) -> Option<Jump> {
         let rip = self.s.rip;
         let jump = *self.jit.jumps.get(jump_index(rip))?;
         if jump.rip != rip
@@ -299,12 +329,20 @@ impl SoftCpu {
         {
             return None;
         }
-        Some(self.run_native(&jump, horizon))
+        Some(jump)
     }
 
-    /// Runs the translation `jump` names, starting at RIP.
-    #[allow(unsafe_code)]
+    /// Runs the translation `jump` names, starting at RIP, on a fresh frame.
     fn run_native(&mut self, jump: &Jump, horizon: u64) -> Result<(), (Stop, u32)> {
+        let mut frame = frame::Frame::new(self, horizon);
+        self.enter_native(jump, &mut frame)
+    }
+
+    /// Runs the translation `jump` names, starting at RIP, on `frame`
+    /// (built for the processor's current state).
+    #[allow(unsafe_code)]
+    #[inline]
+    fn enter_native(&mut self, jump: &Jump, frame: &mut frame::Frame) -> Result<(), (Stop, u32)> {
         // SAFETY: `jump.entry` is the entry of code the translator
         // generated for the signature `(i64) -> i32` in the host's default
         // calling convention, which is `extern "C"`. Its mapping lives as
@@ -313,9 +351,8 @@ impl SoftCpu {
         // generation: a jump-table entry is used only at the generation
         // it was made at, while the code is alive.
         let entry = unsafe { std::mem::transmute::<usize, Entry>(jump.entry) };
-        let mut frame = frame::Frame::new(self, horizon);
         frame.sites = jump.sites as *const helpers::ExitSite;
-        let status = entry(&mut frame);
+        let status = entry(frame);
         self.jit.stats.native_runs += 1;
         if status == EXIT_OK {
             return Ok(());

@@ -15,7 +15,7 @@
 //! interpreter handler does it (`exec/fast.rs`); every other instruction of
 //! a block is handed to the interpreter through [`helpers::interpret`].
 
-use super::frame::{at, Frame};
+use super::frame::{at, cpu_at, Frame};
 use super::helpers;
 use super::{CodeMemory, JitError, Native, EXIT_GP, EXIT_OK, EXIT_STOP};
 use crate::decode::{Gpr, MemRef, Op, GPR_BYTE, GPR_DWORD, GPR_HIGH, GPR_QWORD, GPR_WORD};
@@ -511,9 +511,18 @@ impl Emitter<'_> {
         (self.sites.len() - 1) as u64
     }
 
-    /// Leaves through `x`: the exit helper writes the flags, RIP, time and
-    /// count into the frame, and the block returns what it says.
+    /// Leaves through `x`: the flags, RIP, time and count go to the
+    /// processor, and the block returns the site's status. The common
+    /// exits (a block that ends normally, with its flags in the frame or a
+    /// lazy record) write them inline; the rest through the exit helper.
     fn jump_exit(&mut self, x: Exit) {
+        if x.status == EXIT_OK && matches!(x.flags.state, FlagState::Frame | FlagState::Lazy { .. })
+        {
+            self.leave_inline(&x);
+            let ok = self.b.ins().iconst(I32, i64::from(EXIT_OK));
+            self.b.ins().return_(&[ok]);
+            return;
+        }
         let index = self.site(&x, helpers::NO_OP);
         let index = self.iconst(index);
         let [a, b, r, cf] = x.flags.values;
@@ -523,6 +532,41 @@ impl Emitter<'_> {
             &[self.frame, index, a, b, r, cf],
         );
         self.b.ins().return_(&[status]);
+    }
+
+    /// Writes what `helpers::exit` writes for `x` (whose flags are in the
+    /// frame or a lazy record) straight into the processor.
+    fn leave_inline(&mut self, x: &Exit) {
+        let cpu = self.env(at::CPU);
+        let (rip, next_rip) = if x.dynamic {
+            let target = self.frame_load(at::SCRATCH);
+            (target, target)
+        } else {
+            (self.iconst(x.rip), self.iconst(x.next_rip))
+        };
+        let f = self.mf.frame;
+        self.b.ins().store(f, rip, cpu, cpu_at::RIP);
+        self.b.ins().store(f, next_rip, cpu, cpu_at::NEXT_RIP);
+        let start = self.frame_load(at::CYCLES);
+        let ic = self.env(at::IC);
+        let charged = self.b.ins().imul_imm_u(ic, x.charged as i64);
+        let cycles = self.b.ins().iadd(start, charged);
+        self.b.ins().store(f, cycles, cpu, cpu_at::CYCLES);
+        let start = self.frame_load(at::RETIRED);
+        let retired = self.b.ins().iadd_imm_u(start, x.done as i64);
+        self.b.ins().store(f, retired, cpu, cpu_at::RETIRED);
+        if let FlagState::Lazy { op, size } = x.flags.state {
+            let [a, b, r, cf] = x.flags.values;
+            let op = self.b.ins().iconst(I32, i64::from(op));
+            self.b.ins().istore8(f, op, cpu, cpu_at::LAZY_OP);
+            let size = self.b.ins().iconst(I32, i64::from(size));
+            self.b.ins().istore8(f, size, cpu, cpu_at::LAZY_SIZE);
+            let cf_in = self.b.ins().band_imm_u(cf, 1);
+            self.b.ins().istore8(f, cf_in, cpu, cpu_at::LAZY_CF_IN);
+            self.b.ins().store(f, a, cpu, cpu_at::LAZY_A);
+            self.b.ins().store(f, b, cpu, cpu_at::LAZY_B);
+            self.b.ins().store(f, r, cpu, cpu_at::LAZY_R);
+        }
     }
 
     /// Leaving because instruction `i` stopped with `status`: the state is
