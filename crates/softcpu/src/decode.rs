@@ -232,8 +232,9 @@ struct PageCode {
     slots: Vec<Option<Box<Op>>>,
     /// Blocks by start offset: `None` not tried yet; an empty block means
     /// "tried: no block here" (and while a block runs, its slot holds an
-    /// empty one too).
-    blocks: Vec<Option<Block>>,
+    /// empty one too). Boxed, so that the table of a page is small (8
+    /// bytes a slot) and its lookups stay in cache.
+    blocks: Vec<Option<Box<Block>>>,
 }
 
 /// All cached pages, indexed by host-physical page number.
@@ -328,7 +329,7 @@ impl DecodeCache {
     pub(crate) fn take_block(&mut self, hpa: u64, ip: u64, code: &[u8]) -> Option<Block> {
         let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
         let block = match page.blocks.get_mut((hpa & 0xFFF) as usize)? {
-            Some(b) => std::mem::take(b),
+            Some(b) => std::mem::take(&mut **b),
             None => return self.first_block(hpa, ip, code),
         };
         if block.is_empty() {
@@ -346,7 +347,7 @@ impl DecodeCache {
         let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
         let slot = page.blocks.get_mut((hpa & 0xFFF) as usize)?;
         let block = build_block(page.bitness, ip, code);
-        *slot = Some(Block::default());
+        *slot = Some(Box::default());
         self.decodes += block.len() as u64;
         if block.is_empty() {
             None
@@ -361,7 +362,7 @@ impl DecodeCache {
         let page = self.pages.get_mut((hpa >> 12) as usize)?.as_mut()?;
         page.blocks
             .get_mut((hpa & 0xFFF) as usize)?
-            .as_mut()
+            .as_deref_mut()
             .filter(|b| !b.is_empty())
     }
 
@@ -372,7 +373,10 @@ impl DecodeCache {
             .live_page(hpa, gen)
             .and_then(|p| p.blocks.get_mut((hpa & 0xFFF) as usize))
         {
-            *slot = Some(block);
+            match slot {
+                Some(b) => **b = block,
+                None => *slot = Some(Box::new(block)),
+            }
         }
     }
 
