@@ -15,6 +15,9 @@ struct Result {
     retired: u64,
     exit_reason: u64,
     exit_qualification: u64,
+    /// The guest's RFLAGS as the last exit saved them (the state above is
+    /// the host's after the exit).
+    guest_rflags: u64,
     memory_hash: u64,
 }
 
@@ -35,6 +38,7 @@ fn result(cpu: &SoftCpu, outcome: Outcome) -> Result {
         retired: cpu.instructions_retired(),
         exit_reason: cpu.vmread(f::VM_EXIT_REASON).unwrap_or(0),
         exit_qualification: cpu.vmread(f::EXIT_QUALIFICATION).unwrap_or(0),
+        guest_rflags: cpu.vmread(f::GUEST_RFLAGS).unwrap_or(0),
         memory_hash: hash(cpu.memory()),
     }
 }
@@ -329,7 +333,7 @@ const SCRATCH: u32 = 0x30_0000;
 
 /// Appends instruction `k` of a small alphabet that mixes what sets flags
 /// in every way the translator tracks (ALU, INC/DEC, shifts, IMUL,
-/// ADC/SBB) with what reads them (SETcc, CMOVcc, ADC/SBB, INC/DEC keeping
+/// ADC/SBB, NEG, rotates) with what reads them (SETcc, CMOVcc, ADC/SBB, INC/DEC keeping
 /// CF), and the extensions; `x` and `y` pick registers, `cc` a condition,
 /// `imm` an immediate. `wide` uses 64-bit registers.
 fn flag_op(
@@ -351,7 +355,7 @@ fn flag_op(
     let (db, sb) = (g8[x as usize % 6], g8[y as usize % 6]);
     let m = dword_ptr(ebp + (i32::from(y % 16) * 4));
     let mb = byte_ptr(ebp + (i32::from(y % 64)));
-    match k % 24 {
+    match k % KINDS {
         0 if wide => a.imul_2(dq, sq),
         0 => a.imul_2(d, s),
         1 => a.imul_3(d, s, imm),
@@ -367,7 +371,7 @@ fn flag_op(
                 macro_rules! set {
                     ($($i:literal => $f:ident),*) => {
                         match cc % 16 {
-                            $($i => if k % 24 == 8 { a.$f(db) } else { a.$f(mb) },)*
+                            $($i => if k % KINDS == 8 { a.$f(db) } else { a.$f(mb) },)*
                             _ => a.setg(db),
                         }
                     };
@@ -383,7 +387,7 @@ fn flag_op(
             macro_rules! cmov {
                 ($($i:literal => $f:ident),*) => {
                     match cc % 16 {
-                        $($i => if k % 24 == 10 { a.$f(d, s) } else { a.$f(d, m) },)*
+                        $($i => if k % KINDS == 10 { a.$f(d, s) } else { a.$f(d, m) },)*
                         _ => a.cmovg(d, s),
                     }
                 };
@@ -404,9 +408,21 @@ fn flag_op(
         20 => a.inc(d),
         21 => a.dec(dw),
         22 => a.test(d, s),
-        _ => a.sar(d, (imm as u32 % 31 + 1) as i32),
+        23 => a.sar(d, (imm as u32 % 31 + 1) as i32),
+        24 if wide => a.neg(dq),
+        24 => a.neg(d),
+        25 => a.neg(db),
+        26 => a.not(dw),
+        27 if wide => a.rol(dq, imm & 0x3F),
+        27 => a.rol(d, imm & 0x1F),
+        28 => a.ror(db, imm & 0x1F),
+        29 => a.rol(dw, imm & 0x1F),
+        _ => a.ror(d, 1),
     }
 }
+
+/// Kinds of instruction in [`flag_op`]'s alphabet.
+const KINDS: u8 = 31;
 
 /// One instruction of [`flag_op`]'s alphabet: kind, registers, condition,
 /// immediate.
@@ -457,7 +473,7 @@ fn multiplies_extensions_and_flag_readers_run_alike() {
     // Every kind once, each reading the flags the one before it left, then
     // ADC and SBB of a register with itself (carry in with equal operands)
     // and by all ones.
-    let mut ops: Vec<FlagOp> = (0..24u8)
+    let mut ops: Vec<FlagOp> = (0..KINDS)
         .map(|k| (k, k, k.wrapping_mul(7), k, 0x7fff_0000 - i32::from(k)))
         .collect();
     ops.extend([

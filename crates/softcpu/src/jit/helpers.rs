@@ -159,7 +159,8 @@ fn leave_at(cpu: &mut SoftCpu, frame: &Frame, site: &ExitSite, values: [u64; 4])
 /// Writes a flag state the translated code tracked into the processor:
 /// `packed` holds the kind in bits 7:0 (0: nothing, the processor has
 /// them; 1: a lazy record; 2: a shift by an immediate count; 3: a signed
-/// multiply; 4: an add or subtract with carry), the lazy operation, shift
+/// multiply; 4: an add or subtract with carry; 5: the status bits, in
+/// `r`), the lazy operation, shift
 /// kind or borrow in 15:8, the size in 23:16 and the shift count in 39:32;
 /// `values` are the state's a, b, r and CF-in (see `translate::FlagState`).
 fn materialize(cpu: &mut SoftCpu, packed: u64, values: [u64; 4]) {
@@ -237,6 +238,13 @@ pub(crate) extern "C" fn condition_frame(frame: *const Frame, cc: u32) -> u32 {
     ))
 }
 
+/// The processor's status flags.
+pub(crate) extern "C" fn status_frame(frame: *const Frame) -> u64 {
+    // SAFETY: as in `load` (read only).
+    let cpu = unsafe { &*(*frame).cpu };
+    cpu.status_flags()
+}
+
 /// CF of the processor's flags.
 pub(crate) extern "C" fn carry_frame(frame: *const Frame) -> u64 {
     // SAFETY: as in `load` (read only).
@@ -273,6 +281,7 @@ pub(crate) extern "C" fn status(packed: u64, a: u64, b: u64, r: u64, cf: u64) ->
         }
         4 if kind != 0 => flags::sub(usize::from(size), a, b, carry).1,
         4 => flags::add(usize::from(size), a, b, carry).1,
+        5 => r,
         _ => 0,
     }
 }

@@ -133,7 +133,7 @@ struct Jump {
 }
 
 /// Entries of the jump table (a power of two).
-const JUMPS: usize = 4096;
+const JUMPS: usize = 32768;
 
 /// The jump-table entry for `rip`.
 fn jump_index(rip: u64) -> usize {

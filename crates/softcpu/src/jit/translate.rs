@@ -71,6 +71,12 @@ enum Form {
     Lea,
     /// SHL (0), SHR (1) or SAR (2) of register `r0` by a constant count.
     Shift(u32, u32),
+    /// ROL (false) or ROR (true) of register `r0` by a constant count.
+    Rotate(bool, u32),
+    /// NOT of register `r0`.
+    Not,
+    /// NEG of register `r0`.
+    Neg,
     /// Jcc with iced's condition code number.
     Jcc(u32),
     /// JMP rel.
@@ -173,6 +179,17 @@ fn form_of(op: &Op) -> Option<Form> {
         },
         M::Inc | M::Dec if n == 1 && reg0 => Some(Form::IncDec(ins.mnemonic() == M::Dec)),
         M::Lea if reg0 && k1 == OpKind::Memory => Some(Form::Lea),
+        M::Not if n == 1 && reg0 => Some(Form::Not),
+        M::Neg if n == 1 && reg0 => Some(Form::Neg),
+        M::Rol | M::Ror if reg0 && (n < 2 || is_imm(k1)) => {
+            let count_mask = if op.r0.size() == 8 { 0x3F } else { 0x1F };
+            let count = if n < 2 {
+                1
+            } else {
+                (ins.immediate(1) as u32) & count_mask
+            };
+            Some(Form::Rotate(ins.mnemonic() == M::Ror, count))
+        }
         M::Shl | M::Sal | M::Shr | M::Sar if reg0 && (n < 2 || is_imm(k1)) => {
             let kind = match ins.mnemonic() {
                 M::Shr => 1,
@@ -265,6 +282,9 @@ enum FlagState {
     /// ADC (`borrow` false) or SBB, `size` bytes wide: operands in `fa` and
     /// `fb`, result in `fr`, the carry that came in (0 or 1) in `fcf`.
     Carry { borrow: bool, size: u8 },
+    /// The status flags themselves, in `fr` (after a rotate, which keeps
+    /// the flags it does not define).
+    Bits,
 }
 
 /// Signatures of the helpers.
@@ -275,6 +295,7 @@ struct Sigs {
     exit: SigRef,
     condition_frame: SigRef,
     carry_frame: SigRef,
+    status_frame: SigRef,
     status: SigRef,
     condition_status: SigRef,
 }
@@ -306,7 +327,7 @@ struct Exit {
 
 /// The flag state packed for the helpers (`helpers::status`): kind (0
 /// frame, 1 lazy record, 2 shift, 3 multiply, 4 add or subtract with
-/// carry) | operation, shift kind or borrow << 8 | size << 16 | count << 32.
+/// carry, 5 the status bits) | operation, shift kind or borrow << 8 | size << 16 | count << 32.
 fn packed_flags(state: FlagState) -> u64 {
     match state {
         FlagState::Frame => 0,
@@ -316,6 +337,7 @@ fn packed_flags(state: FlagState) -> u64 {
         }
         FlagState::Mul { size } => 3 | u64::from(size) << 16,
         FlagState::Carry { borrow, size } => 4 | u64::from(borrow) << 8 | u64::from(size) << 16,
+        FlagState::Bits => 5,
     }
 }
 
@@ -867,9 +889,20 @@ impl Emitter<'_> {
         };
     }
 
-    /// The status flags of the tracked flag state (a helper call); not
-    /// for [`FlagState::Frame`].
+    /// The status flags of the tracked flag state (a helper call but for
+    /// [`FlagState::Bits`]).
     fn status_now(&mut self) -> Value {
+        match self.flags {
+            FlagState::Bits => return self.b.use_var(self.fr),
+            FlagState::Frame => {
+                return self.call(
+                    self.sigs.status_frame,
+                    helpers::status_frame as *const () as usize,
+                    &[self.frame],
+                )
+            }
+            _ => {}
+        }
         let packed = self.iconst(packed_flags(self.flags));
         let [a, b, r, cf] = [self.fa, self.fb, self.fr, self.fcf].map(|v| self.b.use_var(v));
         self.call(
@@ -887,7 +920,7 @@ impl Emitter<'_> {
                 helpers::carry_frame as *const () as usize,
                 &[self.frame],
             ),
-            FlagState::Shift { .. } => {
+            FlagState::Shift { .. } | FlagState::Bits => {
                 let st = self.status_now();
                 self.b.ins().band_imm_s(st, x86::rflags::CF as i64)
             }
@@ -999,6 +1032,22 @@ impl Emitter<'_> {
                     }
                 }
             }
+            FlagState::Bits => {
+                use x86::rflags::{CF, OF, PF, SF, ZF};
+                use ConditionCode as C;
+                let st = self.b.use_var(self.fr);
+                let (bit, set) = match cc {
+                    C::o | C::no => (OF, cc == C::o),
+                    C::b | C::ae => (CF, cc == C::b),
+                    C::e | C::ne => (ZF, cc == C::e),
+                    C::s | C::ns => (SF, cc == C::s),
+                    C::p | C::np => (PF, cc == C::p),
+                    _ => return from_status(self, st),
+                };
+                let v = self.b.ins().band_imm_s(st, bit as i64);
+                let c = if set { IntCC::NotEqual } else { IntCC::Equal };
+                self.b.ins().icmp_imm_s(c, v, 0)
+            }
             FlagState::Lazy { op, size } => match self.lazy_condition(op, size as usize, cc) {
                 Some(v) => v,
                 None => {
@@ -1087,6 +1136,48 @@ impl Emitter<'_> {
             AluOp::Xor => (self.b.ins().bxor(a, b), lazy::LOGIC),
         };
         (r, kind)
+    }
+
+    /// ROL (`ror` false) or ROR of register `r0` by `count` (not 0), as
+    /// `exec::alu::shift_result` does it: CF and OF from the result, the
+    /// other status flags kept.
+    fn rotate(&mut self, op: &Op, ror: bool, count: u32) {
+        use x86::rflags::{CF, OF};
+        let size = op.r0.size();
+        let bits = (size * 8) as u32;
+        let a = self.rd(op.r0);
+        let before = self.status_now();
+        let c = count % bits;
+        let r = if c == 0 {
+            a
+        } else {
+            // A right rotation by c is a left one by bits − c.
+            let left = if ror { bits - c } else { c };
+            let hi = self.b.ins().ishl_imm_s(a, i64::from(left));
+            let lo = self.b.ins().ushr_imm_s(a, i64::from(bits - left));
+            let v = self.b.ins().bor(hi, lo);
+            self.masked(v, mask(size))
+        };
+        let top = self.b.ins().ushr_imm_s(r, i64::from(bits - 1));
+        let (cf, of) = if ror {
+            let next = self.b.ins().ushr_imm_s(r, i64::from(bits - 2));
+            (top, self.b.ins().bxor(top, next))
+        } else {
+            (r, self.b.ins().bxor(top, r))
+        };
+        let cf = self.b.ins().band_imm_s(cf, CF as i64);
+        let of = self.b.ins().band_imm_s(of, 1);
+        let of = self.b.ins().ishl_imm_s(of, i64::from(OF.trailing_zeros()));
+        let kept = self.b.ins().band_imm_s(before, !(CF | OF) as i64);
+        let st = self.b.ins().bor(kept, cf);
+        let st = self.b.ins().bor(st, of);
+        let zero = self.iconst(0);
+        for v in [self.fa, self.fb, self.fcf] {
+            self.b.def_var(v, zero);
+        }
+        self.b.def_var(self.fr, st);
+        self.flags = FlagState::Bits;
+        self.wr(op.r0, r);
     }
 
     fn source(&mut self, i: u64, op: &Op, s: Operand, size: usize) -> Value {
@@ -1362,6 +1453,25 @@ impl Emitter<'_> {
                     self.wr(op.r0, r);
                 }
             }
+            Form::Rotate(ror, count) => {
+                if count != 0 {
+                    self.rotate(op, ror, count);
+                }
+            }
+            Form::Not => {
+                let a = self.rd(op.r0);
+                let v = self.b.ins().bnot(a);
+                let v = self.masked(v, mask(op.r0.size()));
+                self.wr(op.r0, v);
+            }
+            Form::Neg => {
+                // 0 − r, with that subtraction's flags (`exec/fast.rs`, `neg_r`).
+                let size = op.r0.size();
+                let a = self.rd(op.r0);
+                let zero = self.iconst(0);
+                let r = self.alu(AluOp::Sub, size, zero, a);
+                self.wr(op.r0, r);
+            }
             Form::Nop => {}
             Form::Extend(signed, s) => {
                 let ssize = match s {
@@ -1605,7 +1715,8 @@ impl Translator {
             interpret: b.import_signature(site_sig.clone()),
             exit: b.import_signature(site_sig),
             condition_frame: b.import_signature(cond_frame_sig),
-            carry_frame: b.import_signature(carry_sig),
+            carry_frame: b.import_signature(carry_sig.clone()),
+            status_frame: b.import_signature(carry_sig),
             status: b.import_signature(status_sig),
             condition_status: b.import_signature(cond_status_sig),
         };
