@@ -531,3 +531,81 @@ proptest! {
         both_at(mode, &code, 20_000, threshold);
     }
 }
+
+/// [`both_at`] on machines that `setup` adjusts first.
+fn both_with(
+    mode: Mode,
+    code: &[u8],
+    budget: u64,
+    threshold: u32,
+    setup: impl Fn(&mut SoftCpu),
+) -> SoftCpu {
+    let mut off = machine(mode, code);
+    setup(&mut off);
+    let out_off = run(&mut off, budget);
+    let mut on = machine(mode, code);
+    setup(&mut on);
+    on.set_translation(true);
+    on.set_translation_threshold(threshold);
+    let out_on = run(&mut on, budget);
+    assert_eq!(
+        result(&off, out_off),
+        result(&on, out_on),
+        "{mode:?}, threshold {threshold}"
+    );
+    on
+}
+
+#[test]
+fn reading_the_tsc_and_pausing_run_alike_under_each_control() {
+    use x86::vmx::{field as f, proc, proc2};
+    // RDTSC, RDTSCP and PAUSE inside a loop (and RDTSC first in a block,
+    // after the branch back).
+    let code = assemble(64, |a| {
+        a.mov(ecx, 300)?;
+        let mut top = a.create_label();
+        a.set_label(&mut top)?;
+        a.rdtsc()?;
+        a.mov(ebx, eax)?;
+        a.pause()?;
+        a.rdtscp()?;
+        a.sub(eax, ebx)?;
+        a.add(esi, eax)?;
+        a.pause()?;
+        a.add(edi, edx)?;
+        a.dec(ecx)?;
+        a.jnz(top)
+    });
+    let set = |cpu: &mut SoftCpu, procs: u32, procs2: u32| {
+        let p = cpu.vmread(f::CPU_BASED_VM_EXEC_CONTROL).unwrap();
+        cpu.vmwrite(f::CPU_BASED_VM_EXEC_CONTROL, p | u64::from(procs))
+            .unwrap();
+        let p2 = cpu.vmread(f::SECONDARY_VM_EXEC_CONTROL).unwrap();
+        cpu.vmwrite(f::SECONDARY_VM_EXEC_CONTROL, p2 | u64::from(procs2))
+            .unwrap();
+        cpu.vmwrite(f::TSC_OFFSET, 0xFFFF_FFF0_0000_1234).unwrap();
+        cpu.vmwrite(f::PLE_GAP, 64).unwrap();
+        cpu.vmwrite(f::PLE_WINDOW, 4096).unwrap();
+    };
+    let cases: [(u32, u32); 6] = [
+        (0, 0),
+        (0, proc2::ENABLE_RDTSCP),
+        (proc::USE_TSC_OFFSETTING, proc2::ENABLE_RDTSCP),
+        (proc::RDTSC_EXITING, proc2::ENABLE_RDTSCP),
+        (proc::PAUSE_EXITING, proc2::ENABLE_RDTSCP),
+        (0, proc2::ENABLE_RDTSCP | proc2::PAUSE_LOOP_EXITING),
+    ];
+    for (procs, procs2) in cases {
+        for threshold in [0, 1, 32] {
+            let cpu = both_with(Mode::Long64, &code, 40_000, threshold, |c| {
+                set(c, procs, procs2)
+            });
+            // Without "enable RDTSCP", RDTSCP raises #UD, which ends the run
+            // (no IDT) before anything is translated.
+            assert!(
+                procs2 == 0 || cpu.translation_stats().native_runs > 0,
+                "{procs:#x} {procs2:#x}"
+            );
+        }
+    }
+}

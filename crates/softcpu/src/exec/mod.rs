@@ -342,6 +342,8 @@ pub(crate) fn block_role(ins: &Instruction) -> BlockRole {
         | M::Std
         | M::Nop
         | M::Pause
+        | M::Rdtsc
+        | M::Rdtscp
         | M::Lfence
         | M::Mfence
         | M::Sfence

@@ -10,6 +10,13 @@ use crate::mmu::{F_DIRTY, F_USER, F_WRITABLE};
 use crate::state::Seg;
 use std::mem::offset_of;
 
+/// [`Frame::plain`]: RDTSC only reads the TSC (no fault, no exit).
+pub(crate) const PLAIN_RDTSC: u64 = 1;
+/// [`Frame::plain`]: RDTSCP only reads the TSC and TSC_AUX.
+pub(crate) const PLAIN_RDTSCP: u64 = 2;
+/// [`Frame::plain`]: PAUSE does nothing.
+pub(crate) const PLAIN_PAUSE: u64 = 4;
+
 /// A `need` mask no TLB entry's flags can satisfy: every access takes the
 /// helper (the checks the fast path skips may apply).
 pub(crate) const NEED_NEVER: u64 = 0x100;
@@ -56,6 +63,13 @@ pub(crate) struct Frame {
     pub gs_base: u64,
     /// CS limit (near branches outside 64-bit mode are checked against it).
     pub cs_limit: u64,
+    /// What the translated code may do without the interpreter's checks:
+    /// [`PLAIN_RDTSC`], [`PLAIN_RDTSCP`], [`PLAIN_PAUSE`].
+    pub plain: u64,
+    /// The guest's TSC less virtual time.
+    pub tsc_delta: u64,
+    /// IA32_TSC_AUX (what RDTSCP reads into ECX).
+    pub tsc_aux: u64,
     /// The processor, for helpers.
     pub cpu: *mut SoftCpu,
     /// The running block's exit sites, for helpers.
@@ -89,6 +103,9 @@ pub(crate) mod at {
     pub const FS_BASE: i32 = offset_of!(Frame, fs_base) as i32;
     pub const GS_BASE: i32 = offset_of!(Frame, gs_base) as i32;
     pub const CS_LIMIT: i32 = offset_of!(Frame, cs_limit) as i32;
+    pub const PLAIN: i32 = offset_of!(Frame, plain) as i32;
+    pub const TSC_DELTA: i32 = offset_of!(Frame, tsc_delta) as i32;
+    pub const TSC_AUX: i32 = offset_of!(Frame, tsc_aux) as i32;
     pub const CPU: i32 = offset_of!(Frame, cpu) as i32;
 }
 
@@ -146,6 +163,9 @@ impl Frame {
             fs_base: cpu.s.seg[Seg::Fs as usize].base,
             gs_base: cpu.s.seg[Seg::Gs as usize].base,
             cs_limit: u64::from(cpu.s.seg[Seg::Cs as usize].limit),
+            plain: plain_bits(cpu),
+            tsc_delta: cpu.guest_tsc().wrapping_sub(cpu.cycles),
+            tsc_aux: cpu.s.msr.tsc_aux & 0xFFFF_FFFF,
             cpu: cpu as *mut SoftCpu,
             sites: std::ptr::null(),
             stop: None,
@@ -154,6 +174,21 @@ impl Frame {
         }
     }
 }
+/// The [`Frame::plain`] bits for the processor's state.
+fn plain_bits(cpu: &SoftCpu) -> u64 {
+    let mut bits = 0;
+    if cpu.reads_tsc_plainly(false) {
+        bits |= PLAIN_RDTSC;
+    }
+    if cpu.reads_tsc_plainly(true) {
+        bits |= PLAIN_RDTSCP;
+    }
+    if cpu.pauses_plainly() {
+        bits |= PLAIN_PAUSE;
+    }
+    bits
+}
+
 /// The [`Frame::flat`] bits for the current segments.
 fn flat_segments(cpu: &SoftCpu) -> u64 {
     use x86::segment::{AR_P, AR_UNUSABLE, TYPE_CODE, TYPE_EC, TYPE_RW};

@@ -15,7 +15,7 @@
 //! interpreter handler does it (`exec/fast.rs`); every other instruction of
 //! a block is handed to the interpreter through [`helpers::interpret`].
 
-use super::frame::{at, cpu_at, Frame};
+use super::frame::{at, cpu_at, Frame, PLAIN_PAUSE, PLAIN_RDTSC, PLAIN_RDTSCP};
 use super::helpers;
 use super::{CodeMemory, JitError, Native, EXIT_GP, EXIT_OK, EXIT_STOP};
 use crate::decode::{Gpr, MemRef, Op, GPR_BYTE, GPR_DWORD, GPR_HIGH, GPR_QWORD, GPR_WORD};
@@ -77,6 +77,10 @@ enum Form {
     Not,
     /// NEG of register `r0`.
     Neg,
+    /// RDTSC (false) or RDTSCP (true).
+    ReadTsc(bool),
+    /// PAUSE.
+    Pause,
     /// Jcc with iced's condition code number.
     Jcc(u32),
     /// JMP rel.
@@ -180,6 +184,9 @@ fn form_of(op: &Op) -> Option<Form> {
         M::Inc | M::Dec if n == 1 && reg0 => Some(Form::IncDec(ins.mnemonic() == M::Dec)),
         M::Lea if reg0 && k1 == OpKind::Memory => Some(Form::Lea),
         M::Not if n == 1 && reg0 => Some(Form::Not),
+        M::Rdtsc => Some(Form::ReadTsc(false)),
+        M::Rdtscp => Some(Form::ReadTsc(true)),
+        M::Pause => Some(Form::Pause),
         M::Neg if n == 1 && reg0 => Some(Form::Neg),
         M::Rol | M::Ror if reg0 && (n < 2 || is_imm(k1)) => {
             let count_mask = if op.r0.size() == 8 { 0x3F } else { 0x1F };
@@ -1138,6 +1145,16 @@ impl Emitter<'_> {
         (r, kind)
     }
 
+    /// Leaves before instruction `i` unless the frame's [`Frame::plain`]
+    /// has `bit`: the interpreter then runs it, with its checks.
+    fn unless_plain(&mut self, i: u64, op: &Op, bit: u64) {
+        let plain = self.env(at::PLAIN);
+        let bit = self.b.ins().band_imm_u(plain, bit as i64);
+        let checked = self.b.ins().icmp_imm_s(IntCC::Equal, bit, 0);
+        let x = self.after(i - 1, op.ins.ip());
+        self.exit_if(checked, x);
+    }
+
     /// ROL (`ror` false) or ROR of register `r0` by `count` (not 0), as
     /// `exec::alu::shift_result` does it: CF and OF from the result, the
     /// other status flags kept.
@@ -1346,9 +1363,13 @@ impl Emitter<'_> {
         let last = i + 1 == self.n;
         // A call to a non-canonical target faults after its push, which
         // the interpreter then undoes: it is left to the interpreter.
+        // Forms that leave for the interpreter where the frame says their
+        // checks apply cannot do so as the block's first instruction (the
+        // dispatcher would enter the block again at once).
         let inline = form_of(op).filter(|f| {
             (self.bitness == 64 || !f.long_mode_only())
                 && (*f != Form::Call || x86::address::is_canonical(op.imm))
+                && (i != 0 || !matches!(f, Form::ReadTsc(_) | Form::Pause))
         });
         let Some(form) = inline else {
             self.interpret(i, op);
@@ -1472,6 +1493,25 @@ impl Emitter<'_> {
                 let r = self.alu(AluOp::Sub, size, zero, a);
                 self.wr(op.r0, r);
             }
+            Form::ReadTsc(rdtscp) => {
+                self.unless_plain(i, op, if rdtscp { PLAIN_RDTSCP } else { PLAIN_RDTSC });
+                // The interpreter charges an instruction before running it.
+                let start = self.frame_load(at::CYCLES);
+                let ic = self.env(at::IC);
+                let charged = self.b.ins().imul_imm_u(ic, (i + 1) as i64);
+                let now = self.b.ins().iadd(start, charged);
+                let delta = self.env(at::TSC_DELTA);
+                let tsc = self.b.ins().iadd(now, delta);
+                if rdtscp {
+                    let aux = self.env(at::TSC_AUX);
+                    self.gpr_store(aux, 1);
+                }
+                let lo = self.masked(tsc, 0xFFFF_FFFF);
+                let hi = self.b.ins().ushr_imm_s(tsc, 32);
+                self.gpr_store(lo, 0);
+                self.gpr_store(hi, 2);
+            }
+            Form::Pause => self.unless_plain(i, op, PLAIN_PAUSE),
             Form::Nop => {}
             Form::Extend(signed, s) => {
                 let ssize = match s {

@@ -53,7 +53,7 @@ impl SoftCpu {
     /// than PLE_Window: PAUSEs no more than PLE_Gap TSC cycles apart are
     /// one loop, which begins at the first PAUSE after a VM entry or after a
     /// longer gap.
-    pub(in crate::exec) fn pause(&mut self, ins: &Instruction) -> Ex<()> {
+    pub(crate) fn pause(&mut self, ins: &Instruction) -> Ex<()> {
         if self.vmx.proc(proc::PAUSE_EXITING) {
             return Err(instruction_exit(ins, er::PAUSE, 0));
         }
@@ -96,6 +96,21 @@ impl SoftCpu {
         self.s.gpr[0] = tsc & 0xFFFF_FFFF;
         self.s.gpr[2] = tsc >> 32;
         Ok(())
+    }
+
+    /// Whether RDTSC (`rdtscp` false) or RDTSCP would now do nothing but
+    /// read the TSC: no fault and no VM exit (the checks of [`Self::rdtsc`]).
+    pub(crate) fn reads_tsc_plainly(&self, rdtscp: bool) -> bool {
+        let faults = self.s.cr4 & CR4_TSD != 0 && self.s.cpl() != 0;
+        let undefined = rdtscp && self.vmx.non_root && !self.vmx.proc2(proc2::ENABLE_RDTSCP);
+        !(faults || undefined || self.vmx.proc(proc::RDTSC_EXITING))
+    }
+
+    /// Whether PAUSE would now do nothing: neither PAUSE exiting nor
+    /// PAUSE-loop exiting applies (the checks of [`Self::pause`]).
+    pub(crate) fn pauses_plainly(&self) -> bool {
+        let loop_exiting = self.vmx.proc2(proc2::PAUSE_LOOP_EXITING) && self.s.cpl() == 0;
+        !(loop_exiting || self.vmx.proc(proc::PAUSE_EXITING))
     }
 
     /// The TSC as the guest reads it (with the VMCS TSC offset when enabled).
