@@ -52,18 +52,7 @@ fn both(mode: Mode, code: &[u8], budget: u64) -> SoftCpu {
 /// [`both`] with blocks translated once they have run `threshold`
 /// instructions interpreted.
 fn both_at(mode: Mode, code: &[u8], budget: u64, threshold: u32) -> SoftCpu {
-    let mut off = machine(mode, code);
-    let out_off = run(&mut off, budget);
-    let mut on = machine(mode, code);
-    on.set_translation(true);
-    on.set_translation_threshold(threshold);
-    let out_on = run(&mut on, budget);
-    assert_eq!(
-        result(&off, out_off),
-        result(&on, out_on),
-        "{mode:?}, threshold {threshold}"
-    );
-    on
+    both_with(mode, code, budget, threshold, |_| {})
 }
 
 /// `build`, then HLT and a jump to itself (the harness skips the HLT).
