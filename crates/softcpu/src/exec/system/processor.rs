@@ -53,7 +53,7 @@ impl SoftCpu {
     /// than PLE_Window: PAUSEs no more than PLE_Gap TSC cycles apart are
     /// one loop, which begins at the first PAUSE after a VM entry or after a
     /// longer gap.
-    pub(crate) fn pause(&mut self, ins: &Instruction) -> Ex<()> {
+    pub(in crate::exec) fn pause(&mut self, ins: &Instruction) -> Ex<()> {
         if self.vmx.proc(proc::PAUSE_EXITING) {
             return Err(instruction_exit(ins, er::PAUSE, 0));
         }
