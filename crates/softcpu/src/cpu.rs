@@ -136,6 +136,8 @@ pub struct SoftCpu {
     pub(crate) preemption_deadline: Option<u64>,
     /// In the HLT activity state.
     pub(crate) halted: bool,
+    /// Virtual cycles that passed in the HLT activity state since reset.
+    pub(crate) halted_cycles: u64,
     /// The event being delivered, for IDT-vectoring information on a VM exit.
     pub(crate) vectoring: Option<crate::event::Event>,
     pub(crate) ext_intr: Arc<AtomicBool>,
@@ -194,6 +196,7 @@ impl SoftCpu {
             retired: 0,
             next_rip: 0,
             halted: false,
+            halted_cycles: 0,
             preemption_deadline: None,
             notify_invalid_armed: false,
             stall_cycles: 0,
@@ -308,6 +311,13 @@ impl SoftCpu {
     /// Instructions retired since reset.
     pub fn instructions_retired(&self) -> u64 {
         self.retired
+    }
+
+    /// Virtual cycles that passed while the CPU was in the HLT activity
+    /// state, since reset: the part of [`Self::cycles`] no instruction
+    /// took, as virtual time ran on to the next event.
+    pub fn halted_cycles(&self) -> u64 {
+        self.halted_cycles
     }
 
     /// Instructions decoded since reset (decode-cache misses).

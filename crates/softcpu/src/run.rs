@@ -98,6 +98,7 @@ impl SoftCpu {
             }
             if self.halted {
                 // Nothing in the guest can wake it but an event; virtual time runs on.
+                self.halted_cycles += horizon.saturating_sub(self.cycles);
                 self.cycles = self.cycles.max(horizon);
                 std::hint::spin_loop();
                 continue;

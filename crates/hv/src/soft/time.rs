@@ -14,11 +14,16 @@
 //! - **Pacing** (`accel::VirtualTime::Paced`). At exits, at most every
 //!   [`PACE_INTERVAL`] of host time, the [`Pacer`] sets how many cycles each
 //!   instruction takes for the next interval so that virtual time keeps up
-//!   with host time and closes a quarter of the gap, from the instructions
-//!   retired in the last one (QEMU's
+//!   with host time and closes a quarter of the gap, from the rate at which
+//!   instructions retired while the guest ran in the last one (QEMU's
 //!   `-icount shift=auto` adapts its instruction-to-time shift the same
-//!   way); where virtual time has run ahead (a halted CPU skips to its next
-//!   timer), the vCPU thread sleeps the difference, a slice at a time.
+//!   way). Where virtual time has run ahead because the CPU was halted (it
+//!   skips to its next timer), the vCPU thread sleeps the time the guest
+//!   spent idle, a slice at a time, as an idle machine waits. Where it has
+//!   run ahead because the guest ran faster than the last interval
+//!   predicted (translated code after interpreted code), the cost per
+//!   instruction comes down instead: sleeping then would only take host
+//!   time from a guest that has work to do.
 
 use softcpu::SoftCpu;
 use std::time::{Duration, Instant};
@@ -59,25 +64,32 @@ pub(crate) struct Pacer {
     tsc_hz: u64,
     last: Instant,
     last_retired: u64,
+    last_halted: u64,
+    /// Host time slept since `last` (the guest did not run then).
+    slept: Duration,
+    /// Cycles the CPU spent halted that have not been slept off yet.
+    owed: u64,
 }
 
 impl Pacer {
-    /// Pacing from now, for a CPU at `cycles` with `retired` instructions
-    /// and a TSC of `tsc_hz`.
-    pub(crate) fn new(cycles: u64, retired: u64, tsc_hz: u64) -> Self {
+    /// Pacing from now, for `cpu` and a TSC of `tsc_hz`.
+    pub(crate) fn new(cpu: &SoftCpu, tsc_hz: u64) -> Self {
         let now = Instant::now();
         Pacer {
             start: now,
-            start_cycles: cycles,
+            start_cycles: cpu.cycles(),
             tsc_hz: tsc_hz.max(1),
             last: now,
-            last_retired: retired,
+            last_retired: cpu.instructions_retired(),
+            last_halted: cpu.halted_cycles(),
+            slept: Duration::ZERO,
+            owed: 0,
         }
     }
 
     /// At a VM exit: once per [`PACE_INTERVAL`], sets the CPU's cycles per
     /// instruction for the next interval; returns how long to sleep where
-    /// virtual time is ahead of host time.
+    /// virtual time is ahead of host time because the guest was idle.
     pub(crate) fn pace(&mut self, cpu: &mut SoftCpu) -> Option<Duration> {
         let now = Instant::now();
         let interval = now.duration_since(self.last);
@@ -85,20 +97,30 @@ impl Pacer {
             return None;
         }
         let retired = cpu.instructions_retired();
+        let halted = cpu.halted_cycles();
         let host = self.start_cycles + self.cycles_of(now.duration_since(self.start));
         let step = next_step(
-            cpu.cycles(),
-            host,
-            self.cycles_of(interval),
-            retired - self.last_retired,
+            Interval {
+                virt: cpu.cycles(),
+                host,
+                length: self.cycles_of(interval),
+                running: self.cycles_of(interval.saturating_sub(self.slept)),
+                instructions: retired - self.last_retired,
+                idle: halted.saturating_sub(self.last_halted),
+            },
             cpu.instruction_cycles(),
+            self.owed,
+            self.cycles_of(MAX_SLEEP),
         );
         self.last = now;
         self.last_retired = retired;
+        self.last_halted = halted;
+        self.owed = step.owed;
         if let Some(cycles) = step.instruction_cycles {
             cpu.set_instruction_cycles(cycles);
         }
-        (step.ahead > 0).then(|| self.duration_of(step.ahead).min(MAX_SLEEP))
+        self.slept = self.duration_of(step.sleep);
+        (step.sleep > 0).then_some(self.slept)
     }
 
     /// Leaves `d` of host time out of the pacing (the vCPU stood still for
@@ -117,37 +139,64 @@ impl Pacer {
     }
 }
 
+/// The interval that just ended, in TSC cycles.
+#[derive(Debug, Clone, Copy)]
+struct Interval {
+    /// Virtual time at its end.
+    virt: u64,
+    /// Host time at its end.
+    host: u64,
+    /// Its length in host time.
+    length: u64,
+    /// The host time of it the guest could run (the length less what the
+    /// vCPU thread slept).
+    running: u64,
+    /// Instructions retired in it.
+    instructions: u64,
+    /// Virtual cycles of it the CPU spent halted.
+    idle: u64,
+}
+
 /// What the pacer does for the next interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Step {
     /// Cycles per instruction (`None`: keep them; nothing ran to judge by).
     instruction_cycles: Option<u32>,
-    /// Cycles virtual time is ahead of host time by more than an interval
-    /// (to be slept off).
-    ahead: u64,
+    /// Cycles of host time to sleep now.
+    sleep: u64,
+    /// Halted cycles still to be slept off after this sleep.
+    owed: u64,
 }
 
-/// The controller: virtual time `virt` and host time `host` (both in TSC
-/// cycles), the interval just ended (`interval` cycles of host time, in
-/// which `instructions` retired) and the cycles per instruction it ran
-/// with. The next interval, expected as long and as fast, should keep pace
-/// with host time and close a quarter of the gap; the cost per instruction
-/// at most halves or doubles from one interval to the next, so a burst of
-/// time outside the guest (loading, a slow userspace exit) does not make it
-/// overshoot.
-fn next_step(virt: u64, host: u64, interval: u64, instructions: u64, current: u32) -> Step {
-    let gap = i128::from(host) - i128::from(virt);
-    let budget = i128::from(interval) + gap / 4;
-    let instruction_cycles = (instructions > 0).then(|| {
-        let want = (budget / i128::from(instructions)).max(1);
+/// The controller, after interval `i` ran with `current` cycles per
+/// instruction and `owed` halted cycles were left to sleep off before it.
+/// The next interval, expected as long and with instructions retiring as
+/// fast while the guest runs, should keep pace with host time and close a
+/// quarter of the gap; the cost per instruction at most halves or doubles
+/// from one interval to the next, so a burst of time outside the guest
+/// (loading, a slow userspace exit) does not make it overshoot. Virtual
+/// time more than an interval ahead of host time is slept off (at most
+/// `max_sleep` at once) only as far as the CPU was halted.
+fn next_step(i: Interval, current: u32, owed: u64, max_sleep: u64) -> Step {
+    let gap = i128::from(i.host) - i128::from(i.virt);
+    let budget = (i128::from(i.length) + gap / 4).max(0);
+    let instruction_cycles = (i.instructions > 0).then(|| {
+        // Cycles per instruction at the rate they retired while the guest
+        // ran, scaled to the budget.
+        let want = budget * i128::from(i.running.max(1))
+            / (i128::from(i.length.max(1)) * i128::from(i.instructions));
         let current = i128::from(current.max(1));
         let lo = (current / 2).max(1);
         let hi = (current * 2).min(MAX_INSTRUCTION_CYCLES as i128);
         want.clamp(lo, hi) as u32
     });
+    let ahead = i.virt.saturating_sub(i.host.saturating_add(i.length));
+    let owed = if ahead == 0 { 0 } else { owed + i.idle };
+    let sleep = ahead.min(owed).min(max_sleep);
     Step {
         instruction_cycles,
-        ahead: virt.saturating_sub(host.saturating_add(interval)),
+        sleep,
+        owed: owed - sleep,
     }
 }
 
@@ -155,35 +204,90 @@ fn next_step(virt: u64, host: u64, interval: u64, instructions: u64, current: u3
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_slow_guest_gets_more_cycles_per_instruction() {
-        // 10 ms at 2 GHz is 20M cycles; 1M instructions ran: 20 cycles each
-        // keeps up, and a lag of 40M cycles adds a quarter of it.
-        let s = next_step(60_000_000, 100_000_000, 20_000_000, 1_000_000, 20);
-        assert_eq!(s.instruction_cycles, Some(30));
-        assert_eq!(s.ahead, 0);
-        let s = next_step(100_000_000, 100_000_000, 20_000_000, 1_000_000, 20);
-        assert_eq!(s.instruction_cycles, Some(20));
-        // From 1, the cost at most doubles per interval.
-        let s = next_step(100_000_000, 100_000_000, 20_000_000, 1_000_000, 1);
-        assert_eq!(s.instruction_cycles, Some(2));
+    /// 10 ms at 2 GHz.
+    const MS10: u64 = 20_000_000;
+
+    /// An interval of 10 ms in which the guest ran all the time and was
+    /// never halted.
+    fn busy(virt: u64, host: u64, instructions: u64) -> Interval {
+        Interval {
+            virt,
+            host,
+            length: MS10,
+            running: MS10,
+            instructions,
+            idle: 0,
+        }
     }
 
     #[test]
-    fn a_guest_ahead_sleeps_and_slows_down() {
-        // 50M cycles ahead of host time (a halted CPU skipped to its
-        // timer): 7.5M cycles to spend on a million instructions.
-        let s = next_step(150_000_000, 100_000_000, 20_000_000, 1_000_000, 8);
-        assert_eq!(s.instruction_cycles, Some(7));
-        assert_eq!(s.ahead, 30_000_000);
+    fn a_slow_guest_gets_more_cycles_per_instruction() {
+        // 1M instructions in 10 ms: 20 cycles each keeps up, and a lag of
+        // 40M cycles adds a quarter of it.
+        let s = next_step(busy(60_000_000, 100_000_000, 1_000_000), 20, 0, MS10);
+        assert_eq!(s.instruction_cycles, Some(30));
+        assert_eq!(s.sleep, 0);
+        let s = next_step(busy(100_000_000, 100_000_000, 1_000_000), 20, 0, MS10);
+        assert_eq!(s.instruction_cycles, Some(20));
+        // From 1, the cost at most doubles per interval.
+        let s = next_step(busy(100_000_000, 100_000_000, 1_000_000), 1, 0, MS10);
+        assert_eq!(s.instruction_cycles, Some(2));
         // Nothing retired: the cost per instruction stays as it was.
-        assert_eq!(next_step(0, 100, 20, 0, 5).instruction_cycles, None);
+        let s = next_step(busy(0, 100, 0), 5, 0, MS10);
+        assert_eq!(s.instruction_cycles, None);
+    }
+
+    #[test]
+    fn a_guest_that_ran_ahead_slows_down_without_sleeping() {
+        // 50M cycles ahead of host time from running fast: 7.5M cycles to
+        // spend on a million instructions, and no sleep (the guest has
+        // work to do).
+        let s = next_step(busy(150_000_000, 100_000_000, 1_000_000), 8, 0, MS10);
+        assert_eq!(s.instruction_cycles, Some(7));
+        assert_eq!((s.sleep, s.owed), (0, 0));
+    }
+
+    #[test]
+    fn a_guest_ahead_after_halting_sleeps_its_idle_time() {
+        // 50M cycles ahead, of which 45M were spent halted: 30M cycles are
+        // more than an interval ahead, 20M (the most at once) are slept now
+        // and the rest of the idle time stays owed.
+        let i = Interval {
+            idle: 45_000_000,
+            ..busy(150_000_000, 100_000_000, 1_000_000)
+        };
+        let s = next_step(i, 8, 0, MS10);
+        assert_eq!((s.sleep, s.owed), (MS10, 25_000_000));
+        // Next interval: the 10 ms slept, nothing ran; still ahead by more
+        // than an interval, the owed time goes on being slept.
+        let i = Interval {
+            running: 0,
+            instructions: 0,
+            ..busy(150_000_000, 120_000_000, 0)
+        };
+        let s = next_step(i, 8, 25_000_000, MS10);
+        assert_eq!((s.sleep, s.owed), (10_000_000, 15_000_000));
+        // Caught up: nothing is owed any more.
+        let s = next_step(busy(150_000_000, 150_000_000, 1), 8, 15_000_000, MS10);
+        assert_eq!((s.sleep, s.owed), (0, 0));
+    }
+
+    #[test]
+    fn the_rate_is_taken_over_the_time_the_guest_ran() {
+        // Of 10 ms, 8 were slept: 1M instructions in 2 ms retire at 4
+        // cycles each, so keeping pace for the next 10 ms (if it runs
+        // throughout) takes 4 cycles each, not 20.
+        let i = Interval {
+            running: MS10 / 5,
+            ..busy(100_000_000, 100_000_000, 1_000_000)
+        };
+        assert_eq!(next_step(i, 8, 0, MS10).instruction_cycles, Some(4));
     }
 
     #[test]
     fn the_cost_per_instruction_is_bounded() {
         let top = MAX_INSTRUCTION_CYCLES as u32;
-        let s = next_step(0, u64::MAX / 2, 20_000_000, 1, top);
+        let s = next_step(busy(0, u64::MAX / 2, 1), top, 0, MS10);
         assert_eq!(s.instruction_cycles, Some(top));
     }
 }

@@ -94,7 +94,7 @@ impl SoftVcpu {
                 ApicWiring::new(clock),
                 nested,
                 (settings.virtual_time == accel::VirtualTime::Paced)
-                    .then(|| Pacer::new(cpu.cycles(), cpu.instructions_retired(), clock.tsc_hz())),
+                    .then(|| Pacer::new(&cpu, clock.tsc_hz())),
                 faults::FaultPlan::new(
                     &settings.faults,
                     clock.tsc_hz(),
