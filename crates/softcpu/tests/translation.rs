@@ -321,10 +321,11 @@ fn a_loop_translated_after_running_interpreted_keeps_the_processor_flags() {
 const SCRATCH: u32 = 0x30_0000;
 
 /// Appends instruction `k` of a small alphabet that mixes what sets flags
-/// in every way the translator tracks (ALU, INC/DEC, shifts, IMUL,
-/// ADC/SBB, NEG, rotates) with what reads them (SETcc, CMOVcc, ADC/SBB, INC/DEC keeping
-/// CF), and the extensions; `x` and `y` pick registers, `cc` a condition,
-/// `imm` an immediate. `wide` uses 64-bit registers.
+/// in every way the translator tracks (ALU, INC/DEC of registers and
+/// memory, shifts by constants and by CL, IMUL, ADC/SBB, NEG, rotates)
+/// with what reads them (SETcc, CMOVcc, ADC/SBB, INC/DEC keeping CF), and
+/// the extensions; `x` and `y` pick registers, `cc` a condition, `imm` an
+/// immediate. `wide` uses 64-bit registers.
 fn flag_op(
     a: &mut CodeAssembler,
     wide: bool,
@@ -406,12 +407,20 @@ fn flag_op(
         27 => a.rol(d, imm & 0x1F),
         28 => a.ror(db, imm & 0x1F),
         29 => a.rol(dw, imm & 0x1F),
-        _ => a.ror(d, 1),
+        30 => a.ror(d, 1),
+        // By CL, the loop's counter: a count of 0 (which changes no flag)
+        // every 32 passes.
+        31 if wide => a.shl(dq, cl),
+        31 => a.shl(d, cl),
+        32 => a.shr(dw, cl),
+        33 => a.sar(db, cl),
+        34 => a.inc(m),
+        _ => a.dec(mb),
     }
 }
 
 /// Kinds of instruction in [`flag_op`]'s alphabet.
-const KINDS: u8 = 31;
+const KINDS: u8 = 36;
 
 /// One instruction of [`flag_op`]'s alphabet: kind, registers, condition,
 /// immediate.
@@ -549,7 +558,7 @@ fn both_with(
 fn reading_the_tsc_and_pausing_run_alike_under_each_control() {
     use x86::vmx::{field as f, proc, proc2};
     // RDTSC, RDTSCP and PAUSE inside a loop (and RDTSC first in a block,
-    // after the branch back).
+    // after the branch back), then a spin loop that starts with PAUSE.
     let code = assemble(64, |a| {
         a.mov(ecx, 300)?;
         let mut top = a.create_label();
@@ -563,7 +572,13 @@ fn reading_the_tsc_and_pausing_run_alike_under_each_control() {
         a.pause()?;
         a.add(edi, edx)?;
         a.dec(ecx)?;
-        a.jnz(top)
+        a.jnz(top)?;
+        a.mov(ecx, 300)?;
+        let mut spin = a.create_label();
+        a.set_label(&mut spin)?;
+        a.pause()?;
+        a.dec(ecx)?;
+        a.jnz(spin)
     });
     let set = |cpu: &mut SoftCpu, procs: u32, procs2: u32| {
         let p = cpu.vmread(f::CPU_BASED_VM_EXEC_CONTROL).unwrap();

@@ -158,11 +158,11 @@ fn leave_at(cpu: &mut SoftCpu, frame: &Frame, site: &ExitSite, values: [u64; 4])
 
 /// Writes a flag state the translated code tracked into the processor:
 /// `packed` holds the kind in bits 7:0 (0: nothing, the processor has
-/// them; 1: a lazy record; 2: a shift by an immediate count; 3: a signed
+/// them; 1: a lazy record; 2: a shift, its count in CF-in; 3: a signed
 /// multiply; 4: an add or subtract with carry; 5: the status bits, in
-/// `r`), the lazy operation, shift
-/// kind or borrow in 15:8, the size in 23:16 and the shift count in 39:32;
-/// `values` are the state's a, b, r and CF-in (see `translate::FlagState`).
+/// `r`), the lazy operation, shift kind or borrow in 15:8 and the size in
+/// 23:16; `values` are the state's a, b, r and CF-in (see
+/// `translate::FlagState`).
 fn materialize(cpu: &mut SoftCpu, packed: u64, values: [u64; 4]) {
     let [a, b, r, cf] = values;
     match packed & 0xFF {
@@ -270,7 +270,7 @@ pub(crate) extern "C" fn status(packed: u64, a: u64, b: u64, r: u64, cf: u64) ->
             r,
         }
         .status(),
-        2 => shift_status(u32::from(kind), u32::from(size), a, (packed >> 32) as u32),
+        2 => shift_status(u32::from(kind), u32::from(size), a, cf as u32),
         3 => {
             let of = if carry {
                 x86::rflags::CF | x86::rflags::OF
@@ -286,8 +286,9 @@ pub(crate) extern "C" fn status(packed: u64, a: u64, b: u64, r: u64, cf: u64) ->
     }
 }
 
-/// The status flags of a shift by an immediate count (`kind`: 0 SHL, 1
-/// SHR, 2 SAR) of `a`, `size` bytes wide.
+/// The status flags of a shift (`kind`: 0 SHL, 1 SHR, 2 SAR) of `a`,
+/// `size` bytes wide, by `count` (not 0, masked as the processor masks
+/// it).
 fn shift_status(kind: u32, size: u32, a: u64, count: u32) -> u64 {
     let m = match kind {
         0 => iced_x86::Mnemonic::Shl,

@@ -60,7 +60,7 @@ pub(crate) const EXIT_GP: u32 = 2;
 /// translated. Translation costs about as much as interpreting some tens
 /// of thousands of the block's instructions (docs/softcpu.md, "The
 /// translating tier"), so only code that runs that much more is worth it.
-pub const TRANSLATION_THRESHOLD: u32 = 1 << 15;
+pub const TRANSLATION_THRESHOLD: u32 = 1 << 14;
 
 /// Whether this build forces the tier on (the `translate-all` feature, a
 /// test configuration): every processor translates each block once it has

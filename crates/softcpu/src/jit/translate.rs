@@ -32,7 +32,7 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use iced_x86::{ConditionCode, Mnemonic, OpKind};
+use iced_x86::{ConditionCode, Mnemonic, OpKind, Register};
 
 /// ALU operations, as in `exec/fast.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,10 @@ enum Form {
     Lea,
     /// SHL (0), SHR (1) or SAR (2) of register `r0` by a constant count.
     Shift(u32, u32),
+    /// SHL (0), SHR (1) or SAR (2) of register `r0` by CL.
+    ShiftByCl(u32),
+    /// INC (false) or DEC (true) of memory.
+    IncDecM(bool),
     /// ROL (false) or ROR (true) of register `r0` by a constant count.
     Rotate(bool, u32),
     /// NOT of register `r0`.
@@ -118,6 +122,15 @@ impl Form {
     }
 }
 
+/// SHL (0), SHR (1) or SAR (2): the shift kind of a mnemonic.
+fn shift_kind(m: Mnemonic) -> u32 {
+    match m {
+        Mnemonic::Shr => 1,
+        Mnemonic::Sar => 2,
+        _ => 0,
+    }
+}
+
 fn is_imm(k: OpKind) -> bool {
     crate::exec::is_immediate(k)
 }
@@ -144,6 +157,16 @@ fn form_of(op: &Op) -> Option<Form> {
     };
     let reg0 = k0 == OpKind::Register && op.r0.kind != 0;
     let reg1 = n > 1 && k1 == OpKind::Register && op.r1.kind != 0;
+    // The count of a shift or rotate of register `r0` by a constant (1
+    // without an immediate), masked as the processor masks it.
+    let constant_count = || {
+        let count_mask = if op.r0.size() == 8 { 0x3F } else { 0x1F };
+        if n < 2 {
+            1
+        } else {
+            (ins.immediate(1) as u32) & count_mask
+        }
+    };
     let alu = match ins.mnemonic() {
         M::Add => Some(AluOp::Add),
         M::Sub => Some(AluOp::Sub),
@@ -189,27 +212,18 @@ fn form_of(op: &Op) -> Option<Form> {
         M::Pause => Some(Form::Pause),
         M::Neg if n == 1 && reg0 => Some(Form::Neg),
         M::Rol | M::Ror if reg0 && (n < 2 || is_imm(k1)) => {
-            let count_mask = if op.r0.size() == 8 { 0x3F } else { 0x1F };
-            let count = if n < 2 {
-                1
-            } else {
-                (ins.immediate(1) as u32) & count_mask
-            };
-            Some(Form::Rotate(ins.mnemonic() == M::Ror, count))
+            Some(Form::Rotate(ins.mnemonic() == M::Ror, constant_count()))
         }
         M::Shl | M::Sal | M::Shr | M::Sar if reg0 && (n < 2 || is_imm(k1)) => {
-            let kind = match ins.mnemonic() {
-                M::Shr => 1,
-                M::Sar => 2,
-                _ => 0,
-            };
-            let count_mask = if op.r0.size() == 8 { 0x3F } else { 0x1F };
-            let count = if n < 2 {
-                1
-            } else {
-                (ins.immediate(1) as u32) & count_mask
-            };
-            Some(Form::Shift(kind, count))
+            Some(Form::Shift(shift_kind(ins.mnemonic()), constant_count()))
+        }
+        M::Shl | M::Sal | M::Shr | M::Sar
+            if reg0 && n == 2 && k1 == OpKind::Register && ins.op1_register() == Register::CL =>
+        {
+            Some(Form::ShiftByCl(shift_kind(ins.mnemonic())))
+        }
+        M::Inc | M::Dec if n == 1 && k0 == OpKind::Memory => {
+            Some(Form::IncDecM(ins.mnemonic() == M::Dec))
         }
         M::Jmp
             if matches!(
@@ -280,9 +294,9 @@ enum FlagState {
     /// A lazy record of operation `op` (`exec::lazy`), `size` bytes wide,
     /// with its operands in the flag variables.
     Lazy { op: u8, size: u8 },
-    /// A shift (`kind` as in [`Form::Shift`]) by `count`: source in `fa`,
-    /// result in `fr`.
-    Shift { kind: u32, size: u8, count: u32 },
+    /// A shift (`kind` as in [`Form::Shift`]): source in `fa`, result in
+    /// `fr`, the count (not 0) in `fcf`.
+    Shift { kind: u32, size: u8 },
     /// A signed multiply (`exec/fast.rs`, `imul_r`), `size` bytes wide:
     /// result in `fr`, whether it overflowed (0 or 1) in `fcf`.
     Mul { size: u8 },
@@ -332,16 +346,15 @@ struct Exit {
     flags: Flags,
 }
 
-/// The flag state packed for the helpers (`helpers::status`): kind (0
-/// frame, 1 lazy record, 2 shift, 3 multiply, 4 add or subtract with
-/// carry, 5 the status bits) | operation, shift kind or borrow << 8 | size << 16 | count << 32.
+/// The flag state packed for the helpers (`helpers::status`): the kind
+/// (0 frame, 1 lazy record, 2 shift, 3 multiply, 4 add or subtract with
+/// carry, 5 the status bits), then the operation, shift kind or borrow
+/// shifted left by 8, then the size shifted left by 16.
 fn packed_flags(state: FlagState) -> u64 {
     match state {
         FlagState::Frame => 0,
         FlagState::Lazy { op, size } => 1 | u64::from(op) << 8 | u64::from(size) << 16,
-        FlagState::Shift { kind, size, count } => {
-            2 | u64::from(kind) << 8 | u64::from(size) << 16 | u64::from(count) << 32
-        }
+        FlagState::Shift { kind, size } => 2 | u64::from(kind) << 8 | u64::from(size) << 16,
         FlagState::Mul { size } => 3 | u64::from(size) << 16,
         FlagState::Carry { borrow, size } => 4 | u64::from(borrow) << 8 | u64::from(size) << 16,
         FlagState::Bits => 5,
@@ -565,6 +578,15 @@ impl Emitter<'_> {
 
     /// Writes what `helpers::exit` writes for `x` (whose flags are in the
     /// frame or a lazy record) straight into the processor.
+    /// Virtual time once `charged` instructions of the current pass are
+    /// charged.
+    fn cycles_after(&mut self, charged: u64) -> Value {
+        let start = self.frame_load(at::CYCLES);
+        let ic = self.env(at::IC);
+        let charged = self.b.ins().imul_imm_u(ic, charged as i64);
+        self.b.ins().iadd(start, charged)
+    }
+
     fn leave_inline(&mut self, x: &Exit) {
         let cpu = self.env(at::CPU);
         let (rip, next_rip) = if x.dynamic {
@@ -576,10 +598,7 @@ impl Emitter<'_> {
         let f = self.mf.frame;
         self.b.ins().store(f, rip, cpu, cpu_at::RIP);
         self.b.ins().store(f, next_rip, cpu, cpu_at::NEXT_RIP);
-        let start = self.frame_load(at::CYCLES);
-        let ic = self.env(at::IC);
-        let charged = self.b.ins().imul_imm_u(ic, x.charged as i64);
-        let cycles = self.b.ins().iadd(start, charged);
+        let cycles = self.cycles_after(x.charged);
         self.b.ins().store(f, cycles, cpu, cpu_at::CYCLES);
         let start = self.frame_load(at::RETIRED);
         let retired = self.b.ins().iadd_imm_u(start, x.done as i64);
@@ -896,6 +915,33 @@ impl Emitter<'_> {
         };
     }
 
+    /// INC (`dec` false) or DEC of `a`, `size` bytes wide, as `exec/fast.rs`
+    /// does it: the result, with its lazy record (CF kept) as the flags.
+    fn inc_dec(&mut self, dec: bool, size: usize, a: Value) -> Value {
+        let cf = self.carry();
+        let cf = self.b.ins().icmp_imm_s(IntCC::NotEqual, cf, 0);
+        let cf = self.b.ins().uextend(I64, cf);
+        let r = self.b.ins().iadd_imm_s(a, if dec { -1 } else { 1 });
+        let r = self.masked(r, mask(size));
+        let one = self.iconst(1);
+        let kind = if dec { lazy::DEC } else { lazy::INC };
+        self.set_lazy(kind, size, a, one, r, cf);
+        r
+    }
+
+    /// Register `r0` shifted (`kind` as in [`Form::Shift`]) from `a` to `r`
+    /// by `count` (not 0), with the shift's flag state.
+    fn shifted(&mut self, op: &Op, kind: u32, a: Value, r: Value, count: Value) {
+        self.b.def_var(self.fa, a);
+        self.b.def_var(self.fr, r);
+        self.b.def_var(self.fcf, count);
+        self.flags = FlagState::Shift {
+            kind,
+            size: op.r0.size() as u8,
+        };
+        self.wr(op.r0, r);
+    }
+
     /// The status flags of the tracked flag state (a helper call but for
     /// [`FlagState::Bits`]).
     fn status_now(&mut self) -> Value {
@@ -1145,14 +1191,33 @@ impl Emitter<'_> {
         (r, kind)
     }
 
-    /// Leaves before instruction `i` unless the frame's [`Frame::plain`]
-    /// has `bit`: the interpreter then runs it, with its checks.
+    /// Goes on unless the frame's [`Frame::plain`] lacks `bit`: then the
+    /// interpreter runs instruction `i`, with its checks, and the block
+    /// leaves after it.
     fn unless_plain(&mut self, i: u64, op: &Op, bit: u64) {
         let plain = self.env(at::PLAIN);
         let bit = self.b.ins().band_imm_u(plain, bit as i64);
         let checked = self.b.ins().icmp_imm_s(IntCC::Equal, bit, 0);
-        let x = self.after(i - 1, op.ins.ip());
-        self.exit_if(checked, x);
+        self.interpret_and_leave_if(checked, i, op);
+    }
+
+    /// Where `cond` is non-zero (in a cold stub), the interpreter runs
+    /// instruction `i` and the block leaves after it; the block goes on in
+    /// a fresh block, with the flag state it had, otherwise.
+    fn interpret_and_leave_if(&mut self, cond: Value, i: u64, op: &Op) {
+        let stub = self.b.create_block();
+        self.b.set_cold_block(stub);
+        let next = self.b.create_block();
+        self.b.ins().brif(cond, stub, &[], next, &[]);
+        self.b.seal_block(stub);
+        self.b.seal_block(next);
+        self.b.switch_to_block(stub);
+        let flags = self.flags;
+        self.interpret(i, op);
+        let x = self.after(i, op.next_ip);
+        self.jump_exit(x);
+        self.flags = flags;
+        self.b.switch_to_block(next);
     }
 
     /// ROL (`ror` false) or ROR of register `r0` by `count` (not 0), as
@@ -1363,13 +1428,9 @@ impl Emitter<'_> {
         let last = i + 1 == self.n;
         // A call to a non-canonical target faults after its push, which
         // the interpreter then undoes: it is left to the interpreter.
-        // Forms that leave for the interpreter where the frame says their
-        // checks apply cannot do so as the block's first instruction (the
-        // dispatcher would enter the block again at once).
         let inline = form_of(op).filter(|f| {
             (self.bitness == 64 || !f.long_mode_only())
                 && (*f != Form::Call || x86::address::is_canonical(op.imm))
-                && (i != 0 || !matches!(f, Form::ReadTsc(_) | Form::Pause))
         });
         let Some(form) = inline else {
             self.interpret(i, op);
@@ -1423,19 +1484,17 @@ impl Emitter<'_> {
             Form::IncDec(dec) => {
                 let size = op.r0.size();
                 let a = self.rd(op.r0);
-                let cf = self.carry();
-                let cf = self.b.ins().icmp_imm_s(IntCC::NotEqual, cf, 0);
-                let cf = self.b.ins().uextend(I64, cf);
-                let r = if dec {
-                    self.b.ins().iadd_imm_s(a, -1)
-                } else {
-                    self.b.ins().iadd_imm_s(a, 1)
-                };
-                let r = self.masked(r, mask(size));
-                let one = self.iconst(1);
-                let kind = if dec { lazy::DEC } else { lazy::INC };
-                self.set_lazy(kind, size, a, one, r, cf);
+                let r = self.inc_dec(dec, size, a);
                 self.wr(op.r0, r);
+            }
+            Form::IncDecM(dec) => {
+                let size = op.ins.memory_size().size();
+                let ea = self.ea(&op.mem);
+                let a = self.load(i, op, op.mem.seg, ea, size);
+                // The store may fault: flags change only once it is done.
+                let before = self.flags_now();
+                let r = self.inc_dec(dec, size, a);
+                self.store(i, op, op.mem.seg, ea, size, r, before);
             }
             Form::Lea => {
                 let ea = self.ea(&op.mem);
@@ -1464,15 +1523,38 @@ impl Emitter<'_> {
                             self.masked(s, m)
                         }
                     };
-                    self.b.def_var(self.fa, a);
-                    self.b.def_var(self.fr, r);
-                    self.flags = FlagState::Shift {
-                        kind,
-                        size: size as u8,
-                        count,
-                    };
-                    self.wr(op.r0, r);
+                    let count = self.iconst(u64::from(count));
+                    self.shifted(op, kind, a, r, count);
                 }
+            }
+            Form::ShiftByCl(kind) => {
+                let size = op.r0.size();
+                let bits = (size * 8) as i64;
+                let cl = self.rd(op.r1);
+                let count = self
+                    .b
+                    .ins()
+                    .band_imm_s(cl, if size == 8 { 0x3F } else { 0x1F });
+                // A count of 0 changes nothing, not even the flags (whose
+                // state here could not then be known): the interpreter runs it.
+                let zero = self.b.ins().icmp_imm_s(IntCC::Equal, count, 0);
+                self.interpret_and_leave_if(zero, i, op);
+                let a = self.rd(op.r0);
+                let m = mask(size);
+                let r = match kind {
+                    0 => {
+                        let s = self.b.ins().ishl(a, count);
+                        self.masked(s, m)
+                    }
+                    1 => self.b.ins().ushr(a, count),
+                    _ => {
+                        let up = self.b.ins().ishl_imm_s(a, 64 - bits);
+                        let s = self.b.ins().sshr_imm_s(up, 64 - bits);
+                        let s = self.b.ins().sshr(s, count);
+                        self.masked(s, m)
+                    }
+                };
+                self.shifted(op, kind, a, r, count);
             }
             Form::Rotate(ror, count) => {
                 if count != 0 {
@@ -1496,10 +1578,7 @@ impl Emitter<'_> {
             Form::ReadTsc(rdtscp) => {
                 self.unless_plain(i, op, if rdtscp { PLAIN_RDTSCP } else { PLAIN_RDTSC });
                 // The interpreter charges an instruction before running it.
-                let start = self.frame_load(at::CYCLES);
-                let ic = self.env(at::IC);
-                let charged = self.b.ins().imul_imm_u(ic, (i + 1) as i64);
-                let now = self.b.ins().iadd(start, charged);
+                let now = self.cycles_after(i + 1);
                 let delta = self.env(at::TSC_DELTA);
                 let tsc = self.b.ins().iadd(now, delta);
                 if rdtscp {
