@@ -649,6 +649,15 @@ impl Emitter<'_> {
     /// Leaves through `x` when `cond` is non-zero (in a cold stub); goes on
     /// in a fresh block otherwise.
     fn exit_if(&mut self, cond: Value, x: Exit) {
+        let next = self.cold_if(cond);
+        self.jump_exit(x);
+        self.b.switch_to_block(next);
+    }
+
+    /// Branches to a fresh cold stub when `cond` is non-zero and goes on
+    /// emitting there; returns the fresh block the code goes on in
+    /// otherwise, to switch to once the stub is done.
+    fn cold_if(&mut self, cond: Value) -> Block {
         let stub = self.b.create_block();
         self.b.set_cold_block(stub);
         let next = self.b.create_block();
@@ -656,8 +665,7 @@ impl Emitter<'_> {
         self.b.seal_block(stub);
         self.b.seal_block(next);
         self.b.switch_to_block(stub);
-        self.jump_exit(x);
-        self.b.switch_to_block(next);
+        next
     }
 
     /// Goes on in a fresh block when `ok` is non-zero, else to `slow`.
@@ -1205,13 +1213,7 @@ impl Emitter<'_> {
     /// instruction `i` and the block leaves after it; the block goes on in
     /// a fresh block, with the flag state it had, otherwise.
     fn interpret_and_leave_if(&mut self, cond: Value, i: u64, op: &Op) {
-        let stub = self.b.create_block();
-        self.b.set_cold_block(stub);
-        let next = self.b.create_block();
-        self.b.ins().brif(cond, stub, &[], next, &[]);
-        self.b.seal_block(stub);
-        self.b.seal_block(next);
-        self.b.switch_to_block(stub);
+        let next = self.cold_if(cond);
         let flags = self.flags;
         self.interpret(i, op);
         let x = self.after(i, op.next_ip);
