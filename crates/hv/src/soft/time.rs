@@ -23,7 +23,9 @@
 //!   run ahead because the guest ran faster than the last interval
 //!   predicted (translated code after interpreted code), the cost per
 //!   instruction comes down instead: sleeping then would only take host
-//!   time from a guest that has work to do.
+//!   time from a guest that has work to do. Only a guest that runs ahead
+//!   at one cycle per instruction, faster than the modelled clock, is
+//!   slept for it.
 
 use softcpu::SoftCpu;
 use std::time::{Duration, Instant};
@@ -176,7 +178,9 @@ struct Step {
 /// from one interval to the next, so a burst of time outside the guest
 /// (loading, a slow userspace exit) does not make it overshoot. Virtual
 /// time more than an interval ahead of host time is slept off (at most
-/// `max_sleep` at once) only as far as the CPU was halted.
+/// `max_sleep` at once) as far as the CPU was halted, and wholly where the
+/// interval already ran at one cycle per instruction (the guest runs
+/// faster than the modelled clock, and the cost cannot come down).
 fn next_step(i: Interval, current: u32, owed: u64, max_sleep: u64) -> Step {
     let gap = i128::from(i.host) - i128::from(i.virt);
     let budget = (i128::from(i.length) + gap / 4).max(0);
@@ -192,11 +196,12 @@ fn next_step(i: Interval, current: u32, owed: u64, max_sleep: u64) -> Step {
     });
     let ahead = i.virt.saturating_sub(i.host.saturating_add(i.length));
     let owed = if ahead == 0 { 0 } else { owed + i.idle };
-    let sleep = ahead.min(owed).min(max_sleep);
+    let sleepable = if current <= 1 { ahead } else { ahead.min(owed) };
+    let sleep = sleepable.min(max_sleep);
     Step {
         instruction_cycles,
         sleep,
-        owed: owed - sleep,
+        owed: owed.saturating_sub(sleep),
     }
 }
 
@@ -245,6 +250,16 @@ mod tests {
         let s = next_step(busy(150_000_000, 100_000_000, 1_000_000), 8, 0, MS10);
         assert_eq!(s.instruction_cycles, Some(7));
         assert_eq!((s.sleep, s.owed), (0, 0));
+    }
+
+    #[test]
+    fn a_guest_faster_than_the_clock_sleeps() {
+        // At one cycle per instruction and still 50M cycles ahead: the
+        // cost cannot come down, so the 30M beyond an interval are slept
+        // (at most 20M at once).
+        let s = next_step(busy(150_000_000, 100_000_000, 100_000_000), 1, 0, MS10);
+        assert_eq!(s.instruction_cycles, Some(1));
+        assert_eq!((s.sleep, s.owed), (MS10, 0));
     }
 
     #[test]
